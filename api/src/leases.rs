@@ -1,0 +1,47 @@
+//! `GET /api/leases`: every lease of the caller — active, expired and deleted — newest first.
+
+use axum::extract::{RawQuery, State};
+use axum::Json;
+use serde_json::{json, Value};
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::headers::query_map;
+use crate::render;
+use crate::state::AppState;
+
+pub const PAGE_DEFAULT: usize = 50;
+pub const PAGE_MAX: usize = 200;
+const CURSOR_MAX_LEN: usize = 256;
+
+pub async fn list(State(state): State<AppState>, caller: Caller, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
+    let q = query_map(raw.as_deref())?;
+    let limit = match q.get("limit") {
+        None => PAGE_DEFAULT,
+        Some(s) => match s.parse::<usize>() {
+            Ok(n) if (1..=PAGE_MAX).contains(&n) => n,
+            _ => {
+                return Err(ApiError::InvalidValue {
+                    field: "limit",
+                    reason: format!("must be an integer from 1 to {PAGE_MAX}"),
+                })
+            }
+        },
+    };
+    let cursor = q.get("cursor").map(String::as_str);
+    if let Some(c) = cursor {
+        if c.len() > CURSOR_MAX_LEN || hex::decode(c).is_err() {
+            return Err(ApiError::BadRequest("malformed cursor".into()));
+        }
+    }
+    let reader = state.ledger.linearizable().await?;
+    let page = reader.leases_by_owner(&caller.account_id, cursor, limit)?;
+    let now_ms = state.ledger.now_ms();
+    let leases: Vec<Value> = page.leases.iter().map(|l| render::lease(l, now_ms)).collect();
+    Ok(Json(json!({
+        "status": "ok",
+        "count": leases.len(),
+        "leases": leases,
+        "next_cursor": page.next_cursor,
+    })))
+}

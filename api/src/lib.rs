@@ -1,0 +1,67 @@
+//! Relay's HTTP API. The map:
+//!
+//! - [`router`]: every route, the metrics middleware and the JSON fallbacks.
+//! - One module per resource: [`store`] (create, download, delete), [`leases`] (listing),
+//!   [`pricing`] (pricing and quotes), [`health`].
+//! - [`auth`]: `Authorization: Bearer rs_live_…` → [`auth::Caller`].
+//! - [`error`]: [`ApiError`] and its one mapping to status codes and JSON bodies.
+//! - [`objects`]: streaming, hashing object store I/O.
+//! - [`headers`], [`range`], [`render`], [`ids`]: parsing in, formatting out.
+//!
+//! Handlers translate HTTP to ledger commands; business rules live in the ledger.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod headers;
+pub mod health;
+pub mod ids;
+pub mod leases;
+pub mod metrics;
+pub mod objects;
+pub mod pricing;
+pub mod range;
+pub mod render;
+pub mod state;
+pub mod store;
+
+use std::any::Any;
+
+use axum::http::{Response, StatusCode};
+use axum::routing::{delete, get, post};
+use axum::{middleware, Router};
+use tower_http::catch_panic::CatchPanicLayer;
+
+pub use config::ApiConfig;
+pub use error::ApiError;
+pub use metrics::Metrics;
+pub use state::AppState;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/store", post(store::create))
+        .route("/api/store/{lease_id}", delete(store::delete))
+        .route("/api/download/{lease_id}", get(store::download))
+        .route("/api/leases", get(leases::list))
+        .route("/api/pricing", get(pricing::pricing))
+        .route("/api/quote", get(pricing::quote))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::serve))
+        .fallback(|| async { ApiError::NotFound("route") })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .with_state(state)
+}
+
+/// A panic is a bug; the client still gets the JSON error shape.
+fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response<axum::body::Body> {
+    tracing::error!("handler panicked");
+    let body = r#"{"status":"error","error":{"code":"internal","message":"internal error"}}"#;
+    Response::builder()
+        .status(StatusCode::INTERNAL_SERVER_ERROR)
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(body))
+        .expect("static response")
+}

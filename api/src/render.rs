@@ -1,0 +1,98 @@
+//! How ledger values look in JSON: timestamps, durations, money, leases.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use relay_raft::{Lease, LeaseKind, LeaseState};
+use serde_json::{json, Value};
+
+/// `2026-04-19T22:00:00.000Z`.
+pub fn timestamp(ms: u64) -> String {
+    let ms = i64::try_from(ms).unwrap_or(i64::MAX);
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+        .to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// `1.0 hour`, `2.5 days`, `90.0 seconds` → the largest unit that is at least one.
+pub fn duration_human(seconds: u64) -> String {
+    let units = [(86_400u64, "day"), (3_600, "hour"), (60, "minute"), (1, "second")];
+    let (size, name) = units
+        .iter()
+        .copied()
+        .find(|(size, _)| seconds >= *size)
+        .unwrap_or((1, "second"));
+    let value = seconds as f64 / size as f64;
+    let plural = if (value - 1.0).abs() < f64::EPSILON { "" } else { "s" };
+    format!("{value:.1} {name}{plural}")
+}
+
+pub fn usdc(micros: u64) -> f64 {
+    micros as f64 / 1_000_000.0
+}
+
+/// A lease as its owner sees it in listings.
+pub fn lease(lease: &Lease, now_ms: u64) -> Value {
+    let mut v = json!({
+        "lease_id": lease.lease_id,
+        "ledger_id": lease.ledger_id,
+        "kind": lease.kind.name(),
+        "status": lease.status_at(now_ms),
+        "created_at": timestamp(lease.created_at_ms),
+        "expires_at": timestamp(lease.expires_at_ms),
+        "duration_seconds": lease.duration_seconds,
+        "duration_human": duration_human(lease.duration_seconds),
+        "cost_micros": lease.cost_micros.to_string(),
+        "paid_usdc": usdc(lease.cost_micros),
+        "access_count": lease.access_count,
+        "access_history": lease.recent_access.iter().map(|a| json!({
+            "at": timestamp(a.at_ms),
+            "actor": a.actor,
+        })).collect::<Vec<_>>(),
+    });
+    match lease.state {
+        LeaseState::Deleted { at_ms } => v["deleted_at"] = json!(timestamp(at_ms)),
+        LeaseState::Expired { at_ms } => v["expired_at"] = json!(timestamp(at_ms)),
+        LeaseState::Active if now_ms >= lease.expires_at_ms => v["expired_at"] = json!(timestamp(lease.expires_at_ms)),
+        LeaseState::Active => {}
+    }
+    match &lease.kind {
+        LeaseKind::Storage {
+            object_key,
+            file_name,
+            content_type,
+            size_bytes,
+            blake3_hex,
+        } => {
+            v["object_key"] = json!(object_key);
+            v["file_name"] = json!(file_name);
+            v["content_type"] = json!(content_type);
+            v["size_bytes"] = json!(size_bytes);
+            v["blake3"] = json!(blake3_hex);
+        }
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The reference's receipt examples: one hour reads "1.0 hour".
+    #[test]
+    fn durations_read_like_the_reference() {
+        assert_eq!(duration_human(3600), "1.0 hour");
+        assert_eq!(duration_human(7200), "2.0 hours");
+        assert_eq!(duration_human(60), "1.0 minute");
+        assert_eq!(duration_human(90), "1.5 minutes");
+        assert_eq!(duration_human(86_400 * 7), "7.0 days");
+        assert_eq!(duration_human(1), "1.0 second");
+        assert_eq!(duration_human(0), "0.0 seconds");
+    }
+
+    /// Timestamps are UTC with milliseconds and a Z.
+    #[test]
+    fn timestamps_have_milliseconds() {
+        assert_eq!(timestamp(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(timestamp(1_776_636_000_123), "2026-04-19T22:00:00.123Z");
+        assert!(!timestamp(u64::MAX).is_empty());
+    }
+}

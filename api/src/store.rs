@@ -1,0 +1,344 @@
+//! Storage leases: `POST /api/store`, `GET /api/download/:lease_id`, `DELETE /api/store/:lease_id`.
+
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::header::{self, HeaderMap, HeaderValue};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use relay_raft::command::NewLease;
+use relay_raft::{AccessActor, Command, IdempotencyKey, Lease, LeaseKind, Outcome};
+use serde_json::json;
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::headers::{check_duration, idempotency_key, optional_str, required_str, required_u64};
+use crate::state::AppState;
+use crate::{ids, objects, range, render};
+
+const FILE_NAME_MAX_BYTES: usize = 255;
+const CONTENT_TYPE_MAX_BYTES: usize = 255;
+
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let size_bytes = required_u64(&headers, "x-size-bytes")?;
+    let duration_seconds = required_u64(&headers, "x-duration-seconds")?;
+    let file_name = file_name(&headers)?;
+    let content_type = content_type(&headers)?;
+    let idempotency = idempotency_key(&headers)?;
+    let cfg = &state.config;
+    if size_bytes > cfg.max_object_bytes {
+        return Err(ApiError::TooLarge {
+            what: "X-Size-Bytes",
+            limit: cfg.max_object_bytes,
+        });
+    }
+    check_duration(duration_seconds, cfg.min_duration_seconds, cfg.max_duration_seconds)?;
+    if let Some(length) = optional_str(&headers, "content-length")? {
+        if length.parse::<u64>().ok() != Some(size_bytes) {
+            return Err(ApiError::SizeMismatch {
+                declared: size_bytes,
+                received: length.parse().unwrap_or(0),
+            });
+        }
+    }
+    let cost_micros = cfg.pricing.price_micros(size_bytes, duration_seconds);
+    // Refuse before taking the bytes when the balance clearly cannot pay; the ledger checks again.
+    if let Some(account) = state.ledger.reader().account(&caller.account_id)? {
+        if account.balance_micros < cost_micros {
+            return Err(ApiError::InsufficientBalance {
+                balance_micros: account.balance_micros,
+                needed_micros: cost_micros,
+            });
+        }
+    }
+
+    let _slot = state
+        .upload_slots
+        .acquire()
+        .await
+        .map_err(|_| ApiError::Unavailable("shutting down".into()))?;
+    let object_key = ids::blob_key();
+    let uploaded = objects::upload(
+        &state.objects,
+        &object_key,
+        body,
+        size_bytes,
+        cfg.single_put_max_bytes,
+        cfg.multipart_part_bytes,
+    )
+    .await?;
+    state.metrics.bytes_uploaded.inc_by(uploaded.size_bytes);
+
+    let new = NewLease {
+        lease_id: ids::lease_id(),
+        ledger_id: ids::ledger_id(),
+        owner: caller.account_id.clone(),
+        kind: LeaseKind::Storage {
+            object_key: uploaded.object_key,
+            file_name,
+            content_type,
+            size_bytes: uploaded.size_bytes,
+            blake3_hex: uploaded.blake3_hex,
+        },
+        duration_seconds,
+        cost_micros,
+    };
+    let idem = idempotency.map(|key| IdempotencyKey {
+        scope: caller.account_id.clone(),
+        key,
+    });
+    let outcome = state.ledger.write(idem, Command::CreateLease(new)).await;
+    let lease = match outcome {
+        Ok(Ok(Outcome::LeaseCreated { lease, .. })) => lease,
+        Ok(Ok(other)) => {
+            objects::discard(&state.objects, &object_key).await;
+            return Err(ApiError::Internal(format!("unexpected ledger outcome {other:?}")));
+        }
+        Ok(Err(rejection)) => {
+            objects::discard(&state.objects, &object_key).await;
+            return Err(ApiError::from_rejection(rejection, "account"));
+        }
+        Err(e) => {
+            // Unknown outcome: the blob stays only if the command did commit (the orphan sweeper
+            // handles the rare case of a lost answer); here the write is not acknowledged.
+            objects::discard(&state.objects, &object_key).await;
+            return Err(e.into());
+        }
+    };
+    // A retried request (same Idempotency-Key) answers with the first lease; our bytes are spare.
+    if !lease.kind.object_keys().contains(&object_key) {
+        objects::discard(&state.objects, &object_key).await;
+    }
+    Ok((StatusCode::CREATED, Json(receipt(&lease))).into_response())
+}
+
+fn receipt(lease: &Lease) -> serde_json::Value {
+    let LeaseKind::Storage {
+        object_key, size_bytes, ..
+    } = &lease.kind;
+    json!({
+        "status": "ok",
+        "actor_type": "account",
+        "lease_id": lease.lease_id,
+        "object_key": object_key,
+        "expires_at": render::timestamp(lease.expires_at_ms),
+        "duration_seconds": lease.duration_seconds,
+        "duration_human": render::duration_human(lease.duration_seconds),
+        "size_bytes": size_bytes,
+        "cost_micros": lease.cost_micros.to_string(),
+        "paid_usdc": render::usdc(lease.cost_micros),
+        "ledger_id": lease.ledger_id,
+    })
+}
+
+/// A lease id from the path; malformed ids cannot exist, so they are 404 like unknown ones.
+pub fn lease_id_param(path: Result<Path<String>, PathRejection>) -> ApiResult<String> {
+    match path {
+        Ok(Path(id)) if ids::is_lease_id(&id) => Ok(id),
+        _ => Err(ApiError::NotFound("lease")),
+    }
+}
+
+pub async fn download(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let lease_id = lease_id_param(path)?;
+    // The access record is a linearizable write that also checks ownership and expiry with the
+    // leader's clock, so a lease is never served after `expires_at` or after a delete.
+    let lease = match state
+        .ledger
+        .write(
+            None,
+            Command::RecordAccess {
+                lease_id,
+                actor: AccessActor::Owner,
+                owner: Some(caller.account_id),
+            },
+        )
+        .await?
+    {
+        Ok(Outcome::AccessRecorded { lease }) => lease,
+        Ok(other) => return Err(ApiError::Internal(format!("unexpected ledger outcome {other:?}"))),
+        Err(rejection) => return Err(ApiError::from_rejection(rejection, "lease")),
+    };
+    serve_object(&state, &lease, &headers).await
+}
+
+/// Streams a Storage lease's bytes with its type, name, and range support.
+pub async fn serve_object(state: &AppState, lease: &Lease, headers: &HeaderMap) -> ApiResult<Response> {
+    let LeaseKind::Storage {
+        object_key,
+        file_name,
+        content_type,
+        size_bytes,
+        blake3_hex,
+    } = &lease.kind;
+    let range_header = optional_str(headers, "range").ok().flatten();
+    let range = range::parse(range_header, *size_bytes)?;
+    let body = objects::open(
+        &state.objects,
+        object_key,
+        range.clone(),
+        blake3_hex,
+        state.metrics.clone(),
+    )
+    .await?;
+    let (status, length) = match &range {
+        Some(r) => (StatusCode::PARTIAL_CONTENT, r.end - r.start),
+        None => (StatusCode::OK, *size_bytes),
+    };
+    state.metrics.bytes_downloaded.inc_by(length);
+    let mut response = Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, content_type.as_str())
+        .header(header::CONTENT_LENGTH, length)
+        .header(header::CONTENT_DISPOSITION, content_disposition(file_name))
+        .header(header::ETAG, format!("\"{blake3_hex}\""))
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header("x-lease-expires-at", render::timestamp(lease.expires_at_ms));
+    if let Some(r) = &range {
+        response = response.header(
+            header::CONTENT_RANGE,
+            format!("bytes {}-{}/{}", r.start, r.end - 1, size_bytes),
+        );
+    }
+    response.body(body).map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<Response> {
+    let lease_id = lease_id_param(path)?;
+    match state
+        .ledger
+        .write(
+            None,
+            Command::DeleteLease {
+                owner: caller.account_id,
+                lease_id,
+            },
+        )
+        .await?
+    {
+        Ok(Outcome::LeaseDeleted { lease }) => Ok(Json(json!({
+            "status": "ok",
+            "lease_id": lease.lease_id,
+            "deleted": true,
+            "refund_micros": "0",
+        }))
+        .into_response()),
+        Ok(other) => Err(ApiError::Internal(format!("unexpected ledger outcome {other:?}"))),
+        Err(rejection) => Err(ApiError::from_rejection(rejection, "lease")),
+    }
+}
+
+fn file_name(headers: &HeaderMap) -> ApiResult<String> {
+    const NAME: &str = "x-file-name";
+    let raw = headers.get(NAME).ok_or(ApiError::MissingHeader(NAME))?;
+    // Names may be UTF-8 (clients often send raw UTF-8 bytes in this header).
+    let name = std::str::from_utf8(raw.as_bytes())
+        .map_err(|_| ApiError::InvalidHeader {
+            name: NAME,
+            reason: "must be UTF-8".into(),
+        })?
+        .trim();
+    if name.is_empty() || name.len() > FILE_NAME_MAX_BYTES {
+        return Err(ApiError::InvalidHeader {
+            name: NAME,
+            reason: format!("must be 1 to {FILE_NAME_MAX_BYTES} bytes"),
+        });
+    }
+    if name.chars().any(|c| c.is_control() || c == '/' || c == '\\') || name == "." || name == ".." {
+        return Err(ApiError::InvalidHeader {
+            name: NAME,
+            reason: "must be a plain file name".into(),
+        });
+    }
+    Ok(name.to_string())
+}
+
+fn content_type(headers: &HeaderMap) -> ApiResult<String> {
+    const NAME: &str = "content-type";
+    let Some(value) = optional_str(headers, NAME)? else {
+        return Ok("application/octet-stream".into());
+    };
+    let (essence, _) = value.split_once(';').unwrap_or((value, ""));
+    let valid_token = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+    };
+    let well_formed = essence
+        .trim()
+        .split_once('/')
+        .is_some_and(|(t, s)| valid_token(t) && valid_token(s));
+    if value.is_empty() || value.len() > CONTENT_TYPE_MAX_BYTES || !well_formed {
+        return Err(ApiError::InvalidHeader {
+            name: NAME,
+            reason: "must be a media type like text/plain".into(),
+        });
+    }
+    Ok(value.to_string())
+}
+
+/// `attachment; filename="ascii"; filename*=UTF-8''percent-encoded` (RFC 6266).
+fn content_disposition(name: &str) -> HeaderValue {
+    const UNSAFE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'.').remove(b'-').remove(b'_');
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let value = format!(
+        "attachment; filename=\"{ascii}\"; filename*=UTF-8''{}",
+        utf8_percent_encode(name, UNSAFE)
+    );
+    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("attachment"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Non-ASCII names keep an ASCII fallback and an exact UTF-8 form.
+    #[test]
+    fn content_disposition_carries_both_forms() {
+        let v = content_disposition("résumé \"final\".pdf");
+        let s = v.to_str().unwrap();
+        assert!(s.starts_with("attachment; filename=\"r_sum_ _final_.pdf\""), "{s}");
+        assert!(s.contains("filename*=UTF-8''r%C3%A9sum%C3%A9%20%22final%22.pdf"), "{s}");
+    }
+
+    /// Media types must have a type and a subtype made of token characters.
+    #[test]
+    fn content_types_are_checked() {
+        let mut h = HeaderMap::new();
+        for (value, ok) in [
+            ("text/plain", true),
+            ("application/json; charset=utf-8", true),
+            ("text", false),
+            ("/x", false),
+            ("a b/c", false),
+        ] {
+            h.insert("content-type", HeaderValue::from_str(value).unwrap());
+            assert_eq!(content_type(&h).is_ok(), ok, "{value}");
+        }
+    }
+}

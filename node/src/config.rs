@@ -1,0 +1,160 @@
+//! `relay serve` configuration: every flag also reads `RELAY_<FLAG>` from the environment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "relay",
+    version,
+    about = "Relay: a replicated lease store for software agents"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Commands,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Commands {
+    /// Run a node. With no flags: one node, RocksDB and objects under ./relay-data.
+    Serve(ServeArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// This node's id in the cluster (1 or more).
+    #[arg(long, env = "RELAY_NODE_ID", default_value_t = 1)]
+    pub node_id: u64,
+    /// Public HTTP API address (port 0 picks a free port; the chosen one is printed).
+    #[arg(long, env = "RELAY_HTTP", default_value = "127.0.0.1:8080")]
+    pub http: String,
+    /// Inter-node Raft address, recorded in the membership.
+    #[arg(long, env = "RELAY_RAFT", default_value = "127.0.0.1:9080")]
+    pub raft: String,
+    /// Where the ledger (RocksDB), snapshots and, by default, object bytes live.
+    #[arg(long, env = "RELAY_DATA_DIR", default_value = "./relay-data")]
+    pub data_dir: PathBuf,
+    /// Object store URL; default `file://<data-dir>/objects`.
+    #[arg(long, env = "RELAY_OBJECTS")]
+    pub objects: Option<String>,
+    /// API key of the bootstrap account (`rs_live_…`); generated on first start when absent.
+    #[arg(long, env = "RELAY_BOOTSTRAP_API_KEY", hide_env_values = true)]
+    pub bootstrap_api_key: Option<String>,
+    /// Opening balance of the bootstrap account, in USDC (up to 6 decimals).
+    #[arg(long, env = "RELAY_BOOTSTRAP_BALANCE_USDC", default_value = "100")]
+    pub bootstrap_balance_usdc: String,
+    /// Shortest lease a client may buy, seconds (tests use 1).
+    #[arg(long, env = "RELAY_MIN_DURATION_SECONDS", default_value_t = 60)]
+    pub min_duration_seconds: u64,
+    /// Longest lease a client may buy, seconds.
+    #[arg(long, env = "RELAY_MAX_DURATION_SECONDS", default_value_t = 365 * 86_400)]
+    pub max_duration_seconds: u64,
+    /// Largest object a Storage lease may hold, bytes.
+    #[arg(long, env = "RELAY_MAX_OBJECT_BYTES", default_value_t = 5 << 30)]
+    pub max_object_bytes: u64,
+    /// Price in micro-USDC per GiB-day.
+    #[arg(long, env = "RELAY_RATE_MICROS_PER_GB_DAY", default_value_t = 1_000)]
+    pub rate_micros_per_gb_day: u64,
+    /// Minimum charge per lease, micro-USDC.
+    #[arg(long, env = "RELAY_MIN_CHARGE_MICROS", default_value_t = 29)]
+    pub min_charge_micros: u64,
+    /// Snapshot the ledger (and purge the log behind it) every this many entries.
+    #[arg(long, env = "RELAY_SNAPSHOT_EVERY_ENTRIES", default_value_t = 10_000)]
+    pub snapshot_every_entries: u64,
+    /// How often the leader looks for due expiries and bytes to delete, milliseconds.
+    #[arg(long, env = "RELAY_SWEEP_INTERVAL_MS", default_value_t = 200)]
+    pub sweep_interval_ms: u64,
+    /// How long SIGTERM waits for in-flight requests, seconds.
+    #[arg(long, env = "RELAY_SHUTDOWN_TIMEOUT_SECONDS", default_value_t = 10)]
+    pub shutdown_timeout_seconds: u64,
+}
+
+/// A configuration value that cannot work.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl ServeArgs {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |msg: String| Err(ConfigError(msg));
+        if self.node_id == 0 {
+            return bad("--node-id must be at least 1".into());
+        }
+        if self.http.parse::<SocketAddr>().is_err() {
+            return bad(format!("--http {:?} is not an IP:port address", self.http));
+        }
+        if self.min_duration_seconds == 0 || self.min_duration_seconds > self.max_duration_seconds {
+            return bad("need 1 <= --min-duration-seconds <= --max-duration-seconds".into());
+        }
+        if !(50..=60_000).contains(&self.sweep_interval_ms) {
+            return bad("--sweep-interval-ms must be within 50..=60000".into());
+        }
+        if self.snapshot_every_entries < 100 {
+            return bad("--snapshot-every-entries must be at least 100".into());
+        }
+        if let Some(key) = &self.bootstrap_api_key {
+            if !relay_api::auth::is_well_formed_key(key) {
+                return bad(
+                    "--bootstrap-api-key must look like rs_live_ followed by 16 to 120 letters, digits, _ or -".into(),
+                );
+            }
+        }
+        self.bootstrap_balance_micros()?;
+        Ok(())
+    }
+
+    /// `"12.5"` USDC → 12_500_000 micro-USDC, exactly (no floating point).
+    pub fn bootstrap_balance_micros(&self) -> Result<u64, ConfigError> {
+        parse_usdc_micros(&self.bootstrap_balance_usdc).ok_or_else(|| {
+            ConfigError(format!(
+                "--bootstrap-balance-usdc {:?} is not an amount like 100 or 0.25",
+                self.bootstrap_balance_usdc
+            ))
+        })
+    }
+
+    pub fn objects_url(&self) -> String {
+        self.objects
+            .clone()
+            .unwrap_or_else(|| format!("file://{}", self.data_dir.join("objects").display()))
+    }
+}
+
+fn parse_usdc_micros(text: &str) -> Option<u64> {
+    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || !digits(whole) || !digits(frac) || frac.len() > 6 {
+        return None;
+    }
+    let whole: u64 = whole.parse().ok()?;
+    let frac: u64 = format!("{frac:0<6}").parse().ok()?;
+    whole.checked_mul(1_000_000)?.checked_add(frac)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Balances convert exactly, and anything that is not a plain amount is refused.
+    #[test]
+    fn usdc_amounts_parse_exactly() {
+        assert_eq!(parse_usdc_micros("100"), Some(100_000_000));
+        assert_eq!(parse_usdc_micros("0.25"), Some(250_000));
+        assert_eq!(parse_usdc_micros("1.000001"), Some(1_000_001));
+        for bad in ["", "-1", "1.2345678", "abc", "1e3", ".5", "99999999999999999999"] {
+            assert_eq!(parse_usdc_micros(bad), None, "{bad}");
+        }
+    }
+
+    /// The defaults are valid and describe the embedded single node.
+    #[test]
+    fn defaults_validate() {
+        let cli = Cli::parse_from(["relay", "serve"]);
+        let Commands::Serve(args) = cli.command;
+        args.validate().unwrap();
+        assert_eq!(args.http, "127.0.0.1:8080");
+        assert_eq!(args.objects_url(), "file://./relay-data/objects");
+    }
+}

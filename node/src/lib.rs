@@ -1,0 +1,44 @@
+//! The `relay` node: it wires the ledger ([`relay_raft`]) and the HTTP API ([`relay_api`]).
+//!
+//! - [`config`]: flags and `RELAY_*` environment, validated before anything starts.
+//! - [`server`]: startup step by step, and the SIGTERM shutdown.
+//! - [`bootstrap`]: the first account and its API key.
+//! - [`workers`]: the leader's sweeper (expiry) and GC (object deletion).
+
+pub mod bootstrap;
+pub mod config;
+pub mod objects;
+pub mod server;
+pub mod workers;
+
+use std::process::ExitCode;
+
+use config::{Cli, Commands};
+
+pub fn run(cli: Cli) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("relay: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        Commands::Serve(args) => runtime.block_on(server::serve(args)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "relay stopped with an error");
+            eprintln!("relay: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

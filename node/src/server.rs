@@ -1,0 +1,149 @@
+//! `relay serve`: startup in logged steps, then serve until SIGTERM/SIGINT, then shut down in order:
+//! stop accepting, finish in-flight requests (bounded), stop workers, stop Raft, exit 0.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use relay_api::{ApiConfig, AppState, Metrics};
+use relay_raft::pricing::Pricing;
+use relay_raft::{Ledger, LedgerConfig, LedgerError, RelayNode, StoreError};
+use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::config::{ConfigError, ServeArgs};
+use crate::{bootstrap, objects, workers};
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("data directory {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error("object store: {0}")]
+    Objects(String),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("bootstrap: {0}")]
+    Bootstrap(String),
+    #[error("http listener {addr}: {source}")]
+    Listen { addr: String, source: std::io::Error },
+    #[error("signal handler: {0}")]
+    Signal(std::io::Error),
+}
+
+pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
+    args.validate()?;
+    info!(node_id = args.node_id, http = %args.http, raft = %args.raft, data_dir = %args.data_dir.display(), "step 1/6: configuration valid");
+
+    std::fs::create_dir_all(&args.data_dir).map_err(|source| NodeError::DataDir {
+        path: args.data_dir.display().to_string(),
+        source,
+    })?;
+    let objects_url = args.objects_url();
+    let store = objects::open(&objects_url)?;
+    info!(objects = %objects_url, "step 2/6: object store open");
+
+    let listener = TcpListener::bind(&args.http)
+        .await
+        .map_err(|source| NodeError::Listen {
+            addr: args.http.clone(),
+            source,
+        })?;
+    let http_addr: SocketAddr = listener.local_addr().map_err(|source| NodeError::Listen {
+        addr: args.http.clone(),
+        source,
+    })?;
+
+    let ledger = Arc::new(
+        Ledger::start(LedgerConfig {
+            node_id: args.node_id,
+            dir: args.data_dir.join("ledger"),
+            node: RelayNode {
+                raft_addr: args.raft.clone(),
+                http_addr: http_addr.to_string(),
+            },
+            snapshot_every_entries: args.snapshot_every_entries,
+            request_timeout: Duration::from_secs(10),
+        })
+        .await?,
+    );
+    let fresh = ledger
+        .bootstrap_single(RelayNode {
+            raft_addr: args.raft.clone(),
+            http_addr: http_addr.to_string(),
+        })
+        .await?;
+    info!(initialized_now = fresh, "step 3/6: ledger open (single-node cluster)");
+    ledger.wait_ready(Duration::from_secs(30)).await?;
+    info!(status = ?ledger.status(), "step 4/6: leader elected, state caught up");
+
+    bootstrap::ensure_account(
+        &ledger,
+        &args.data_dir,
+        args.bootstrap_api_key.as_deref(),
+        args.bootstrap_balance_micros()?,
+    )
+    .await?;
+
+    let metrics = Metrics::new();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let sweeper = tokio::spawn(workers::run_sweeper(
+        ledger.clone(),
+        store.clone(),
+        metrics.clone(),
+        Duration::from_millis(args.sweep_interval_ms),
+        stop_rx,
+    ));
+    info!(interval_ms = args.sweep_interval_ms, "step 5/6: sweeper and gc started");
+
+    let api_config = ApiConfig {
+        pricing: Pricing {
+            rate_micros_per_gb_day: args.rate_micros_per_gb_day,
+            min_charge_micros: args.min_charge_micros,
+        },
+        min_duration_seconds: args.min_duration_seconds,
+        max_duration_seconds: args.max_duration_seconds,
+        max_object_bytes: args.max_object_bytes,
+        ..ApiConfig::default()
+    };
+    let app = relay_api::router(AppState::new(ledger.clone(), store, api_config, metrics));
+    let mut term = signal(SignalKind::terminate()).map_err(NodeError::Signal)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(NodeError::Signal)?;
+    let (drain_tx, mut drain_rx) = watch::channel(false);
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = drain_rx.changed().await;
+            })
+            .await
+    });
+    info!(%http_addr, "step 6/6: serving HTTP");
+    println!("relay: listening on http://{http_addr}");
+
+    let which = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    info!(signal = which, "shutdown: draining in-flight requests");
+    let _ = drain_tx.send(true);
+    let grace = Duration::from_secs(args.shutdown_timeout_seconds);
+    match tokio::time::timeout(grace, server).await {
+        Ok(Ok(Ok(()))) => info!("shutdown: http drained"),
+        Ok(Ok(Err(e))) => warn!(error = %e, "shutdown: http server error"),
+        Ok(Err(e)) => warn!(error = %e, "shutdown: http task failed"),
+        Err(_) => warn!(
+            seconds = args.shutdown_timeout_seconds,
+            "shutdown: in-flight requests cut off after the grace period"
+        ),
+    }
+    let _ = stop_tx.send(true);
+    let _ = sweeper.await;
+    ledger.shutdown().await;
+    info!("shutdown: complete");
+    Ok(())
+}

@@ -1,0 +1,222 @@
+//! Starts real `relay` processes on loopback with temp dirs, and cleans them up.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub const KEY: &str = "rs_live_testkey0123456789abcdef";
+
+pub struct Relay {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    args: Vec<String>,
+    pub base: String,
+    pub key: String,
+    /// Lines the process printed on stdout, in order.
+    pub stdout: Vec<String>,
+}
+
+impl Relay {
+    /// A node with a known API key and leases allowed down to one second.
+    pub fn start(extra: &[&str]) -> Relay {
+        let mut args = vec!["--bootstrap-api-key", KEY, "--min-duration-seconds", "1"];
+        args.extend_from_slice(extra);
+        Relay::start_raw(&args, KEY)
+    }
+
+    /// A node started with exactly `extra` (plus address and data dir).
+    pub fn start_raw(extra: &[&str], key: &str) -> Relay {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut relay = Relay {
+            child: None,
+            dir,
+            args: extra.iter().map(|s| s.to_string()).collect(),
+            base: String::new(),
+            key: key.to_string(),
+            stdout: Vec::new(),
+        };
+        relay.spawn();
+        relay
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn objects_dir(&self) -> PathBuf {
+        self.dir.path().join("objects")
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("relay.log"))
+            .expect("log file");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_relay"))
+            .arg("serve")
+            .args(["--http", "127.0.0.1:0", "--raft", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(self.dir.path())
+            .args(&self.args)
+            .env("RUST_LOG", "info,openraft=warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn relay");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        self.child = Some(child);
+        loop {
+            match rx.recv_timeout(Duration::from_secs(60)) {
+                Ok(line) => {
+                    self.stdout.push(line.clone());
+                    if let Some(addr) = line.strip_prefix("relay: listening on ") {
+                        self.base = addr.trim().to_string();
+                        break;
+                    }
+                }
+                Err(_) => panic!("relay did not start; log:\n{}", self.logs()),
+            }
+        }
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || while rx.recv().is_ok() {});
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("relay.log")).unwrap_or_default()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().expect("running").id() as i32
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then wait (bounded) for the exit status.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        for _ in 0..300 {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        panic!("relay did not exit within 15 s of SIGTERM; log:\n{}", self.logs());
+    }
+
+    /// Starts again on the same data dir (a new HTTP port).
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop it first");
+        self.stdout.clear();
+        self.spawn();
+    }
+
+    pub fn auth(&self) -> String {
+        format!("Bearer {}", self.key)
+    }
+
+    /// POST /api/store with the given bytes and duration; returns the receipt.
+    pub async fn store(&self, client: &reqwest::Client, name: &str, body: Vec<u8>, duration_s: u64) -> serde_json::Value {
+        let resp = client
+            .post(self.url("/api/store"))
+            .header("authorization", self.auth())
+            .header("x-file-name", name)
+            .header("x-size-bytes", body.len().to_string())
+            .header("x-duration-seconds", duration_s.to_string())
+            .header("content-type", "application/octet-stream")
+            .body(body)
+            .send()
+            .await
+            .expect("store request");
+        let status = resp.status();
+        let json: serde_json::Value = resp.json().await.expect("json receipt");
+        assert_eq!(status, 201, "store failed: {json}");
+        json
+    }
+
+    pub async fn download(&self, client: &reqwest::Client, lease_id: &str) -> reqwest::Response {
+        client
+            .get(self.url(&format!("/api/download/{lease_id}")))
+            .header("authorization", self.auth())
+            .send()
+            .await
+            .expect("download request")
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client")
+}
+
+/// Deterministic test bytes.
+pub fn bytes(len: usize, seed: u8) -> Vec<u8> {
+    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+}
+
+/// Milliseconds since the epoch of an RFC 3339 timestamp like `2026-04-19T22:00:00.000Z`.
+pub fn parse_ms(ts: &str) -> u64 {
+    chrono_free_parse(ts)
+}
+
+// A tiny RFC 3339 parser (UTC, `Z`, milliseconds), so tests need no date crate.
+fn chrono_free_parse(ts: &str) -> u64 {
+    let n = |a: usize, b: usize| ts[a..b].parse::<i64>().expect("timestamp digits");
+    let (y, m, d, hh, mm, ss, ms) = (n(0, 4), n(5, 7), n(8, 10), n(11, 13), n(14, 16), n(17, 19), n(20, 23));
+    // Days from civil (Howard Hinnant's algorithm).
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = if y2 >= 0 { y2 } else { y2 - 399 } / 400;
+    let yoe = y2 - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    ((days * 86_400 + hh * 3600 + mm * 60 + ss) * 1000 + ms) as u64
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+/// Files under a directory, recursively.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return out };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}

@@ -1,0 +1,108 @@
+//! The ledger's vocabulary: every state change is one [`Command`], answered by one [`Response`].
+//!
+//! Domain outcomes (not found, gone, insufficient balance) are values of [`Response`], never Raft
+//! errors: a Raft error means "not applied, or unknown".
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{AccessActor, Lease, LeaseKind};
+
+/// A command as it travels through the Raft log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    /// The proposing leader's wall clock. The state machine never reads a clock of its own.
+    pub now_ms: u64,
+    /// Makes a retried command answer with the first answer instead of applying twice.
+    pub idempotency: Option<IdempotencyKey>,
+    pub command: Command,
+}
+
+/// `scope` is the account the key belongs to, so two accounts can use the same key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotencyKey {
+    pub scope: String,
+    pub key: String,
+}
+
+/// Maximum length of a client-supplied idempotency key.
+pub const IDEMPOTENCY_KEY_MAX_LEN: usize = 128;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Create an account with an opening balance. Creating an existing account is a no-op.
+    CreateAccount { account_id: String, balance_micros: u64 },
+    /// Let an API key (stored as its blake3 hash, hex) act for an account.
+    AddApiKey { account_id: String, key_hash_hex: String },
+    /// Debit the owner and create the lease, or do neither.
+    CreateLease(NewLease),
+    /// Append to a lease's access history. With `owner`, only that owner's lease counts; the
+    /// answer carries the lease, so this one write is also the linearizable access check.
+    RecordAccess {
+        lease_id: String,
+        actor: AccessActor,
+        owner: Option<String>,
+    },
+    /// Early delete by the owner; no refund.
+    DeleteLease { owner: String, lease_id: String },
+    /// Expire due leases, purge old tombstones and idempotency records, at most `max` of each.
+    ExpireDue { max: u32 },
+    /// The GC worker deleted these objects from the object store.
+    RecordObjectsDeleted { object_keys: Vec<String> },
+}
+
+/// Everything a new lease needs; IDs are generated before proposing so `apply` stays pure.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewLease {
+    pub lease_id: String,
+    pub ledger_id: String,
+    pub owner: String,
+    pub kind: LeaseKind,
+    pub duration_seconds: u64,
+    pub cost_micros: u64,
+}
+
+pub type Response = Result<Outcome, Rejection>;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// Raft's own entries (blank, membership) carry no command.
+    Noop,
+    AccountCreated {
+        created: bool,
+    },
+    ApiKeyAdded,
+    LeaseCreated {
+        lease: Lease,
+        balance_micros: u64,
+    },
+    AccessRecorded {
+        lease: Lease,
+    },
+    LeaseDeleted {
+        lease: Lease,
+    },
+    Swept {
+        expired: u32,
+        purged: u32,
+        dedup_pruned: u32,
+    },
+    ObjectsDeleted {
+        count: u32,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum Rejection {
+    #[error("account not found")]
+    AccountNotFound,
+    #[error("lease not found")]
+    LeaseNotFound,
+    #[error("lease is gone")]
+    LeaseGone,
+    #[error("a lease with this id already exists")]
+    LeaseExists,
+    #[error("insufficient balance: {balance_micros} micros available, {needed_micros} needed")]
+    InsufficientBalance { balance_micros: u64, needed_micros: u64 },
+    #[error("invalid command: {0}")]
+    Invalid(String),
+}

@@ -1,0 +1,45 @@
+//! Errors of the ledger layer.
+
+use crate::NodeId;
+
+/// Failures of the RocksDB layer or of decoding what it holds.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("rocksdb: {0}")]
+    Rocks(#[from] rocksdb::Error),
+    #[error("corrupt record in {cf}: {source}")]
+    Decode { cf: &'static str, source: bincode::Error },
+    #[error("encoding a record: {0}")]
+    Encode(bincode::Error),
+    #[error("missing column family {0}")]
+    MissingCf(&'static str),
+    #[error("snapshot file: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Why a ledger write or linearizable read did not complete. None of these say the command was
+/// rejected: rejections are [`crate::Rejection`] values.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    /// This node is not the leader; `leader` is the one it knows of, if any.
+    #[error("not the leader (leader: {leader:?})")]
+    NotLeader { leader: Option<NodeId> },
+    /// No quorum or no leader right now; the outcome of a write is unknown.
+    #[error("ledger unavailable: {0}")]
+    Unavailable(String),
+    #[error("ledger storage: {0}")]
+    Store(#[from] StoreError),
+    #[error("ledger stopped: {0}")]
+    Fatal(String),
+}
+
+impl From<StoreError> for openraft::StorageError<NodeId> {
+    fn from(e: StoreError) -> Self {
+        openraft::StorageIOError::<NodeId>::new(
+            openraft::ErrorSubject::Store,
+            openraft::ErrorVerb::Write,
+            openraft::AnyError::new(&e),
+        )
+        .into()
+    }
+}

@@ -1,0 +1,52 @@
+//! The replicated lease ledger.
+//!
+//! Every change to Relay's state is a [`Request`] (a [`Command`] stamped with the leader's clock)
+//! committed through openraft and applied by a deterministic state machine whose state lives in
+//! RocksDB. The map:
+//!
+//! - [`model`]: what the ledger stores: accounts, leases and their lifecycle.
+//! - [`command`]: the [`Command`] / [`Response`] vocabulary, one variant per state change.
+//! - [`sm`]: `apply`, one file per command family; a pure function of (state, request).
+//! - [`store`]: RocksDB column families, the Raft log store and the state machine store.
+//! - [`reader`]: read-only queries against the applied state.
+//! - [`ledger`]: the handle the rest of Relay uses: start Raft, write commands, read linearizably.
+//! - [`pricing`]: the price formula, shared by quotes and creates.
+
+pub mod command;
+pub mod error;
+pub mod ledger;
+pub mod model;
+pub mod network;
+pub mod pricing;
+pub mod reader;
+pub mod sm;
+pub mod store;
+
+pub use command::{Command, IdempotencyKey, Outcome, Rejection, Request, Response};
+pub use error::{LedgerError, StoreError};
+pub use ledger::{wall_clock_ms, Ledger, LedgerConfig, LedgerStatus};
+pub use model::{Access, AccessActor, Account, Lease, LeaseKind, LeaseState};
+pub use reader::{LeasePage, StateReader};
+
+/// Node ids are small integers chosen by the operator (`--node-id`).
+pub type NodeId = u64;
+
+use std::io::Cursor;
+
+openraft::declare_raft_types!(
+    /// The openraft type configuration of Relay's ledger.
+    pub TypeConfig:
+        D = Request,
+        R = Response,
+        Node = RelayNode,
+);
+
+/// How to reach a member: its Raft (gRPC) and public HTTP addresses.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RelayNode {
+    pub raft_addr: String,
+    pub http_addr: String,
+}
+
+/// Raft handle specialised to the ledger.
+pub type Raft = openraft::Raft<TypeConfig>;

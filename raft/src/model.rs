@@ -1,0 +1,98 @@
+//! What the ledger stores. Every type here is serialized into RocksDB and into snapshots, so field
+//! changes are format changes.
+
+use serde::{Deserialize, Serialize};
+
+/// A prepaid account. Balances are integer micro-USDC and can never go negative.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    pub account_id: String,
+    pub balance_micros: u64,
+    pub created_at_ms: u64,
+}
+
+/// Who touched a lease.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessActor {
+    Owner,
+    Claim,
+}
+
+/// One entry of a lease's access history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Access {
+    pub at_ms: u64,
+    pub actor: AccessActor,
+}
+
+/// The variant-specific part of a lease.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LeaseKind {
+    /// Raw bytes in the object store.
+    Storage {
+        object_key: String,
+        file_name: String,
+        content_type: String,
+        size_bytes: u64,
+        /// blake3 of the whole object, hex.
+        blake3_hex: String,
+    },
+}
+
+impl LeaseKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            LeaseKind::Storage { .. } => "storage",
+        }
+    }
+
+    /// Object store keys this lease holds bytes under.
+    pub fn object_keys(&self) -> Vec<String> {
+        match self {
+            LeaseKind::Storage { object_key, .. } => vec![object_key.clone()],
+        }
+    }
+}
+
+/// Where a lease is in its life. `Active` leases are served until `expires_at_ms`; the others are
+/// tombstones kept for the owner's audit trail until they are purged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LeaseState {
+    Active,
+    Expired { at_ms: u64 },
+    Deleted { at_ms: u64 },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub lease_id: String,
+    pub ledger_id: String,
+    pub owner: String,
+    pub kind: LeaseKind,
+    pub created_at_ms: u64,
+    pub expires_at_ms: u64,
+    pub duration_seconds: u64,
+    pub cost_micros: u64,
+    pub state: LeaseState,
+    pub access_count: u64,
+    /// The most recent accesses, oldest first, at most [`crate::sm::ACCESS_HISTORY_MAX`].
+    pub recent_access: Vec<Access>,
+}
+
+impl Lease {
+    /// Whether the lease may be served at cluster time `now_ms`. Expiry is judged here, at read
+    /// time, so a lease is gone at `expires_at_ms` whether or not the sweeper has run.
+    pub fn is_live_at(&self, now_ms: u64) -> bool {
+        self.state == LeaseState::Active && now_ms < self.expires_at_ms
+    }
+
+    /// The status shown to the owner at `now_ms`.
+    pub fn status_at(&self, now_ms: u64) -> &'static str {
+        match self.state {
+            LeaseState::Active if now_ms < self.expires_at_ms => "active",
+            LeaseState::Active | LeaseState::Expired { .. } => "expired",
+            LeaseState::Deleted { .. } => "deleted",
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! Read-only queries against the applied state. Callers that decide access first make the read
+//! linearizable with [`crate::Ledger::linearizable`].
+
+use std::sync::Arc;
+
+use rocksdb::DB;
+
+use crate::error::StoreError;
+use crate::model::{Account, Lease};
+use crate::sm::DEDUP_WINDOW_MS;
+use crate::store::keys::{self, META_CLOCK_MS, META_LAST_APPLIED};
+use crate::store::txn::scan_range;
+use crate::store::{cf, decode};
+use crate::NodeId;
+
+#[derive(Clone)]
+pub struct StateReader {
+    db: Arc<DB>,
+}
+
+/// One page of an owner's leases, newest first.
+pub struct LeasePage {
+    pub leases: Vec<Lease>,
+    /// Pass back to get the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl StateReader {
+    pub fn new(db: Arc<DB>) -> Self {
+        StateReader { db }
+    }
+
+    fn get<T: serde::de::DeserializeOwned>(&self, name: &'static str, key: &[u8]) -> Result<Option<T>, StoreError> {
+        match self.db.get_cf(cf(&self.db, name)?, key)? {
+            Some(bytes) => Ok(Some(decode(name, &bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The cluster clock as of the last applied entry.
+    pub fn clock_ms(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .db
+            .get_cf(cf(&self.db, "meta")?, META_CLOCK_MS)?
+            .as_deref()
+            .and_then(keys::parse_u64)
+            .unwrap_or(0))
+    }
+
+    pub fn last_applied_index(&self) -> Result<Option<u64>, StoreError> {
+        let id: Option<Option<openraft::LogId<NodeId>>> = self.get("meta", META_LAST_APPLIED)?;
+        Ok(id.flatten().map(|l| l.index))
+    }
+
+    pub fn lease(&self, lease_id: &str) -> Result<Option<Lease>, StoreError> {
+        self.get("leases", lease_id.as_bytes())
+    }
+
+    pub fn account(&self, account_id: &str) -> Result<Option<Account>, StoreError> {
+        self.get("accounts", account_id.as_bytes())
+    }
+
+    /// The account an API key (by its blake3 hash) acts for.
+    pub fn account_for_key_hash(&self, key_hash: &[u8; 32]) -> Result<Option<String>, StoreError> {
+        let raw = self.db.get_cf(cf(&self.db, "api_keys")?, key_hash)?;
+        Ok(raw.map(|b| String::from_utf8_lossy(&b).into_owned()))
+    }
+
+    /// Up to `limit` of the owner's leases after `cursor` (as returned by a previous page).
+    pub fn leases_by_owner(&self, owner: &str, cursor: Option<&str>, limit: usize) -> Result<LeasePage, StoreError> {
+        let prefix = keys::owner_prefix(owner);
+        let mut start = prefix.clone();
+        if let Some(c) = cursor.and_then(|c| hex::decode(c).ok()) {
+            start.extend_from_slice(&c);
+            start.push(0); // strictly after the cursor's key
+        }
+        let mut end = prefix.clone();
+        *end.last_mut().expect("prefix ends with a separator") = 1;
+        let rows = scan_range(&self.db, "by_owner", &start, &end, limit + 1)?;
+        let more = rows.len() > limit;
+        let mut leases = Vec::with_capacity(limit.min(rows.len()));
+        let mut last_key = None;
+        for (k, _) in rows.into_iter().take(limit) {
+            let lease_id = String::from_utf8_lossy(&k[prefix.len() + 8..]).into_owned();
+            if let Some(lease) = self.lease(&lease_id)? {
+                leases.push(lease);
+            }
+            last_key = Some(k[prefix.len()..].to_vec());
+        }
+        let next_cursor = if more { last_key.map(hex::encode) } else { None };
+        Ok(LeasePage { leases, next_cursor })
+    }
+
+    /// Object keys whose bytes must be deleted, oldest key order first.
+    pub fn gc_pending(&self, limit: usize) -> Result<Vec<String>, StoreError> {
+        let rows = scan_range(&self.db, "gc", &[], &[0xff; 16], limit)?;
+        Ok(rows
+            .into_iter()
+            .map(|(k, _)| String::from_utf8_lossy(&k).into_owned())
+            .collect())
+    }
+
+    /// When the sweeper next has work: the earliest lease timer or idempotency record to prune.
+    pub fn next_timer_due_ms(&self) -> Result<Option<u64>, StoreError> {
+        let timer = scan_range(&self.db, "expiry", &[], &[0xff; 9], 1)?
+            .first()
+            .and_then(|(k, _)| keys::parse_u64(k));
+        let dedup = scan_range(&self.db, "dedup", b"t", b"u", 1)?
+            .first()
+            .and_then(|(k, _)| keys::parse_u64(&k[1..]))
+            .map(|at| at.saturating_add(DEDUP_WINDOW_MS));
+        Ok(match (timer, dedup) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        })
+    }
+}

@@ -1,0 +1,52 @@
+//! Accounts and API keys.
+
+use crate::command::{Outcome, Rejection, Response};
+use crate::error::StoreError;
+use crate::model::Account;
+use crate::store::txn::Txn;
+
+pub fn create(txn: &mut Txn<'_>, now_ms: u64, account_id: &str, balance_micros: u64) -> Result<Response, StoreError> {
+    if account_id.is_empty() {
+        return Ok(Err(Rejection::Invalid("empty account id".into())));
+    }
+    if txn.get_raw("accounts", account_id.as_bytes())?.is_some() {
+        return Ok(Ok(Outcome::AccountCreated { created: false }));
+    }
+    let account = Account {
+        account_id: account_id.to_string(),
+        balance_micros,
+        created_at_ms: now_ms,
+    };
+    txn.put("accounts", account_id.as_bytes(), &account)?;
+    Ok(Ok(Outcome::AccountCreated { created: true }))
+}
+
+pub fn add_key(txn: &mut Txn<'_>, account_id: &str, key_hash_hex: &str) -> Result<Response, StoreError> {
+    let Ok(hash) = hex::decode(key_hash_hex) else {
+        return Ok(Err(Rejection::Invalid("key hash is not hex".into())));
+    };
+    if hash.len() != 32 {
+        return Ok(Err(Rejection::Invalid("key hash must be 32 bytes".into())));
+    }
+    if txn.get_raw("accounts", account_id.as_bytes())?.is_none() {
+        return Ok(Err(Rejection::AccountNotFound));
+    }
+    txn.put_raw("api_keys", &hash, account_id.as_bytes())?;
+    Ok(Ok(Outcome::ApiKeyAdded))
+}
+
+/// Takes `amount` from the account, or rejects without writing anything.
+pub fn debit(txn: &mut Txn<'_>, account_id: &str, amount_micros: u64) -> Result<Result<u64, Rejection>, StoreError> {
+    let Some(mut account) = txn.get::<Account>("accounts", account_id.as_bytes())? else {
+        return Ok(Err(Rejection::AccountNotFound));
+    };
+    let Some(left) = account.balance_micros.checked_sub(amount_micros) else {
+        return Ok(Err(Rejection::InsufficientBalance {
+            balance_micros: account.balance_micros,
+            needed_micros: amount_micros,
+        }));
+    };
+    account.balance_micros = left;
+    txn.put("accounts", account_id.as_bytes(), &account)?;
+    Ok(Ok(left))
+}

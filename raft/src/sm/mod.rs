@@ -1,0 +1,83 @@
+//! `apply`: the deterministic heart of the ledger.
+//!
+//! [`apply_request`] is a pure function of the stored state and the [`Request`]: it reads no clock,
+//! no randomness and no network. Time is the cluster clock, `max(stored clock, request.now_ms)`, so
+//! it never runs backwards across leader changes. One file per command family:
+//! [`accounts`], [`leases`], [`sweep`]; [`dedup`] answers retried commands.
+
+pub mod accounts;
+pub mod dedup;
+pub mod leases;
+pub mod sweep;
+
+use crate::command::{Command, Request, Response};
+use crate::error::StoreError;
+use crate::store::keys;
+use crate::store::txn::Txn;
+
+/// How many recent accesses a lease remembers (the count is kept in full).
+pub const ACCESS_HISTORY_MAX: usize = 16;
+/// How long a tombstone (expired or deleted lease) stays listed before it is forgotten.
+pub const TOMBSTONE_RETENTION_MS: u64 = 7 * 24 * 3600 * 1000;
+/// How long an idempotency key is remembered.
+pub const DEDUP_WINDOW_MS: u64 = 10 * 60 * 1000;
+/// The most object keys one `RecordObjectsDeleted` may carry.
+pub const GC_BATCH_MAX: usize = 1024;
+/// The most timers one `ExpireDue` may process (per kind).
+pub const SWEEP_BATCH_MAX: u32 = 4096;
+
+/// Applies one request, writing its effects (and the advanced clock) into `txn`.
+pub fn apply_request(txn: &mut Txn<'_>, req: &Request) -> Result<Response, StoreError> {
+    let now_ms = advance_clock(txn, req.now_ms)?;
+    if let Some(idem) = &req.idempotency {
+        if let Some(first) = dedup::lookup(txn, idem)? {
+            return Ok(first);
+        }
+    }
+    let response = apply_command(txn, now_ms, &req.command)?;
+    if let Some(idem) = &req.idempotency {
+        dedup::remember(txn, idem, now_ms, &response)?;
+    }
+    Ok(response)
+}
+
+fn apply_command(txn: &mut Txn<'_>, now_ms: u64, command: &Command) -> Result<Response, StoreError> {
+    match command {
+        Command::CreateAccount {
+            account_id,
+            balance_micros,
+        } => accounts::create(txn, now_ms, account_id, *balance_micros),
+        Command::AddApiKey {
+            account_id,
+            key_hash_hex,
+        } => accounts::add_key(txn, account_id, key_hash_hex),
+        Command::CreateLease(new) => leases::create(txn, now_ms, new),
+        Command::RecordAccess { lease_id, actor, owner } => {
+            leases::record_access(txn, now_ms, lease_id, *actor, owner.as_deref())
+        }
+        Command::DeleteLease { owner, lease_id } => leases::delete(txn, now_ms, owner, lease_id),
+        Command::ExpireDue { max } => sweep::expire_due(txn, now_ms, (*max).min(SWEEP_BATCH_MAX)),
+        Command::RecordObjectsDeleted { object_keys } => sweep::record_objects_deleted(txn, object_keys),
+    }
+}
+
+/// The cluster clock: the largest leader timestamp seen so far.
+fn advance_clock(txn: &mut Txn<'_>, proposed_ms: u64) -> Result<u64, StoreError> {
+    let stored = read_clock(txn)?;
+    let now = stored.max(proposed_ms);
+    if now != stored {
+        txn.put_raw("meta", keys::META_CLOCK_MS, &now.to_be_bytes())?;
+    }
+    Ok(now)
+}
+
+fn read_clock(txn: &Txn<'_>) -> Result<u64, StoreError> {
+    Ok(txn
+        .get_raw("meta", keys::META_CLOCK_MS)?
+        .as_deref()
+        .and_then(keys::parse_u64)
+        .unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests;

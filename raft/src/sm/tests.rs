@@ -1,0 +1,363 @@
+//! Property tests of `apply`: random command sequences keep the ledger's invariants, and applying
+//! the same log twice (or restoring a snapshot) gives byte-identical state.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use rocksdb::{IteratorMode, DB};
+
+use crate::command::{Command, IdempotencyKey, NewLease, Outcome, Request};
+use crate::model::{AccessActor, Account, Lease, LeaseKind, LeaseState};
+use crate::sm::apply_request;
+use crate::store::keys::{self, Timer};
+use crate::store::txn::Txn;
+use crate::store::{cf, decode, open_db, snapshot, STATE_CFS};
+
+const ACCOUNTS: [&str; 3] = ["acct_a", "acct_b", "acct_c"];
+const OPENING_BALANCE: u64 = 10_000;
+
+fn lease_id(n: u8) -> String {
+    format!("lse_{n:02}")
+}
+
+fn arb_command() -> impl Strategy<Value = Command> {
+    let account = proptest::sample::select(ACCOUNTS.to_vec()).prop_map(String::from);
+    let lease = (0u8..8).prop_map(lease_id);
+    prop_oneof![
+        account.clone().prop_map(|a| Command::CreateAccount {
+            account_id: a,
+            balance_micros: OPENING_BALANCE
+        }),
+        (account.clone(), lease.clone(), 1u64..30, 0u64..4_000).prop_map(|(owner, lease_id, duration, cost)| {
+            Command::CreateLease(NewLease {
+                ledger_id: format!("led_{lease_id}"),
+                kind: LeaseKind::Storage {
+                    object_key: format!("blobs/{lease_id}"),
+                    file_name: "f".into(),
+                    content_type: "text/plain".into(),
+                    size_bytes: 1,
+                    blake3_hex: "00".into(),
+                },
+                lease_id,
+                owner,
+                duration_seconds: duration,
+                cost_micros: cost,
+            })
+        }),
+        (lease.clone(), proptest::option::of(account.clone())).prop_map(|(lease_id, owner)| Command::RecordAccess {
+            lease_id,
+            actor: AccessActor::Owner,
+            owner
+        }),
+        (account, lease.clone()).prop_map(|(owner, lease_id)| Command::DeleteLease { owner, lease_id }),
+        (1u32..5).prop_map(|max| Command::ExpireDue { max }),
+        proptest::collection::vec(lease.prop_map(|l| format!("blobs/{l}")), 0..4)
+            .prop_map(|object_keys| Command::RecordObjectsDeleted { object_keys }),
+    ]
+}
+
+/// Requests whose clock mostly moves forward in seconds but sometimes jumps back (a new leader with
+/// a slower clock), and which sometimes repeat an idempotency key.
+fn arb_requests() -> impl Strategy<Value = Vec<Request>> {
+    proptest::collection::vec((arb_command(), -3_000i64..20_000, proptest::option::of(0u8..4)), 1..60).prop_map(
+        |steps| {
+            let mut now: i64 = 1_000_000;
+            steps
+                .into_iter()
+                .map(|(command, delta, idem)| {
+                    now = (now + delta).max(0);
+                    let idempotency = idem.map(|k| IdempotencyKey {
+                        scope: "acct_a".into(),
+                        key: format!("k{k}"),
+                    });
+                    Request {
+                        now_ms: now as u64,
+                        idempotency,
+                        command,
+                    }
+                })
+                .collect()
+        },
+    )
+}
+
+fn apply_all(db: &DB, requests: &[Request]) -> Vec<crate::Response> {
+    requests
+        .iter()
+        .map(|req| {
+            let mut txn = Txn::new(db);
+            let resp = apply_request(&mut txn, req).expect("apply");
+            db.write(txn.into_batch()).expect("write");
+            resp
+        })
+        .collect()
+}
+
+fn dump(db: &DB) -> BTreeMap<(&'static str, Vec<u8>), Vec<u8>> {
+    let mut out = BTreeMap::new();
+    for name in STATE_CFS {
+        for item in db.iterator_cf(cf(db, name).unwrap(), IteratorMode::Start) {
+            let (k, v) = item.unwrap();
+            out.insert((*name, k.to_vec()), v.to_vec());
+        }
+    }
+    out
+}
+
+fn fresh_db() -> (tempfile::TempDir, Arc<DB>) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open_db(dir.path()).unwrap();
+    (dir, db)
+}
+
+fn all<T: serde::de::DeserializeOwned>(db: &DB, name: &'static str) -> Vec<(Vec<u8>, T)> {
+    db.iterator_cf(cf(db, name).unwrap(), IteratorMode::Start)
+        .map(|item| {
+            let (k, v) = item.unwrap();
+            (k.to_vec(), decode(name, &v).unwrap())
+        })
+        .collect()
+}
+
+fn raw(db: &DB, name: &'static str) -> Vec<(Vec<u8>, Vec<u8>)> {
+    db.iterator_cf(cf(db, name).unwrap(), IteratorMode::Start)
+        .map(|item| {
+            let (k, v) = item.unwrap();
+            (k.to_vec(), v.to_vec())
+        })
+        .collect()
+}
+
+fn check_invariants(db: &DB, responses: &[crate::Response], requests: &[Request]) {
+    let accounts: Vec<(Vec<u8>, Account)> = all(db, "accounts");
+    let leases: Vec<(Vec<u8>, Lease)> = all(db, "leases");
+    let timers = raw(db, "expiry");
+    let by_owner = raw(db, "by_owner");
+    let gc: BTreeSet<Vec<u8>> = raw(db, "gc").into_iter().map(|(k, _)| k).collect();
+
+    // Money is conserved: what accounts lost is exactly what created leases cost.
+    let mut charged: BTreeMap<String, u64> = BTreeMap::new();
+    let mut seen = BTreeSet::new();
+    for r in responses {
+        if let Ok(Outcome::LeaseCreated { lease, .. }) = r {
+            // An idempotent replay answers with the same lease: count it once.
+            if seen.insert(lease.lease_id.clone()) {
+                *charged.entry(lease.owner.clone()).or_default() += lease.cost_micros;
+            }
+        }
+    }
+    for (_, account) in &accounts {
+        let spent = charged.get(&account.account_id).copied().unwrap_or(0);
+        assert_eq!(
+            account.balance_micros + spent,
+            OPENING_BALANCE,
+            "money not conserved for {}",
+            account.account_id
+        );
+    }
+
+    // Every lease has exactly one timer of the right kind, and one listing entry.
+    assert_eq!(timers.len(), leases.len(), "one timer per lease");
+    assert_eq!(by_owner.len(), leases.len(), "one listing entry per lease");
+    for (_, lease) in &leases {
+        let expected_kind = if lease.state == LeaseState::Active {
+            Timer::Expire
+        } else {
+            Timer::Purge
+        };
+        let mine: Vec<_> = timers
+            .iter()
+            .filter(|(k, _)| &k[8..] == lease.lease_id.as_bytes())
+            .collect();
+        assert_eq!(mine.len(), 1, "lease {} has {} timers", lease.lease_id, mine.len());
+        assert_eq!(mine[0].1, vec![expected_kind as u8]);
+        if lease.state == LeaseState::Active {
+            assert_eq!(keys::parse_u64(&mine[0].0), Some(lease.expires_at_ms));
+            // Live leases never have their bytes queued for deletion.
+            for key in lease.kind.object_keys() {
+                assert!(
+                    !gc.contains(key.as_bytes()),
+                    "live lease {} queued for GC",
+                    lease.lease_id
+                );
+            }
+        }
+        assert!(by_owner
+            .iter()
+            .any(|(k, _)| k == &keys::by_owner(&lease.owner, lease.created_at_ms, &lease.lease_id)));
+        assert!(lease.recent_access.len() <= crate::sm::ACCESS_HISTORY_MAX);
+    }
+
+    // The clock never runs backwards and is the largest stamp seen.
+    let clock = db
+        .get_cf(cf(db, "meta").unwrap(), keys::META_CLOCK_MS)
+        .unwrap()
+        .and_then(|b| keys::parse_u64(&b));
+    assert_eq!(clock, requests.iter().map(|r| r.now_ms).max());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+
+    /// Invariants hold after any sequence: money conserved (balances never negative by
+    /// construction), one timer and one listing entry per lease, live leases never garbage.
+    #[test]
+    fn invariants_hold(requests in arb_requests()) {
+        let (_dir, db) = fresh_db();
+        let responses = apply_all(&db, &requests);
+        check_invariants(&db, &responses, &requests);
+    }
+
+    /// Applying the same log to two fresh stores gives identical state and answers, and a
+    /// snapshot restored into a third store is identical too.
+    #[test]
+    fn replay_and_snapshot_are_deterministic(requests in arb_requests()) {
+        let (_d1, db1) = fresh_db();
+        let (_d2, db2) = fresh_db();
+        let r1 = apply_all(&db1, &requests);
+        let r2 = apply_all(&db2, &requests);
+        prop_assert_eq!(r1, r2);
+        let state = dump(&db1);
+        prop_assert_eq!(&state, &dump(&db2));
+
+        let (_d3, db3) = fresh_db();
+        let (_, _, data) = snapshot::capture(&db1).unwrap();
+        snapshot::restore(&db3, &data).unwrap();
+        prop_assert_eq!(&state, &dump(&db3));
+    }
+
+    /// A repeated idempotency key answers with the first answer and changes nothing.
+    #[test]
+    fn idempotent_retries_apply_once(requests in arb_requests(), idx in any::<prop::sample::Index>()) {
+        let (_dir, db) = fresh_db();
+        let mut requests = requests;
+        for r in requests.iter_mut() { r.idempotency = None; }
+        let i = idx.index(requests.len());
+        requests[i].idempotency = Some(IdempotencyKey { scope: "acct_a".into(), key: "retry".into() });
+        let responses = apply_all(&db, &requests[..=i]);
+        let before = dump(&db);
+        let mut retry = requests[i].clone();
+        retry.now_ms = requests[..=i].iter().map(|r| r.now_ms).max().unwrap();
+        let again = apply_all(&db, &[retry]);
+        prop_assert_eq!(&again[0], &responses[i]);
+        prop_assert_eq!(before, dump(&db));
+    }
+}
+
+/// A lease is served until `expires_at` and not one millisecond longer, whether or not the
+/// sweeper has run; the sweep then tombstones it and queues its bytes.
+#[test]
+fn expiry_is_exact_and_sweep_queues_bytes() {
+    let (_dir, db) = fresh_db();
+    let t0 = 5_000_000;
+    let create = |now_ms, command| Request {
+        now_ms,
+        idempotency: None,
+        command,
+    };
+    apply_all(
+        &db,
+        &[
+            create(
+                t0,
+                Command::CreateAccount {
+                    account_id: "acct_a".into(),
+                    balance_micros: 100,
+                },
+            ),
+            create(
+                t0,
+                Command::CreateLease(NewLease {
+                    lease_id: lease_id(1),
+                    ledger_id: "led_1".into(),
+                    owner: "acct_a".into(),
+                    kind: LeaseKind::Storage {
+                        object_key: "blobs/1".into(),
+                        file_name: "f".into(),
+                        content_type: "text/plain".into(),
+                        size_bytes: 1,
+                        blake3_hex: "00".into(),
+                    },
+                    duration_seconds: 2,
+                    cost_micros: 40,
+                }),
+            ),
+        ],
+    );
+    let access = |now| {
+        apply_all(
+            &db,
+            &[create(
+                now,
+                Command::RecordAccess {
+                    lease_id: lease_id(1),
+                    actor: AccessActor::Owner,
+                    owner: None,
+                },
+            )],
+        )
+        .remove(0)
+    };
+    assert!(matches!(access(t0 + 1_999), Ok(Outcome::AccessRecorded { .. })));
+    assert_eq!(access(t0 + 2_000), Err(crate::Rejection::LeaseGone));
+    let swept = apply_all(&db, &[create(t0 + 2_000, Command::ExpireDue { max: 10 })]).remove(0);
+    assert_eq!(
+        swept,
+        Ok(Outcome::Swept {
+            expired: 1,
+            purged: 0,
+            dedup_pruned: 0
+        })
+    );
+    assert_eq!(raw(&db, "gc").len(), 1);
+    let lease: Lease = all(&db, "leases").remove(0).1;
+    assert_eq!(lease.state, LeaseState::Expired { at_ms: t0 + 2_000 });
+    // Insufficient balance: nothing is created and nothing is charged.
+    let rejected = apply_all(
+        &db,
+        &[create(
+            t0 + 3_000,
+            Command::CreateLease(NewLease {
+                lease_id: lease_id(2),
+                ledger_id: "led_2".into(),
+                owner: "acct_a".into(),
+                kind: LeaseKind::Storage {
+                    object_key: "blobs/2".into(),
+                    file_name: "f".into(),
+                    content_type: "text/plain".into(),
+                    size_bytes: 1,
+                    blake3_hex: "00".into(),
+                },
+                duration_seconds: 10,
+                cost_micros: 61,
+            }),
+        )],
+    )
+    .remove(0);
+    assert_eq!(
+        rejected,
+        Err(crate::Rejection::InsufficientBalance {
+            balance_micros: 60,
+            needed_micros: 61
+        })
+    );
+    assert_eq!(all::<Lease>(&db, "leases").len(), 1);
+    // Bytes queued for deletion can never back a new lease.
+    let reused = apply_all(
+        &db,
+        &[create(
+            t0 + 3_000,
+            Command::CreateLease(NewLease {
+                lease_id: lease_id(3),
+                ledger_id: "led_3".into(),
+                owner: "acct_a".into(),
+                kind: lease.kind.clone(),
+                duration_seconds: 10,
+                cost_micros: 1,
+            }),
+        )],
+    )
+    .remove(0);
+    assert!(matches!(reused, Err(crate::Rejection::Invalid(_))), "{reused:?}");
+}

@@ -1,0 +1,81 @@
+//! Key layouts. Integers are big-endian so RocksDB's byte order is numeric order.
+
+/// `meta` keys.
+pub const META_LAST_APPLIED: &[u8] = b"last_applied";
+pub const META_MEMBERSHIP: &[u8] = b"membership";
+pub const META_CLOCK_MS: &[u8] = b"clock_ms";
+
+/// `raft` keys.
+pub const RAFT_VOTE: &[u8] = b"vote";
+pub const RAFT_COMMITTED: &[u8] = b"committed";
+pub const RAFT_LAST_PURGED: &[u8] = b"last_purged";
+
+pub fn log_index(index: u64) -> [u8; 8] {
+    index.to_be_bytes()
+}
+
+pub fn parse_u64(bytes: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?))
+}
+
+/// `by_owner`: owner ‖ 0x00 ‖ !created_at_ms ‖ lease_id, so a prefix scan lists newest first.
+pub fn by_owner(owner: &str, created_at_ms: u64, lease_id: &str) -> Vec<u8> {
+    let mut k = owner_prefix(owner);
+    k.extend_from_slice(&(!created_at_ms).to_be_bytes());
+    k.extend_from_slice(lease_id.as_bytes());
+    k
+}
+
+pub fn owner_prefix(owner: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(owner.len() + 40);
+    k.extend_from_slice(owner.as_bytes());
+    k.push(0);
+    k
+}
+
+/// What a timer in the `expiry` column family does when it is due.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Timer {
+    /// The lease reaches `expires_at`: tombstone it and queue its bytes for deletion.
+    Expire = 0,
+    /// The tombstone's retention ends: forget the lease.
+    Purge = 1,
+}
+
+impl Timer {
+    pub fn from_byte(b: u8) -> Option<Timer> {
+        match b {
+            0 => Some(Timer::Expire),
+            1 => Some(Timer::Purge),
+            _ => None,
+        }
+    }
+}
+
+/// `expiry`: due_ms ‖ lease_id → [`Timer`] byte.
+pub fn timer(due_ms: u64, lease_id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + lease_id.len());
+    k.extend_from_slice(&due_ms.to_be_bytes());
+    k.extend_from_slice(lease_id.as_bytes());
+    k
+}
+
+/// `dedup` record: b'r' ‖ scope ‖ 0x00 ‖ key.
+pub fn dedup_record(scope: &str, key: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(2 + scope.len() + key.len());
+    k.push(b'r');
+    k.extend_from_slice(scope.as_bytes());
+    k.push(0);
+    k.extend_from_slice(key.as_bytes());
+    k
+}
+
+/// `dedup` age index: b't' ‖ at_ms ‖ record key, so the oldest records are pruned first.
+pub fn dedup_age(at_ms: u64, record_key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(9 + record_key.len());
+    k.push(b't');
+    k.extend_from_slice(&at_ms.to_be_bytes());
+    k.extend_from_slice(record_key);
+    k
+}
