@@ -30,6 +30,7 @@ use std::any::Any;
 use axum::http::{Response, StatusCode};
 use axum::routing::{delete, get, post};
 use axum::{middleware, Router};
+use tower::limit::ConcurrencyLimitLayer;
 use tower_http::catch_panic::CatchPanicLayer;
 
 pub use config::ApiConfig;
@@ -52,6 +53,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(ConcurrencyLimitLayer::new(state.config.max_concurrent_requests.max(1)))
         .with_state(state)
 }
 

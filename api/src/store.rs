@@ -14,7 +14,7 @@ use serde_json::json;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::headers::{check_duration, idempotency_key, optional_str, required_str, required_u64};
+use crate::headers::{check_duration, idempotency_key, optional_str, required_u64};
 use crate::state::AppState;
 use crate::{ids, objects, range, render};
 
@@ -153,6 +153,18 @@ pub async fn download(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let lease_id = lease_id_param(path)?;
+    // A size never changes, so a local (possibly stale) read is enough to refuse a bad Range
+    // before anything is recorded as an access.
+    if let Some(Lease {
+        kind: LeaseKind::Storage { size_bytes, .. },
+        owner,
+        ..
+    }) = state.ledger.reader().lease(&lease_id)?
+    {
+        if owner == caller.account_id {
+            range::parse(optional_str(&headers, "range").ok().flatten(), size_bytes)?;
+        }
+    }
     // The access record is a linearizable write that also checks ownership and expiry with the
     // leader's clock, so a lease is never served after `expires_at` or after a delete.
     let lease = match state
