@@ -16,11 +16,21 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args { url: String::new(), key: String::new(), concurrency: 16, seconds: 20, size: 1024 };
+    let mut args = Args {
+        url: String::new(),
+        key: String::new(),
+        concurrency: 16,
+        seconds: 20,
+        size: 1024,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let value = it.next().ok_or(format!("{flag} needs a value"))?;
-        let num = || value.parse::<u64>().map_err(|_| format!("{flag} {value:?} is not a number"));
+        let num = || {
+            value
+                .parse::<u64>()
+                .map_err(|_| format!("{flag} {value:?} is not a number"))
+        };
         match flag.as_str() {
             "--url" => args.url = value.trim_end_matches('/').to_string(),
             "--key" => args.key = value,
@@ -108,7 +118,10 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.seconds);
     let tasks: Vec<_> = (0..args.concurrency)
@@ -131,9 +144,21 @@ async fn main() {
         eprintln!("storebench: no successful operations ({} errors)", all.errors);
         std::process::exit(1);
     }
-    println!("size_bytes={} concurrency={} seconds={:.1}", args.size, args.concurrency, elapsed);
-    println!("create+download pairs: {ops} ok, {} errors, {:.0} pairs/s ({:.0} requests/s)", all.errors, ops as f64 / elapsed, 2.0 * ops as f64 / elapsed);
-    for (name, v) in [("pair", &all.pair_us), ("create", &all.create_us), ("download", &all.download_us)] {
+    println!(
+        "size_bytes={} concurrency={} seconds={:.1}",
+        args.size, args.concurrency, elapsed
+    );
+    println!(
+        "create+download pairs: {ops} ok, {} errors, {:.0} pairs/s ({:.0} requests/s)",
+        all.errors,
+        ops as f64 / elapsed,
+        2.0 * ops as f64 / elapsed
+    );
+    for (name, v) in [
+        ("pair", &all.pair_us),
+        ("create", &all.create_us),
+        ("download", &all.download_us),
+    ] {
         println!(
             "{name:>8} latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
             pct(v, 0.50),

@@ -72,12 +72,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
         })
         .await?,
     );
-    let fresh = ledger
-        .bootstrap_single(RelayNode {
-            raft_addr: args.raft.clone(),
-            http_addr: http_addr.to_string(),
-        })
-        .await?;
+    let fresh = ledger.bootstrap_single().await?;
     info!(initialized_now = fresh, "step 3/6: ledger open (single-node cluster)");
     ledger.wait_ready(Duration::from_secs(30)).await?;
     info!(status = ?ledger.status(), "step 4/6: leader elected, state caught up");

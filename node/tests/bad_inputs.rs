@@ -16,7 +16,13 @@ struct Case {
     code: &'static str,
 }
 
-fn store_case(name: &'static str, headers: &[(&'static str, &str)], body: &[u8], status: u16, code: &'static str) -> Case {
+fn store_case(
+    name: &'static str,
+    headers: &[(&'static str, &str)],
+    body: &[u8],
+    status: u16,
+    code: &'static str,
+) -> Case {
     Case {
         name,
         method: "POST",
@@ -29,8 +35,20 @@ fn store_case(name: &'static str, headers: &[(&'static str, &str)], body: &[u8],
 }
 
 fn get_case(name: &'static str, path: &str, auth: bool, status: u16, code: &'static str) -> Case {
-    let headers = if auth { vec![("authorization", format!("Bearer {KEY}"))] } else { vec![] };
-    Case { name, method: "GET", path: path.into(), headers, body: vec![], status, code }
+    let headers = if auth {
+        vec![("authorization", format!("Bearer {KEY}"))]
+    } else {
+        vec![]
+    };
+    Case {
+        name,
+        method: "GET",
+        path: path.into(),
+        headers,
+        body: vec![],
+        status,
+        code,
+    }
 }
 
 fn cases() -> Vec<Case> {
@@ -109,10 +127,20 @@ fn cases() -> Vec<Case> {
 }
 
 async fn assert_nothing_stored(relay: &Relay, http: &reqwest::Client) {
-    let list: Value =
-        http.get(relay.url("/api/leases")).header("authorization", relay.auth()).send().await.unwrap().json().await.unwrap();
+    let list: Value = http
+        .get(relay.url("/api/leases"))
+        .header("authorization", relay.auth())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list["count"], 0, "a bad request stored a lease: {list}");
-    assert!(common::files_under(&relay.objects_dir()).is_empty(), "a bad request left bytes behind");
+    assert!(
+        common::files_under(&relay.objects_dir()).is_empty(),
+        "a bad request left bytes behind"
+    );
 }
 
 /// Every case answers its status with the JSON error shape and a stable code.
@@ -128,12 +156,22 @@ async fn bad_requests_are_clear_4xx_json_and_store_nothing() {
         }
         let resp = req.body(case.body.clone()).send().await.unwrap();
         let status = resp.status().as_u16();
-        let is_json = resp.headers().get("content-type").is_some_and(|v| v.to_str().unwrap().starts_with("application/json"));
+        let is_json = resp
+            .headers()
+            .get("content-type")
+            .is_some_and(|v| v.to_str().unwrap().starts_with("application/json"));
         let body: Value = resp.json().await.unwrap_or(Value::Null);
         let has_message = body["error"]["message"].as_str().is_some_and(|m| !m.is_empty());
-        if status != case.status || !is_json || !has_message || body["status"] != "error" || body["error"]["code"] != case.code
+        if status != case.status
+            || !is_json
+            || !has_message
+            || body["status"] != "error"
+            || body["error"]["code"] != case.code
         {
-            failures.push(format!("{}: got {status} {body}, want {} {}", case.name, case.status, case.code));
+            failures.push(format!(
+                "{}: got {status} {body}, want {} {}",
+                case.name, case.status, case.code
+            ));
         }
     }
     assert!(failures.is_empty(), "failures:\n{}", failures.join("\n"));
@@ -146,7 +184,10 @@ async fn bad_requests_are_clear_4xx_json_and_store_nothing() {
 async fn streamed_size_lies_are_caught() {
     let relay = Relay::start(&[]);
     let http = client();
-    for (declared, chunks) in [(10u64, vec![vec![1u8; 8], vec![2u8; 8]]), (100, vec![vec![3u8; 8], vec![4u8; 8]])] {
+    for (declared, chunks) in [
+        (10u64, vec![vec![1u8; 8], vec![2u8; 8]]),
+        (100, vec![vec![3u8; 8], vec![4u8; 8]]),
+    ] {
         let body = reqwest::Body::wrap_stream(stream::iter(chunks.into_iter().map(Ok::<_, std::io::Error>)));
         let resp = http
             .post(relay.url("/api/store"))

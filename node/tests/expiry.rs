@@ -32,19 +32,39 @@ async fn lease_is_gone_at_expiry_and_bytes_within_a_second() {
     }
     let first_gone = first_gone.expect("lease never answered 410");
     let last_ok = last_ok.expect("lease was never readable");
-    assert!(last_ok < expires_at, "served at {last_ok}, after expires_at {expires_at}");
-    assert!(first_gone >= expires_at, "410 at {first_gone}, before expires_at {expires_at}");
-    assert!(first_gone < expires_at + 1_000, "410 only at {first_gone}, expires_at {expires_at}");
+    assert!(
+        last_ok < expires_at,
+        "served at {last_ok}, after expires_at {expires_at}"
+    );
+    assert!(
+        first_gone >= expires_at,
+        "410 at {first_gone}, before expires_at {expires_at}"
+    );
+    assert!(
+        first_gone < expires_at + 1_000,
+        "410 only at {first_gone}, expires_at {expires_at}"
+    );
 
     while blob.exists() && now_ms() < expires_at + 3_000 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let gone_at = now_ms();
     assert!(!blob.exists(), "blob still on disk 3 s after expiry");
-    assert!(gone_at <= expires_at + 1_000, "blob deleted {} ms after expiry", gone_at - expires_at);
+    assert!(
+        gone_at <= expires_at + 1_000,
+        "blob deleted {} ms after expiry",
+        gone_at - expires_at
+    );
 
-    let list: serde_json::Value =
-        http.get(relay.url("/api/leases")).header("authorization", relay.auth()).send().await.unwrap().json().await.unwrap();
+    let list: serde_json::Value = http
+        .get(relay.url("/api/leases"))
+        .header("authorization", relay.auth())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list["leases"][0]["status"], "expired");
     assert_eq!(list["leases"][0]["expired_at"], receipt["expires_at"]);
 }

@@ -37,8 +37,16 @@ async fn kill9_then_restart_loses_nothing_acknowledged() {
 
     for (lease_id, body) in &kept {
         let resp = relay.download(&http, lease_id).await;
-        assert_eq!(resp.status(), 200, "lease {lease_id} lost after kill -9; log:\n{}", relay.logs());
-        assert!(resp.bytes().await.unwrap().as_ref() == body.as_slice(), "lease {lease_id} bytes differ");
+        assert_eq!(
+            resp.status(),
+            200,
+            "lease {lease_id} lost after kill -9; log:\n{}",
+            relay.logs()
+        );
+        assert!(
+            resp.bytes().await.unwrap().as_ref() == body.as_slice(),
+            "lease {lease_id} bytes differ"
+        );
     }
     let resp = relay.download(&http, short["lease_id"].as_str().unwrap()).await;
     assert_eq!(resp.status(), 410);
@@ -59,5 +67,8 @@ async fn sigterm_exits_cleanly() {
     assert!(status.success(), "exit status {status:?}; log:\n{}", relay.logs());
     assert!(relay.logs().contains("shutdown: complete"));
     relay.restart();
-    assert_eq!(relay.download(&http, r["lease_id"].as_str().unwrap()).await.status(), 200);
+    assert_eq!(
+        relay.download(&http, r["lease_id"].as_str().unwrap()).await.status(),
+        200
+    );
 }

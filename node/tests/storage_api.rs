@@ -26,13 +26,19 @@ async fn store_download_list_delete() {
     assert_eq!(receipt["paid_usdc"], 0.000029);
     let expires_at = parse_ms(receipt["expires_at"].as_str().unwrap());
     let expected = common::now_ms() + 3_600_000;
-    assert!(expires_at.abs_diff(expected) < 10_000, "expires_at {expires_at} vs {expected}");
+    assert!(
+        expires_at.abs_diff(expected) < 10_000,
+        "expires_at {expires_at} vs {expected}"
+    );
 
     let resp = relay.download(&http, &lease_id).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "application/octet-stream");
     let disposition = resp.headers()["content-disposition"].to_str().unwrap().to_string();
-    assert!(disposition.starts_with("attachment; filename=\"notes.txt\""), "{disposition}");
+    assert!(
+        disposition.starts_with("attachment; filename=\"notes.txt\""),
+        "{disposition}"
+    );
     assert_eq!(resp.headers()["content-length"], "1024");
     assert_eq!(resp.bytes().await.unwrap().to_vec(), body);
 
@@ -124,8 +130,15 @@ async fn listing_paginates() {
         if let Some(c) = &cursor {
             url.push_str(&format!("&cursor={c}"));
         }
-        let page: Value =
-            http.get(url).header("authorization", relay.auth()).send().await.unwrap().json().await.unwrap();
+        let page: Value = http
+            .get(url)
+            .header("authorization", relay.auth())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         for row in page["leases"].as_array().unwrap() {
             seen.push(row["lease_id"].as_str().unwrap().to_string());
             stamps.push(row["created_at"].as_str().unwrap().to_string());
@@ -156,7 +169,11 @@ async fn large_objects_stream_through_multipart() {
     let got = resp.bytes().await.unwrap();
     assert_eq!(got.len(), body.len());
     assert!(got.as_ref() == body.as_slice(), "downloaded bytes differ");
-    assert_eq!(common::files_under(&relay.objects_dir()).len(), 1, "exactly one blob on disk");
+    assert_eq!(
+        common::files_under(&relay.objects_dir()).len(),
+        1,
+        "exactly one blob on disk"
+    );
 }
 
 /// A retried create with the same Idempotency-Key answers with the first lease and charges once;
@@ -183,8 +200,15 @@ async fn idempotency_key_applies_once() {
         ids.push(json["lease_id"].as_str().unwrap().to_string());
     }
     assert_eq!(ids[0], ids[1]);
-    let list: Value =
-        http.get(relay.url("/api/leases")).header("authorization", relay.auth()).send().await.unwrap().json().await.unwrap();
+    let list: Value = http
+        .get(relay.url("/api/leases"))
+        .header("authorization", relay.auth())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list["count"], 1);
     assert_eq!(common::files_under(&relay.objects_dir()).len(), 1);
 }
@@ -208,8 +232,15 @@ async fn insufficient_balance_is_402_and_stores_nothing() {
     assert_eq!(resp.status(), 402);
     let json: Value = resp.json().await.unwrap();
     assert_eq!(json["error"]["code"], "insufficient_balance");
-    let list: Value =
-        http.get(relay.url("/api/leases")).header("authorization", relay.auth()).send().await.unwrap().json().await.unwrap();
+    let list: Value = http
+        .get(relay.url("/api/leases"))
+        .header("authorization", relay.auth())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list["count"], 1);
     assert_eq!(common::files_under(&relay.objects_dir()).len(), 1);
 }
@@ -219,7 +250,14 @@ async fn insufficient_balance_is_402_and_stores_nothing() {
 async fn pricing_and_quote() {
     let relay = Relay::start(&[]);
     let http = client();
-    let pricing: Value = http.get(relay.url("/api/pricing")).send().await.unwrap().json().await.unwrap();
+    let pricing: Value = http
+        .get(relay.url("/api/pricing"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(pricing["rateUsdcPerGbDay"], 0.001);
     assert_eq!(pricing["minDurationSeconds"], 1);
     assert_eq!(pricing["minChargeMicros"], 29);
@@ -252,11 +290,28 @@ async fn health_ready_and_metrics() {
     let relay = Relay::start(&[]);
     let http = client();
     assert_eq!(http.get(relay.url("/healthz")).send().await.unwrap().status(), 200);
-    let ready: Value = http.get(relay.url("/readyz")).send().await.unwrap().json().await.unwrap();
+    let ready: Value = http
+        .get(relay.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(ready["status"], "ready");
     relay.store(&http, "m.txt", bytes(3, 0), 60).await;
-    let text = http.get(relay.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(text.contains("relay_http_requests_total{method=\"POST\",route=\"/api/store\",status=\"201\"} 1"), "{text}");
+    let text = http
+        .get(relay.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("relay_http_requests_total{method=\"POST\",route=\"/api/store\",status=\"201\"} 1"),
+        "{text}"
+    );
     assert!(text.contains("relay_http_request_duration_seconds_bucket"), "{text}");
 }
 
@@ -265,7 +320,12 @@ async fn health_ready_and_metrics() {
 async fn bootstrap_key_is_printed_once_and_kept() {
     use std::os::unix::fs::PermissionsExt;
     let mut relay = Relay::start_raw(&["--min-duration-seconds", "1"], "");
-    let line = relay.stdout.iter().find(|l| l.contains("bootstrap API key")).cloned().expect("key line");
+    let line = relay
+        .stdout
+        .iter()
+        .find(|l| l.contains("bootstrap API key"))
+        .cloned()
+        .expect("key line");
     let key = line.rsplit(' ').next().unwrap().to_string();
     assert!(key.starts_with("rs_live_"), "{line}");
     let path = relay.data_dir().join("bootstrap-api-key");
@@ -277,8 +337,18 @@ async fn bootstrap_key_is_printed_once_and_kept() {
 
     assert!(relay.terminate().success());
     relay.restart();
-    assert!(!relay.stdout.iter().any(|l| l.contains("bootstrap API key")), "key printed again");
-    let list: Value =
-        http.get(relay.url("/api/leases")).header("authorization", relay.auth()).send().await.unwrap().json().await.unwrap();
+    assert!(
+        !relay.stdout.iter().any(|l| l.contains("bootstrap API key")),
+        "key printed again"
+    );
+    let list: Value = http
+        .get(relay.url("/api/leases"))
+        .header("authorization", relay.auth())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list["count"], 1);
 }

@@ -140,7 +140,13 @@ impl Relay {
     }
 
     /// POST /api/store with the given bytes and duration; returns the receipt.
-    pub async fn store(&self, client: &reqwest::Client, name: &str, body: Vec<u8>, duration_s: u64) -> serde_json::Value {
+    pub async fn store(
+        &self,
+        client: &reqwest::Client,
+        name: &str,
+        body: Vec<u8>,
+        duration_s: u64,
+    ) -> serde_json::Value {
         let resp = client
             .post(self.url("/api/store"))
             .header("authorization", self.auth())
@@ -175,12 +181,17 @@ impl Drop for Relay {
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client")
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
 }
 
 /// Deterministic test bytes.
 pub fn bytes(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
 
 /// Milliseconds since the epoch of an RFC 3339 timestamp like `2026-04-19T22:00:00.000Z`.
@@ -203,13 +214,18 @@ fn chrono_free_parse(ts: &str) -> u64 {
 }
 
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
 }
 
 /// Files under a directory, recursively.
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else { return out };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
