@@ -8,6 +8,7 @@ use std::time::Duration;
 use relay_api::{ApiConfig, AppState, Metrics};
 use relay_raft::pricing::Pricing;
 use relay_raft::{Ledger, LedgerConfig, LedgerError, RelayNode, StoreError};
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
@@ -111,6 +112,12 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
     let mut int = signal(SignalKind::interrupt()).map_err(NodeError::Signal)?;
     let (drain_tx, mut drain_rx) = watch::channel(false);
     let server = tokio::spawn(async move {
+        // Without TCP_NODELAY a streamed body waits out the peer's delayed ACK (~40 ms).
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                warn!(error = %e, "setting TCP_NODELAY");
+            }
+        });
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {
                 let _ = drain_rx.changed().await;
