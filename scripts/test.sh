@@ -5,5 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-deps.sh
 source scripts/env.sh
-cargo build --locked --workspace --bins --tests --examples
 cargo test --locked --workspace

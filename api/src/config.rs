@@ -2,6 +2,9 @@
 
 use relay_raft::pricing::Pricing;
 
+use crate::error::{ApiError, ApiResult};
+use crate::headers::check_duration;
+
 #[derive(Clone, Debug)]
 pub struct ApiConfig {
     pub pricing: Pricing,
@@ -34,5 +37,20 @@ impl Default for ApiConfig {
             single_put_max_bytes: 8 << 20,
             multipart_part_bytes: 8 << 20,
         }
+    }
+}
+
+impl ApiConfig {
+    /// The price of a lease of `size_bytes` for `duration_seconds`, after checking both against
+    /// the limits; `size_field` names the size in the error.
+    pub fn price_checked(&self, size_field: &'static str, size_bytes: u64, duration_seconds: u64) -> ApiResult<u64> {
+        if size_bytes > self.max_object_bytes {
+            return Err(ApiError::TooLarge {
+                what: size_field,
+                limit: self.max_object_bytes,
+            });
+        }
+        check_duration(duration_seconds, self.min_duration_seconds, self.max_duration_seconds)?;
+        Ok(self.pricing.price_micros(size_bytes, duration_seconds))
     }
 }

@@ -5,8 +5,8 @@ use axum::extract::{RawQuery, State};
 use axum::Json;
 use serde_json::{json, Value};
 
-use crate::error::{ApiError, ApiResult};
-use crate::headers::{check_duration, query_map, query_u64};
+use crate::error::ApiResult;
+use crate::headers::{query_map, query_u64};
 use crate::render;
 use crate::state::AppState;
 
@@ -41,15 +41,7 @@ pub async fn quote(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Ap
     let q = query_map(raw.as_deref())?;
     let size_bytes = query_u64(&q, "size_bytes")?;
     let duration_seconds = query_u64(&q, "duration_seconds")?;
-    let cfg = &state.config;
-    if size_bytes > cfg.max_object_bytes {
-        return Err(ApiError::TooLarge {
-            what: "size_bytes",
-            limit: cfg.max_object_bytes,
-        });
-    }
-    check_duration(duration_seconds, cfg.min_duration_seconds, cfg.max_duration_seconds)?;
-    let micros = cfg.pricing.price_micros(size_bytes, duration_seconds);
+    let micros = state.config.price_checked("size_bytes", size_bytes, duration_seconds)?;
     let expires_at_ms = state
         .ledger
         .now_ms()

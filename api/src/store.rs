@@ -14,7 +14,7 @@ use serde_json::json;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::headers::{check_duration, idempotency_key, optional_str, required_u64};
+use crate::headers::{idempotency_key, optional_str, required_u64};
 use crate::state::AppState;
 use crate::{ids, objects, range, render};
 
@@ -33,13 +33,7 @@ pub async fn create(
     let content_type = content_type(&headers)?;
     let idempotency = idempotency_key(&headers)?;
     let cfg = &state.config;
-    if size_bytes > cfg.max_object_bytes {
-        return Err(ApiError::TooLarge {
-            what: "X-Size-Bytes",
-            limit: cfg.max_object_bytes,
-        });
-    }
-    check_duration(duration_seconds, cfg.min_duration_seconds, cfg.max_duration_seconds)?;
+    let cost_micros = cfg.price_checked("X-Size-Bytes", size_bytes, duration_seconds)?;
     if let Some(length) = optional_str(&headers, "content-length")? {
         if length.parse::<u64>().ok() != Some(size_bytes) {
             return Err(ApiError::SizeMismatch {
@@ -48,7 +42,6 @@ pub async fn create(
             });
         }
     }
-    let cost_micros = cfg.pricing.price_micros(size_bytes, duration_seconds);
     // Refuse before taking the bytes when the balance clearly cannot pay; the ledger checks again.
     if let Some(account) = state.ledger.reader().account(&caller.account_id)? {
         if account.balance_micros < cost_micros {

@@ -5,10 +5,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use relay_api::{ApiConfig, AppState, Metrics};
 use relay_raft::pricing::Pricing;
 use relay_raft::{Ledger, LedgerConfig, LedgerError, RelayNode, StoreError};
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;

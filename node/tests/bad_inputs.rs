@@ -127,15 +127,7 @@ fn cases() -> Vec<Case> {
 }
 
 async fn assert_nothing_stored(relay: &Relay, http: &reqwest::Client) {
-    let list: Value = http
-        .get(relay.url("/api/leases"))
-        .header("authorization", relay.auth())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = relay.leases(&http).await;
     assert_eq!(list["count"], 0, "a bad request stored a lease: {list}");
     assert!(
         common::files_under(&relay.objects_dir()).is_empty(),

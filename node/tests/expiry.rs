@@ -56,15 +56,7 @@ async fn lease_is_gone_at_expiry_and_bytes_within_a_second() {
         gone_at - expires_at
     );
 
-    let list: serde_json::Value = http
-        .get(relay.url("/api/leases"))
-        .header("authorization", relay.auth())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = relay.leases(&http).await;
     assert_eq!(list["leases"][0]["status"], "expired");
     assert_eq!(list["leases"][0]["expired_at"], receipt["expires_at"]);
 }

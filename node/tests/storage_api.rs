@@ -63,15 +63,7 @@ async fn store_download_list_delete() {
     assert_eq!(unsatisfiable.status(), 416);
     assert_eq!(unsatisfiable.headers()["content-range"], "bytes */1024");
 
-    let list: Value = http
-        .get(relay.url("/api/leases"))
-        .header("authorization", relay.auth())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = relay.leases(&http).await;
     assert_eq!(list["count"], 1);
     let row = &list["leases"][0];
     assert_eq!(row["lease_id"], lease_id.as_str());
@@ -99,15 +91,7 @@ async fn store_download_list_delete() {
         .unwrap();
     assert_eq!(again.status(), 410);
 
-    let list: Value = http
-        .get(relay.url("/api/leases"))
-        .header("authorization", relay.auth())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = relay.leases(&http).await;
     assert_eq!(list["leases"][0]["status"], "deleted");
     assert!(list["leases"][0]["deleted_at"].is_string());
 }
@@ -200,15 +184,7 @@ async fn idempotency_key_applies_once() {
         ids.push(json["lease_id"].as_str().unwrap().to_string());
     }
     assert_eq!(ids[0], ids[1]);
-    let list: Value = http
-        .get(relay.url("/api/leases"))
-        .header("authorization", relay.auth())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = relay.leases(&http).await;
     assert_eq!(list["count"], 1);
     assert_eq!(common::files_under(&relay.objects_dir()).len(), 1);
 }
@@ -232,15 +208,7 @@ async fn insufficient_balance_is_402_and_stores_nothing() {
     assert_eq!(resp.status(), 402);
     let json: Value = resp.json().await.unwrap();
     assert_eq!(json["error"]["code"], "insufficient_balance");
-    let list: Value = http
-        .get(relay.url("/api/leases"))
-        .header("authorization", relay.auth())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = relay.leases(&http).await;
     assert_eq!(list["count"], 1);
     assert_eq!(common::files_under(&relay.objects_dir()).len(), 1);
 }
@@ -250,36 +218,19 @@ async fn insufficient_balance_is_402_and_stores_nothing() {
 async fn pricing_and_quote() {
     let relay = Relay::start(&[]);
     let http = client();
-    let pricing: Value = http
-        .get(relay.url("/api/pricing"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let pricing: Value = relay.get_json(&http, "/api/pricing").await;
     assert_eq!(pricing["rateUsdcPerGbDay"], 0.001);
     assert_eq!(pricing["minDurationSeconds"], 1);
     assert_eq!(pricing["minChargeMicros"], 29);
 
-    let quote: Value = http
-        .get(relay.url("/api/quote?size_bytes=1048576&duration_seconds=3600"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let quote: Value = relay
+        .get_json(&http, "/api/quote?size_bytes=1048576&duration_seconds=3600")
+        .await;
     assert_eq!(quote["priceMicros"], "29");
     assert_eq!(quote["priceUsdc"], 0.000029);
-    let big: Value = http
-        .get(relay.url("/api/quote?size_bytes=1073741824&duration_seconds=864000"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let big: Value = relay
+        .get_json(&http, "/api/quote?size_bytes=1073741824&duration_seconds=864000")
+        .await;
     assert_eq!(big["priceMicros"], "10000");
     assert!(big["expiresAt"].as_str().unwrap().ends_with('Z'));
 }
@@ -290,14 +241,7 @@ async fn health_ready_and_metrics() {
     let relay = Relay::start(&[]);
     let http = client();
     assert_eq!(http.get(relay.url("/healthz")).send().await.unwrap().status(), 200);
-    let ready: Value = http
-        .get(relay.url("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready: Value = relay.get_json(&http, "/readyz").await;
     assert_eq!(ready["status"], "ready");
     relay.store(&http, "m.txt", bytes(3, 0), 60).await;
     let text = http
@@ -341,14 +285,6 @@ async fn bootstrap_key_is_printed_once_and_kept() {
         !relay.stdout.iter().any(|l| l.contains("bootstrap API key")),
         "key printed again"
     );
-    let list: Value = http
-        .get(relay.url("/api/leases"))
-        .header("authorization", relay.auth())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = relay.leases(&http).await;
     assert_eq!(list["count"], 1);
 }

@@ -164,6 +164,25 @@ impl Relay {
         json
     }
 
+    /// An unauthenticated GET that must answer 200 with JSON.
+    pub async fn get_json(&self, client: &reqwest::Client, path: &str) -> serde_json::Value {
+        let resp = client.get(self.url(path)).send().await.expect("request");
+        assert_eq!(resp.status(), 200, "GET {path}");
+        resp.json().await.expect("json body")
+    }
+
+    /// GET /api/leases (first page) as JSON.
+    pub async fn leases(&self, client: &reqwest::Client) -> serde_json::Value {
+        let resp = client
+            .get(self.url("/api/leases"))
+            .header("authorization", self.auth())
+            .send()
+            .await
+            .expect("list");
+        assert_eq!(resp.status(), 200, "listing failed");
+        resp.json().await.expect("json listing")
+    }
+
     pub async fn download(&self, client: &reqwest::Client, lease_id: &str) -> reqwest::Response {
         client
             .get(self.url(&format!("/api/download/{lease_id}")))
