@@ -8,6 +8,8 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 pub const API_KEY_PREFIX: &str = "rs_live_";
+/// The account `relay serve` creates on first start; its key may also administer the cluster.
+pub const BOOTSTRAP_ACCOUNT_ID: &str = "acct_bootstrap";
 const API_KEY_MAX_LEN: usize = 128;
 
 /// The authenticated account behind a request.

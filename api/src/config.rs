@@ -17,6 +17,8 @@ pub struct ApiConfig {
     /// Uploads streaming at once; more wait their turn (bounds memory: each holds up to
     /// `single_put_max_bytes` or two multipart parts).
     pub max_concurrent_uploads: usize,
+    /// The secret shared by cluster members; also accepted by `/cluster/…`.
+    pub cluster_secret: String,
     /// Requests handled at once; more wait for a slot.
     pub max_concurrent_requests: usize,
     /// Bodies up to this size are written with one PUT; larger ones with a multipart upload.
@@ -34,6 +36,7 @@ impl Default for ApiConfig {
             max_object_bytes: 5 << 30,
             max_concurrent_uploads: 16,
             max_concurrent_requests: 1024,
+            cluster_secret: String::new(),
             single_put_max_bytes: 8 << 20,
             multipart_part_bytes: 8 << 20,
         }

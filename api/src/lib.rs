@@ -2,7 +2,7 @@
 //!
 //! - [`router`]: every route, the metrics middleware and the JSON fallbacks.
 //! - One module per resource: [`store`] (create, download, delete), [`leases`] (listing),
-//!   [`pricing`] (pricing and quotes), [`health`].
+//!   [`pricing`] (pricing and quotes), [`health`], [`cluster`] (membership admin).
 //! - [`auth`]: `Authorization: Bearer rs_live_…` → [`auth::Caller`].
 //! - [`error`]: [`ApiError`] and its one mapping to status codes and JSON bodies.
 //! - [`objects`]: streaming, hashing object store I/O.
@@ -11,6 +11,7 @@
 //! Handlers translate HTTP to ledger commands; business rules live in the ledger.
 
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod headers;
@@ -49,6 +50,11 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::serve))
+        .route("/cluster/status", get(cluster::status))
+        .route("/cluster/join", post(cluster::join))
+        .route("/cluster/promote", post(cluster::promote))
+        .route("/cluster/remove", post(cluster::remove))
+        .route("/cluster/transfer-leader", post(cluster::transfer_leader))
         .fallback(|| async { ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(state.clone(), metrics::track))

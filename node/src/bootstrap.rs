@@ -5,14 +5,12 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use relay_api::auth::key_hash;
+use relay_api::auth::{key_hash, BOOTSTRAP_ACCOUNT_ID};
 use relay_raft::{Command, IdempotencyKey, Ledger, Outcome};
 use tracing::info;
 
 use crate::server::NodeError;
 
-/// The bootstrap account's fixed id, so repeated starts find it instead of minting another.
-pub const BOOTSTRAP_ACCOUNT_ID: &str = "acct_bootstrap";
 const KEY_FILE: &str = "bootstrap-api-key";
 
 pub async fn ensure_account(

@@ -36,6 +36,17 @@ pub struct ServeArgs {
     /// Where the ledger (RocksDB), snapshots and, by default, object bytes live.
     #[arg(long, env = "RELAY_DATA_DIR", default_value = "./relay-data")]
     pub data_dir: PathBuf,
+    /// Join the cluster of this member (its HTTP URL) on first start; ignored once this node's
+    /// data dir holds cluster state.
+    #[arg(long, env = "RELAY_JOIN")]
+    pub join: Option<String>,
+    /// Joining nodes become voters while the cluster has fewer; later ones stay learners.
+    #[arg(long, env = "RELAY_VOTERS", default_value_t = 3)]
+    pub voters: usize,
+    /// Secret shared by all members (inter-node calls and `/cluster/…`). Default: the one in
+    /// `<data-dir>/cluster-secret`, generated on first start.
+    #[arg(long, env = "RELAY_CLUSTER_SECRET", hide_env_values = true)]
+    pub cluster_secret: Option<String>,
     /// Object store URL; default `file://<data-dir>/objects`.
     #[arg(long, env = "RELAY_OBJECTS")]
     pub objects: Option<String>,
@@ -84,6 +95,22 @@ impl ServeArgs {
         }
         if self.http.parse::<SocketAddr>().is_err() {
             return bad(format!("--http {:?} is not an IP:port address", self.http));
+        }
+        if self.raft.parse::<SocketAddr>().is_err() {
+            return bad(format!("--raft {:?} is not an IP:port address", self.raft));
+        }
+        if !(1..=9).contains(&self.voters) {
+            return bad("--voters must be within 1..=9".into());
+        }
+        if let Some(url) = &self.join {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return bad(format!("--join {url:?} must be an http:// URL of a member"));
+            }
+        }
+        if let Some(secret) = &self.cluster_secret {
+            if secret.len() < 16 || secret.len() > 256 || !secret.bytes().all(|b| b.is_ascii_graphic()) {
+                return bad("--cluster-secret must be 16 to 256 visible ASCII characters".into());
+            }
         }
         if self.min_duration_seconds == 0 || self.min_duration_seconds > self.max_duration_seconds {
             return bad("need 1 <= --min-duration-seconds <= --max-duration-seconds".into());

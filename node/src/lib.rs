@@ -3,9 +3,11 @@
 //! - [`config`]: flags and `RELAY_*` environment, validated before anything starts.
 //! - [`server`]: startup step by step, and the SIGTERM shutdown.
 //! - [`bootstrap`]: the first account and its API key.
+//! - [`cluster`]: the cluster secret, joining a cluster, handing over leadership on shutdown.
 //! - [`workers`]: the leader's sweeper (expiry) and GC (object deletion).
 
 pub mod bootstrap;
+pub mod cluster;
 pub mod config;
 pub mod objects;
 pub mod server;

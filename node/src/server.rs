@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::config::{ConfigError, ServeArgs};
-use crate::{bootstrap, objects, workers};
+use crate::{bootstrap, cluster, objects, workers};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -33,13 +33,15 @@ pub enum NodeError {
     Bootstrap(String),
     #[error("http listener {addr}: {source}")]
     Listen { addr: String, source: std::io::Error },
+    #[error("joining the cluster: {0}")]
+    Join(String),
     #[error("signal handler: {0}")]
     Signal(std::io::Error),
 }
 
 pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
     args.validate()?;
-    info!(node_id = args.node_id, http = %args.http, raft = %args.raft, data_dir = %args.data_dir.display(), "step 1/6: configuration valid");
+    info!(node_id = args.node_id, http = %args.http, raft = %args.raft, data_dir = %args.data_dir.display(), "step 1/7: configuration valid");
 
     std::fs::create_dir_all(&args.data_dir).map_err(|source| NodeError::DataDir {
         path: args.data_dir.display().to_string(),
@@ -47,7 +49,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
     })?;
     let objects_url = args.objects_url();
     let store = objects::open(&objects_url)?;
-    info!(objects = %objects_url, "step 2/6: object store open");
+    info!(objects = %objects_url, "step 2/7: object store open");
 
     let listener = TcpListener::bind(&args.http)
         .await
@@ -59,32 +61,70 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
         addr: args.http.clone(),
         source,
     })?;
+    let raft_listener = TcpListener::bind(&args.raft)
+        .await
+        .map_err(|source| NodeError::Listen {
+            addr: args.raft.clone(),
+            source,
+        })?;
+    let raft_addr: SocketAddr = raft_listener.local_addr().map_err(|source| NodeError::Listen {
+        addr: args.raft.clone(),
+        source,
+    })?;
+    let cluster_secret = cluster::secret(&args)?;
+    let node = RelayNode {
+        raft_addr: raft_addr.to_string(),
+        http_addr: format!("http://{http_addr}"),
+    };
 
     let ledger = Arc::new(
         Ledger::start(LedgerConfig {
             node_id: args.node_id,
             dir: args.data_dir.join("ledger"),
-            node: RelayNode {
-                raft_addr: args.raft.clone(),
-                http_addr: http_addr.to_string(),
-            },
+            node: node.clone(),
             snapshot_every_entries: args.snapshot_every_entries,
             request_timeout: Duration::from_secs(10),
+            cluster_secret: cluster_secret.clone(),
+            max_voters: args.voters,
         })
         .await?,
     );
-    let fresh = ledger.bootstrap_single().await?;
-    info!(initialized_now = fresh, "step 3/6: ledger open (single-node cluster)");
-    ledger.wait_ready(Duration::from_secs(30)).await?;
-    info!(status = ?ledger.status(), "step 4/6: leader elected, state caught up");
+    let (raft_stop_tx, mut raft_stop_rx) = watch::channel(false);
+    let raft_server = tokio::spawn(relay_raft::grpc::server::serve(
+        raft_listener,
+        ledger.clone(),
+        cluster_secret.clone(),
+        async move {
+            let _ = raft_stop_rx.changed().await;
+        },
+    ));
+    info!(%raft_addr, "step 3/7: raft transport listening");
+    println!("relay: raft transport on {raft_addr}");
 
-    bootstrap::ensure_account(
-        &ledger,
-        &args.data_dir,
-        args.bootstrap_api_key.as_deref(),
-        args.bootstrap_balance_micros()?,
-    )
-    .await?;
+    let initialized = ledger.is_initialized().await?;
+    let founded = match (&args.join, initialized) {
+        (_, true) => false,
+        (Some(url), false) => {
+            cluster::join(url, args.node_id, &node, &cluster_secret).await?;
+            false
+        }
+        (None, false) => ledger.bootstrap_single().await?,
+    };
+    info!(initialized_before = initialized, founded, "step 4/7: ledger open");
+    ledger.wait_ready(Duration::from_secs(60)).await?;
+    info!(status = ?ledger.status(), "step 5/7: leader known, state caught up");
+
+    // Only the founding node mints a key; members that joined use the founder's (or a given one).
+    let key_file_exists = args.data_dir.join("bootstrap-api-key").exists();
+    if founded || args.bootstrap_api_key.is_some() || key_file_exists || args.join.is_none() {
+        bootstrap::ensure_account(
+            &ledger,
+            &args.data_dir,
+            args.bootstrap_api_key.as_deref(),
+            args.bootstrap_balance_micros()?,
+        )
+        .await?;
+    }
 
     let metrics = Metrics::new();
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -95,7 +135,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
         Duration::from_millis(args.sweep_interval_ms),
         stop_rx,
     ));
-    info!(interval_ms = args.sweep_interval_ms, "step 5/6: sweeper and gc started");
+    info!(interval_ms = args.sweep_interval_ms, "step 6/7: sweeper and gc started");
 
     let api_config = ApiConfig {
         pricing: Pricing {
@@ -105,6 +145,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
         min_duration_seconds: args.min_duration_seconds,
         max_duration_seconds: args.max_duration_seconds,
         max_object_bytes: args.max_object_bytes,
+        cluster_secret: cluster_secret.clone(),
         ..ApiConfig::default()
     };
     let app = relay_api::router(AppState::new(ledger.clone(), store, api_config, metrics));
@@ -124,7 +165,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
             })
             .await
     });
-    info!(%http_addr, "step 6/6: serving HTTP");
+    info!(%http_addr, "step 7/7: serving HTTP");
     println!("relay: listening on http://{http_addr}");
 
     let which = tokio::select! {
@@ -145,6 +186,11 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
     }
     let _ = stop_tx.send(true);
     let _ = sweeper.await;
+    if ledger.is_leader() {
+        cluster::hand_over_leadership(&ledger).await;
+    }
+    let _ = raft_stop_tx.send(true);
+    let _ = raft_server.await;
     ledger.shutdown().await;
     info!("shutdown: complete");
     Ok(())

@@ -43,3 +43,24 @@ impl From<StoreError> for openraft::StorageError<NodeId> {
         .into()
     }
 }
+
+impl From<LedgerError> for crate::grpc::ForwardError {
+    fn from(e: LedgerError) -> Self {
+        use crate::grpc::ForwardError as F;
+        match e {
+            LedgerError::NotLeader { leader } => F::NotLeader(leader),
+            LedgerError::Unavailable(m) => F::Unavailable(m),
+            other => F::Failed(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::grpc::ForwardError> for LedgerError {
+    fn from(e: crate::grpc::ForwardError) -> Self {
+        use crate::grpc::ForwardError as F;
+        match e {
+            F::NotLeader(leader) => LedgerError::NotLeader { leader },
+            F::Unavailable(m) | F::Failed(m) => LedgerError::Unavailable(m),
+        }
+    }
+}

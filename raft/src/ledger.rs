@@ -1,17 +1,17 @@
 //! The ledger handle: starts openraft on RocksDB and offers writes and linearizable reads.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
-use openraft::{Config, ServerState, SnapshotPolicy};
+use openraft::{ChangeMembers, Config, ServerState, SnapshotPolicy};
 use tracing::info;
 
 use crate::command::{Command, IdempotencyKey, Request, Response};
 use crate::error::LedgerError;
-use crate::network::SingleNodeNetwork;
+use crate::grpc::client::{Method, Network, Peers};
 use crate::reader::StateReader;
 use crate::store::{open_db, LogStore, StateMachineStore};
 use crate::{NodeId, Raft, RelayNode};
@@ -24,13 +24,20 @@ pub struct LedgerConfig {
     pub node: RelayNode,
     /// Build a snapshot (and purge the log behind it) every this many entries.
     pub snapshot_every_entries: u64,
-    /// Upper bound on one write or linearizable read, after which the caller gets `Unavailable`.
+    /// Upper bound on one write or linearizable read, retries against a new leader included,
+    /// after which the caller gets `Unavailable`.
     pub request_timeout: Duration,
+    /// Shared by every member; inter-node calls without it are refused.
+    pub cluster_secret: String,
+    /// Joining nodes become voters while there are fewer than this; the rest stay learners.
+    pub max_voters: usize,
 }
 
 pub struct Ledger {
     raft: Raft,
     node: RelayNode,
+    peers: Peers,
+    max_voters: usize,
     reader: StateReader,
     node_id: NodeId,
     request_timeout: Duration,
@@ -47,6 +54,13 @@ pub struct LedgerStatus {
     pub last_applied: Option<u64>,
     pub snapshot_index: Option<u64>,
     pub purged_index: Option<u64>,
+}
+
+/// Scope of the idempotency ids a node makes for writes that carry none from the client.
+pub const NODE_SCOPE: &str = "_node";
+
+fn membership_error<E: std::fmt::Display>(e: E) -> LedgerError {
+    LedgerError::Unavailable(format!("membership change: {e}"))
 }
 
 pub fn wall_clock_ms() -> u64 {
@@ -76,10 +90,11 @@ impl Ledger {
         }
         .validate()
         .map_err(|e| LedgerError::Fatal(e.to_string()))?;
+        let peers = Peers::new(&cfg.cluster_secret).map_err(LedgerError::Fatal)?;
         let raft = Raft::new(
             cfg.node_id,
             Arc::new(config),
-            SingleNodeNetwork,
+            Network { peers: peers.clone() },
             log_store,
             state_machine,
         )
@@ -89,10 +104,20 @@ impl Ledger {
         Ok(Ledger {
             raft,
             node: cfg.node,
+            peers,
+            max_voters: cfg.max_voters.max(1),
             reader: StateReader::new(db),
             node_id: cfg.node_id,
             request_timeout: cfg.request_timeout,
         })
+    }
+
+    /// Whether this node already holds cluster state (a vote or log).
+    pub async fn is_initialized(&self) -> Result<bool, LedgerError> {
+        self.raft
+            .is_initialized()
+            .await
+            .map_err(|e| LedgerError::Fatal(e.to_string()))
     }
 
     /// Makes a fresh store a one-node cluster; a store that already has a membership is left as is.
@@ -127,13 +152,52 @@ impl Ledger {
         }
     }
 
-    /// Proposes a command stamped with this node's clock and waits for its answer.
+    /// Applies a command through the leader, wherever it is. A follower forwards it; on a leader
+    /// change the command is retried against the new leader until `request_timeout`. Every
+    /// command carries an idempotency id (the client's, or one made here), so a retry after an
+    /// ambiguous failure never applies twice.
     pub async fn write(&self, idempotency: Option<IdempotencyKey>, command: Command) -> Result<Response, LedgerError> {
+        let idempotency = idempotency.or_else(|| {
+            Some(IdempotencyKey {
+                scope: NODE_SCOPE.into(),
+                key: ulid::Ulid::new().to_string(),
+            })
+        });
         let request = Request {
-            now_ms: wall_clock_ms(),
+            now_ms: 0,
             idempotency,
             command,
         };
+        let deadline = tokio::time::Instant::now() + self.request_timeout;
+        let mut backoff = Duration::from_millis(20);
+        loop {
+            let err = match self.write_local(request.clone()).await {
+                Err(LedgerError::NotLeader { leader: Some(leader) }) => match self.leader_addr(leader) {
+                    Some(addr) => match self
+                        .peers
+                        .forward(&addr, Method::Forward, &request, self.remaining(deadline))
+                        .await
+                    {
+                        Ok(response) => return Ok(response),
+                        Err(e) => LedgerError::from(e),
+                    },
+                    None => LedgerError::Unavailable(format!("leader {leader} has no known address")),
+                },
+                Err(e @ (LedgerError::NotLeader { .. } | LedgerError::Unavailable(_))) => e,
+                other => return other,
+            };
+            if tokio::time::Instant::now() + backoff >= deadline {
+                return Err(err);
+            }
+            tracing::debug!(error = %err, "ledger write: retrying");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_millis(200));
+        }
+    }
+
+    /// Proposes on this node, which must be the leader; stamps the leader's clock.
+    pub async fn write_local(&self, mut request: Request) -> Result<Response, LedgerError> {
+        request.now_ms = wall_clock_ms();
         let result = tokio::time::timeout(self.request_timeout, self.raft.client_write(request))
             .await
             .map_err(|_| LedgerError::Unavailable("write timed out".into()))?;
@@ -147,20 +211,170 @@ impl Ledger {
         }
     }
 
-    /// Confirms leadership with a quorum and waits until everything committed before this call is
-    /// applied; reads from [`Ledger::reader`] afterwards are linearizable.
-    pub async fn linearizable(&self) -> Result<&StateReader, LedgerError> {
-        let result = tokio::time::timeout(self.request_timeout, self.raft.ensure_linearizable())
+    /// On the leader: confirms leadership with a quorum and returns the index a reader must have
+    /// applied for its read to be linearizable.
+    pub async fn leader_read_index(&self) -> Result<u64, LedgerError> {
+        let result = tokio::time::timeout(self.request_timeout, self.raft.get_read_log_id())
             .await
             .map_err(|_| LedgerError::Unavailable("read barrier timed out".into()))?;
         match result {
-            Ok(_) => Ok(&self.reader),
+            Ok((read_log_id, _)) => Ok(read_log_id.map(|l| l.index).unwrap_or(0)),
             Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
                 Err(LedgerError::NotLeader { leader: f.leader_id })
             }
             Err(RaftError::APIError(e)) => Err(LedgerError::Unavailable(e.to_string())),
             Err(RaftError::Fatal(e)) => Err(LedgerError::Fatal(e.to_string())),
         }
+    }
+
+    /// Makes reads from [`Ledger::reader`] linearizable: gets a read index from the leader (this
+    /// node or, forwarded, another) and waits until this node has applied up to it.
+    pub async fn linearizable(&self) -> Result<&StateReader, LedgerError> {
+        let deadline = tokio::time::Instant::now() + self.request_timeout;
+        let mut backoff = Duration::from_millis(20);
+        loop {
+            let index = match self.leader_read_index().await {
+                Err(LedgerError::NotLeader { leader: Some(leader) }) => match self.leader_addr(leader) {
+                    Some(addr) => self
+                        .peers
+                        .forward::<(), u64>(&addr, Method::ReadIndex, &(), self.remaining(deadline))
+                        .await
+                        .map_err(LedgerError::from),
+                    None => Err(LedgerError::Unavailable(format!(
+                        "leader {leader} has no known address"
+                    ))),
+                },
+                other => other,
+            };
+            let err = match index {
+                Ok(index) => {
+                    let waited = self
+                        .raft
+                        .wait(Some(self.remaining(deadline)))
+                        .applied_index_at_least(Some(index), "linearizable read")
+                        .await;
+                    return match waited {
+                        Ok(_) => Ok(&self.reader),
+                        Err(e) => Err(LedgerError::Unavailable(format!("catching up to the read index: {e}"))),
+                    };
+                }
+                Err(e @ (LedgerError::NotLeader { .. } | LedgerError::Unavailable(_))) => e,
+                Err(e) => return Err(e),
+            };
+            if tokio::time::Instant::now() + backoff >= deadline {
+                return Err(err);
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_millis(200));
+        }
+    }
+
+    /// Adds a node as a learner, waits for it to catch up, and promotes it to voter while the
+    /// cluster has fewer than `max_voters`. Forwarded to the leader when this node is not it.
+    pub async fn join(&self, node_id: NodeId, node: RelayNode) -> Result<(), LedgerError> {
+        match self.join_local(node_id, node.clone()).await {
+            Err(LedgerError::NotLeader { leader: Some(leader) }) => {
+                let addr = self
+                    .leader_addr(leader)
+                    .ok_or_else(|| LedgerError::Unavailable(format!("leader {leader} has no known address")))?;
+                let timeout = Duration::from_secs(60);
+                Ok(self
+                    .peers
+                    .forward::<_, ()>(&addr, Method::Join, &(node_id, node), timeout)
+                    .await?)
+            }
+            other => other,
+        }
+    }
+
+    /// [`Ledger::join`] on the leader.
+    pub async fn join_local(&self, node_id: NodeId, node: RelayNode) -> Result<(), LedgerError> {
+        let membership = self.raft.metrics().borrow().membership_config.clone();
+        let voters: Vec<NodeId> = membership.membership().voter_ids().collect();
+        if voters.contains(&node_id) {
+            return Ok(());
+        }
+        self.raft
+            .add_learner(node_id, node, true)
+            .await
+            .map_err(membership_error)?;
+        if voters.len() < self.max_voters {
+            self.raft
+                .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([node_id])), false)
+                .await
+                .map_err(membership_error)?;
+            info!(node_id, "ledger: node joined as voter");
+        } else {
+            info!(node_id, "ledger: node joined as learner");
+        }
+        Ok(())
+    }
+
+    /// Promotes a learner to voter (leader only).
+    pub async fn promote(&self, node_id: NodeId) -> Result<(), LedgerError> {
+        self.raft
+            .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([node_id])), false)
+            .await
+            .map_err(membership_error)?;
+        Ok(())
+    }
+
+    /// Removes a node from voters and learners (leader only).
+    pub async fn remove(&self, node_id: NodeId) -> Result<(), LedgerError> {
+        let ids = BTreeSet::from([node_id]);
+        let membership = self.raft.metrics().borrow().membership_config.clone();
+        if membership.membership().voter_ids().any(|v| v == node_id) {
+            self.raft
+                .change_membership(ChangeMembers::RemoveVoters(ids.clone()), false)
+                .await
+                .map_err(membership_error)?;
+        }
+        self.raft
+            .change_membership(ChangeMembers::RemoveNodes(ids), false)
+            .await
+            .map_err(membership_error)?;
+        Ok(())
+    }
+
+    /// Asks `node_id` to start an election now; with a caught-up log it wins and this leader steps
+    /// down (openraft 0.9 has no transfer RPC of its own).
+    pub async fn transfer_leader(&self, node_id: NodeId) -> Result<(), LedgerError> {
+        let addr = self
+            .member_addr(node_id)
+            .ok_or_else(|| LedgerError::Unavailable(format!("node {node_id} is not a member")))?;
+        Ok(self
+            .peers
+            .forward::<_, ()>(&addr, Method::Elect, &(), Duration::from_secs(5))
+            .await?)
+    }
+
+    fn leader_addr(&self, leader: NodeId) -> Option<String> {
+        self.member_addr(leader)
+    }
+
+    fn member_addr(&self, node_id: NodeId) -> Option<String> {
+        let m = self.raft.metrics().borrow().membership_config.clone();
+        m.membership().get_node(&node_id).map(|n| n.raft_addr.clone())
+    }
+
+    fn remaining(&self, deadline: tokio::time::Instant) -> Duration {
+        deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+            .max(Duration::from_millis(50))
+    }
+
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    /// Members as (id, node, is_voter).
+    pub fn members(&self) -> Vec<(NodeId, RelayNode, bool)> {
+        let m = self.raft.metrics().borrow().membership_config.clone();
+        let voters: BTreeSet<NodeId> = m.membership().voter_ids().collect();
+        m.membership()
+            .nodes()
+            .map(|(id, n)| (*id, n.clone(), voters.contains(id)))
+            .collect()
     }
 
     /// The local applied state, without a read barrier (may lag the leader).

@@ -9,14 +9,16 @@
 //! - [`sm`]: `apply`, one file per command family; a pure function of (state, request).
 //! - [`store`]: RocksDB column families, the Raft log store and the state machine store.
 //! - [`reader`]: read-only queries against the applied state.
-//! - [`ledger`]: the handle the rest of Relay uses: start Raft, write commands, read linearizably.
+//! - [`ledger`]: the handle the rest of Relay uses: start Raft, write commands (forwarded to the
+//!   leader), read linearizably, change membership.
+//! - [`grpc`]: the tonic transport between nodes, guarded by the cluster secret.
 //! - [`pricing`]: the price formula, shared by quotes and creates.
 
 pub mod command;
 pub mod error;
+pub mod grpc;
 pub mod ledger;
 pub mod model;
-pub mod network;
 pub mod pricing;
 pub mod reader;
 pub mod sm;

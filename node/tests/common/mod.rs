@@ -15,6 +15,9 @@ pub struct Relay {
     args: Vec<String>,
     pub base: String,
     pub key: String,
+    /// Addresses chosen on first start, reused on restart (members know each other by them).
+    http_bind: String,
+    raft_bind: String,
     /// Lines the process printed on stdout, in order.
     pub stdout: Vec<String>,
 }
@@ -36,6 +39,8 @@ impl Relay {
             args: extra.iter().map(|s| s.to_string()).collect(),
             base: String::new(),
             key: key.to_string(),
+            http_bind: "127.0.0.1:0".into(),
+            raft_bind: "127.0.0.1:0".into(),
             stdout: Vec::new(),
         };
         relay.spawn();
@@ -58,7 +63,7 @@ impl Relay {
             .expect("log file");
         let mut child = Command::new(env!("CARGO_BIN_EXE_relay"))
             .arg("serve")
-            .args(["--http", "127.0.0.1:0", "--raft", "127.0.0.1:0"])
+            .args(["--http", &self.http_bind, "--raft", &self.raft_bind])
             .arg("--data-dir")
             .arg(self.dir.path())
             .args(&self.args)
@@ -82,12 +87,22 @@ impl Relay {
             match rx.recv_timeout(Duration::from_secs(60)) {
                 Ok(line) => {
                     self.stdout.push(line.clone());
+                    if let Some(addr) = line.strip_prefix("relay: raft transport on ") {
+                        self.raft_bind = addr.trim().to_string();
+                    }
                     if let Some(addr) = line.strip_prefix("relay: listening on ") {
                         self.base = addr.trim().to_string();
+                        self.http_bind = self.base.trim_start_matches("http://").to_string();
                         break;
                     }
                 }
-                Err(_) => panic!("relay did not start; log:\n{}", self.logs()),
+                Err(_) => {
+                    if let Some(mut child) = self.child.take() {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                    }
+                    panic!("relay did not start; log:\n{}", self.logs())
+                }
             }
         }
         // Keep draining stdout so the child never blocks on a full pipe.
@@ -200,8 +215,11 @@ impl Drop for Relay {
 }
 
 pub fn client() -> reqwest::Client {
+    // No idle pooling: nodes restart on the same port, and a pooled connection to the dead
+    // process would fail the next request.
     reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(0)
         .build()
         .expect("client")
 }
@@ -254,4 +272,85 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+pub const SECRET: &str = "test-cluster-secret-0123456789";
+
+/// `n` real nodes on loopback: node 1 founds the cluster, the others join it.
+pub struct Cluster {
+    pub nodes: Vec<Relay>,
+    /// The object store every node shares (bytes never pass through the leader).
+    pub objects: tempfile::TempDir,
+}
+
+impl Cluster {
+    pub async fn start(n: usize, extra: &[&str]) -> Cluster {
+        let mut nodes = Vec::new();
+        let objects = tempfile::tempdir().expect("tempdir");
+        let objects_url = format!("file://{}", objects.path().display());
+        for id in 1..=n {
+            let id_s = id.to_string();
+            let mut args = vec![
+                "--node-id",
+                &id_s,
+                "--cluster-secret",
+                SECRET,
+                "--objects",
+                &objects_url,
+            ];
+            args.extend_from_slice(extra);
+            let join;
+            if id > 1 {
+                join = nodes.first().map(|n: &Relay| n.base.clone()).unwrap();
+                args.extend_from_slice(&["--join", &join]);
+            }
+            nodes.push(Relay::start(&args));
+        }
+        let cluster = Cluster { nodes, objects };
+        cluster
+            .wait_for(|s| s["voters"].as_array().map(|v| v.len()) == Some(n.min(3)))
+            .await;
+        cluster
+    }
+
+    /// GET /cluster/status of node `i` (0-based).
+    pub async fn status(&self, i: usize) -> serde_json::Value {
+        let resp = client()
+            .get(self.nodes[i].url("/cluster/status"))
+            .header("x-cluster-secret", SECRET)
+            .send()
+            .await
+            .expect("status");
+        resp.json().await.expect("status json")
+    }
+
+    /// Waits (up to 30 s) until node 0's status satisfies `pred`.
+    pub async fn wait_for(&self, pred: impl Fn(&serde_json::Value) -> bool) {
+        for _ in 0..300 {
+            for i in 0..self.nodes.len() {
+                if self.nodes[i].child.is_some() && pred(&self.status(i).await) {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("cluster never reached the expected state: {}", self.status(0).await);
+    }
+
+    /// Index of the node that is leader (as seen by a running node).
+    pub async fn leader(&self) -> usize {
+        for _ in 0..300 {
+            for i in 0..self.nodes.len() {
+                if self.nodes[i].child.is_none() {
+                    continue;
+                }
+                let s = self.status(i).await;
+                if s["state"] == "Leader" {
+                    return i;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no leader");
+    }
 }

@@ -1,0 +1,104 @@
+//! Cluster membership from the node's side: the shared secret, joining through any member's
+//! HTTP API, and handing leadership over before a leader exits.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::time::Duration;
+
+use relay_raft::{Ledger, NodeId, RelayNode};
+use tracing::{info, warn};
+
+use crate::config::ServeArgs;
+use crate::server::NodeError;
+
+const SECRET_FILE: &str = "cluster-secret";
+/// How long a new node keeps asking to be let in before giving up.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The given secret (saved for restarts), else the saved one, else a new one (saved, mode 0600).
+pub fn secret(args: &ServeArgs) -> Result<String, NodeError> {
+    let path = args.data_dir.join(SECRET_FILE);
+    let secret = match (&args.cluster_secret, std::fs::read_to_string(&path)) {
+        (Some(given), _) => given.clone(),
+        (None, Ok(saved)) if !saved.trim().is_empty() => return Ok(saved.trim().to_string()),
+        (None, _) => relay_api::ids::secret_hex().map_err(|e| NodeError::Bootstrap(e.to_string()))?,
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| NodeError::Bootstrap(format!("{}: {e}", path.display())))?;
+    writeln!(f, "{secret}").map_err(|e| NodeError::Bootstrap(format!("{}: {e}", path.display())))?;
+    Ok(secret)
+}
+
+/// Asks the member at `url` to add this node; retries while the cluster is busy or electing,
+/// stops at once on a refusal (wrong secret, bad request).
+pub async fn join(url: &str, node_id: NodeId, node: &RelayNode, secret: &str) -> Result<(), NodeError> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(70))
+        .build()
+        .map_err(|e| NodeError::Join(e.to_string()))?;
+    let endpoint = format!("{}/cluster/join", url.trim_end_matches('/'));
+    let body = serde_json::json!({"node_id": node_id, "raft_addr": node.raft_addr, "http_addr": node.http_addr});
+    let deadline = tokio::time::Instant::now() + JOIN_TIMEOUT;
+    loop {
+        let attempt = client
+            .post(&endpoint)
+            .header("x-cluster-secret", secret)
+            .json(&body)
+            .send()
+            .await;
+        let retry_reason = match attempt {
+            Ok(r) if r.status().is_success() => {
+                info!(%endpoint, "joined the cluster");
+                return Ok(());
+            }
+            Ok(r) if r.status().is_client_error() => {
+                let status = r.status();
+                let text = r.text().await.unwrap_or_default();
+                return Err(NodeError::Join(format!("{endpoint} refused: {status} {text}")));
+            }
+            Ok(r) => format!("{}", r.status()),
+            Err(e) => e.to_string(),
+        };
+        if tokio::time::Instant::now() >= deadline {
+            return Err(NodeError::Join(format!(
+                "{endpoint}: gave up after {JOIN_TIMEOUT:?}: {retry_reason}"
+            )));
+        }
+        warn!(%endpoint, reason = %retry_reason, "join: retrying");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Before a leader exits: ask the most caught-up other voter to take over, so the cluster does
+/// not wait out an election timeout. Best effort and bounded.
+pub async fn hand_over_leadership(ledger: &Ledger) {
+    let me = ledger.status().node_id;
+    let Some(target) = ledger
+        .members()
+        .into_iter()
+        .find(|(id, _, voter)| *voter && *id != me)
+        .map(|m| m.0)
+    else {
+        return;
+    };
+    match tokio::time::timeout(Duration::from_secs(3), ledger.transfer_leader(target)).await {
+        Ok(Ok(())) => {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+            while ledger.is_leader() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            info!(
+                to = target,
+                still_leader = ledger.is_leader(),
+                "shutdown: leadership handed over"
+            );
+        }
+        Ok(Err(e)) => warn!(error = %e, "shutdown: leadership handover failed"),
+        Err(_) => warn!("shutdown: leadership handover timed out"),
+    }
+}

@@ -1,0 +1,158 @@
+//! Three real `relay` processes on loopback: replication, forwarding, failover, catch-up by
+//! snapshot, and the cluster secret.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{bytes, client, Cluster, Relay, SECRET};
+
+/// A create through a follower is readable through every node at once, and the status shows
+/// three voters with their addresses.
+#[tokio::test]
+async fn create_via_follower_is_readable_everywhere() {
+    let cluster = Cluster::start(3, &[]).await;
+    let http = client();
+    let status = cluster.status(0).await;
+    assert_eq!(status["voters"].as_array().unwrap().len(), 3, "{status}");
+    assert_eq!(status["members"].as_array().unwrap().len(), 3);
+    assert!(status["leader_id"].is_u64());
+
+    let leader = cluster.leader().await;
+    let follower = (leader + 1) % 3;
+    let body = bytes(2048, 5);
+    let receipt = cluster.nodes[follower]
+        .store(&http, "via-follower.bin", body.clone(), 600)
+        .await;
+    let lease_id = receipt["lease_id"].as_str().unwrap();
+    for node in &cluster.nodes {
+        let resp = node.download(&http, lease_id).await;
+        assert_eq!(resp.status(), 200, "download via {}", node.base);
+        assert!(resp.bytes().await.unwrap().as_ref() == body.as_slice());
+        assert_eq!(node.leases(&http).await["count"], 1, "listing via {}", node.base);
+    }
+}
+
+/// SIGKILL the leader: a survivor accepts writes again, and a node that was down for 200 writes
+/// (more than the log keeps behind a snapshot) catches up by snapshot and serves them all.
+#[tokio::test]
+async fn failover_and_catch_up_by_snapshot() {
+    let mut cluster = Cluster::start(3, &["--snapshot-every-entries", "100"]).await;
+    let http = client();
+    let leader = cluster.leader().await;
+    cluster.nodes[leader].kill9();
+    let survivor = (leader + 1) % 3;
+    let started = Instant::now();
+    let mut first_ok = None;
+    while started.elapsed() < Duration::from_secs(20) {
+        let resp = http
+            .post(cluster.nodes[survivor].url("/api/store"))
+            .header("authorization", cluster.nodes[survivor].auth())
+            .header("x-file-name", "after-failover.bin")
+            .header("x-size-bytes", "3")
+            .header("x-duration-seconds", "600")
+            .body("abc")
+            .send()
+            .await;
+        if resp.is_ok_and(|r| r.status() == 201) {
+            first_ok = Some(started.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        first_ok.is_some(),
+        "no write accepted within 20 s of killing the leader"
+    );
+
+    // The old leader stays down while 200 more writes land.
+    for i in 0..200u32 {
+        cluster.nodes[survivor]
+            .store(&http, &format!("w{i}.bin"), bytes(16, i as u8), 600)
+            .await;
+    }
+    cluster.nodes[leader].restart();
+    let back = &cluster.nodes[leader];
+    let mut total = 0;
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut url = back.url("/api/leases?limit=200");
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let page: serde_json::Value = http
+            .get(url)
+            .header("authorization", back.auth())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        total += page["count"].as_u64().unwrap();
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(total, 201, "the restarted node serves every write");
+    let status = cluster.status(leader).await;
+    assert!(
+        status["snapshot_index"].as_u64().unwrap_or(0) > 0,
+        "caught up without a snapshot? {status}"
+    );
+}
+
+/// A node with the wrong secret is refused at join, exits with an error, and never appears in
+/// the membership.
+#[tokio::test]
+async fn wrong_secret_never_joins() {
+    let founder = Relay::start(&["--cluster-secret", SECRET]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_relay"))
+        .args([
+            "serve",
+            "--node-id",
+            "2",
+            "--http",
+            "127.0.0.1:0",
+            "--raft",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["--cluster-secret", "not-the-right-secret-000", "--join", &founder.base])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("node with the wrong secret kept running");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(!status.success());
+    let resp = client()
+        .get(founder.url("/cluster/status"))
+        .header("x-cluster-secret", SECRET)
+        .send()
+        .await
+        .unwrap();
+    let s: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(s["members"].as_array().unwrap().len(), 1, "{s}");
+    assert!(founder.logs().contains("wrong cluster secret"));
+    let refused = client()
+        .get(founder.url("/cluster/status"))
+        .header("x-cluster-secret", "nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+}

@@ -1,0 +1,207 @@
+//! Calls to other nodes: openraft's network (one reused HTTP/2 channel per peer) and the
+//! Forward / ReadIndex / Join / Elect calls a follower makes to the leader.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
+};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tonic::transport::{Channel, Endpoint};
+
+use super::pb::raft_service_client::RaftServiceClient;
+use super::pb::Blob;
+use super::{blob, unblob, ForwardError, SECRET_HEADER};
+use crate::{NodeId, RelayNode, TypeConfig};
+
+/// Channels to peers by address, shared by Raft replication and forwarding.
+#[derive(Clone)]
+pub struct Peers {
+    secret: Arc<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
+    channels: Arc<Mutex<HashMap<String, Channel>>>,
+}
+
+/// A call that did not reach the peer or whose answer could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("rpc to {addr}: {message}")]
+pub struct CallError {
+    pub addr: String,
+    pub message: String,
+}
+
+impl Peers {
+    pub fn new(secret: &str) -> Result<Peers, String> {
+        let secret = secret
+            .parse()
+            .map_err(|_| "cluster secret must be visible ASCII".to_string())?;
+        Ok(Peers {
+            secret: Arc::new(secret),
+            channels: Arc::new(Mutex::new(HashMap::new())),
+        })
+    }
+
+    fn channel(&self, addr: &str) -> Result<Channel, CallError> {
+        let mut map = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(ch) = map.get(addr) {
+            return Ok(ch.clone());
+        }
+        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|e| CallError {
+                addr: addr.into(),
+                message: e.to_string(),
+            })?
+            .connect_timeout(Duration::from_millis(500))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(10));
+        let ch = endpoint.connect_lazy();
+        map.insert(addr.to_string(), ch.clone());
+        Ok(ch)
+    }
+
+    /// One unary call with the secret attached, bounded by `timeout`.
+    pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        addr: &str,
+        method: Method,
+        req: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, CallError> {
+        let err = |message: String| CallError {
+            addr: addr.to_string(),
+            message,
+        };
+        let mut client = RaftServiceClient::new(self.channel(addr)?)
+            .max_decoding_message_size(64 << 20)
+            .max_encoding_message_size(64 << 20);
+        let mut request = tonic::Request::new(blob(req).map_err(|s| err(s.to_string()))?);
+        request.metadata_mut().insert(SECRET_HEADER, (*self.secret).clone());
+        request.set_timeout(timeout);
+        let fut = async {
+            match method {
+                Method::AppendEntries => client.append_entries(request).await,
+                Method::Vote => client.vote(request).await,
+                Method::InstallSnapshot => client.install_snapshot(request).await,
+                Method::Forward => client.forward(request).await,
+                Method::ReadIndex => client.read_index(request).await,
+                Method::Join => client.join(request).await,
+                Method::Elect => client.elect(request).await,
+            }
+        };
+        let response: Blob = tokio::time::timeout(timeout, fut)
+            .await
+            .map_err(|_| err("timed out".into()))?
+            .map_err(|s| err(format!("{}: {}", s.code(), s.message())))?
+            .into_inner();
+        unblob(&response).map_err(|s| err(s.to_string()))
+    }
+
+    /// Forward-style call: transport failures become `ForwardError::Unavailable`.
+    pub async fn forward<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        addr: &str,
+        method: Method,
+        req: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, ForwardError> {
+        match self
+            .call::<Req, Result<Resp, ForwardError>>(addr, method, req, timeout)
+            .await
+        {
+            Ok(result) => result,
+            Err(e) => Err(ForwardError::Unavailable(e.to_string())),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum Method {
+    AppendEntries,
+    Vote,
+    InstallSnapshot,
+    Forward,
+    ReadIndex,
+    Join,
+    Elect,
+}
+
+/// openraft's network factory over [`Peers`].
+#[derive(Clone)]
+pub struct Network {
+    pub peers: Peers,
+}
+
+pub struct PeerClient {
+    peers: Peers,
+    target: NodeId,
+    addr: String,
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: NodeId, node: &RelayNode) -> PeerClient {
+        PeerClient {
+            peers: self.peers.clone(),
+            target,
+            addr: node.raft_addr.clone(),
+        }
+    }
+}
+
+impl PeerClient {
+    async fn rpc<Req, Resp, E>(
+        &self,
+        method: Method,
+        req: &Req,
+        option: &RPCOption,
+    ) -> Result<Resp, RPCError<NodeId, RelayNode, RaftError<NodeId, E>>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let answer: Result<Result<Resp, RaftError<NodeId, E>>, CallError> =
+            self.peers.call(&self.addr, method, req, option.hard_ttl()).await;
+        match answer {
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(remote)) => Err(RPCError::RemoteError(RemoteError::new(self.target, remote))),
+            Err(e) if e.message.starts_with("decode") || e.message.starts_with("encode") => {
+                Err(RPCError::Network(NetworkError::new(&e)))
+            }
+            Err(e) => Err(RPCError::Unreachable(Unreachable::new(&e))),
+        }
+    }
+}
+
+impl RaftNetwork<TypeConfig> for PeerClient {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, RelayNode, RaftError<NodeId>>> {
+        self.rpc(Method::AppendEntries, &rpc, &option).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<InstallSnapshotResponse<NodeId>, RPCError<NodeId, RelayNode, RaftError<NodeId, InstallSnapshotError>>>
+    {
+        self.rpc(Method::InstallSnapshot, &rpc, &option).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, RelayNode, RaftError<NodeId>>> {
+        self.rpc(Method::Vote, &rpc, &option).await
+    }
+}

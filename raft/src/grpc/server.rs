@@ -1,0 +1,96 @@
+//! The inter-node gRPC service. Requests without the right secret are refused and logged.
+
+use std::sync::Arc;
+
+use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use tokio::net::TcpListener;
+use tonic::{Request, Response, Status};
+
+use super::pb::raft_service_server::{RaftService, RaftServiceServer};
+use super::pb::Blob;
+use super::{blob, secret_matches, unblob, ForwardError, SECRET_HEADER};
+use crate::command::Request as LedgerRequest;
+use crate::ledger::Ledger;
+use crate::{NodeId, RelayNode, TypeConfig};
+
+struct Service {
+    ledger: Arc<Ledger>,
+}
+
+#[tonic::async_trait]
+impl RaftService for Service {
+    async fn append_entries(&self, req: Request<Blob>) -> Result<Response<Blob>, Status> {
+        let rpc: AppendEntriesRequest<TypeConfig> = unblob(req.get_ref())?;
+        Ok(Response::new(blob(&self.ledger.raft().append_entries(rpc).await)?))
+    }
+
+    async fn vote(&self, req: Request<Blob>) -> Result<Response<Blob>, Status> {
+        let rpc: VoteRequest<NodeId> = unblob(req.get_ref())?;
+        Ok(Response::new(blob(&self.ledger.raft().vote(rpc).await)?))
+    }
+
+    async fn install_snapshot(&self, req: Request<Blob>) -> Result<Response<Blob>, Status> {
+        let rpc: InstallSnapshotRequest<TypeConfig> = unblob(req.get_ref())?;
+        Ok(Response::new(blob(&self.ledger.raft().install_snapshot(rpc).await)?))
+    }
+
+    async fn forward(&self, req: Request<Blob>) -> Result<Response<Blob>, Status> {
+        let request: LedgerRequest = unblob(req.get_ref())?;
+        let result = self.ledger.write_local(request).await.map_err(ForwardError::from);
+        Ok(Response::new(blob(&result)?))
+    }
+
+    async fn read_index(&self, _req: Request<Blob>) -> Result<Response<Blob>, Status> {
+        let result = self.ledger.leader_read_index().await.map_err(ForwardError::from);
+        Ok(Response::new(blob(&result)?))
+    }
+
+    async fn join(&self, req: Request<Blob>) -> Result<Response<Blob>, Status> {
+        let (node_id, node): (NodeId, RelayNode) = unblob(req.get_ref())?;
+        let result = self.ledger.join_local(node_id, node).await.map_err(ForwardError::from);
+        Ok(Response::new(blob(&result)?))
+    }
+
+    async fn elect(&self, _req: Request<Blob>) -> Result<Response<Blob>, Status> {
+        let result = self
+            .ledger
+            .raft()
+            .trigger()
+            .elect()
+            .await
+            .map_err(|e| ForwardError::Failed(e.to_string()));
+        Ok(Response::new(blob(&result)?))
+    }
+}
+
+/// Serves the inter-node API on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    ledger: Arc<Ledger>,
+    secret: String,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    let secret = Arc::new(secret.into_bytes());
+    let check = move |req: Request<()>| -> Result<Request<()>, Status> {
+        let presented = req
+            .metadata()
+            .get(SECRET_HEADER)
+            .map(|v| v.as_bytes())
+            .unwrap_or_default();
+        if secret_matches(presented, &secret) {
+            Ok(req)
+        } else {
+            tracing::warn!(peer = ?req.remote_addr(), "raft rpc refused: wrong or missing cluster secret");
+            Err(Status::unauthenticated("wrong or missing cluster secret"))
+        }
+    };
+    let inner = RaftServiceServer::new(Service { ledger })
+        .max_decoding_message_size(64 << 20)
+        .max_encoding_message_size(64 << 20);
+    let service = tonic::service::interceptor::InterceptedService::new(inner, check);
+    tonic::transport::Server::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .add_service(service)
+        .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(listener), shutdown)
+        .await
+}
