@@ -145,13 +145,3 @@ pub async fn remove(
     on_leader(&state, || state.ledger.remove(b.node_id)).await?;
     Ok(Json(json!({"status": "ok", "node_id": b.node_id})))
 }
-
-pub async fn transfer_leader(
-    State(state): State<AppState>,
-    _: Admin,
-    body: Result<Bytes, BytesRejection>,
-) -> ApiResult<Json<Value>> {
-    let b: NodeBody = json_body(body)?;
-    state.ledger.transfer_leader(b.node_id).await?;
-    Ok(Json(json!({"status": "ok", "node_id": b.node_id})))
-}

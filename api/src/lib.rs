@@ -54,7 +54,6 @@ pub fn router(state: AppState) -> Router {
         .route("/cluster/join", post(cluster::join))
         .route("/cluster/promote", post(cluster::promote))
         .route("/cluster/remove", post(cluster::remove))
-        .route("/cluster/transfer-leader", post(cluster::transfer_leader))
         .fallback(|| async { ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(state.clone(), metrics::track))

@@ -1,11 +1,11 @@
 //! Cluster membership from the node's side: the shared secret, joining through any member's
-//! HTTP API, and handing leadership over before a leader exits.
+//! HTTP API.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::time::Duration;
 
-use relay_raft::{Ledger, NodeId, RelayNode};
+use relay_raft::{NodeId, RelayNode};
 use tracing::{info, warn};
 
 use crate::config::ServeArgs;
@@ -71,34 +71,5 @@ pub async fn join(url: &str, node_id: NodeId, node: &RelayNode, secret: &str) ->
         }
         warn!(%endpoint, reason = %retry_reason, "join: retrying");
         tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-/// Before a leader exits: ask the most caught-up other voter to take over, so the cluster does
-/// not wait out an election timeout. Best effort and bounded.
-pub async fn hand_over_leadership(ledger: &Ledger) {
-    let me = ledger.status().node_id;
-    let Some(target) = ledger
-        .members()
-        .into_iter()
-        .find(|(id, _, voter)| *voter && *id != me)
-        .map(|m| m.0)
-    else {
-        return;
-    };
-    match tokio::time::timeout(Duration::from_secs(3), ledger.transfer_leader(target)).await {
-        Ok(Ok(())) => {
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
-            while ledger.is_leader() && tokio::time::Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            info!(
-                to = target,
-                still_leader = ledger.is_leader(),
-                "shutdown: leadership handed over"
-            );
-        }
-        Ok(Err(e)) => warn!(error = %e, "shutdown: leadership handover failed"),
-        Err(_) => warn!("shutdown: leadership handover timed out"),
     }
 }

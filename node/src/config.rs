@@ -20,6 +20,33 @@ pub struct Cli {
 pub enum Commands {
     /// Run a node. With no flags: one node, RocksDB and objects under ./relay-data.
     Serve(ServeArgs),
+    /// Inspect or change cluster membership through any member's admin API.
+    Cluster(ClusterArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ClusterArgs {
+    #[command(subcommand)]
+    pub action: ClusterAction,
+    /// HTTP URL of a member (for changes: the leader; `status` names it).
+    #[arg(long, env = "RELAY_URL", default_value = "http://127.0.0.1:8080", global = true)]
+    pub url: String,
+    /// The cluster secret (or use --api-key with the bootstrap key).
+    #[arg(long, env = "RELAY_CLUSTER_SECRET", hide_env_values = true, global = true)]
+    pub cluster_secret: Option<String>,
+    /// The bootstrap account's API key, instead of the cluster secret.
+    #[arg(long, env = "RELAY_API_KEY", hide_env_values = true, global = true)]
+    pub api_key: Option<String>,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum ClusterAction {
+    /// Print the member's view: leader, term, voters, learners, addresses, log indexes.
+    Status,
+    /// Make a learner a voter.
+    Promote { node_id: u64 },
+    /// Remove a node from the cluster.
+    Remove { node_id: u64 },
 }
 
 #[derive(Args, Debug, Clone)]
@@ -179,7 +206,9 @@ mod tests {
     #[test]
     fn defaults_validate() {
         let cli = Cli::parse_from(["relay", "serve"]);
-        let Commands::Serve(args) = cli.command;
+        let Commands::Serve(args) = cli.command else {
+            panic!("serve")
+        };
         args.validate().unwrap();
         assert_eq!(args.http, "127.0.0.1:8080");
         assert_eq!(args.objects_url(), "file://./relay-data/objects");

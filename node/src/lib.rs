@@ -2,10 +2,12 @@
 //!
 //! - [`config`]: flags and `RELAY_*` environment, validated before anything starts.
 //! - [`server`]: startup step by step, and the SIGTERM shutdown.
+//! - [`admin`]: `relay cluster …`, a client of the `/cluster/…` admin API.
 //! - [`bootstrap`]: the first account and its API key.
-//! - [`cluster`]: the cluster secret, joining a cluster, handing over leadership on shutdown.
+//! - [`cluster`]: the cluster secret, joining a cluster.
 //! - [`workers`]: the leader's sweeper (expiry) and GC (object deletion).
 
+pub mod admin;
 pub mod bootstrap;
 pub mod cluster;
 pub mod config;
@@ -24,6 +26,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -34,6 +37,7 @@ pub fn run(cli: Cli) -> ExitCode {
     };
     let result = match cli.command {
         Commands::Serve(args) => runtime.block_on(server::serve(args)),
+        Commands::Cluster(args) => runtime.block_on(admin::run(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -33,6 +33,8 @@ pub enum NodeError {
     Bootstrap(String),
     #[error("http listener {addr}: {source}")]
     Listen { addr: String, source: std::io::Error },
+    #[error("cluster admin: {0}")]
+    Admin(String),
     #[error("joining the cluster: {0}")]
     Join(String),
     #[error("signal handler: {0}")]
@@ -186,9 +188,6 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
     }
     let _ = stop_tx.send(true);
     let _ = sweeper.await;
-    if ledger.is_leader() {
-        cluster::hand_over_leadership(&ledger).await;
-    }
     let _ = raft_stop_tx.send(true);
     let _ = raft_server.await;
     ledger.shutdown().await;

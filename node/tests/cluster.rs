@@ -156,3 +156,40 @@ async fn wrong_secret_never_joins() {
         .unwrap();
     assert_eq!(refused.status(), 401);
 }
+
+fn cli(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_relay"))
+        .arg("cluster")
+        .args(args)
+        .output()
+        .expect("relay cluster")
+}
+
+/// `relay cluster status` works against a live cluster (and refuses a wrong secret), and a
+/// leader stopped with SIGTERM exits 0 while the survivors elect a new one and take writes.
+#[tokio::test]
+async fn cli_status_and_graceful_leader_exit() {
+    let mut cluster = Cluster::start(3, &[]).await;
+    let out = cli(&["status", "--url", &cluster.nodes[0].base, "--cluster-secret", SECRET]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["voters"].as_array().unwrap().len(), 3);
+    let refused = cli(&[
+        "status",
+        "--url",
+        &cluster.nodes[0].base,
+        "--cluster-secret",
+        "wrong-secret-0000000",
+    ]);
+    assert!(!refused.status.success());
+
+    let target = cluster.leader().await;
+    let exit = cluster.nodes[target].terminate();
+    assert!(exit.success(), "leader exit {exit:?}");
+    assert!(cluster.nodes[target].logs().contains("shutdown: complete"));
+    let survivor = (target + 1) % 3;
+    let http = client();
+    cluster.nodes[survivor]
+        .store(&http, "after-handover.bin", bytes(8, 1), 600)
+        .await;
+}

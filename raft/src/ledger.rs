@@ -336,18 +336,6 @@ impl Ledger {
         Ok(())
     }
 
-    /// Asks `node_id` to start an election now; with a caught-up log it wins and this leader steps
-    /// down (openraft 0.9 has no transfer RPC of its own).
-    pub async fn transfer_leader(&self, node_id: NodeId) -> Result<(), LedgerError> {
-        let addr = self
-            .member_addr(node_id)
-            .ok_or_else(|| LedgerError::Unavailable(format!("node {node_id} is not a member")))?;
-        Ok(self
-            .peers
-            .forward::<_, ()>(&addr, Method::Elect, &(), Duration::from_secs(5))
-            .await?)
-    }
-
     fn leader_addr(&self, leader: NodeId) -> Option<String> {
         self.member_addr(leader)
     }

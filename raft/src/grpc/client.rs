@@ -1,5 +1,5 @@
 //! Calls to other nodes: openraft's network (one reused HTTP/2 channel per peer) and the
-//! Forward / ReadIndex / Join / Elect calls a follower makes to the leader.
+//! Forward / ReadIndex / Join calls a follower makes to the leader.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -90,7 +90,6 @@ impl Peers {
                 Method::Forward => client.forward(request).await,
                 Method::ReadIndex => client.read_index(request).await,
                 Method::Join => client.join(request).await,
-                Method::Elect => client.elect(request).await,
             }
         };
         let response: Blob = tokio::time::timeout(timeout, fut)
@@ -127,7 +126,6 @@ pub enum Method {
     Forward,
     ReadIndex,
     Join,
-    Elect,
 }
 
 /// openraft's network factory over [`Peers`].

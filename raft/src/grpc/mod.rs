@@ -1,5 +1,5 @@
 //! The tonic transport between nodes: openraft's RPCs plus Forward (writes), ReadIndex
-//! (linearizable reads on followers), Join and Elect. Payloads are bincode inside a protobuf
+//! (linearizable reads on followers) and Join. Payloads are bincode inside a protobuf
 //! `Blob`; every call carries the cluster secret, checked in constant time.
 
 pub mod client;

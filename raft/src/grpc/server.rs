@@ -50,17 +50,6 @@ impl RaftService for Service {
         let result = self.ledger.join_local(node_id, node).await.map_err(ForwardError::from);
         Ok(Response::new(blob(&result)?))
     }
-
-    async fn elect(&self, _req: Request<Blob>) -> Result<Response<Blob>, Status> {
-        let result = self
-            .ledger
-            .raft()
-            .trigger()
-            .elect()
-            .await
-            .map_err(|e| ForwardError::Failed(e.to_string()));
-        Ok(Response::new(blob(&result)?))
-    }
 }
 
 /// Serves the inter-node API on `listener` until `shutdown` resolves.
