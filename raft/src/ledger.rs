@@ -79,9 +79,11 @@ impl Ledger {
         let state_machine = StateMachineStore::new(db.clone(), &cfg.dir.join("snapshots"))?;
         let config = Config {
             cluster_name: "relay".into(),
-            heartbeat_interval: 100,
-            election_timeout_min: 400,
-            election_timeout_max: 800,
+            // Failover is bounded by the election timeout; these keep it near a second on loopback
+            // and LAN while staying 6x above the heartbeat (scripts/bench-failover.sh).
+            heartbeat_interval: 50,
+            election_timeout_min: 300,
+            election_timeout_max: 600,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(cfg.snapshot_every_entries),
             // Keep a tenth of an interval behind each snapshot so a briefly lagging follower can
             // still catch up from the log instead of a full snapshot.
@@ -191,7 +193,7 @@ impl Ledger {
             }
             tracing::debug!(error = %err, "ledger write: retrying");
             tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_millis(200));
+            backoff = (backoff * 2).min(Duration::from_millis(100));
         }
     }
 
@@ -265,7 +267,7 @@ impl Ledger {
                 return Err(err);
             }
             tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_millis(200));
+            backoff = (backoff * 2).min(Duration::from_millis(100));
         }
     }
 
