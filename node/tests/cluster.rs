@@ -41,6 +41,7 @@ async fn failover_and_catch_up_by_snapshot() {
     let mut cluster = Cluster::start(3, &["--snapshot-every-entries", "100"]).await;
     let http = client();
     let leader = cluster.leader().await;
+    let stopped_at = cluster.status(leader).await["last_log_index"].as_u64().unwrap();
     cluster.nodes[leader].kill9();
     let survivor = (leader + 1) % 3;
     let started = Instant::now();
@@ -72,6 +73,11 @@ async fn failover_and_catch_up_by_snapshot() {
             .store(&http, &format!("w{i}.bin"), bytes(16, i as u8), 600)
             .await;
     }
+    // The live leader's log no longer reaches back to where the dead node stopped: it can only
+    // catch up by installing a snapshot.
+    cluster
+        .wait_for(|s| s["state"] == "Leader" && s["purged_index"].as_u64().is_some_and(|p| p > stopped_at))
+        .await;
     cluster.nodes[leader].restart();
     let back = &cluster.nodes[leader];
     let mut total = 0;
@@ -99,8 +105,8 @@ async fn failover_and_catch_up_by_snapshot() {
     assert_eq!(total, 201, "the restarted node serves every write");
     let status = cluster.status(leader).await;
     assert!(
-        status["snapshot_index"].as_u64().unwrap_or(0) > 0,
-        "caught up without a snapshot? {status}"
+        status["snapshot_index"].as_u64().unwrap_or(0) > stopped_at,
+        "no snapshot installed: {status}"
     );
 }
 
