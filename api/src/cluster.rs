@@ -106,11 +106,14 @@ pub async fn join(
 }
 
 /// Runs a leader-only membership change, or says which node to ask.
-async fn on_leader<F, Fut>(state: &AppState, f: F) -> ApiResult<()>
+async fn on_leader<F, Fut>(state: &AppState, node_id: NodeId, f: F) -> ApiResult<()>
 where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<(), relay_raft::LedgerError>>,
 {
+    if !state.ledger.members().iter().any(|m| m.0 == node_id) {
+        return Err(ApiError::NotFound("node"));
+    }
     if !state.ledger.is_leader() {
         let leader = state.ledger.status().leader_id;
         let http = state
@@ -132,7 +135,7 @@ pub async fn promote(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
     let b: NodeBody = json_body(body)?;
-    on_leader(&state, || state.ledger.promote(b.node_id)).await?;
+    on_leader(&state, b.node_id, || state.ledger.promote(b.node_id)).await?;
     Ok(Json(json!({"status": "ok", "node_id": b.node_id})))
 }
 
@@ -142,6 +145,6 @@ pub async fn remove(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
     let b: NodeBody = json_body(body)?;
-    on_leader(&state, || state.ledger.remove(b.node_id)).await?;
+    on_leader(&state, b.node_id, || state.ledger.remove(b.node_id)).await?;
     Ok(Json(json!({"status": "ok", "node_id": b.node_id})))
 }

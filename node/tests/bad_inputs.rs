@@ -51,6 +51,29 @@ fn get_case(name: &'static str, path: &str, auth: bool, status: u16, code: &'sta
     }
 }
 
+fn admin(
+    name: &'static str,
+    method: &'static str,
+    path: &str,
+    secret: Option<&str>,
+    body: &str,
+    status: u16,
+    code: &'static str,
+) -> Case {
+    let headers = secret
+        .map(|s| vec![("x-cluster-secret", s.to_string())])
+        .unwrap_or_default();
+    Case {
+        name,
+        method,
+        path: path.into(),
+        headers,
+        body: body.as_bytes().to_vec(),
+        status,
+        code,
+    }
+}
+
 fn cases() -> Vec<Case> {
     let auth = format!("Bearer {KEY}");
     let ok = |extra: &[(&'static str, &'static str)]| -> Vec<(&'static str, String)> {
@@ -114,6 +137,13 @@ fn cases() -> Vec<Case> {
         get_case("quote absurd size", "/api/quote?size_bytes=18446744073709551615&duration_seconds=60", false, 413, "payload_too_large"),
         get_case("unknown route", "/api/nope", false, 404, "not_found"),
         Case { name: "wrong method", method: "PUT", path: "/api/store".into(), headers: vec![], body: vec![], status: 405, code: "method_not_allowed" },
+        admin("cluster status without a secret", "GET", "/cluster/status", None, "", 401, "unauthorized"),
+        admin("cluster status with a wrong secret", "GET", "/cluster/status", Some("wrong-secret"), "", 401, "unauthorized"),
+        admin("promote with malformed JSON", "POST", "/cluster/promote", Some(common::SECRET), "{", 400, "bad_request"),
+        admin("promote an unknown node", "POST", "/cluster/promote", Some(common::SECRET), r#"{"node_id":9}"#, 404, "not_found"),
+        admin("remove an unknown node", "POST", "/cluster/remove", Some(common::SECRET), r#"{"node_id":9}"#, 404, "not_found"),
+        admin("join with node id zero", "POST", "/cluster/join", Some(common::SECRET), r#"{"node_id":0,"raft_addr":"127.0.0.1:1","http_addr":"x"}"#, 422, "invalid_value"),
+        admin("join with a bad address", "POST", "/cluster/join", Some(common::SECRET), r#"{"node_id":2,"raft_addr":"nowhere","http_addr":"x"}"#, 422, "invalid_value"),
         Case {
             name: "delete unknown lease",
             method: "DELETE",
@@ -138,7 +168,14 @@ async fn assert_nothing_stored(relay: &Relay, http: &reqwest::Client) {
 /// Every case answers its status with the JSON error shape and a stable code.
 #[tokio::test]
 async fn bad_requests_are_clear_4xx_json_and_store_nothing() {
-    let relay = Relay::start(&["--max-object-bytes", "1048576", "--max-duration-seconds", "86400"]);
+    let relay = Relay::start(&[
+        "--max-object-bytes",
+        "1048576",
+        "--max-duration-seconds",
+        "86400",
+        "--cluster-secret",
+        common::SECRET,
+    ]);
     let http = client();
     let mut failures = Vec::new();
     for case in cases() {

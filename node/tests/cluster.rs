@@ -80,28 +80,7 @@ async fn failover_and_catch_up_by_snapshot() {
         .await;
     cluster.nodes[leader].restart();
     let back = &cluster.nodes[leader];
-    let mut total = 0;
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut url = back.url("/api/leases?limit=200");
-        if let Some(c) = &cursor {
-            url.push_str(&format!("&cursor={c}"));
-        }
-        let page: serde_json::Value = http
-            .get(url)
-            .header("authorization", back.auth())
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        total += page["count"].as_u64().unwrap();
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_string()),
-            None => break,
-        }
-    }
+    let total = back.all_leases(&http, 200).await.len();
     assert_eq!(total, 201, "the restarted node serves every write");
     let status = cluster.status(leader).await;
     assert!(

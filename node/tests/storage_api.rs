@@ -106,32 +106,15 @@ async fn listing_paginates() {
         let r = relay.store(&http, &format!("f{i}.bin"), bytes(10, i), 600).await;
         created.push(r["lease_id"].as_str().unwrap().to_string());
     }
-    let mut seen = Vec::new();
-    let mut stamps = Vec::new();
-    let mut cursor: Option<String> = None;
-    for _ in 0..10 {
-        let mut url = relay.url("/api/leases?limit=3");
-        if let Some(c) = &cursor {
-            url.push_str(&format!("&cursor={c}"));
-        }
-        let page: Value = http
-            .get(url)
-            .header("authorization", relay.auth())
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        for row in page["leases"].as_array().unwrap() {
-            seen.push(row["lease_id"].as_str().unwrap().to_string());
-            stamps.push(row["created_at"].as_str().unwrap().to_string());
-        }
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_string()),
-            None => break,
-        }
-    }
+    let rows = relay.all_leases(&http, 3).await;
+    let seen: Vec<String> = rows
+        .iter()
+        .map(|r| r["lease_id"].as_str().unwrap().to_string())
+        .collect();
+    let stamps: Vec<String> = rows
+        .iter()
+        .map(|r| r["created_at"].as_str().unwrap().to_string())
+        .collect();
     // Every lease exactly once; newest first (leases made in the same millisecond may tie).
     assert_eq!(seen.len(), created.len(), "{seen:?}");
     let unique: std::collections::BTreeSet<_> = seen.iter().collect();

@@ -186,6 +186,32 @@ impl Relay {
         resp.json().await.expect("json body")
     }
 
+    /// Every lease row, following `next_cursor` page by page (`limit` per page, at most 100 pages).
+    pub async fn all_leases(&self, client: &reqwest::Client, limit: usize) -> Vec<serde_json::Value> {
+        let mut rows = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..100 {
+            let mut url = self.url(&format!("/api/leases?limit={limit}"));
+            if let Some(c) = &cursor {
+                url.push_str(&format!("&cursor={c}"));
+            }
+            let resp = client
+                .get(url)
+                .header("authorization", self.auth())
+                .send()
+                .await
+                .expect("list");
+            assert_eq!(resp.status(), 200, "listing failed");
+            let page: serde_json::Value = resp.json().await.expect("json listing");
+            rows.extend(page["leases"].as_array().expect("leases").iter().cloned());
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => return rows,
+            }
+        }
+        panic!("more than 100 pages");
+    }
+
     /// GET /api/leases (first page) as JSON.
     pub async fn leases(&self, client: &reqwest::Client) -> serde_json::Value {
         let resp = client
