@@ -41,6 +41,17 @@ pub enum NodeError {
     Signal(std::io::Error),
 }
 
+/// Binds `addr` (port 0 picks one) and returns the listener with the address it got.
+async fn bind(addr: &str) -> Result<(TcpListener, SocketAddr), NodeError> {
+    let listen_err = |source| NodeError::Listen {
+        addr: addr.to_string(),
+        source,
+    };
+    let listener = TcpListener::bind(addr).await.map_err(listen_err)?;
+    let local = listener.local_addr().map_err(listen_err)?;
+    Ok((listener, local))
+}
+
 pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
     args.validate()?;
     info!(node_id = args.node_id, http = %args.http, raft = %args.raft, data_dir = %args.data_dir.display(), "step 1/7: configuration valid");
@@ -53,26 +64,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
     let store = objects::open(&objects_url)?;
     info!(objects = %objects_url, "step 2/7: object store open");
 
-    let listener = TcpListener::bind(&args.http)
-        .await
-        .map_err(|source| NodeError::Listen {
-            addr: args.http.clone(),
-            source,
-        })?;
-    let http_addr: SocketAddr = listener.local_addr().map_err(|source| NodeError::Listen {
-        addr: args.http.clone(),
-        source,
-    })?;
-    let raft_listener = TcpListener::bind(&args.raft)
-        .await
-        .map_err(|source| NodeError::Listen {
-            addr: args.raft.clone(),
-            source,
-        })?;
-    let raft_addr: SocketAddr = raft_listener.local_addr().map_err(|source| NodeError::Listen {
-        addr: args.raft.clone(),
-        source,
-    })?;
+    let (listener, http_addr) = bind(&args.http).await?;
+    let (raft_listener, raft_addr) = bind(&args.raft).await?;
     let cluster_secret = cluster::secret(&args)?;
     let node = RelayNode {
         raft_addr: raft_addr.to_string(),
