@@ -25,6 +25,13 @@ pub struct ApiConfig {
     pub single_put_max_bytes: usize,
     /// Part size of multipart uploads.
     pub multipart_part_bytes: usize,
+    /// Bodies (checkpoint states, messages) up to this size ride in the Raft entry; larger ones
+    /// go to the object store.
+    pub inline_max_bytes: u64,
+    /// A checkpoint's reserved size when `X-Max-Body-Bytes` is not given.
+    pub checkpoint_default_body_bytes: u64,
+    /// The largest `X-Max-Body-Bytes` a checkpoint may reserve (bodies are held in memory).
+    pub checkpoint_max_body_bytes: u64,
 }
 
 impl Default for ApiConfig {
@@ -39,6 +46,9 @@ impl Default for ApiConfig {
             cluster_secret: String::new(),
             single_put_max_bytes: 8 << 20,
             multipart_part_bytes: 8 << 20,
+            inline_max_bytes: 64 << 10,
+            checkpoint_default_body_bytes: 256 << 10,
+            checkpoint_max_body_bytes: 8 << 20,
         }
     }
 }

@@ -31,6 +31,12 @@ pub enum ApiError {
     RangeNotSatisfiable { size: u64 },
     #[error("method not allowed")]
     MethodNotAllowed,
+    #[error("{0}")]
+    Conflict(&'static str),
+    #[error("version precondition failed: the current version is {current}")]
+    PreconditionFailed { current: u64 },
+    #[error("body is not valid JSON: {0}")]
+    InvalidJson(String),
     #[error("service unavailable: {0}")]
     Unavailable(String),
     #[error("object store unavailable: {0}")]
@@ -45,7 +51,11 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         use ApiError::*;
         match self {
-            MissingHeader(_) | InvalidHeader { .. } | BadRequest(_) | SizeMismatch { .. } => StatusCode::BAD_REQUEST,
+            MissingHeader(_) | InvalidHeader { .. } | BadRequest(_) | SizeMismatch { .. } | InvalidJson(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            Conflict(_) => StatusCode::CONFLICT,
+            PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             InvalidValue { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Unauthorized(_) => StatusCode::UNAUTHORIZED,
             InsufficientBalance { .. } => StatusCode::PAYMENT_REQUIRED,
@@ -72,6 +82,9 @@ impl ApiError {
             InsufficientBalance { .. } => "insufficient_balance",
             NotFound(_) => "not_found",
             MethodNotAllowed => "method_not_allowed",
+            Conflict(_) => "conflict",
+            PreconditionFailed { .. } => "precondition_failed",
+            InvalidJson(_) => "invalid_json",
             Gone(_) => "gone",
             TooLarge { .. } => "payload_too_large",
             RangeNotSatisfiable { .. } => "range_not_satisfiable",
@@ -100,6 +113,9 @@ impl ApiError {
                 field: "request",
                 reason,
             },
+            Rejection::WorkflowExists => ApiError::Conflict("a live checkpoint with this workflow id already exists"),
+            Rejection::VersionMismatch { current } => ApiError::PreconditionFailed { current },
+            Rejection::TooLarge { limit, .. } => ApiError::TooLarge { what: "body", limit },
         }
     }
 }

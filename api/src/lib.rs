@@ -1,7 +1,7 @@
 //! Relay's HTTP API. The map:
 //!
 //! - [`router`]: every route, the metrics middleware and the JSON fallbacks.
-//! - One module per resource: [`store`] (create, download, delete), [`leases`] (listing),
+//! - One module per resource: [`store`] (create, download, delete), [`checkpoint`], [`leases`] (listing),
 //!   [`pricing`] (pricing and quotes), [`health`], [`cluster`] (membership admin).
 //! - [`auth`]: `Authorization: Bearer rs_live_…` → [`auth::Caller`].
 //! - [`error`]: [`ApiError`] and its one mapping to status codes and JSON bodies.
@@ -11,6 +11,7 @@
 //! Handlers translate HTTP to ledger commands; business rules live in the ledger.
 
 pub mod auth;
+pub mod checkpoint;
 pub mod cluster;
 pub mod config;
 pub mod error;
@@ -45,6 +46,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/store/{lease_id}", delete(store::delete))
         .route("/api/download/{lease_id}", get(store::download))
         .route("/api/leases", get(leases::list))
+        .route("/api/checkpoint", post(checkpoint::create))
+        .route(
+            "/api/checkpoint/{workflow_id}",
+            get(checkpoint::read).put(checkpoint::write).delete(checkpoint::delete),
+        )
         .route("/api/pricing", get(pricing::pricing))
         .route("/api/quote", get(pricing::quote))
         .route("/healthz", get(health::healthz))

@@ -200,3 +200,45 @@ fn tokio_stream_from(
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
+
+/// Reads a request body of at most `limit` bytes into memory; a longer one is refused as soon as
+/// it crosses the limit.
+pub async fn read_body(body: Body, limit: u64, what: &'static str) -> ApiResult<Bytes> {
+    let mut stream = body.into_data_stream();
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("reading the request body: {e}")))?;
+        if (buf.len() + chunk.len()) as u64 > limit {
+            return Err(ApiError::TooLarge { what, limit });
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+/// Writes a small, already buffered body with one PUT.
+pub async fn put_small(store: &Arc<dyn ObjectStore>, object_key: &str, bytes: Bytes) -> ApiResult<()> {
+    store.put(&Path::from(object_key), PutPayload::from(bytes)).await?;
+    Ok(())
+}
+
+/// Reads a whole small object and checks it against `blake3_hex`. `None` when the object is
+/// gone (for example superseded and collected between the ledger read and this one).
+pub async fn read_small(
+    store: &Arc<dyn ObjectStore>,
+    object_key: &str,
+    blake3_hex: &str,
+    metrics: &Metrics,
+) -> ApiResult<Option<Bytes>> {
+    let bytes = match store.get(&Path::from(object_key)).await {
+        Ok(result) => result.bytes().await?,
+        Err(object_store::Error::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    if blake3::hash(&bytes).to_hex().as_str() != blake3_hex {
+        metrics.integrity_failures.inc();
+        tracing::error!(object_key, "blake3 mismatch reading a stored body");
+        return Err(ApiError::Integrity);
+    }
+    Ok(Some(bytes))
+}

@@ -68,6 +68,13 @@ pub fn lease(lease: &Lease, now_ms: u64) -> Value {
             v["size_bytes"] = json!(size_bytes);
             v["blake3"] = json!(blake3_hex);
         }
+        LeaseKind::Checkpoint(c) => {
+            v["workflow_id"] = json!(c.workflow_id);
+            v["max_body_bytes"] = json!(c.max_body_bytes);
+            v["version"] = json!(c.version);
+            v["size_bytes"] = json!(c.body.size_bytes);
+            v["updated_at"] = json!(timestamp(c.updated_at_ms));
+        }
     }
     v
 }

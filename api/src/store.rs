@@ -109,14 +109,19 @@ pub async fn create(
     if !lease.kind.object_keys().contains(&object_key) {
         objects::discard(&state.objects, &object_key).await;
     }
-    Ok((StatusCode::CREATED, Json(receipt(&lease))).into_response())
+    Ok((StatusCode::CREATED, Json(receipt(&lease)?)).into_response())
 }
 
-fn receipt(lease: &Lease) -> serde_json::Value {
+fn receipt(lease: &Lease) -> ApiResult<serde_json::Value> {
     let LeaseKind::Storage {
         object_key, size_bytes, ..
-    } = &lease.kind;
-    json!({
+    } = &lease.kind
+    else {
+        return Err(ApiError::Conflict(
+            "Idempotency-Key was already used for a different request",
+        ));
+    };
+    Ok(json!({
         "status": "ok",
         "actor_type": "account",
         "lease_id": lease.lease_id,
@@ -128,7 +133,7 @@ fn receipt(lease: &Lease) -> serde_json::Value {
         "cost_micros": lease.cost_micros.to_string(),
         "paid_usdc": render::usdc(lease.cost_micros),
         "ledger_id": lease.ledger_id,
-    })
+    }))
 }
 
 /// A lease id from the path; malformed ids cannot exist, so they are 404 like unknown ones.
@@ -148,13 +153,12 @@ pub async fn download(
     let lease_id = lease_id_param(path)?;
     // A size never changes, so a local (possibly stale) read is enough to refuse a bad Range
     // before anything is recorded as an access.
-    if let Some(Lease {
-        kind: LeaseKind::Storage { size_bytes, .. },
-        owner,
-        ..
-    }) = state.ledger.reader().lease(&lease_id)?
-    {
-        if owner == caller.account_id {
+    // Likewise a lease's kind never changes: other kinds are not downloadable here.
+    if let Some(lease) = state.ledger.reader().lease(&lease_id)? {
+        if lease.owner == caller.account_id {
+            let LeaseKind::Storage { size_bytes, .. } = lease.kind else {
+                return Err(ApiError::NotFound("lease"));
+            };
             range::parse(optional_str(&headers, "range").ok().flatten(), size_bytes)?;
         }
     }
@@ -187,7 +191,10 @@ pub async fn serve_object(state: &AppState, lease: &Lease, headers: &HeaderMap) 
         content_type,
         size_bytes,
         blake3_hex,
-    } = &lease.kind;
+    } = &lease.kind
+    else {
+        return Err(ApiError::NotFound("lease"));
+    };
     let range_header = optional_str(headers, "range").ok().flatten();
     let range = range::parse(range_header, *size_bytes)?;
     let body = objects::open(

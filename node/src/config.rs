@@ -92,6 +92,16 @@ pub struct ServeArgs {
     /// Largest object a Storage lease may hold, bytes.
     #[arg(long, env = "RELAY_MAX_OBJECT_BYTES", default_value_t = 5 << 30)]
     pub max_object_bytes: u64,
+    /// Bodies (checkpoint states, messages) up to this many bytes ride inside the Raft entry;
+    /// larger ones go to the object store. At most 1 MiB.
+    #[arg(long, env = "RELAY_INLINE_MAX_BYTES", default_value_t = 64 << 10)]
+    pub inline_max_bytes: u64,
+    /// A checkpoint's reserved body size when X-Max-Body-Bytes is not given.
+    #[arg(long, env = "RELAY_CHECKPOINT_DEFAULT_BODY_BYTES", default_value_t = 256 << 10)]
+    pub checkpoint_default_body_bytes: u64,
+    /// The largest X-Max-Body-Bytes a checkpoint may reserve.
+    #[arg(long, env = "RELAY_CHECKPOINT_MAX_BODY_BYTES", default_value_t = 8 << 20)]
+    pub checkpoint_max_body_bytes: u64,
     /// Price in micro-USDC per GiB-day.
     #[arg(long, env = "RELAY_RATE_MICROS_PER_GB_DAY", default_value_t = 1_000)]
     pub rate_micros_per_gb_day: u64,
@@ -125,6 +135,19 @@ impl ServeArgs {
         }
         if self.raft.parse::<SocketAddr>().is_err() {
             return bad(format!("--raft {:?} is not an IP:port address", self.raft));
+        }
+        if self.inline_max_bytes > relay_raft::sm::INLINE_BODY_MAX as u64 {
+            return bad(format!(
+                "--inline-max-bytes must be at most {}",
+                relay_raft::sm::INLINE_BODY_MAX
+            ));
+        }
+        if self.checkpoint_max_body_bytes == 0
+            || self.checkpoint_max_body_bytes > 64 << 20
+            || self.checkpoint_default_body_bytes == 0
+            || self.checkpoint_default_body_bytes > self.checkpoint_max_body_bytes
+        {
+            return bad("checkpoint body sizes: 0 < default <= max <= 64 MiB".into());
         }
         if !(1..=9).contains(&self.voters) {
             return bad("--voters must be within 1..=9".into());

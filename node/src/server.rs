@@ -140,6 +140,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
         min_duration_seconds: args.min_duration_seconds,
         max_duration_seconds: args.max_duration_seconds,
         max_object_bytes: args.max_object_bytes,
+        inline_max_bytes: args.inline_max_bytes,
+        checkpoint_default_body_bytes: args.checkpoint_default_body_bytes,
+        checkpoint_max_body_bytes: args.checkpoint_max_body_bytes,
         cluster_secret: cluster_secret.clone(),
         ..ApiConfig::default()
     };

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{AccessActor, Lease, LeaseKind};
+use crate::model::{AccessActor, BodyRef, Lease, LeaseKind};
 
 /// A command as it travels through the Raft log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,6 +48,29 @@ pub enum Command {
     ExpireDue { max: u32 },
     /// The GC worker deleted these objects from the object store.
     RecordObjectsDeleted { object_keys: Vec<String> },
+    /// A lease that was closed while its bytes were still being streamed out (a consume, a final
+    /// claim) no longer needs them: queue them for deletion now instead of at the hold's end.
+    ReleaseBytes { lease_id: String },
+    /// Debit the owner and create a Checkpoint lease (`new.kind` is a Checkpoint at version 1)
+    /// whose `workflow_id` no live checkpoint of the owner uses. `inline_body` holds the bytes
+    /// when the body rides in the ledger.
+    CreateCheckpoint {
+        new: NewLease,
+        inline_body: Option<Vec<u8>>,
+    },
+    /// Replace a checkpoint's body, version + 1; with `if_version`, only if the current version
+    /// is that one (compare-and-set).
+    WriteCheckpoint {
+        owner: String,
+        workflow_id: String,
+        if_version: Option<u64>,
+        body: BodyRef,
+        inline_body: Option<Vec<u8>>,
+    },
+    /// Read and delete a checkpoint in one step; the answer carries an inline body.
+    ConsumeCheckpoint { owner: String, workflow_id: String },
+    /// Early delete of a checkpoint by its owner; no refund.
+    DeleteCheckpoint { owner: String, workflow_id: String },
 }
 
 /// Everything a new lease needs; IDs are generated before proposing so `apply` stays pure.
@@ -89,6 +112,18 @@ pub enum Outcome {
     ObjectsDeleted {
         count: u32,
     },
+    BytesReleased {
+        released: bool,
+    },
+    CheckpointWritten {
+        lease: Lease,
+    },
+    /// The lease as it was when consumed (active, with its body reference); `inline_body` holds
+    /// the bytes when they rode in the ledger. Object bytes stay until `ReleaseBytes`.
+    CheckpointConsumed {
+        lease: Lease,
+        inline_body: Option<Vec<u8>>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -105,4 +140,10 @@ pub enum Rejection {
     InsufficientBalance { balance_micros: u64, needed_micros: u64 },
     #[error("invalid command: {0}")]
     Invalid(String),
+    #[error("a live checkpoint with this workflow id already exists")]
+    WorkflowExists,
+    #[error("version precondition failed: the current version is {current}")]
+    VersionMismatch { current: u64 },
+    #[error("body of {size_bytes} bytes exceeds the reserved {limit} bytes")]
+    TooLarge { size_bytes: u64, limit: u64 },
 }

@@ -38,12 +38,38 @@ pub enum LeaseKind {
         /// blake3 of the whole object, hex.
         blake3_hex: String,
     },
+    /// A versioned JSON cell addressed by its owner's `workflow_id`.
+    Checkpoint(Checkpoint),
+}
+
+/// The current state of a Checkpoint lease. Only the latest body exists; superseded bodies are
+/// deleted when they are replaced.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub workflow_id: String,
+    /// The reserved (and paid for) capacity; no write may exceed it.
+    pub max_body_bytes: u64,
+    /// 1 for the body given at create, plus one per write.
+    pub version: u64,
+    pub updated_at_ms: u64,
+    pub body: BodyRef,
+}
+
+/// Where a body lives: inline in the ledger (`bodies` column family, keyed by lease id) or as
+/// an object in the object store.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BodyRef {
+    pub size_bytes: u64,
+    pub blake3_hex: String,
+    /// `None`: the bytes ride in the ledger.
+    pub object_key: Option<String>,
 }
 
 impl LeaseKind {
     pub fn name(&self) -> &'static str {
         match self {
             LeaseKind::Storage { .. } => "storage",
+            LeaseKind::Checkpoint(_) => "checkpoint",
         }
     }
 
@@ -51,6 +77,7 @@ impl LeaseKind {
     pub fn object_keys(&self) -> Vec<String> {
         match self {
             LeaseKind::Storage { object_key, .. } => vec![object_key.clone()],
+            LeaseKind::Checkpoint(c) => c.body.object_key.iter().cloned().collect(),
         }
     }
 }

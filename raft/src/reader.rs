@@ -91,6 +91,21 @@ impl StateReader {
         Ok(LeasePage { leases, next_cursor })
     }
 
+    /// The owner's checkpoint for `workflow_id` (live or a tombstone) and its inline body, read
+    /// from one consistent view so the body matches the version.
+    pub fn checkpoint(&self, owner: &str, workflow_id: &str) -> Result<Option<(Lease, Option<Vec<u8>>)>, StoreError> {
+        let view = self.db.snapshot();
+        let Some(lease_id) = view.get_cf(cf(&self.db, "checkpoints")?, keys::checkpoint(owner, workflow_id))? else {
+            return Ok(None);
+        };
+        let Some(raw) = view.get_cf(cf(&self.db, "leases")?, &lease_id)? else {
+            return Ok(None);
+        };
+        let lease: Lease = decode("leases", &raw)?;
+        let body = view.get_cf(cf(&self.db, "bodies")?, &lease_id)?;
+        Ok(Some((lease, body)))
+    }
+
     /// Object keys whose bytes must be deleted, oldest key order first.
     pub fn gc_pending(&self, limit: usize) -> Result<Vec<String>, StoreError> {
         let rows = scan_range(&self.db, "gc", &[], &[0xff; 16], limit)?;

@@ -2,8 +2,8 @@
 
 use crate::command::{NewLease, Outcome, Rejection, Response};
 use crate::error::StoreError;
-use crate::model::{Access, AccessActor, Lease, LeaseState};
-use crate::sm::{accounts, ACCESS_HISTORY_MAX, TOMBSTONE_RETENTION_MS};
+use crate::model::{Access, AccessActor, Lease, LeaseKind, LeaseState};
+use crate::sm::{accounts, ACCESS_HISTORY_MAX, BYTES_HOLD_MS, TOMBSTONE_RETENTION_MS};
 use crate::store::keys::{self, Timer};
 use crate::store::txn::Txn;
 
@@ -100,11 +100,37 @@ pub fn delete(txn: &mut Txn<'_>, now_ms: u64, owner: &str, lease_id: &str) -> Re
     Ok(Ok(Outcome::LeaseDeleted { lease }))
 }
 
-/// Writes a lease that just stopped being active: queues its bytes for deletion and sets the
-/// timer that forgets it after the retention period.
+/// Writes a lease that just stopped being active: drops its inline bodies, queues its object
+/// bytes for deletion, and sets the timer that forgets it after the retention period.
 pub fn tombstone(txn: &mut Txn<'_>, now_ms: u64, lease: &Lease) -> Result<(), StoreError> {
+    close(txn, now_ms, lease, false)
+}
+
+/// [`tombstone`], except that with `hold_bytes` the object bytes stay until `ReleaseBytes` or
+/// [`hold_until_ms`], because a reader is streaming them out right now.
+pub fn close(txn: &mut Txn<'_>, now_ms: u64, lease: &Lease, hold_bytes: bool) -> Result<(), StoreError> {
     debug_assert!(lease.state != LeaseState::Active);
     txn.put("leases", lease.lease_id.as_bytes(), lease)?;
+    txn.delete("bodies", lease.lease_id.as_bytes())?;
+    match hold_until_ms(lease) {
+        Some(until) if hold_bytes && !lease.kind.object_keys().is_empty() => {
+            txn.put_raw("expiry", &keys::timer(until, &lease.lease_id), &[Timer::Release as u8])
+        }
+        _ => release(txn, now_ms, lease),
+    }
+}
+
+/// When the bytes of a lease closed with a hold are released at the latest: an hour after the
+/// close, never later than the lease's own expiry.
+pub fn hold_until_ms(lease: &Lease) -> Option<u64> {
+    match lease.state {
+        LeaseState::Deleted { at_ms } => Some(at_ms.saturating_add(BYTES_HOLD_MS).min(lease.expires_at_ms.max(at_ms))),
+        _ => None,
+    }
+}
+
+/// Queues a closed lease's object bytes for deletion and sets its purge timer.
+pub fn release(txn: &mut Txn<'_>, now_ms: u64, lease: &Lease) -> Result<(), StoreError> {
     for object_key in lease.kind.object_keys() {
         txn.put("gc", object_key.as_bytes(), &(lease.lease_id.as_str(), now_ms))?;
     }
@@ -113,6 +139,39 @@ pub fn tombstone(txn: &mut Txn<'_>, now_ms: u64, lease: &Lease) -> Result<(), St
         "expiry",
         &keys::timer(purge_at_ms, &lease.lease_id),
         &[Timer::Purge as u8],
+    )
+}
+
+/// `ReleaseBytes`: ends a hold early (the stream finished). A lease not on hold is left alone.
+pub fn release_bytes(txn: &mut Txn<'_>, now_ms: u64, lease_id: &str) -> Result<Response, StoreError> {
+    let Some(lease) = txn.get::<Lease>("leases", lease_id.as_bytes())? else {
+        return Ok(Ok(Outcome::BytesReleased { released: false }));
+    };
+    let Some(until) = hold_until_ms(&lease) else {
+        return Ok(Ok(Outcome::BytesReleased { released: false }));
+    };
+    let timer = keys::timer(until, lease_id);
+    if txn.get_raw("expiry", &timer)?.as_deref() != Some(&[Timer::Release as u8]) {
+        return Ok(Ok(Outcome::BytesReleased { released: false }));
+    }
+    txn.delete("expiry", &timer)?;
+    release(txn, now_ms, &lease)?;
+    Ok(Ok(Outcome::BytesReleased { released: true }))
+}
+
+/// Forgets a tombstone whose retention ended, with every index that names it.
+pub fn purge(txn: &mut Txn<'_>, lease: &Lease) -> Result<(), StoreError> {
+    txn.delete("leases", lease.lease_id.as_bytes())?;
+    txn.delete(
+        "by_owner",
+        &keys::by_owner(&lease.owner, lease.created_at_ms, &lease.lease_id),
     )?;
+    if let LeaseKind::Checkpoint(c) = &lease.kind {
+        let index = keys::checkpoint(&lease.owner, &c.workflow_id);
+        // A newer checkpoint may have taken the workflow id over; its entry stays.
+        if txn.get_raw("checkpoints", &index)?.as_deref() == Some(lease.lease_id.as_bytes()) {
+            txn.delete("checkpoints", &index)?;
+        }
+    }
     Ok(())
 }

@@ -3,9 +3,10 @@
 //! [`apply_request`] is a pure function of the stored state and the [`Request`]: it reads no clock,
 //! no randomness and no network. Time is the cluster clock, `max(stored clock, request.now_ms)`, so
 //! it never runs backwards across leader changes. One file per command family:
-//! [`accounts`], [`leases`], [`sweep`]; [`dedup`] answers retried commands.
+//! [`accounts`], [`leases`], [`checkpoints`], [`sweep`]; [`dedup`] answers retried commands.
 
 pub mod accounts;
+pub mod checkpoints;
 pub mod dedup;
 pub mod leases;
 pub mod sweep;
@@ -25,6 +26,10 @@ pub const DEDUP_WINDOW_MS: u64 = 10 * 60 * 1000;
 pub const GC_BATCH_MAX: usize = 1024;
 /// The most timers one `ExpireDue` may process (per kind).
 pub const SWEEP_BATCH_MAX: u32 = 4096;
+/// How long a closed lease's bytes may be held for a stream in progress (consume, final claim).
+pub const BYTES_HOLD_MS: u64 = 3600 * 1000;
+/// The largest body that may ride inside a Raft entry, whatever the API is configured to send.
+pub const INLINE_BODY_MAX: usize = 1 << 20;
 
 /// Applies one request, writing its effects (and the advanced clock) into `txn`.
 pub fn apply_request(txn: &mut Txn<'_>, req: &Request) -> Result<Response, StoreError> {
@@ -58,6 +63,25 @@ fn apply_command(txn: &mut Txn<'_>, now_ms: u64, command: &Command) -> Result<Re
         Command::DeleteLease { owner, lease_id } => leases::delete(txn, now_ms, owner, lease_id),
         Command::ExpireDue { max } => sweep::expire_due(txn, now_ms, (*max).min(SWEEP_BATCH_MAX)),
         Command::RecordObjectsDeleted { object_keys } => sweep::record_objects_deleted(txn, object_keys),
+        Command::ReleaseBytes { lease_id } => leases::release_bytes(txn, now_ms, lease_id),
+        Command::CreateCheckpoint { new, inline_body } => checkpoints::create(txn, now_ms, new, inline_body.as_deref()),
+        Command::WriteCheckpoint {
+            owner,
+            workflow_id,
+            if_version,
+            body,
+            inline_body,
+        } => checkpoints::write(
+            txn,
+            now_ms,
+            owner,
+            workflow_id,
+            *if_version,
+            body,
+            inline_body.as_deref(),
+        ),
+        Command::ConsumeCheckpoint { owner, workflow_id } => checkpoints::consume(txn, now_ms, owner, workflow_id),
+        Command::DeleteCheckpoint { owner, workflow_id } => checkpoints::delete(txn, now_ms, owner, workflow_id),
     }
 }
 
@@ -79,5 +103,7 @@ fn read_clock(txn: &Txn<'_>) -> Result<u64, StoreError> {
         .unwrap_or(0))
 }
 
+#[cfg(test)]
+mod checkpoint_tests;
 #[cfg(test)]
 mod tests;

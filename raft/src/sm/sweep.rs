@@ -27,12 +27,11 @@ pub fn expire_due(txn: &mut Txn<'_>, now_ms: u64, max: u32) -> Result<Response, 
                 expired += 1;
             }
             Some(Timer::Purge) if lease.state != LeaseState::Active => {
-                txn.delete("leases", lease_id.as_bytes())?;
-                txn.delete(
-                    "by_owner",
-                    &keys::by_owner(&lease.owner, lease.created_at_ms, &lease_id),
-                )?;
+                leases::purge(txn, &lease)?;
                 purged += 1;
+            }
+            Some(Timer::Release) if lease.state != LeaseState::Active => {
+                leases::release(txn, now_ms, &lease)?;
             }
             _ => {}
         }

@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use rocksdb::{IteratorMode, DB};
 
 use crate::command::{Command, IdempotencyKey, NewLease, Outcome, Request};
-use crate::model::{AccessActor, Account, Lease, LeaseKind, LeaseState};
+use crate::model::{AccessActor, Account, BodyRef, Checkpoint, Lease, LeaseKind, LeaseState};
 use crate::sm::apply_request;
 use crate::store::keys::{self, Timer};
 use crate::store::txn::Txn;
@@ -52,37 +52,137 @@ fn arb_command() -> impl Strategy<Value = Command> {
         }),
         (account, lease.clone()).prop_map(|(owner, lease_id)| Command::DeleteLease { owner, lease_id }),
         (1u32..5).prop_map(|max| Command::ExpireDue { max }),
-        proptest::collection::vec(lease.prop_map(|l| format!("blobs/{l}")), 0..4)
-            .prop_map(|object_keys| Command::RecordObjectsDeleted { object_keys }),
+        proptest::collection::vec(
+            prop_oneof![
+                lease.clone().prop_map(|l| format!("blobs/{l}")),
+                (0u8..60).prop_map(|i| format!("blobs/cp_{i}"))
+            ],
+            0..4
+        )
+        .prop_map(|object_keys| Command::RecordObjectsDeleted { object_keys }),
+        lease.clone().prop_map(|lease_id| Command::ReleaseBytes { lease_id }),
+    ]
+}
+
+const WORKFLOWS: [&str; 2] = ["wf_a", "wf_b"];
+
+/// A body that is inline (with matching size and hash) or an object with a fresh-ish key.
+fn arb_body() -> impl Strategy<Value = (BodyRef, Option<Vec<u8>>)> {
+    prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..40).prop_map(|bytes| {
+            let body = BodyRef {
+                size_bytes: bytes.len() as u64,
+                blake3_hex: blake3::hash(&bytes).to_hex().to_string(),
+                object_key: None,
+            };
+            (body, Some(bytes))
+        }),
+        (0u8..12, 0u64..60).prop_map(|(n, size)| {
+            let body = BodyRef {
+                size_bytes: size,
+                blake3_hex: "00".into(),
+                object_key: Some(format!("blobs/cp_{n}")),
+            };
+            (body, None)
+        }),
+    ]
+}
+
+fn arb_checkpoint_command() -> impl Strategy<Value = Command> {
+    let account = proptest::sample::select(ACCOUNTS.to_vec()).prop_map(String::from);
+    let workflow = proptest::sample::select(WORKFLOWS.to_vec()).prop_map(String::from);
+    let lease = (0u8..8).prop_map(lease_id);
+    prop_oneof![
+        (
+            account.clone(),
+            workflow.clone(),
+            lease,
+            1u64..30,
+            0u64..2_000,
+            arb_body()
+        )
+            .prop_map(|(owner, workflow_id, lease_id, duration, cost, (body, inline_body))| {
+                Command::CreateCheckpoint {
+                    new: NewLease {
+                        ledger_id: format!("led_{lease_id}"),
+                        kind: LeaseKind::Checkpoint(Checkpoint {
+                            workflow_id,
+                            max_body_bytes: 48,
+                            version: 1,
+                            updated_at_ms: 0,
+                            body,
+                        }),
+                        lease_id,
+                        owner,
+                        duration_seconds: duration,
+                        cost_micros: cost,
+                    },
+                    inline_body,
+                }
+            }),
+        (
+            account.clone(),
+            workflow.clone(),
+            proptest::option::of(1u64..4),
+            arb_body()
+        )
+            .prop_map(
+                |(owner, workflow_id, if_version, (body, inline_body))| Command::WriteCheckpoint {
+                    owner,
+                    workflow_id,
+                    if_version,
+                    body,
+                    inline_body,
+                }
+            ),
+        (account.clone(), workflow.clone())
+            .prop_map(|(owner, workflow_id)| Command::ConsumeCheckpoint { owner, workflow_id }),
+        (account, workflow).prop_map(|(owner, workflow_id)| Command::DeleteCheckpoint { owner, workflow_id }),
     ]
 }
 
 /// Requests whose clock mostly moves forward in seconds but sometimes jumps back (a new leader with
 /// a slower clock), and which sometimes repeat an idempotency key.
 fn arb_requests() -> impl Strategy<Value = Vec<Request>> {
-    proptest::collection::vec((arb_command(), -3_000i64..20_000, proptest::option::of(0u8..4)), 1..60).prop_map(
-        |steps| {
-            let mut now: i64 = 1_000_000;
-            steps
-                .into_iter()
-                .map(|(command, delta, idem)| {
-                    now = (now + delta).max(0);
-                    let idempotency = idem.map(|k| IdempotencyKey {
-                        scope: "acct_a".into(),
-                        key: format!("k{k}"),
-                    });
-                    Request {
-                        now_ms: now as u64,
-                        idempotency,
-                        command,
-                    }
-                })
-                .collect()
-        },
-    )
+    let command = prop_oneof![3 => arb_command(), 2 => arb_checkpoint_command()];
+    proptest::collection::vec((command, -3_000i64..20_000, proptest::option::of(0u8..4)), 1..60).prop_map(|steps| {
+        let mut now: i64 = 1_000_000;
+        steps
+            .into_iter()
+            .enumerate()
+            .map(|(i, (mut command, delta, idem))| {
+                unique_object_key(&mut command, i);
+                now = (now + delta).max(0);
+                let idempotency = idem.map(|k| IdempotencyKey {
+                    scope: "acct_a".into(),
+                    key: format!("k{k}"),
+                });
+                Request {
+                    now_ms: now as u64,
+                    idempotency,
+                    command,
+                }
+            })
+            .collect()
+    })
 }
 
-fn apply_all(db: &DB, requests: &[Request]) -> Vec<crate::Response> {
+/// The API gives every upload a fresh object key; so does the generator.
+fn unique_object_key(command: &mut Command, i: usize) {
+    let body = match command {
+        Command::CreateCheckpoint { new, .. } => match &mut new.kind {
+            LeaseKind::Checkpoint(c) => &mut c.body,
+            _ => return,
+        },
+        Command::WriteCheckpoint { body, .. } => body,
+        _ => return,
+    };
+    if let Some(key) = &mut body.object_key {
+        *key = format!("blobs/cp_{i}");
+    }
+}
+
+pub(super) fn apply_all(db: &DB, requests: &[Request]) -> Vec<crate::Response> {
     requests
         .iter()
         .map(|req| {
@@ -105,13 +205,13 @@ fn dump(db: &DB) -> BTreeMap<(&'static str, Vec<u8>), Vec<u8>> {
     out
 }
 
-fn fresh_db() -> (tempfile::TempDir, Arc<DB>) {
+pub(super) fn fresh_db() -> (tempfile::TempDir, Arc<DB>) {
     let dir = tempfile::tempdir().unwrap();
     let db = open_db(dir.path()).unwrap();
     (dir, db)
 }
 
-fn all<T: serde::de::DeserializeOwned>(db: &DB, name: &'static str) -> Vec<(Vec<u8>, T)> {
+pub(super) fn all<T: serde::de::DeserializeOwned>(db: &DB, name: &'static str) -> Vec<(Vec<u8>, T)> {
     db.iterator_cf(cf(db, name).unwrap(), IteratorMode::Start)
         .map(|item| {
             let (k, v) = item.unwrap();
@@ -120,7 +220,7 @@ fn all<T: serde::de::DeserializeOwned>(db: &DB, name: &'static str) -> Vec<(Vec<
         .collect()
 }
 
-fn raw(db: &DB, name: &'static str) -> Vec<(Vec<u8>, Vec<u8>)> {
+pub(super) fn raw(db: &DB, name: &'static str) -> Vec<(Vec<u8>, Vec<u8>)> {
     db.iterator_cf(cf(db, name).unwrap(), IteratorMode::Start)
         .map(|item| {
             let (k, v) = item.unwrap();
@@ -135,6 +235,27 @@ fn check_invariants(db: &DB, responses: &[crate::Response], requests: &[Request]
     let timers = raw(db, "expiry");
     let by_owner = raw(db, "by_owner");
     let gc: BTreeSet<Vec<u8>> = raw(db, "gc").into_iter().map(|(k, _)| k).collect();
+    let clock = db
+        .get_cf(cf(db, "meta").unwrap(), keys::META_CLOCK_MS)
+        .unwrap()
+        .and_then(|b| keys::parse_u64(&b))
+        .unwrap_or(0);
+    let bodies: BTreeSet<Vec<u8>> = raw(db, "bodies").into_iter().map(|(k, _)| k).collect();
+    let checkpoints: BTreeMap<Vec<u8>, Vec<u8>> = raw(db, "checkpoints").into_iter().collect();
+    // Index entries only name leases that exist.
+    for lease_id in checkpoints.values() {
+        assert!(leases.iter().any(|(k, _)| k == lease_id), "dangling checkpoint index");
+    }
+    // No two live checkpoints of one owner share a workflow id.
+    let mut live_workflows = BTreeSet::new();
+    for (_, lease) in &leases {
+        if let (true, LeaseKind::Checkpoint(c)) = (lease.is_live_at(clock), &lease.kind) {
+            assert!(
+                live_workflows.insert((lease.owner.clone(), c.workflow_id.clone())),
+                "duplicate workflow"
+            );
+        }
+    }
 
     // Money is conserved: what accounts lost is exactly what created leases cost.
     let mut charged: BTreeMap<String, u64> = BTreeMap::new();
@@ -161,17 +282,45 @@ fn check_invariants(db: &DB, responses: &[crate::Response], requests: &[Request]
     assert_eq!(timers.len(), leases.len(), "one timer per lease");
     assert_eq!(by_owner.len(), leases.len(), "one listing entry per lease");
     for (_, lease) in &leases {
-        let expected_kind = if lease.state == LeaseState::Active {
-            Timer::Expire
-        } else {
-            Timer::Purge
-        };
         let mine: Vec<_> = timers
             .iter()
             .filter(|(k, _)| &k[8..] == lease.lease_id.as_bytes())
             .collect();
         assert_eq!(mine.len(), 1, "lease {} has {} timers", lease.lease_id, mine.len());
-        assert_eq!(mine[0].1, vec![expected_kind as u8]);
+        let timer = Timer::from_byte(mine[0].1[0]);
+        if lease.state == LeaseState::Active {
+            assert_eq!(timer, Some(Timer::Expire));
+        } else if timer == Some(Timer::Release) {
+            // Bytes held for a stream: not yet queued, released by the hold's end at the latest.
+            assert_eq!(keys::parse_u64(&mine[0].0), crate::sm::leases::hold_until_ms(lease));
+            for key in lease.kind.object_keys() {
+                assert!(!gc.contains(key.as_bytes()), "held bytes of {} queued", lease.lease_id);
+            }
+        } else {
+            assert_eq!(timer, Some(Timer::Purge));
+            // A tombstone's bytes are queued until the GC worker records their deletion.
+        }
+        // Inline bodies exist exactly for active inline checkpoints.
+        let inline = matches!(&lease.kind, LeaseKind::Checkpoint(c) if c.body.object_key.is_none());
+        assert_eq!(
+            bodies.contains(lease.lease_id.as_bytes()),
+            inline && lease.state == LeaseState::Active,
+            "body of {}",
+            lease.lease_id
+        );
+        if let LeaseKind::Checkpoint(c) = &lease.kind {
+            assert!(c.version >= 1 && c.body.size_bytes <= c.max_body_bytes);
+            if lease.is_live_at(clock) {
+                // Every live checkpoint is the one its workflow id names.
+                let index = checkpoints.get(&keys::checkpoint(&lease.owner, &c.workflow_id));
+                assert_eq!(
+                    index.map(Vec::as_slice),
+                    Some(lease.lease_id.as_bytes()),
+                    "index of {}",
+                    lease.lease_id
+                );
+            }
+        }
         if lease.state == LeaseState::Active {
             assert_eq!(keys::parse_u64(&mine[0].0), Some(lease.expires_at_ms));
             // Live leases never have their bytes queued for deletion.
@@ -190,11 +339,7 @@ fn check_invariants(db: &DB, responses: &[crate::Response], requests: &[Request]
     }
 
     // The clock never runs backwards and is the largest stamp seen.
-    let clock = db
-        .get_cf(cf(db, "meta").unwrap(), keys::META_CLOCK_MS)
-        .unwrap()
-        .and_then(|b| keys::parse_u64(&b));
-    assert_eq!(clock, requests.iter().map(|r| r.now_ms).max());
+    assert_eq!(Some(clock), requests.iter().map(|r| r.now_ms).max());
 }
 
 proptest! {

@@ -41,6 +41,8 @@ pub enum Timer {
     Expire = 0,
     /// The tombstone's retention ends: forget the lease.
     Purge = 1,
+    /// A closed lease's bytes were held for a stream in progress; the hold ends: queue them.
+    Release = 2,
 }
 
 impl Timer {
@@ -48,6 +50,7 @@ impl Timer {
         match b {
             0 => Some(Timer::Expire),
             1 => Some(Timer::Purge),
+            2 => Some(Timer::Release),
             _ => None,
         }
     }
@@ -58,6 +61,13 @@ pub fn timer(due_ms: u64, lease_id: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(8 + lease_id.len());
     k.extend_from_slice(&due_ms.to_be_bytes());
     k.extend_from_slice(lease_id.as_bytes());
+    k
+}
+
+/// `checkpoints`: owner ‖ 0x00 ‖ workflow_id → lease_id of the owner's newest checkpoint with it.
+pub fn checkpoint(owner: &str, workflow_id: &str) -> Vec<u8> {
+    let mut k = owner_prefix(owner);
+    k.extend_from_slice(workflow_id.as_bytes());
     k
 }
 

@@ -24,7 +24,16 @@ pub use state_machine::StateMachineStore;
 
 /// Column families that make up the replicated state (and so the snapshots).
 pub const STATE_CFS: &[&str] = &[
-    "meta", "accounts", "api_keys", "leases", "by_owner", "expiry", "gc", "dedup",
+    "meta",
+    "accounts",
+    "api_keys",
+    "leases",
+    "by_owner",
+    "expiry",
+    "gc",
+    "dedup",
+    "checkpoints",
+    "bodies",
 ];
 /// Column families private to this node's Raft log.
 pub const LOG_CFS: &[&str] = &["log", "raft"];

@@ -1,0 +1,487 @@
+//! Checkpoint leases: `POST /api/checkpoint`, and `GET`/`PUT`/`DELETE /api/checkpoint/:workflow_id`.
+//!
+//! Bodies are JSON, held in memory (bounded by the reservation), and either ride in the Raft
+//! entry (up to `inline_max_bytes`) or live in the object store. Reads take a read barrier; writes,
+//! consumes and deletes are ledger commands, so versions and compare-and-set are linearizable.
+
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::header::{self, HeaderMap};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use relay_raft::command::NewLease;
+use relay_raft::{BodyRef, Checkpoint, Command, IdempotencyKey, Lease, LeaseKind, Outcome};
+use serde_json::json;
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::headers::{check_duration, idempotency_key, optional_str, parse_u64, query_map, required_u64};
+use crate::state::AppState;
+use crate::{ids, objects, render};
+
+/// How often a read retries when the body it was pointed at was replaced under it.
+const READ_ATTEMPTS: usize = 3;
+
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let cfg = &state.config;
+    let workflow_id = workflow_id_header(&headers)?;
+    let duration_seconds = required_u64(&headers, "x-duration-seconds")?;
+    let max_body_bytes = match optional_str(&headers, "x-max-body-bytes")? {
+        Some(text) => parse_u64(text, "x-max-body-bytes")?,
+        None => cfg.checkpoint_default_body_bytes,
+    };
+    if max_body_bytes == 0 {
+        return Err(ApiError::InvalidValue {
+            field: "max_body_bytes",
+            reason: "must be at least 1".into(),
+        });
+    }
+    if max_body_bytes > cfg.checkpoint_max_body_bytes {
+        return Err(ApiError::TooLarge {
+            what: "X-Max-Body-Bytes",
+            limit: cfg.checkpoint_max_body_bytes,
+        });
+    }
+    check_duration(duration_seconds, cfg.min_duration_seconds, cfg.max_duration_seconds)?;
+    let cost_micros = cfg.pricing.price_micros(max_body_bytes, duration_seconds);
+    let idempotency = idempotency_key(&headers)?;
+    if let Some(account) = state.ledger.reader().account(&caller.account_id)? {
+        if account.balance_micros < cost_micros {
+            return Err(ApiError::InsufficientBalance {
+                balance_micros: account.balance_micros,
+                needed_micros: cost_micros,
+            });
+        }
+    }
+    let bytes = read_json_body(body, &headers, max_body_bytes).await?;
+    let (body_ref, inline_body) = store_body(&state, bytes).await?;
+    let new = NewLease {
+        lease_id: ids::lease_id(),
+        ledger_id: ids::ledger_id(),
+        owner: caller.account_id.clone(),
+        kind: LeaseKind::Checkpoint(Checkpoint {
+            workflow_id,
+            max_body_bytes,
+            version: 1,
+            updated_at_ms: 0,
+            body: body_ref.clone(),
+        }),
+        duration_seconds,
+        cost_micros,
+    };
+    let idem = idempotency.map(|key| IdempotencyKey {
+        scope: caller.account_id.clone(),
+        key,
+    });
+    let outcome = state
+        .ledger
+        .write(idem, Command::CreateCheckpoint { new, inline_body })
+        .await;
+    let lease = match settle(&state, &body_ref, outcome).await? {
+        Outcome::LeaseCreated { lease, .. } => lease,
+        other => return Err(unexpected(other)),
+    };
+    // A replayed create (same Idempotency-Key) answers with the first lease; our object is spare.
+    let cell = match cell(&lease) {
+        Ok(cell) => cell,
+        Err(e) => {
+            discard(&state, &body_ref).await;
+            return Err(e);
+        }
+    };
+    if body_ref.object_key.is_some() && cell.body.object_key != body_ref.object_key {
+        discard(&state, &body_ref).await;
+    }
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "status": "ok",
+            "lease_id": lease.lease_id,
+            "workflow_id": cell.workflow_id,
+            "max_body_bytes": cell.max_body_bytes,
+            "version": cell.version,
+            "size_bytes": cell.body.size_bytes,
+            "expires_at": render::timestamp(lease.expires_at_ms),
+            "duration_seconds": lease.duration_seconds,
+            "duration_human": render::duration_human(lease.duration_seconds),
+            "cost_micros": lease.cost_micros.to_string(),
+            "paid_usdc": render::usdc(lease.cost_micros),
+            "ledger_id": lease.ledger_id,
+        })),
+    )
+        .into_response())
+}
+
+/// `GET`: the latest body. `?consume=true` reads and deletes in one step (never on `HEAD`).
+pub async fn read(
+    State(state): State<AppState>,
+    caller: Caller,
+    method: Method,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    let workflow_id = workflow_id_param(path)?;
+    let query = query_map(raw.as_deref())?;
+    let consume = match query.get("consume").map(String::as_str) {
+        None | Some("false") | Some("0") => false,
+        Some("true") | Some("1") => true,
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "consume={other:?}: expected true or false"
+            )))
+        }
+    };
+    if consume && method != Method::HEAD {
+        return read_and_delete(&state, caller.account_id, workflow_id).await;
+    }
+    for _ in 0..READ_ATTEMPTS {
+        let reader = state.ledger.linearizable().await?;
+        let (lease, inline_body) = reader
+            .checkpoint(&caller.account_id, &workflow_id)?
+            .ok_or(ApiError::NotFound("checkpoint"))?;
+        if !lease.is_live_at(state.ledger.now_ms()) {
+            return Err(ApiError::Gone("checkpoint has expired or was deleted"));
+        }
+        let cell = cell(&lease)?;
+        if if_none_match(&headers, cell.version) {
+            return with_meta(Response::builder().status(StatusCode::NOT_MODIFIED), &lease)?
+                .body(Body::empty())
+                .map_err(|e| ApiError::Internal(e.to_string()));
+        }
+        if let Some(bytes) = fetch_body(&state, &cell.body, inline_body).await? {
+            return respond(&lease, bytes);
+        }
+        // The body was replaced and collected between the two reads: read again.
+    }
+    Err(ApiError::Unavailable("checkpoint is being rewritten; retry".into()))
+}
+
+async fn read_and_delete(state: &AppState, owner: String, workflow_id: String) -> ApiResult<Response> {
+    let outcome = state
+        .ledger
+        .write(None, Command::ConsumeCheckpoint { owner, workflow_id })
+        .await?
+        .map_err(|r| ApiError::from_rejection(r, "checkpoint"))?;
+    let Outcome::CheckpointConsumed { lease, inline_body } = outcome else {
+        return Err(unexpected(outcome));
+    };
+    let body = &cell(&lease)?.body;
+    let bytes = fetch_body(state, body, inline_body).await;
+    if body.object_key.is_some() {
+        // The ledger held the object for this read; let it go now, whatever the read's fate.
+        let _ = state
+            .ledger
+            .write(
+                None,
+                Command::ReleaseBytes {
+                    lease_id: lease.lease_id.clone(),
+                },
+            )
+            .await;
+    }
+    match bytes? {
+        Some(bytes) => respond(&lease, bytes),
+        None => Err(ApiError::Integrity),
+    }
+}
+
+/// `PUT`: replace the body, version + 1; `If-Match` makes it a compare-and-set.
+pub async fn write(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let workflow_id = workflow_id_param(path)?;
+    let if_version = if_match(&headers)?;
+    // The reservation never changes, so a local read bounds the body; the ledger checks again.
+    let limit = match state.ledger.reader().checkpoint(&caller.account_id, &workflow_id)? {
+        Some((
+            Lease {
+                kind: LeaseKind::Checkpoint(c),
+                ..
+            },
+            _,
+        )) => c.max_body_bytes,
+        _ => state.config.checkpoint_max_body_bytes,
+    };
+    let bytes = read_json_body(body, &headers, limit).await?;
+    let (body_ref, inline_body) = store_body(&state, bytes).await?;
+    let outcome = state
+        .ledger
+        .write(
+            None,
+            Command::WriteCheckpoint {
+                owner: caller.account_id,
+                workflow_id,
+                if_version,
+                body: body_ref.clone(),
+                inline_body,
+            },
+        )
+        .await;
+    let lease = match settle(&state, &body_ref, outcome).await? {
+        Outcome::CheckpointWritten { lease } => lease,
+        other => return Err(unexpected(other)),
+    };
+    let cell = cell(&lease)?;
+    let json = json!({
+        "status": "ok",
+        "lease_id": lease.lease_id,
+        "workflow_id": cell.workflow_id,
+        "version": cell.version,
+        "size_bytes": cell.body.size_bytes,
+        "updated_at": render::timestamp(cell.updated_at_ms),
+        "expires_at": render::timestamp(lease.expires_at_ms),
+    });
+    let mut response = Json(json).into_response();
+    add_meta(response.headers_mut(), &lease)?;
+    Ok(response)
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<Response> {
+    let workflow_id = workflow_id_param(path)?;
+    let outcome = state
+        .ledger
+        .write(
+            None,
+            Command::DeleteCheckpoint {
+                owner: caller.account_id,
+                workflow_id: workflow_id.clone(),
+            },
+        )
+        .await?
+        .map_err(|r| ApiError::from_rejection(r, "checkpoint"))?;
+    let Outcome::LeaseDeleted { lease } = outcome else {
+        return Err(unexpected(outcome));
+    };
+    Ok(Json(json!({
+        "status": "ok",
+        "lease_id": lease.lease_id,
+        "workflow_id": workflow_id,
+        "deleted": true,
+        "refund_micros": "0",
+    }))
+    .into_response())
+}
+
+/// Maps a write's result; on any failure the object it uploaded (if any) is deleted again.
+async fn settle(
+    state: &AppState,
+    body: &BodyRef,
+    outcome: Result<relay_raft::Response, relay_raft::LedgerError>,
+) -> ApiResult<Outcome> {
+    match outcome {
+        Ok(Ok(outcome)) => Ok(outcome),
+        Ok(Err(rejection)) => {
+            discard(state, body).await;
+            Err(ApiError::from_rejection(rejection, "checkpoint"))
+        }
+        Err(e) => {
+            discard(state, body).await;
+            Err(e.into())
+        }
+    }
+}
+
+async fn discard(state: &AppState, body: &BodyRef) {
+    if let Some(key) = &body.object_key {
+        objects::discard(&state.objects, key).await;
+    }
+}
+
+/// Small bodies ride in the ledger; larger ones are written to the object store first.
+async fn store_body(state: &AppState, bytes: Bytes) -> ApiResult<(BodyRef, Option<Vec<u8>>)> {
+    let size_bytes = bytes.len() as u64;
+    let blake3_hex = blake3::hash(&bytes).to_hex().to_string();
+    if size_bytes <= state.config.inline_max_bytes {
+        let body = BodyRef {
+            size_bytes,
+            blake3_hex,
+            object_key: None,
+        };
+        return Ok((body, Some(bytes.to_vec())));
+    }
+    let object_key = ids::blob_key();
+    objects::put_small(&state.objects, &object_key, bytes).await?;
+    state.metrics.bytes_uploaded.inc_by(size_bytes);
+    let body = BodyRef {
+        size_bytes,
+        blake3_hex,
+        object_key: Some(object_key),
+    };
+    Ok((body, None))
+}
+
+/// The body's bytes; `None` when its object has already been replaced and collected.
+async fn fetch_body(state: &AppState, body: &BodyRef, inline_body: Option<Vec<u8>>) -> ApiResult<Option<Bytes>> {
+    match (&body.object_key, inline_body) {
+        (None, Some(bytes)) => Ok(Some(Bytes::from(bytes))),
+        (Some(key), _) => objects::read_small(&state.objects, key, &body.blake3_hex, &state.metrics).await,
+        (None, None) => Err(ApiError::Internal("inline checkpoint body missing".into())),
+    }
+}
+
+/// Reads the body (at most `limit` bytes, checked against Content-Length first) and checks that
+/// it is one JSON value.
+async fn read_json_body(body: Body, headers: &HeaderMap, limit: u64) -> ApiResult<Bytes> {
+    if let Some(length) = optional_str(headers, "content-length")? {
+        if length.parse::<u64>().is_ok_and(|n| n > limit) {
+            return Err(ApiError::TooLarge { what: "body", limit });
+        }
+    }
+    let bytes = objects::read_body(body, limit, "body").await?;
+    serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+    Ok(bytes)
+}
+
+fn respond(lease: &Lease, bytes: Bytes) -> ApiResult<Response> {
+    with_meta(Response::builder().status(StatusCode::OK), lease)?
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CONTENT_LENGTH, bytes.len())
+        .body(Body::from(bytes))
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+fn with_meta(mut builder: axum::http::response::Builder, lease: &Lease) -> ApiResult<axum::http::response::Builder> {
+    if let Some(headers) = builder.headers_mut() {
+        add_meta(headers, lease)?;
+    }
+    Ok(builder)
+}
+
+fn add_meta(headers: &mut HeaderMap, lease: &Lease) -> ApiResult<()> {
+    let cell = cell(lease)?;
+    let pairs = [
+        ("x-checkpoint-version", cell.version.to_string()),
+        ("x-checkpoint-updated-at", render::timestamp(cell.updated_at_ms)),
+        ("etag", etag(cell.version)),
+        ("x-lease-id", lease.lease_id.clone()),
+        ("x-lease-expires-at", render::timestamp(lease.expires_at_ms)),
+    ];
+    for (name, value) in pairs {
+        if let Ok(v) = value.parse() {
+            headers.insert(name, v);
+        }
+    }
+    Ok(())
+}
+
+fn etag(version: u64) -> String {
+    format!("\"{version}\"")
+}
+
+/// `If-Match: 3`, `If-Match: "3"` (the ETag) or `*` (any version).
+fn if_match(headers: &HeaderMap) -> ApiResult<Option<u64>> {
+    let Some(value) = optional_str(headers, "if-match")? else {
+        return Ok(None);
+    };
+    if value == "*" {
+        return Ok(None);
+    }
+    let bare = value
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(value);
+    if value.starts_with("W/") {
+        // If-Match uses strong comparison: a weak tag matches nothing.
+        return Ok(Some(u64::MAX));
+    }
+    parse_u64(bare, "if-match").map(Some)
+}
+
+fn if_none_match(headers: &HeaderMap, version: u64) -> bool {
+    optional_str(headers, "if-none-match")
+        .ok()
+        .flatten()
+        .is_some_and(|v| v == "*" || v.split(',').any(|t| t.trim().trim_start_matches("W/") == etag(version)))
+}
+
+/// `^[A-Za-z0-9._-]{1,128}$`.
+pub fn is_workflow_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= relay_raft::sm::checkpoints::WORKFLOW_ID_MAX_LEN
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+fn workflow_id_header(headers: &HeaderMap) -> ApiResult<String> {
+    const NAME: &str = "x-workflow-id";
+    let id = optional_str(headers, NAME)?.ok_or(ApiError::MissingHeader(NAME))?;
+    if !is_workflow_id(id) {
+        return Err(ApiError::InvalidHeader {
+            name: NAME,
+            reason: "must be 1 to 128 characters of A-Z a-z 0-9 . _ -".into(),
+        });
+    }
+    Ok(id.to_string())
+}
+
+/// A workflow id from the path; ids that cannot exist are 404 like unknown ones.
+fn workflow_id_param(path: Result<Path<String>, PathRejection>) -> ApiResult<String> {
+    match path {
+        Ok(Path(id)) if is_workflow_id(&id) => Ok(id),
+        _ => Err(ApiError::NotFound("checkpoint")),
+    }
+}
+
+/// The checkpoint part of a lease. Checkpoint commands only touch checkpoints, so another kind
+/// can only come from an `Idempotency-Key` first used for a different request.
+fn cell(lease: &Lease) -> ApiResult<&Checkpoint> {
+    match &lease.kind {
+        LeaseKind::Checkpoint(c) => Ok(c),
+        _ => Err(ApiError::Conflict(
+            "Idempotency-Key was already used for a different request",
+        )),
+    }
+}
+
+fn unexpected(outcome: Outcome) -> ApiError {
+    ApiError::Internal(format!("unexpected ledger outcome {outcome:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Workflow ids follow the reference's alphabet and length.
+    #[test]
+    fn workflow_ids() {
+        assert!(is_workflow_id("crawl-job-42"));
+        assert!(is_workflow_id("a.b_c-D9"));
+        assert!(is_workflow_id(&"x".repeat(128)));
+        for bad in ["", "a/b", "a b", "é", "a%2F", &"x".repeat(129)] {
+            assert!(!is_workflow_id(bad), "{bad:?}");
+        }
+    }
+
+    /// If-Match takes the bare version, the ETag, or `*`; a weak tag never matches.
+    #[test]
+    fn if_match_forms() {
+        let mut h = HeaderMap::new();
+        for (value, expected) in [
+            ("3", Some(3)),
+            ("\"3\"", Some(3)),
+            ("*", None),
+            ("W/\"3\"", Some(u64::MAX)),
+        ] {
+            h.insert("if-match", value.parse().unwrap());
+            assert_eq!(if_match(&h).unwrap(), expected, "{value}");
+        }
+        h.insert("if-match", "abc".parse().unwrap());
+        assert!(if_match(&h).is_err());
+    }
+}
