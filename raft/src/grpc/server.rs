@@ -80,6 +80,10 @@ pub async fn serve(
     tonic::transport::Server::builder()
         .timeout(std::time::Duration::from_secs(30))
         .add_service(service)
-        .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(listener), shutdown)
+        // Without TCP_NODELAY, small Raft replies wait out the peer's delayed ACK (~40 ms).
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            shutdown,
+        )
         .await
 }

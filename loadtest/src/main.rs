@@ -1,0 +1,118 @@
+//! `relay-loadtest`: closed-loop load against Relay, with latency histograms, and a `bench`
+//! command that starts a local cluster and measures each scenario on it.
+
+mod bench;
+mod local;
+mod report;
+mod runner;
+mod scenario;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::scenario::Scenario;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "relay-loadtest",
+    version,
+    about = "Measure Relay's throughput and tail latency"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Subcommand, Debug)]
+enum Commands {
+    /// Run one scenario against running nodes.
+    Run(RunArgs),
+    /// Start a local cluster and run scenarios against it, printing a table.
+    Bench(BenchArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// HTTP base URLs of the nodes, comma-separated; clients are spread over them.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub targets: Vec<String>,
+    /// API key (`rs_live_…`) of an account with enough balance.
+    #[arg(long, env = "RELAY_API_KEY", hide_env_values = true)]
+    pub api_key: String,
+    #[arg(long, value_enum)]
+    pub scenario: Scenario,
+    /// Clients, each with one request in flight (closed loop).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub concurrency: u64,
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub duration_seconds: u64,
+    /// Requests in this first period are made but not measured.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(0..=600))]
+    pub warmup_seconds: u64,
+    /// Body size (store: object bytes; checkpoint: JSON state bytes).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=(64 << 20)))]
+    pub size_bytes: Option<u64>,
+    /// Print one JSON object on stdout instead of a summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// The `relay` binary; default: next to this one.
+    #[arg(long)]
+    pub relay_bin: Option<PathBuf>,
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=5))]
+    pub nodes: u64,
+    /// A short run (a few seconds per cell) that only checks everything works.
+    #[arg(long)]
+    pub quick: bool,
+    /// Scenarios to run, comma-separated (default: all).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub scenarios: Vec<Scenario>,
+    /// Client counts, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![1u64, 16, 64])]
+    pub concurrency: Vec<u64>,
+    /// Measured seconds per cell (default 10, or 2 with --quick).
+    #[arg(long)]
+    pub duration_seconds: Option<u64>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("relay-loadtest: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Commands::Run(args) => runner::run_command(args).await,
+            Commands::Bench(args) => bench::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("relay-loadtest: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Why a load test could not run or finish.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("invalid arguments: {0}")]
+    Args(String),
+    #[error("setup against {target} failed: {reason}")]
+    Setup { target: String, reason: String },
+    #[error("every request failed ({0} errors): is the cluster up?")]
+    AllFailed(u64),
+    #[error("local cluster: {0}")]
+    Local(String),
+}

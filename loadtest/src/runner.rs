@@ -1,0 +1,161 @@
+//! Closed loop: N clients, each with one request in flight, for a fixed time after a warmup.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+use crate::report::{ms, Report};
+use crate::scenario::{Client, Ctx, Scenario};
+use crate::{LoadError, RunArgs};
+
+/// Longest latency the histogram records exactly (slower requests count as this).
+const LATENCY_MAX_US: u64 = 60_000_000;
+
+pub async fn run_command(args: RunArgs) -> Result<(), LoadError> {
+    let report = run(&args, !args.json).await?;
+    if args.json {
+        println!("{}", report.to_json());
+    } else {
+        println!("{}", report.summary());
+    }
+    if report.ops == 0 {
+        return Err(LoadError::AllFailed(report.error_count()));
+    }
+    Ok(())
+}
+
+pub struct Options {
+    pub targets: Vec<String>,
+    pub api_key: String,
+    pub scenario: Scenario,
+    pub concurrency: u64,
+    pub warmup: Duration,
+    pub duration: Duration,
+    pub size_bytes: u64,
+}
+
+pub async fn run(args: &RunArgs, progress: bool) -> Result<Report, LoadError> {
+    let targets: Vec<String> = args
+        .targets
+        .iter()
+        .map(|t| t.trim_end_matches('/').to_string())
+        .collect();
+    for t in &targets {
+        if !(t.starts_with("http://") || t.starts_with("https://")) {
+            return Err(LoadError::Args(format!("target {t:?} is not an http:// URL")));
+        }
+    }
+    let opts = Options {
+        targets,
+        api_key: args.api_key.clone(),
+        scenario: args.scenario,
+        concurrency: args.concurrency,
+        warmup: Duration::from_secs(args.warmup_seconds),
+        duration: Duration::from_secs(args.duration_seconds),
+        size_bytes: args.size_bytes.unwrap_or(args.scenario.default_size()),
+    };
+    run_with(opts, progress).await
+}
+
+pub async fn run_with(opts: Options, progress: bool) -> Result<Report, LoadError> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(opts.concurrency as usize)
+        .tcp_nodelay(true)
+        .build()
+        .map_err(|e| LoadError::Args(e.to_string()))?;
+    let ctx = Arc::new(Ctx {
+        http,
+        targets: opts.targets.clone(),
+        auth: format!("Bearer {}", opts.api_key),
+        scenario: opts.scenario,
+        size_bytes: opts.size_bytes,
+        run_id: format!("{:x}", std::process::id() as u64 * 1_000_003 + now_nanos() % 1_000_000),
+    });
+    let mut clients = Vec::new();
+    for i in 0..opts.concurrency as usize {
+        clients.push(Client::setup(ctx.clone(), i).await?);
+    }
+
+    let shared = Arc::new(Shared {
+        histogram: Mutex::new(Histogram::new_with_bounds(1, LATENCY_MAX_US, 3).expect("valid bounds")),
+        ops: AtomicU64::new(0),
+        errors: Mutex::new(BTreeMap::new()),
+    });
+    let start = Instant::now();
+    let measure_from = start + opts.warmup;
+    let deadline = measure_from + opts.duration;
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .map(|mut client| {
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                while Instant::now() < deadline {
+                    let t0 = Instant::now();
+                    let result = client.op().await;
+                    let done = Instant::now();
+                    if t0 < measure_from || done > deadline {
+                        continue;
+                    }
+                    match result {
+                        Ok(()) => {
+                            let us = (done - t0).as_micros().clamp(1, LATENCY_MAX_US as u128) as u64;
+                            shared.histogram.lock().expect("histogram").saturating_record(us);
+                            shared.ops.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(e) => {
+                            *shared.errors.lock().expect("errors").entry(e.0).or_default() += 1;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    let progress_task = progress.then(|| {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let mut last = 0;
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let ops = shared.ops.load(Ordering::Relaxed);
+                let errors: u64 = shared.errors.lock().expect("errors").values().sum();
+                let p99 = shared.histogram.lock().expect("histogram").value_at_quantile(0.99);
+                eprintln!("  {:>8} ops/s  {errors} errors  p99 {:.2} ms", ops - last, ms(p99));
+                last = ops;
+            }
+        })
+    });
+    for t in tasks {
+        let _ = t.await;
+    }
+    if let Some(p) = progress_task {
+        p.abort();
+    }
+    let histogram = shared.histogram.lock().expect("histogram").clone();
+    let errors = shared.errors.lock().expect("errors").clone();
+    Ok(Report {
+        scenario: opts.scenario.name(),
+        targets: opts.targets,
+        concurrency: opts.concurrency,
+        duration_s: opts.duration.as_secs_f64(),
+        ops: shared.ops.load(Ordering::Relaxed),
+        errors,
+        latency_us: histogram,
+    })
+}
+
+struct Shared {
+    histogram: Mutex<Histogram<u64>>,
+    ops: AtomicU64,
+    errors: Mutex<BTreeMap<u16, u64>>,
+}
+
+fn now_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
