@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{AccessActor, BodyRef, Lease, LeaseKind};
+use crate::model::{AccessActor, BodyRef, Lease, LeaseKind, Message};
 
 /// A command as it travels through the Raft log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,6 +71,29 @@ pub enum Command {
     ConsumeCheckpoint { owner: String, workflow_id: String },
     /// Early delete of a checkpoint by its owner; no refund.
     DeleteCheckpoint { owner: String, workflow_id: String },
+    /// Debit the owner and create a Mailbox lease (`new.kind` is an empty Mailbox).
+    CreateMailbox { new: NewLease },
+    /// Append a message to the live mailbox whose drop token hashes to `token_hash_hex`, within
+    /// its limits; queue its webhook delivery when it has one.
+    DropMessage {
+        token_hash_hex: String,
+        content_type: String,
+        body: BodyRef,
+        inline_body: Option<Vec<u8>>,
+    },
+    /// The owner picks a message up: it is answered (with its inline bytes) and, unless the
+    /// mailbox keeps messages on read, removed.
+    PickupMessage { owner: String, lease_id: String, seq: u64 },
+    /// The owner removes one message.
+    DeleteMessage { owner: String, lease_id: String, seq: u64 },
+    /// The webhook worker's result for the delivery due at `due_ms`: done (delivered or given
+    /// up), or retry at `retry_at_ms`.
+    WebhookAttempted {
+        due_ms: u64,
+        lease_id: String,
+        seq: u64,
+        retry_at_ms: Option<u64>,
+    },
 }
 
 /// Everything a new lease needs; IDs are generated before proposing so `apply` stays pure.
@@ -124,6 +147,20 @@ pub enum Outcome {
         lease: Lease,
         inline_body: Option<Vec<u8>>,
     },
+    MessageDropped {
+        lease_id: String,
+        message: Message,
+    },
+    /// `removed`: the message is gone from the queue (its object, if any, queued for deletion).
+    MessagePicked {
+        message: Message,
+        inline_body: Option<Vec<u8>>,
+        removed: bool,
+    },
+    MessageDeleted,
+    WebhookRecorded {
+        found: bool,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -146,4 +183,8 @@ pub enum Rejection {
     VersionMismatch { current: u64 },
     #[error("body of {size_bytes} bytes exceeds the reserved {limit} bytes")]
     TooLarge { size_bytes: u64, limit: u64 },
+    #[error("mailbox is full: {0}")]
+    MailboxFull(String),
+    #[error("message not found")]
+    MessageNotFound,
 }

@@ -27,7 +27,10 @@ pub mod store;
 pub use command::{Command, IdempotencyKey, Outcome, Rejection, Request, Response};
 pub use error::{LedgerError, StoreError};
 pub use ledger::{wall_clock_ms, Ledger, LedgerConfig, LedgerStatus};
-pub use model::{Access, AccessActor, Account, BodyRef, Checkpoint, Lease, LeaseKind, LeaseState};
+pub use model::{
+    Access, AccessActor, Account, BodyRef, Checkpoint, Delivery, Lease, LeaseKind, LeaseState, Mailbox, Message,
+    Webhook,
+};
 pub use reader::{LeasePage, StateReader};
 
 /// Node ids are small integers chosen by the operator (`--node-id`).

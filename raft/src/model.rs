@@ -40,6 +40,58 @@ pub enum LeaseKind {
     },
     /// A versioned JSON cell addressed by its owner's `workflow_id`.
     Checkpoint(Checkpoint),
+    /// A queue anyone holding the drop token may append to; its owner polls it.
+    Mailbox(Mailbox),
+}
+
+/// A Mailbox lease's settings and occupancy. Its messages live in the `messages` column family.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mailbox {
+    /// The reserved (and paid for) total size of queued messages.
+    pub capacity_bytes: u64,
+    pub max_message_bytes: u64,
+    pub max_messages: u64,
+    /// Whether picking a message up leaves it queued.
+    pub keep_on_read: bool,
+    /// blake3 of the drop token, hex; the token itself is never stored.
+    pub drop_token_hash_hex: String,
+    pub webhook: Option<Webhook>,
+    pub used_bytes: u64,
+    pub message_count: u64,
+    /// The sequence number the next message gets (arrival order).
+    pub next_seq: u64,
+}
+
+/// Where a Mailbox announces each drop (Standard Webhooks), and the key that signs them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Webhook {
+    pub url: String,
+    /// `whsec_<base64>`: the HMAC-SHA256 key is the base64 part, decoded.
+    pub secret: String,
+}
+
+/// One queued message. Its bytes are inline (`bodies`, key `lease_id ‖ 0 ‖ seq`) or an object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub seq: u64,
+    pub received_at_ms: u64,
+    pub content_type: String,
+    pub body: BodyRef,
+}
+
+/// A webhook still to be delivered (at least once), with its own copy of what it announces.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub lease_id: String,
+    pub seq: u64,
+    pub due_ms: u64,
+    /// Attempts made so far.
+    pub attempts: u32,
+    pub received_at_ms: u64,
+    pub size_bytes: u64,
+    pub content_type: String,
+    /// The message bytes when they rode inline; object-backed messages are announced without.
+    pub inline_body: Option<Vec<u8>>,
 }
 
 /// The current state of a Checkpoint lease. Only the latest body exists; superseded bodies are
@@ -70,6 +122,7 @@ impl LeaseKind {
         match self {
             LeaseKind::Storage { .. } => "storage",
             LeaseKind::Checkpoint(_) => "checkpoint",
+            LeaseKind::Mailbox(_) => "mailbox",
         }
     }
 
@@ -78,6 +131,8 @@ impl LeaseKind {
         match self {
             LeaseKind::Storage { object_key, .. } => vec![object_key.clone()],
             LeaseKind::Checkpoint(c) => c.body.object_key.iter().cloned().collect(),
+            // Message objects are tracked per message, in the `messages` column family.
+            LeaseKind::Mailbox(_) => Vec::new(),
         }
     }
 }

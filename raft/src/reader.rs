@@ -6,7 +6,7 @@ use std::sync::Arc;
 use rocksdb::DB;
 
 use crate::error::StoreError;
-use crate::model::{Account, Lease};
+use crate::model::{Account, Delivery, Lease, Message};
 use crate::sm::DEDUP_WINDOW_MS;
 use crate::store::keys::{self, META_CLOCK_MS, META_LAST_APPLIED};
 use crate::store::txn::scan_range;
@@ -104,6 +104,34 @@ impl StateReader {
         let lease: Lease = decode("leases", &raw)?;
         let body = view.get_cf(cf(&self.db, "bodies")?, &lease_id)?;
         Ok(Some((lease, body)))
+    }
+
+    /// The mailbox a drop token (by its blake3 hash) opens, live or not.
+    pub fn mailbox_by_token_hash(&self, hash: &[u8; 32]) -> Result<Option<Lease>, StoreError> {
+        match self.db.get_cf(cf(&self.db, "drop_tokens")?, hash)? {
+            Some(lease_id) => self.get("leases", &lease_id),
+            None => Ok(None),
+        }
+    }
+
+    /// Up to `limit` queued messages of a mailbox, in arrival order.
+    pub fn messages(&self, lease_id: &str, limit: usize) -> Result<Vec<Message>, StoreError> {
+        let prefix = keys::message_prefix(lease_id);
+        let mut end = prefix.clone();
+        *end.last_mut().expect("prefix ends with a separator") = 1;
+        scan_range(&self.db, "messages", &prefix, &end, limit)?
+            .into_iter()
+            .map(|(_, v)| decode("messages", &v))
+            .collect()
+    }
+
+    /// Webhook deliveries due at `now_ms`, oldest first.
+    pub fn due_deliveries(&self, now_ms: u64, limit: usize) -> Result<Vec<Delivery>, StoreError> {
+        let end = now_ms.saturating_add(1).to_be_bytes();
+        scan_range(&self.db, "webhooks", &[], &end, limit)?
+            .into_iter()
+            .map(|(_, v)| decode("webhooks", &v))
+            .collect()
     }
 
     /// Object keys whose bytes must be deleted, oldest key order first.

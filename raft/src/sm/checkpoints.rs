@@ -4,7 +4,8 @@
 use crate::command::{NewLease, Outcome, Rejection, Response};
 use crate::error::StoreError;
 use crate::model::{BodyRef, Checkpoint, Lease, LeaseKind, LeaseState};
-use crate::sm::{leases, INLINE_BODY_MAX};
+use crate::sm::bodies::check_body;
+use crate::sm::leases;
 use crate::store::keys;
 use crate::store::txn::Txn;
 
@@ -130,31 +131,4 @@ fn live(txn: &Txn<'_>, now_ms: u64, owner: &str, workflow_id: &str) -> Result<Re
         return Ok(Err(Rejection::LeaseGone));
     }
     Ok(Ok(lease))
-}
-
-/// A body fits its reservation, and rides inline exactly when it has no object key.
-fn check_body(body: &BodyRef, inline_body: Option<&[u8]>, max_body_bytes: u64) -> Result<(), Rejection> {
-    if body.size_bytes > max_body_bytes {
-        return Err(Rejection::TooLarge {
-            size_bytes: body.size_bytes,
-            limit: max_body_bytes,
-        });
-    }
-    match (inline_body, &body.object_key) {
-        (Some(bytes), None) => {
-            if bytes.len() > INLINE_BODY_MAX {
-                return Err(Rejection::Invalid(format!(
-                    "inline bodies are at most {INLINE_BODY_MAX} bytes"
-                )));
-            }
-            if bytes.len() as u64 != body.size_bytes || blake3::hash(bytes).to_hex().as_str() != body.blake3_hex {
-                return Err(Rejection::Invalid(
-                    "inline body does not match its size and hash".into(),
-                ));
-            }
-            Ok(())
-        }
-        (None, Some(key)) if !key.is_empty() => Ok(()),
-        _ => Err(Rejection::Invalid("a body is either inline or an object".into())),
-    }
 }

@@ -3,7 +3,7 @@
 use crate::command::{NewLease, Outcome, Rejection, Response};
 use crate::error::StoreError;
 use crate::model::{Access, AccessActor, Lease, LeaseKind, LeaseState};
-use crate::sm::{accounts, ACCESS_HISTORY_MAX, BYTES_HOLD_MS, TOMBSTONE_RETENTION_MS};
+use crate::sm::{accounts, mailbox, ACCESS_HISTORY_MAX, BYTES_HOLD_MS, TOMBSTONE_RETENTION_MS};
 use crate::store::keys::{self, Timer};
 use crate::store::txn::Txn;
 
@@ -112,6 +112,9 @@ pub fn close(txn: &mut Txn<'_>, now_ms: u64, lease: &Lease, hold_bytes: bool) ->
     debug_assert!(lease.state != LeaseState::Active);
     txn.put("leases", lease.lease_id.as_bytes(), lease)?;
     txn.delete("bodies", lease.lease_id.as_bytes())?;
+    if let LeaseKind::Mailbox(_) = &lease.kind {
+        mailbox::clear(txn, now_ms, &lease.lease_id)?;
+    }
     match hold_until_ms(lease) {
         Some(until) if hold_bytes && !lease.kind.object_keys().is_empty() => {
             txn.put_raw("expiry", &keys::timer(until, &lease.lease_id), &[Timer::Release as u8])
@@ -166,12 +169,20 @@ pub fn purge(txn: &mut Txn<'_>, lease: &Lease) -> Result<(), StoreError> {
         "by_owner",
         &keys::by_owner(&lease.owner, lease.created_at_ms, &lease.lease_id),
     )?;
-    if let LeaseKind::Checkpoint(c) = &lease.kind {
-        let index = keys::checkpoint(&lease.owner, &c.workflow_id);
-        // A newer checkpoint may have taken the workflow id over; its entry stays.
-        if txn.get_raw("checkpoints", &index)?.as_deref() == Some(lease.lease_id.as_bytes()) {
-            txn.delete("checkpoints", &index)?;
+    match &lease.kind {
+        LeaseKind::Checkpoint(c) => {
+            let index = keys::checkpoint(&lease.owner, &c.workflow_id);
+            // A newer checkpoint may have taken the workflow id over; its entry stays.
+            if txn.get_raw("checkpoints", &index)?.as_deref() == Some(lease.lease_id.as_bytes()) {
+                txn.delete("checkpoints", &index)?;
+            }
         }
+        LeaseKind::Mailbox(mb) => {
+            if let Ok(hash) = hex::decode(&mb.drop_token_hash_hex) {
+                txn.delete("drop_tokens", &hash)?;
+            }
+        }
+        LeaseKind::Storage { .. } => {}
     }
     Ok(())
 }

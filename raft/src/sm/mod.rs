@@ -3,12 +3,14 @@
 //! [`apply_request`] is a pure function of the stored state and the [`Request`]: it reads no clock,
 //! no randomness and no network. Time is the cluster clock, `max(stored clock, request.now_ms)`, so
 //! it never runs backwards across leader changes. One file per command family:
-//! [`accounts`], [`leases`], [`checkpoints`], [`sweep`]; [`dedup`] answers retried commands.
+//! [`accounts`], [`leases`], [`checkpoints`], [`mailbox`], [`sweep`]; [`dedup`] answers retried commands.
 
 pub mod accounts;
+pub mod bodies;
 pub mod checkpoints;
 pub mod dedup;
 pub mod leases;
+pub mod mailbox;
 pub mod sweep;
 
 use crate::command::{Command, Request, Response};
@@ -82,6 +84,21 @@ fn apply_command(txn: &mut Txn<'_>, now_ms: u64, command: &Command) -> Result<Re
         ),
         Command::ConsumeCheckpoint { owner, workflow_id } => checkpoints::consume(txn, now_ms, owner, workflow_id),
         Command::DeleteCheckpoint { owner, workflow_id } => checkpoints::delete(txn, now_ms, owner, workflow_id),
+        Command::CreateMailbox { new } => mailbox::create(txn, now_ms, new),
+        Command::DropMessage {
+            token_hash_hex,
+            content_type,
+            body,
+            inline_body,
+        } => mailbox::drop_message(txn, now_ms, token_hash_hex, content_type, body, inline_body.as_deref()),
+        Command::PickupMessage { owner, lease_id, seq } => mailbox::pickup(txn, now_ms, owner, lease_id, *seq),
+        Command::DeleteMessage { owner, lease_id, seq } => mailbox::delete_message(txn, now_ms, owner, lease_id, *seq),
+        Command::WebhookAttempted {
+            due_ms,
+            lease_id,
+            seq,
+            retry_at_ms,
+        } => mailbox::webhook_attempted(txn, *due_ms, lease_id, *seq, *retry_at_ms),
     }
 }
 
@@ -105,5 +122,7 @@ fn read_clock(txn: &Txn<'_>) -> Result<u64, StoreError> {
 
 #[cfg(test)]
 mod checkpoint_tests;
+#[cfg(test)]
+mod mailbox_tests;
 #[cfg(test)]
 mod tests;

@@ -8,7 +8,9 @@ use proptest::prelude::*;
 use rocksdb::{IteratorMode, DB};
 
 use crate::command::{Command, IdempotencyKey, NewLease, Outcome, Request};
-use crate::model::{AccessActor, Account, BodyRef, Checkpoint, Lease, LeaseKind, LeaseState};
+use crate::model::{
+    AccessActor, Account, BodyRef, Checkpoint, Lease, LeaseKind, LeaseState, Mailbox, Message, Webhook,
+};
 use crate::sm::apply_request;
 use crate::store::keys::{self, Timer};
 use crate::store::txn::Txn;
@@ -141,10 +143,73 @@ fn arb_checkpoint_command() -> impl Strategy<Value = Command> {
     ]
 }
 
+/// The drop token of the mailbox with lease id `lse_{n}`: one per lease id, so collisions are
+/// exercised only through lease id reuse.
+fn token_hash(n: u8) -> String {
+    blake3::hash(&[n]).to_hex().to_string()
+}
+
+fn arb_mailbox_command() -> impl Strategy<Value = Command> {
+    let account = proptest::sample::select(ACCOUNTS.to_vec()).prop_map(String::from);
+    let n = 0u8..8;
+    prop_oneof![
+        (
+            account.clone(),
+            n.clone(),
+            1u64..30,
+            0u64..2_000,
+            1u64..4,
+            any::<bool>(),
+            any::<bool>()
+        )
+            .prop_map(|(owner, n, duration, cost, max_messages, keep_on_read, webhook)| {
+                Command::CreateMailbox {
+                    new: NewLease {
+                        lease_id: lease_id(n),
+                        ledger_id: format!("led_{n}"),
+                        owner,
+                        kind: LeaseKind::Mailbox(Mailbox {
+                            capacity_bytes: 64,
+                            max_message_bytes: 40,
+                            max_messages,
+                            keep_on_read,
+                            drop_token_hash_hex: token_hash(n),
+                            webhook: webhook.then(|| Webhook {
+                                url: "http://hook.test/".into(),
+                                secret: "whsec_AAAA".into(),
+                            }),
+                            used_bytes: 0,
+                            message_count: 0,
+                            next_seq: 1,
+                        }),
+                        duration_seconds: duration,
+                        cost_micros: cost,
+                    },
+                }
+            }),
+        (n.clone(), arb_body()).prop_map(|(n, (body, inline_body))| Command::DropMessage {
+            token_hash_hex: token_hash(n),
+            content_type: "application/json".into(),
+            body,
+            inline_body,
+        }),
+        (account.clone(), n.clone(), 1u64..5).prop_map(|(owner, n, seq)| Command::PickupMessage {
+            owner,
+            lease_id: lease_id(n),
+            seq
+        }),
+        (account, n.clone(), 1u64..5).prop_map(|(owner, n, seq)| Command::DeleteMessage {
+            owner,
+            lease_id: lease_id(n),
+            seq
+        }),
+    ]
+}
+
 /// Requests whose clock mostly moves forward in seconds but sometimes jumps back (a new leader with
 /// a slower clock), and which sometimes repeat an idempotency key.
 fn arb_requests() -> impl Strategy<Value = Vec<Request>> {
-    let command = prop_oneof![3 => arb_command(), 2 => arb_checkpoint_command()];
+    let command = prop_oneof![3 => arb_command(), 2 => arb_checkpoint_command(), 2 => arb_mailbox_command()];
     proptest::collection::vec((command, -3_000i64..20_000, proptest::option::of(0u8..4)), 1..60).prop_map(|steps| {
         let mut now: i64 = 1_000_000;
         steps
@@ -175,6 +240,7 @@ fn unique_object_key(command: &mut Command, i: usize) {
             _ => return,
         },
         Command::WriteCheckpoint { body, .. } => body,
+        Command::DropMessage { body, .. } => body,
         _ => return,
     };
     if let Some(key) = &mut body.object_key {
@@ -242,6 +308,16 @@ fn check_invariants(db: &DB, responses: &[crate::Response], requests: &[Request]
         .unwrap_or(0);
     let bodies: BTreeSet<Vec<u8>> = raw(db, "bodies").into_iter().map(|(k, _)| k).collect();
     let checkpoints: BTreeMap<Vec<u8>, Vec<u8>> = raw(db, "checkpoints").into_iter().collect();
+    let messages: Vec<(Vec<u8>, Message)> = all(db, "messages");
+    // Every message belongs to a lease that exists, and every drop token opens one.
+    for (key, _) in &messages {
+        assert!(leases
+            .iter()
+            .any(|(k, _)| key.starts_with(k) && key.get(k.len()) == Some(&0)));
+    }
+    for (_, lease_id) in raw(db, "drop_tokens") {
+        assert!(leases.iter().any(|(k, _)| k == &lease_id), "dangling drop token");
+    }
     // Index entries only name leases that exist.
     for lease_id in checkpoints.values() {
         assert!(leases.iter().any(|(k, _)| k == lease_id), "dangling checkpoint index");
@@ -308,6 +384,29 @@ fn check_invariants(db: &DB, responses: &[crate::Response], requests: &[Request]
             "body of {}",
             lease.lease_id
         );
+        if let LeaseKind::Mailbox(mb) = &lease.kind {
+            // Occupancy matches the queued messages; only active mailboxes hold any.
+            let mine: Vec<Message> = messages
+                .iter()
+                .filter(|(k, _)| k.starts_with(&keys::message_prefix(&lease.lease_id)))
+                .map(|(_, m)| m.clone())
+                .collect();
+            if lease.state == LeaseState::Active {
+                assert_eq!(mb.message_count, mine.len() as u64, "count of {}", lease.lease_id);
+                assert_eq!(mb.used_bytes, mine.iter().map(|m| m.body.size_bytes).sum::<u64>());
+                assert!(mb.message_count <= mb.max_messages && mb.used_bytes <= mb.capacity_bytes);
+                assert!(mine.iter().all(|m| m.seq < mb.next_seq));
+            } else {
+                assert!(mine.is_empty(), "closed mailbox {} holds messages", lease.lease_id);
+            }
+            for m in &mine {
+                let key = keys::message(&lease.lease_id, m.seq);
+                assert_eq!(bodies.contains(&key), m.body.object_key.is_none());
+                if let Some(object_key) = &m.body.object_key {
+                    assert!(!gc.contains(object_key.as_bytes()), "queued message object");
+                }
+            }
+        }
         if let LeaseKind::Checkpoint(c) = &lease.kind {
             assert!(c.version >= 1 && c.body.size_bytes <= c.max_body_bytes);
             if lease.is_live_at(clock) {

@@ -71,6 +71,27 @@ pub fn checkpoint(owner: &str, workflow_id: &str) -> Vec<u8> {
     k
 }
 
+/// `messages`: lease_id ‖ 0x00 ‖ seq; also the `bodies` key of an inline message.
+pub fn message(lease_id: &str, seq: u64) -> Vec<u8> {
+    let mut k = message_prefix(lease_id);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+pub fn message_prefix(lease_id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(lease_id.len() + 9);
+    k.extend_from_slice(lease_id.as_bytes());
+    k.push(0);
+    k
+}
+
+/// `webhooks`: due_ms ‖ lease_id ‖ 0x00 ‖ seq, so the worker takes the due ones in order.
+pub fn delivery(due_ms: u64, lease_id: &str, seq: u64) -> Vec<u8> {
+    let mut k = due_ms.to_be_bytes().to_vec();
+    k.extend_from_slice(&message(lease_id, seq));
+    k
+}
+
 /// `dedup` record: b'r' ‖ scope ‖ 0x00 ‖ key.
 pub fn dedup_record(scope: &str, key: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(2 + scope.len() + key.len());

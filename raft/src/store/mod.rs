@@ -34,6 +34,9 @@ pub const STATE_CFS: &[&str] = &[
     "dedup",
     "checkpoints",
     "bodies",
+    "drop_tokens",
+    "messages",
+    "webhooks",
 ];
 /// Column families private to this node's Raft log.
 pub const LOG_CFS: &[&str] = &["log", "raft"];

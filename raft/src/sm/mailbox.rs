@@ -1,0 +1,243 @@
+//! Mailbox leases: drops by token holders, pickups and deletes by the owner, and the replicated
+//! webhook delivery queue.
+
+use crate::command::{NewLease, Outcome, Rejection, Response};
+use crate::error::StoreError;
+use crate::model::{BodyRef, Delivery, Lease, LeaseKind, Mailbox, Message};
+use crate::sm::bodies::check_body;
+use crate::sm::leases;
+use crate::store::keys;
+use crate::store::txn::Txn;
+
+/// The most messages one mailbox may hold, whatever the API allows.
+pub const MESSAGES_MAX: u64 = 100_000;
+/// Webhook attempts per message before the delivery is given up.
+pub const WEBHOOK_ATTEMPTS_MAX: u32 = 10;
+/// Longest accepted content type.
+pub const CONTENT_TYPE_MAX_LEN: usize = 255;
+
+pub fn create(txn: &mut Txn<'_>, now_ms: u64, new: &NewLease) -> Result<Response, StoreError> {
+    let LeaseKind::Mailbox(mb) = &new.kind else {
+        return Ok(Err(Rejection::Invalid("not a mailbox".into())));
+    };
+    if mb.capacity_bytes == 0
+        || mb.max_message_bytes == 0
+        || mb.max_message_bytes > mb.capacity_bytes
+        || !(1..=MESSAGES_MAX).contains(&mb.max_messages)
+    {
+        return Ok(Err(Rejection::Invalid("mailbox limits out of range".into())));
+    }
+    let Some(token_hash) = token_hash(&mb.drop_token_hash_hex) else {
+        return Ok(Err(Rejection::Invalid(
+            "drop token hash must be 32 bytes of hex".into(),
+        )));
+    };
+    if txn.get_raw("drop_tokens", &token_hash)?.is_some() {
+        return Ok(Err(Rejection::Invalid("drop token collision".into())));
+    }
+    let mut new = new.clone();
+    new.kind = LeaseKind::Mailbox(Mailbox {
+        used_bytes: 0,
+        message_count: 0,
+        next_seq: 1,
+        ..mb.clone()
+    });
+    let response = leases::create(txn, now_ms, &new)?;
+    if response.is_ok() {
+        txn.put_raw("drop_tokens", &token_hash, new.lease_id.as_bytes())?;
+    }
+    Ok(response)
+}
+
+pub fn drop_message(
+    txn: &mut Txn<'_>,
+    now_ms: u64,
+    token_hash_hex: &str,
+    content_type: &str,
+    body: &BodyRef,
+    inline_body: Option<&[u8]>,
+) -> Result<Response, StoreError> {
+    let Some(lease_id) = token_hash(token_hash_hex)
+        .map(|h| txn.get_raw("drop_tokens", &h))
+        .transpose()?
+        .flatten()
+    else {
+        return Ok(Err(Rejection::LeaseNotFound));
+    };
+    let Some(mut lease) = txn.get::<Lease>("leases", &lease_id)? else {
+        return Ok(Err(Rejection::LeaseNotFound));
+    };
+    if !lease.is_live_at(now_ms) {
+        return Ok(Err(Rejection::LeaseGone));
+    }
+    if content_type.len() > CONTENT_TYPE_MAX_LEN {
+        return Ok(Err(Rejection::Invalid("content type too long".into())));
+    }
+    let lease_id = lease.lease_id.clone();
+    let LeaseKind::Mailbox(mb) = &mut lease.kind else {
+        return Ok(Err(Rejection::LeaseNotFound));
+    };
+    if let Err(rejection) = check_body(body, inline_body, mb.max_message_bytes) {
+        return Ok(Err(rejection));
+    }
+    if mb.message_count >= mb.max_messages {
+        return Ok(Err(Rejection::MailboxFull(format!(
+            "it holds its maximum of {} messages",
+            mb.max_messages
+        ))));
+    }
+    if mb.used_bytes.saturating_add(body.size_bytes) > mb.capacity_bytes {
+        return Ok(Err(Rejection::MailboxFull(format!(
+            "{} of {} capacity bytes are used",
+            mb.used_bytes, mb.capacity_bytes
+        ))));
+    }
+    if let Some(key) = &body.object_key {
+        if txn.get_raw("gc", key.as_bytes())?.is_some() {
+            return Ok(Err(Rejection::Invalid("object key is queued for deletion".into())));
+        }
+    }
+    let message = Message {
+        seq: mb.next_seq,
+        received_at_ms: now_ms,
+        content_type: content_type.to_string(),
+        body: body.clone(),
+    };
+    let key = keys::message(&lease_id, message.seq);
+    txn.put("messages", &key, &message)?;
+    if let Some(bytes) = inline_body {
+        txn.put_raw("bodies", &key, bytes)?;
+    }
+    if mb.webhook.is_some() {
+        let delivery = Delivery {
+            lease_id: lease_id.clone(),
+            seq: message.seq,
+            due_ms: now_ms,
+            attempts: 0,
+            received_at_ms: now_ms,
+            size_bytes: body.size_bytes,
+            content_type: message.content_type.clone(),
+            inline_body: inline_body.map(<[u8]>::to_vec),
+        };
+        txn.put("webhooks", &keys::delivery(now_ms, &lease_id, message.seq), &delivery)?;
+    }
+    mb.next_seq += 1;
+    mb.message_count += 1;
+    mb.used_bytes += body.size_bytes;
+    txn.put("leases", lease_id.as_bytes(), &lease)?;
+    Ok(Ok(Outcome::MessageDropped { lease_id, message }))
+}
+
+pub fn pickup(txn: &mut Txn<'_>, now_ms: u64, owner: &str, lease_id: &str, seq: u64) -> Result<Response, StoreError> {
+    let (lease, message) = match owned_message(txn, now_ms, owner, lease_id, seq)? {
+        Ok(found) => found,
+        Err(rejection) => return Ok(Err(rejection)),
+    };
+    let inline_body = txn.get_raw("bodies", &keys::message(lease_id, seq))?;
+    let keep = matches!(&lease.kind, LeaseKind::Mailbox(mb) if mb.keep_on_read);
+    if !keep {
+        remove(txn, now_ms, lease, &message)?;
+    }
+    Ok(Ok(Outcome::MessagePicked {
+        message,
+        inline_body,
+        removed: !keep,
+    }))
+}
+
+pub fn delete_message(
+    txn: &mut Txn<'_>,
+    now_ms: u64,
+    owner: &str,
+    lease_id: &str,
+    seq: u64,
+) -> Result<Response, StoreError> {
+    match owned_message(txn, now_ms, owner, lease_id, seq)? {
+        Ok((lease, message)) => {
+            remove(txn, now_ms, lease, &message)?;
+            Ok(Ok(Outcome::MessageDeleted))
+        }
+        Err(rejection) => Ok(Err(rejection)),
+    }
+}
+
+/// Removes every message of a mailbox that stopped being active (its bytes go with it).
+pub fn clear(txn: &mut Txn<'_>, now_ms: u64, lease_id: &str) -> Result<(), StoreError> {
+    let prefix = keys::message_prefix(lease_id);
+    let mut end = prefix.clone();
+    *end.last_mut().expect("prefix ends with a separator") = 1;
+    for (key, value) in txn.range("messages", &prefix, &end, MESSAGES_MAX as usize)? {
+        let message: Message = crate::store::decode("messages", &value)?;
+        forget(txn, now_ms, lease_id, &key, &message)?;
+    }
+    Ok(())
+}
+
+pub fn webhook_attempted(
+    txn: &mut Txn<'_>,
+    due_ms: u64,
+    lease_id: &str,
+    seq: u64,
+    retry_at_ms: Option<u64>,
+) -> Result<Response, StoreError> {
+    let key = keys::delivery(due_ms, lease_id, seq);
+    let Some(mut delivery) = txn.get::<Delivery>("webhooks", &key)? else {
+        return Ok(Ok(Outcome::WebhookRecorded { found: false }));
+    };
+    txn.delete("webhooks", &key)?;
+    if let Some(at) = retry_at_ms {
+        if delivery.attempts + 1 < WEBHOOK_ATTEMPTS_MAX {
+            delivery.attempts += 1;
+            delivery.due_ms = at.max(due_ms.saturating_add(1));
+            txn.put("webhooks", &keys::delivery(delivery.due_ms, lease_id, seq), &delivery)?;
+        }
+    }
+    Ok(Ok(Outcome::WebhookRecorded { found: true }))
+}
+
+/// The owner's live mailbox and one of its messages.
+fn owned_message(
+    txn: &Txn<'_>,
+    now_ms: u64,
+    owner: &str,
+    lease_id: &str,
+    seq: u64,
+) -> Result<Result<(Lease, Message), Rejection>, StoreError> {
+    let Some(lease) = txn.get::<Lease>("leases", lease_id.as_bytes())? else {
+        return Ok(Err(Rejection::LeaseNotFound));
+    };
+    if lease.owner != owner || !matches!(lease.kind, LeaseKind::Mailbox(_)) {
+        return Ok(Err(Rejection::LeaseNotFound));
+    }
+    if !lease.is_live_at(now_ms) {
+        return Ok(Err(Rejection::LeaseGone));
+    }
+    match txn.get::<Message>("messages", &keys::message(lease_id, seq))? {
+        Some(message) => Ok(Ok((lease, message))),
+        None => Ok(Err(Rejection::MessageNotFound)),
+    }
+}
+
+/// Takes a message out of a live mailbox and gives its capacity back.
+fn remove(txn: &mut Txn<'_>, now_ms: u64, mut lease: Lease, message: &Message) -> Result<(), StoreError> {
+    let key = keys::message(&lease.lease_id, message.seq);
+    forget(txn, now_ms, &lease.lease_id, &key, message)?;
+    if let LeaseKind::Mailbox(mb) = &mut lease.kind {
+        mb.message_count = mb.message_count.saturating_sub(1);
+        mb.used_bytes = mb.used_bytes.saturating_sub(message.body.size_bytes);
+    }
+    txn.put("leases", lease.lease_id.as_bytes(), &lease)
+}
+
+fn forget(txn: &mut Txn<'_>, now_ms: u64, lease_id: &str, key: &[u8], message: &Message) -> Result<(), StoreError> {
+    txn.delete("messages", key)?;
+    txn.delete("bodies", key)?;
+    if let Some(object_key) = &message.body.object_key {
+        txn.put("gc", object_key.as_bytes(), &(lease_id, now_ms))?;
+    }
+    Ok(())
+}
+
+fn token_hash(hex_str: &str) -> Option<Vec<u8>> {
+    hex::decode(hex_str).ok().filter(|b| b.len() == 32)
+}
