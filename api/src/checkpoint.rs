@@ -20,7 +20,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::headers::{check_duration, idempotency_key, optional_str, parse_u64, query_map, required_u64};
 use crate::state::AppState;
-use crate::{ids, objects, render};
+use crate::{bodies, ids, objects, render};
 
 /// How often a read retries when the body it was pointed at was replaced under it.
 const READ_ATTEMPTS: usize = 3;
@@ -62,7 +62,7 @@ pub async fn create(
         }
     }
     let bytes = read_json_body(body, &headers, max_body_bytes).await?;
-    let (body_ref, inline_body) = store_body(&state, bytes).await?;
+    let (body_ref, inline_body) = bodies::store(&state, bytes).await?;
     let new = NewLease {
         lease_id: ids::lease_id(),
         ledger_id: ids::ledger_id(),
@@ -93,12 +93,12 @@ pub async fn create(
     let cell = match cell(&lease) {
         Ok(cell) => cell,
         Err(e) => {
-            discard(&state, &body_ref).await;
+            bodies::discard(&state, &body_ref).await;
             return Err(e);
         }
     };
     if body_ref.object_key.is_some() && cell.body.object_key != body_ref.object_key {
-        discard(&state, &body_ref).await;
+        bodies::discard(&state, &body_ref).await;
     }
     Ok((
         StatusCode::CREATED,
@@ -216,7 +216,7 @@ pub async fn write(
         _ => state.config.checkpoint_max_body_bytes,
     };
     let bytes = read_json_body(body, &headers, limit).await?;
-    let (body_ref, inline_body) = store_body(&state, bytes).await?;
+    let (body_ref, inline_body) = bodies::store(&state, bytes).await?;
     let outcome = state
         .ledger
         .write(
@@ -288,43 +288,14 @@ async fn settle(
     match outcome {
         Ok(Ok(outcome)) => Ok(outcome),
         Ok(Err(rejection)) => {
-            discard(state, body).await;
+            bodies::discard(state, body).await;
             Err(ApiError::from_rejection(rejection, "checkpoint"))
         }
         Err(e) => {
-            discard(state, body).await;
+            bodies::discard(state, body).await;
             Err(e.into())
         }
     }
-}
-
-async fn discard(state: &AppState, body: &BodyRef) {
-    if let Some(key) = &body.object_key {
-        objects::discard(&state.objects, key).await;
-    }
-}
-
-/// Small bodies ride in the ledger; larger ones are written to the object store first.
-async fn store_body(state: &AppState, bytes: Bytes) -> ApiResult<(BodyRef, Option<Vec<u8>>)> {
-    let size_bytes = bytes.len() as u64;
-    let blake3_hex = blake3::hash(&bytes).to_hex().to_string();
-    if size_bytes <= state.config.inline_max_bytes {
-        let body = BodyRef {
-            size_bytes,
-            blake3_hex,
-            object_key: None,
-        };
-        return Ok((body, Some(bytes.to_vec())));
-    }
-    let object_key = ids::blob_key();
-    objects::put_small(&state.objects, &object_key, bytes).await?;
-    state.metrics.bytes_uploaded.inc_by(size_bytes);
-    let body = BodyRef {
-        size_bytes,
-        blake3_hex,
-        object_key: Some(object_key),
-    };
-    Ok((body, None))
 }
 
 /// The body's bytes; `None` when its object has already been replaced and collected.

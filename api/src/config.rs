@@ -32,6 +32,19 @@ pub struct ApiConfig {
     pub checkpoint_default_body_bytes: u64,
     /// The largest `X-Max-Body-Bytes` a checkpoint may reserve (bodies are held in memory).
     pub checkpoint_max_body_bytes: u64,
+    /// The largest `X-Capacity-Bytes` a mailbox may reserve.
+    pub mailbox_max_capacity_bytes: u64,
+    /// The largest message a mailbox may accept (also the default `X-Max-Message-Bytes`, capped
+    /// by the capacity); messages are held in memory while they pass through.
+    pub mailbox_max_message_bytes: u64,
+    /// The default and largest `X-Max-Messages`.
+    pub mailbox_default_messages: u64,
+    pub mailbox_max_messages: u64,
+    /// Internal networks webhooks may reach anyway (`--webhook-allow-cidr`).
+    pub webhook_policy: std::sync::Arc<crate::ssrf::Policy>,
+    /// The base of the `drop_url`/`poll_url` handed out; by default taken from the request's
+    /// `Host` header.
+    pub public_url: Option<String>,
 }
 
 impl Default for ApiConfig {
@@ -49,6 +62,12 @@ impl Default for ApiConfig {
             inline_max_bytes: 64 << 10,
             checkpoint_default_body_bytes: 256 << 10,
             checkpoint_max_body_bytes: 8 << 20,
+            mailbox_max_capacity_bytes: 1 << 30,
+            mailbox_max_message_bytes: 8 << 20,
+            mailbox_default_messages: 1000,
+            mailbox_max_messages: 10_000,
+            webhook_policy: Default::default(),
+            public_url: None,
         }
     }
 }

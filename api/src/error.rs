@@ -37,6 +37,8 @@ pub enum ApiError {
     PreconditionFailed { current: u64 },
     #[error("body is not valid JSON: {0}")]
     InvalidJson(String),
+    #[error("mailbox is full: {0}")]
+    MailboxFull(String),
     #[error("service unavailable: {0}")]
     Unavailable(String),
     #[error("object store unavailable: {0}")]
@@ -55,6 +57,7 @@ impl ApiError {
                 StatusCode::BAD_REQUEST
             }
             Conflict(_) => StatusCode::CONFLICT,
+            MailboxFull(_) => StatusCode::TOO_MANY_REQUESTS,
             PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             InvalidValue { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Unauthorized(_) => StatusCode::UNAUTHORIZED,
@@ -83,6 +86,7 @@ impl ApiError {
             NotFound(_) => "not_found",
             MethodNotAllowed => "method_not_allowed",
             Conflict(_) => "conflict",
+            MailboxFull(_) => "mailbox_full",
             PreconditionFailed { .. } => "precondition_failed",
             InvalidJson(_) => "invalid_json",
             Gone(_) => "gone",
@@ -116,6 +120,8 @@ impl ApiError {
             Rejection::WorkflowExists => ApiError::Conflict("a live checkpoint with this workflow id already exists"),
             Rejection::VersionMismatch { current } => ApiError::PreconditionFailed { current },
             Rejection::TooLarge { limit, .. } => ApiError::TooLarge { what: "body", limit },
+            Rejection::MailboxFull(reason) => ApiError::MailboxFull(reason),
+            Rejection::MessageNotFound => ApiError::NotFound("message"),
         }
     }
 }

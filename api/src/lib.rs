@@ -1,16 +1,18 @@
 //! Relay's HTTP API. The map:
 //!
 //! - [`router`]: every route, the metrics middleware and the JSON fallbacks.
-//! - One module per resource: [`store`] (create, download, delete), [`checkpoint`], [`leases`] (listing),
+//! - One module per resource: [`store`] (create, download, delete), [`checkpoint`], [`mailbox`], [`leases`] (listing),
 //!   [`pricing`] (pricing and quotes), [`health`], [`cluster`] (membership admin).
 //! - [`auth`]: `Authorization: Bearer rs_live_…` → [`auth::Caller`].
 //! - [`error`]: [`ApiError`] and its one mapping to status codes and JSON bodies.
-//! - [`objects`]: streaming, hashing object store I/O.
+//! - [`objects`]: streaming, hashing object store I/O; [`bodies`]: small bodies, inline or not.
+//! - [`webhook`] (Standard Webhooks signing and delivery) behind [`ssrf`] (where they may go).
 //! - [`headers`], [`range`], [`render`], [`ids`]: parsing in, formatting out.
 //!
 //! Handlers translate HTTP to ledger commands; business rules live in the ledger.
 
 pub mod auth;
+pub mod bodies;
 pub mod checkpoint;
 pub mod cluster;
 pub mod config;
@@ -19,13 +21,16 @@ pub mod headers;
 pub mod health;
 pub mod ids;
 pub mod leases;
+pub mod mailbox;
 pub mod metrics;
 pub mod objects;
 pub mod pricing;
 pub mod range;
 pub mod render;
+pub mod ssrf;
 pub mod state;
 pub mod store;
+pub mod webhook;
 
 use std::any::Any;
 
@@ -46,6 +51,14 @@ pub fn router(state: AppState) -> Router {
         .route("/api/store/{lease_id}", delete(store::delete))
         .route("/api/download/{lease_id}", get(store::download))
         .route("/api/leases", get(leases::list))
+        .route("/api/mailbox", post(mailbox::create))
+        .route("/api/mailbox/drop/{token}", post(mailbox::drop_message))
+        .route("/api/mailbox/{lease_id}", delete(mailbox::delete))
+        .route("/api/mailbox/{lease_id}/messages", get(mailbox::poll))
+        .route(
+            "/api/mailbox/{lease_id}/messages/{message_id}",
+            get(mailbox::pickup).delete(mailbox::delete_message),
+        )
         .route("/api/checkpoint", post(checkpoint::create))
         .route(
             "/api/checkpoint/{workflow_id}",

@@ -40,6 +40,12 @@ pub struct Metrics {
     pub object_delete_failures: Counter,
     pub integrity_failures: Counter,
     pub gc_pending: Gauge,
+    pub messages_dropped: Counter,
+    pub webhooks_delivered: Counter,
+    pub webhook_attempt_failures: Counter,
+    pub webhooks_abandoned: Counter,
+    /// From the drop being committed to the receiver's 2xx.
+    pub webhook_delivery_latency: Histogram,
 }
 
 impl Metrics {
@@ -60,6 +66,11 @@ impl Metrics {
             object_delete_failures: Counter::default(),
             integrity_failures: Counter::default(),
             gc_pending: Gauge::default(),
+            messages_dropped: Counter::default(),
+            webhooks_delivered: Counter::default(),
+            webhook_attempt_failures: Counter::default(),
+            webhooks_abandoned: Counter::default(),
+            webhook_delivery_latency: Histogram::new(exponential_buckets(0.001, 2.0, 20)),
             registry: Registry::default(),
         };
         registry.register("http_requests", "HTTP requests by route and status", m.requests.clone());
@@ -98,6 +109,31 @@ impl Metrics {
             "gc_pending_objects",
             "Objects waiting for deletion",
             m.gc_pending.clone(),
+        );
+        registry.register(
+            "mailbox_messages_dropped",
+            "Messages accepted by mailboxes",
+            m.messages_dropped.clone(),
+        );
+        registry.register(
+            "webhooks_delivered",
+            "Webhooks answered 2xx",
+            m.webhooks_delivered.clone(),
+        );
+        registry.register(
+            "webhook_attempt_failures",
+            "Webhook attempts that failed (retried with backoff)",
+            m.webhook_attempt_failures.clone(),
+        );
+        registry.register(
+            "webhooks_abandoned",
+            "Webhooks given up after the last attempt",
+            m.webhooks_abandoned.clone(),
+        );
+        registry.register(
+            "webhook_delivery_latency_seconds",
+            "From a drop's commit to its webhook's 2xx",
+            m.webhook_delivery_latency.clone(),
         );
         Arc::new(Metrics { registry, ..m })
     }

@@ -75,6 +75,16 @@ pub fn lease(lease: &Lease, now_ms: u64) -> Value {
             v["size_bytes"] = json!(c.body.size_bytes);
             v["updated_at"] = json!(timestamp(c.updated_at_ms));
         }
+        // The drop token and webhook secret were shown once, at create, and never again.
+        LeaseKind::Mailbox(mb) => {
+            v["capacity_bytes"] = json!(mb.capacity_bytes);
+            v["used_bytes"] = json!(mb.used_bytes);
+            v["message_count"] = json!(mb.message_count);
+            v["max_message_bytes"] = json!(mb.max_message_bytes);
+            v["max_messages"] = json!(mb.max_messages);
+            v["keep_on_read"] = json!(mb.keep_on_read);
+            v["webhook_url"] = json!(mb.webhook.as_ref().map(|w| &w.url));
+        }
     }
     v
 }

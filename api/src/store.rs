@@ -281,7 +281,7 @@ fn file_name(headers: &HeaderMap) -> ApiResult<String> {
     Ok(name.to_string())
 }
 
-fn content_type(headers: &HeaderMap) -> ApiResult<String> {
+pub(crate) fn content_type(headers: &HeaderMap) -> ApiResult<String> {
     const NAME: &str = "content-type";
     let Some(value) = optional_str(headers, NAME)? else {
         return Ok("application/octet-stream".into());

@@ -102,6 +102,23 @@ pub struct ServeArgs {
     /// The largest X-Max-Body-Bytes a checkpoint may reserve.
     #[arg(long, env = "RELAY_CHECKPOINT_MAX_BODY_BYTES", default_value_t = 8 << 20)]
     pub checkpoint_max_body_bytes: u64,
+    /// The largest X-Capacity-Bytes a mailbox may reserve.
+    #[arg(long, env = "RELAY_MAILBOX_MAX_CAPACITY_BYTES", default_value_t = 1 << 30)]
+    pub mailbox_max_capacity_bytes: u64,
+    /// The largest message a mailbox accepts (and the default X-Max-Message-Bytes).
+    #[arg(long, env = "RELAY_MAILBOX_MAX_MESSAGE_BYTES", default_value_t = 8 << 20)]
+    pub mailbox_max_message_bytes: u64,
+    /// The largest X-Max-Messages (the default is 1000 or this, whichever is smaller).
+    #[arg(long, env = "RELAY_MAILBOX_MAX_MESSAGES", default_value_t = 10_000)]
+    pub mailbox_max_messages: u64,
+    /// An internal network webhooks may reach anyway (repeatable; comma-separated in the
+    /// environment). By default loopback, private, link-local and unique-local are refused.
+    #[arg(long = "webhook-allow-cidr", env = "RELAY_WEBHOOK_ALLOW_CIDR", value_delimiter = ',')]
+    pub webhook_allow_cidr: Vec<String>,
+    /// The public base URL of this node, for the drop and poll URLs it hands out; default: the
+    /// request's Host header over http.
+    #[arg(long, env = "RELAY_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// Price in micro-USDC per GiB-day.
     #[arg(long, env = "RELAY_RATE_MICROS_PER_GB_DAY", default_value_t = 1_000)]
     pub rate_micros_per_gb_day: u64,
@@ -125,6 +142,13 @@ pub struct ServeArgs {
 pub struct ConfigError(pub String);
 
 impl ServeArgs {
+    /// The SSRF policy for webhooks (CIDRs already validated).
+    pub fn webhook_policy(&self) -> relay_api::ssrf::Policy {
+        relay_api::ssrf::Policy {
+            allow: self.webhook_allow_cidr.iter().filter_map(|c| c.parse().ok()).collect(),
+        }
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |msg: String| Err(ConfigError(msg));
         if self.node_id == 0 {
@@ -148,6 +172,25 @@ impl ServeArgs {
             || self.checkpoint_default_body_bytes > self.checkpoint_max_body_bytes
         {
             return bad("checkpoint body sizes: 0 < default <= max <= 64 MiB".into());
+        }
+        if self.mailbox_max_message_bytes == 0
+            || self.mailbox_max_message_bytes > 64 << 20
+            || self.mailbox_max_capacity_bytes == 0
+            || !(1..=relay_raft::sm::mailbox::MESSAGES_MAX).contains(&self.mailbox_max_messages)
+        {
+            return bad(format!(
+                "mailbox limits: message bytes 1..=64 MiB, capacity >= 1, messages 1..={}",
+                relay_raft::sm::mailbox::MESSAGES_MAX
+            ));
+        }
+        for cidr in &self.webhook_allow_cidr {
+            cidr.parse::<relay_api::ssrf::Cidr>()
+                .map_err(|e| ConfigError(format!("--webhook-allow-cidr {e}")))?;
+        }
+        if let Some(url) = &self.public_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return bad(format!("--public-url {url:?} must start with http:// or https://"));
+            }
         }
         if !(1..=9).contains(&self.voters) {
             return bad("--voters must be within 1..=9".into());

@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod config;
 pub mod objects;
 pub mod server;
+pub mod webhooks;
 pub mod workers;
 
 use std::process::ExitCode;

@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::config::{ConfigError, ServeArgs};
-use crate::{bootstrap, cluster, objects, workers};
+use crate::{bootstrap, cluster, objects, webhooks, workers};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -123,6 +123,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
 
     let metrics = Metrics::new();
     let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_rx_webhooks = stop_rx.clone();
     let sweeper = tokio::spawn(workers::run_sweeper(
         ledger.clone(),
         store.clone(),
@@ -130,7 +131,19 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
         Duration::from_millis(args.sweep_interval_ms),
         stop_rx,
     ));
-    info!(interval_ms = args.sweep_interval_ms, "step 6/7: sweeper and gc started");
+    let webhook_policy = Arc::new(args.webhook_policy());
+    let webhooks = tokio::spawn(webhooks::run(
+        ledger.clone(),
+        webhook_policy.clone(),
+        metrics.clone(),
+        Duration::from_millis(args.sweep_interval_ms.min(100)),
+        stop_rx_webhooks,
+    ));
+    info!(
+        interval_ms = args.sweep_interval_ms,
+        webhook_allow = ?args.webhook_allow_cidr,
+        "step 6/7: sweeper, gc and webhook workers started"
+    );
 
     let api_config = ApiConfig {
         pricing: Pricing {
@@ -143,6 +156,12 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
         inline_max_bytes: args.inline_max_bytes,
         checkpoint_default_body_bytes: args.checkpoint_default_body_bytes,
         checkpoint_max_body_bytes: args.checkpoint_max_body_bytes,
+        mailbox_max_capacity_bytes: args.mailbox_max_capacity_bytes,
+        mailbox_max_message_bytes: args.mailbox_max_message_bytes,
+        mailbox_default_messages: args.mailbox_max_messages.min(1000),
+        mailbox_max_messages: args.mailbox_max_messages,
+        webhook_policy,
+        public_url: args.public_url.clone().map(|u| u.trim_end_matches('/').to_string()),
         cluster_secret: cluster_secret.clone(),
         ..ApiConfig::default()
     };
@@ -184,6 +203,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
     }
     let _ = stop_tx.send(true);
     let _ = sweeper.await;
+    let _ = webhooks.await;
     let _ = raft_stop_tx.send(true);
     let _ = raft_server.await;
     ledger.shutdown().await;

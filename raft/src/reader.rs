@@ -125,6 +125,10 @@ impl StateReader {
             .collect()
     }
 
+    pub fn message(&self, lease_id: &str, seq: u64) -> Result<Option<Message>, StoreError> {
+        self.get("messages", &keys::message(lease_id, seq))
+    }
+
     /// Webhook deliveries due at `now_ms`, oldest first.
     pub fn due_deliveries(&self, now_ms: u64, limit: usize) -> Result<Vec<Delivery>, StoreError> {
         let end = now_ms.saturating_add(1).to_be_bytes();

@@ -1,0 +1,465 @@
+//! Mailbox leases: `POST /api/mailbox`, drops to `drop_url` (no auth: the token is the
+//! credential), and the owner's `poll_url` (list, pick up, delete) and `DELETE /api/mailbox/:id`.
+
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::header::{self, HeaderMap};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use bytes::Bytes;
+use relay_raft::command::NewLease;
+use relay_raft::{Command, IdempotencyKey, Lease, LeaseKind, Mailbox, Message, Outcome, Webhook};
+use serde_json::json;
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::headers::{check_duration, idempotency_key, optional_str, parse_u64, required_u64};
+use crate::state::AppState;
+use crate::{bodies, ids, objects, render, webhook};
+
+/// Drop tokens: 32 bytes from the OS RNG, base64url without padding.
+const DROP_TOKEN_LEN: usize = 43;
+const WEBHOOK_URL_MAX_LEN: usize = 2048;
+
+pub async fn create(State(state): State<AppState>, caller: Caller, headers: HeaderMap) -> ApiResult<Response> {
+    let cfg = &state.config;
+    let capacity_bytes = required_u64(&headers, "x-capacity-bytes")?;
+    let duration_seconds = required_u64(&headers, "x-duration-seconds")?;
+    if capacity_bytes == 0 {
+        return Err(ApiError::InvalidValue {
+            field: "capacity_bytes",
+            reason: "must be at least 1".into(),
+        });
+    }
+    if capacity_bytes > cfg.mailbox_max_capacity_bytes {
+        return Err(ApiError::TooLarge {
+            what: "X-Capacity-Bytes",
+            limit: cfg.mailbox_max_capacity_bytes,
+        });
+    }
+    let max_message_bytes =
+        optional_u64(&headers, "x-max-message-bytes")?.unwrap_or(cfg.mailbox_max_message_bytes.min(capacity_bytes));
+    if max_message_bytes == 0 || max_message_bytes > capacity_bytes.min(cfg.mailbox_max_message_bytes) {
+        return Err(ApiError::InvalidValue {
+            field: "max_message_bytes",
+            reason: format!(
+                "must be 1 to {} (the capacity and the server's ceiling)",
+                capacity_bytes.min(cfg.mailbox_max_message_bytes)
+            ),
+        });
+    }
+    let max_messages = optional_u64(&headers, "x-max-messages")?.unwrap_or(cfg.mailbox_default_messages);
+    if !(1..=cfg.mailbox_max_messages).contains(&max_messages) {
+        return Err(ApiError::InvalidValue {
+            field: "max_messages",
+            reason: format!("must be 1 to {}", cfg.mailbox_max_messages),
+        });
+    }
+    let keep_on_read = match optional_str(&headers, "x-keep-on-read")? {
+        None => false,
+        Some(v) if v.eq_ignore_ascii_case("true") || v == "1" => true,
+        Some(v) if v.eq_ignore_ascii_case("false") || v == "0" => false,
+        Some(_) => {
+            return Err(ApiError::InvalidHeader {
+                name: "x-keep-on-read",
+                reason: "must be true or false".into(),
+            })
+        }
+    };
+    check_duration(duration_seconds, cfg.min_duration_seconds, cfg.max_duration_seconds)?;
+    let webhook = webhook_settings(&state, &headers).await?;
+    let idempotency = idempotency_key(&headers)?;
+    let cost_micros = cfg.pricing.price_micros(capacity_bytes, duration_seconds);
+    let token = new_token()?;
+    let new = NewLease {
+        lease_id: ids::lease_id(),
+        ledger_id: ids::ledger_id(),
+        owner: caller.account_id.clone(),
+        kind: LeaseKind::Mailbox(Mailbox {
+            capacity_bytes,
+            max_message_bytes,
+            max_messages,
+            keep_on_read,
+            drop_token_hash_hex: blake3::hash(token.as_bytes()).to_hex().to_string(),
+            webhook: webhook.clone(),
+            used_bytes: 0,
+            message_count: 0,
+            next_seq: 1,
+        }),
+        duration_seconds,
+        cost_micros,
+    };
+    let idem = idempotency.map(|key| IdempotencyKey {
+        scope: caller.account_id.clone(),
+        key,
+    });
+    let lease = match state.ledger.write(idem, Command::CreateMailbox { new }).await? {
+        Ok(Outcome::LeaseCreated { lease, .. }) => lease,
+        Ok(other) => return Err(unexpected(other)),
+        Err(rejection) => return Err(ApiError::from_rejection(rejection, "account")),
+    };
+    let LeaseKind::Mailbox(mb) = &lease.kind else {
+        return Err(ApiError::Conflict(
+            "Idempotency-Key was already used for a different request",
+        ));
+    };
+    // A replayed create answers with the first mailbox, whose token and secret were shown once.
+    let fresh = mb.drop_token_hash_hex == blake3::hash(token.as_bytes()).to_hex().as_str();
+    let base = base_url(&state, &headers);
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "status": "ok",
+            "lease_id": lease.lease_id,
+            "drop_url": fresh.then(|| format!("{base}/api/mailbox/drop/{token}")),
+            "poll_url": format!("{base}/api/mailbox/{}/messages", lease.lease_id),
+            "webhook_url": mb.webhook.as_ref().map(|w| w.url.clone()),
+            "webhook_secret": if fresh { webhook.map(|w| w.secret) } else { None },
+            "capacity_bytes": mb.capacity_bytes,
+            "max_message_bytes": mb.max_message_bytes,
+            "max_messages": mb.max_messages,
+            "keep_on_read": mb.keep_on_read,
+            "expires_at": render::timestamp(lease.expires_at_ms),
+            "duration_seconds": lease.duration_seconds,
+            "duration_human": render::duration_human(lease.duration_seconds),
+            "cost_micros": lease.cost_micros.to_string(),
+            "paid_usdc": render::usdc(lease.cost_micros),
+            "ledger_id": lease.ledger_id,
+        })),
+    )
+        .into_response())
+}
+
+/// `X-Webhook-Url` (checked against the SSRF policy now, and again at every connection) and
+/// `X-Webhook-Secret` (given, or generated).
+async fn webhook_settings(state: &AppState, headers: &HeaderMap) -> ApiResult<Option<Webhook>> {
+    let url = optional_str(headers, "x-webhook-url")?;
+    let secret = optional_str(headers, "x-webhook-secret")?;
+    let Some(url) = url else {
+        if secret.is_some() {
+            return Err(ApiError::BadRequest("X-Webhook-Secret needs X-Webhook-Url".into()));
+        }
+        return Ok(None);
+    };
+    if url.len() > WEBHOOK_URL_MAX_LEN {
+        return Err(ApiError::InvalidHeader {
+            name: "x-webhook-url",
+            reason: format!("longer than {WEBHOOK_URL_MAX_LEN} characters"),
+        });
+    }
+    let checked = state
+        .config
+        .webhook_policy
+        .check_url(url)
+        .await
+        .map_err(|reason| ApiError::InvalidValue {
+            field: "webhook_url",
+            reason,
+        })?;
+    let secret = match secret {
+        Some(s) if webhook::secret_key(s).is_some() => s.to_string(),
+        Some(_) => {
+            return Err(ApiError::InvalidHeader {
+                name: "x-webhook-secret",
+                reason: "must be whsec_ followed by base64 of 16 to 64 bytes".into(),
+            })
+        }
+        None => webhook::new_secret().map_err(|e| ApiError::Internal(e.to_string()))?,
+    };
+    Ok(Some(Webhook {
+        url: checked.to_string(),
+        secret,
+    }))
+}
+
+/// `POST drop_url`: no auth; the token in the path is the credential.
+pub async fn drop_message(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let token = match path {
+        Ok(Path(t)) if is_token(&t) => t,
+        _ => return Err(ApiError::NotFound("mailbox")),
+    };
+    let hash = blake3::hash(token.as_bytes());
+    let content_type = crate::store::content_type(&headers)?;
+    // Limits never change, so a local read bounds the body; the ledger checks again.
+    let limit = match state.ledger.reader().mailbox_by_token_hash(hash.as_bytes())? {
+        Some(Lease {
+            kind: LeaseKind::Mailbox(mb),
+            ..
+        }) => mb.max_message_bytes,
+        _ => state.config.mailbox_max_message_bytes,
+    };
+    if let Some(length) = optional_str(&headers, "content-length")? {
+        if length.parse::<u64>().is_ok_and(|n| n > limit) {
+            return Err(ApiError::TooLarge { what: "message", limit });
+        }
+    }
+    let bytes = objects::read_body(body, limit, "message").await?;
+    let (body_ref, inline_body) = bodies::store(&state, bytes).await?;
+    let outcome = state
+        .ledger
+        .write(
+            None,
+            Command::DropMessage {
+                token_hash_hex: hash.to_hex().to_string(),
+                content_type,
+                body: body_ref.clone(),
+                inline_body,
+            },
+        )
+        .await;
+    let message = match outcome {
+        Ok(Ok(Outcome::MessageDropped { message, .. })) => message,
+        other => {
+            bodies::discard(&state, &body_ref).await;
+            return Err(match other {
+                Ok(Ok(o)) => unexpected(o),
+                Ok(Err(rejection)) => ApiError::from_rejection(rejection, "mailbox"),
+                Err(e) => e.into(),
+            });
+        }
+    };
+    state.metrics.messages_dropped.inc();
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "status": "ok",
+            "id": message_id(message.seq),
+            "size_bytes": message.body.size_bytes,
+            "received_at": render::timestamp(message.received_at_ms),
+        })),
+    )
+        .into_response())
+}
+
+/// `GET poll_url`: the queued messages, in arrival order.
+pub async fn poll(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<Response> {
+    let lease_id = crate::store::lease_id_param(path)?;
+    let reader = state.ledger.linearizable().await?;
+    let lease = owned_live_mailbox(&state, reader.lease(&lease_id)?, &caller)?;
+    let LeaseKind::Mailbox(mb) = &lease.kind else {
+        return Err(ApiError::NotFound("mailbox"));
+    };
+    let messages = reader.messages(&lease_id, mb.max_messages as usize)?;
+    let items: Vec<_> = messages
+        .iter()
+        .map(|m| {
+            json!({
+                "id": message_id(m.seq),
+                "size_bytes": m.body.size_bytes,
+                "content_type": m.content_type,
+                "received_at": render::timestamp(m.received_at_ms),
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "status": "ok",
+        "lease_id": lease.lease_id,
+        "count": items.len(),
+        "used_bytes": mb.used_bytes,
+        "capacity_bytes": mb.capacity_bytes,
+        "expires_at": render::timestamp(lease.expires_at_ms),
+        "items": items,
+    }))
+    .into_response())
+}
+
+/// `GET poll_url/:id`: one message; picking it up removes it unless the mailbox keeps messages
+/// on read. `HEAD` never removes anything.
+pub async fn pickup(
+    State(state): State<AppState>,
+    caller: Caller,
+    method: Method,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> ApiResult<Response> {
+    let (lease_id, seq) = message_params(path)?;
+    let reader = state.ledger.linearizable().await?;
+    owned_live_mailbox(&state, reader.lease(&lease_id)?, &caller)?;
+    let message = reader.message(&lease_id, seq)?.ok_or(ApiError::NotFound("message"))?;
+    if method == Method::HEAD {
+        return respond(&message, None);
+    }
+    // Object bytes are read before the pickup commits, so a removed message was always served.
+    let prefetched = match &message.body.object_key {
+        Some(key) => Some(
+            objects::read_small(&state.objects, key, &message.body.blake3_hex, &state.metrics)
+                .await?
+                .ok_or(ApiError::NotFound("message"))?,
+        ),
+        None => None,
+    };
+    let outcome = state
+        .ledger
+        .write(
+            None,
+            Command::PickupMessage {
+                owner: caller.account_id,
+                lease_id,
+                seq,
+            },
+        )
+        .await?
+        .map_err(|r| ApiError::from_rejection(r, "mailbox"))?;
+    let Outcome::MessagePicked {
+        message, inline_body, ..
+    } = outcome
+    else {
+        return Err(unexpected(outcome));
+    };
+    let bytes = match (prefetched, inline_body) {
+        (Some(bytes), _) => bytes,
+        (None, Some(bytes)) => Bytes::from(bytes),
+        (None, None) => return Err(ApiError::Internal("inline message body missing".into())),
+    };
+    respond(&message, Some(bytes))
+}
+
+/// `DELETE poll_url/:id`.
+pub async fn delete_message(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> ApiResult<Response> {
+    let (lease_id, seq) = message_params(path)?;
+    match state
+        .ledger
+        .write(
+            None,
+            Command::DeleteMessage {
+                owner: caller.account_id,
+                lease_id,
+                seq,
+            },
+        )
+        .await?
+    {
+        Ok(Outcome::MessageDeleted) => {
+            Ok(Json(json!({"status": "ok", "id": message_id(seq), "deleted": true})).into_response())
+        }
+        Ok(other) => Err(unexpected(other)),
+        Err(rejection) => Err(ApiError::from_rejection(rejection, "mailbox")),
+    }
+}
+
+/// `DELETE /api/mailbox/:lease_id`: the mailbox and every message, now; no refund.
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<Response> {
+    let lease_id = crate::store::lease_id_param(path)?;
+    // A lease's kind never changes, so a local read tells a mailbox from other leases.
+    if let Some(lease) = state.ledger.reader().lease(&lease_id)? {
+        if lease.owner == caller.account_id && !matches!(lease.kind, LeaseKind::Mailbox(_)) {
+            return Err(ApiError::NotFound("mailbox"));
+        }
+    }
+    match state
+        .ledger
+        .write(
+            None,
+            Command::DeleteLease {
+                owner: caller.account_id,
+                lease_id,
+            },
+        )
+        .await?
+    {
+        Ok(Outcome::LeaseDeleted { lease }) => Ok(Json(json!({
+            "status": "ok",
+            "lease_id": lease.lease_id,
+            "deleted": true,
+            "refund_micros": "0",
+        }))
+        .into_response()),
+        Ok(other) => Err(unexpected(other)),
+        Err(rejection) => Err(ApiError::from_rejection(rejection, "mailbox")),
+    }
+}
+
+fn owned_live_mailbox(state: &AppState, lease: Option<Lease>, caller: &Caller) -> ApiResult<Lease> {
+    match lease {
+        Some(l) if l.owner == caller.account_id && matches!(l.kind, LeaseKind::Mailbox(_)) => {
+            if l.is_live_at(state.ledger.now_ms()) {
+                Ok(l)
+            } else {
+                Err(ApiError::Gone("mailbox has expired or was deleted"))
+            }
+        }
+        _ => Err(ApiError::NotFound("mailbox")),
+    }
+}
+
+fn respond(message: &Message, bytes: Option<Bytes>) -> ApiResult<Response> {
+    let length = bytes.as_ref().map_or(message.body.size_bytes, |b| b.len() as u64);
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, message.content_type.as_str())
+        .header(header::CONTENT_LENGTH, length)
+        .header("x-message-id", message_id(message.seq))
+        .header("x-received-at", render::timestamp(message.received_at_ms))
+        .body(bytes.map(Body::from).unwrap_or_else(Body::empty))
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+pub fn message_id(seq: u64) -> String {
+    format!("msg_{seq}")
+}
+
+fn message_params(path: Result<Path<(String, String)>, PathRejection>) -> ApiResult<(String, u64)> {
+    let Ok(Path((lease_id, id))) = path else {
+        return Err(ApiError::NotFound("message"));
+    };
+    if !ids::is_lease_id(&lease_id) {
+        return Err(ApiError::NotFound("mailbox"));
+    }
+    let seq = id
+        .strip_prefix("msg_")
+        .filter(|s| !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or(ApiError::NotFound("message"))?;
+    Ok((lease_id, seq))
+}
+
+fn optional_u64(headers: &HeaderMap, name: &'static str) -> ApiResult<Option<u64>> {
+    optional_str(headers, name)?.map(|v| parse_u64(v, name)).transpose()
+}
+
+fn new_token() -> ApiResult<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+fn is_token(t: &str) -> bool {
+    t.len() == DROP_TOKEN_LEN && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Where this node is reached: `--public-url`, else `http://<Host>`.
+pub fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+    if let Some(url) = &state.config.public_url {
+        return url.trim_end_matches('/').to_string();
+    }
+    let host = optional_str(headers, "host")
+        .ok()
+        .flatten()
+        .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b)))
+        .unwrap_or("localhost");
+    format!("http://{host}")
+}
+
+fn unexpected(outcome: Outcome) -> ApiError {
+    ApiError::Internal(format!("unexpected ledger outcome {outcome:?}"))
+}
