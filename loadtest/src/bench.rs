@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::local::{default_relay_bin, LocalCluster};
+use crate::receiver::Receiver;
 use crate::report::ms;
 use crate::runner::{run_with, Options};
 use crate::scenario::Scenario;
@@ -32,8 +33,9 @@ pub async fn run(args: BenchArgs) -> Result<(), LoadError> {
         relay_bin.display()
     );
     let cluster = LocalCluster::start(&relay_bin, args.nodes).await?;
-    println!("| scenario | clients | Relay ops/s | Relay p50 ms | Relay p99 ms | errors |");
-    println!("|---|---:|---:|---:|---:|---:|");
+    let receiver = Receiver::start("127.0.0.1:0").await?;
+    println!("| scenario | clients | Relay ops/s | Relay p50 ms | Relay p99 ms | errors | webhook p50 / p99 ms |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     for scenario in scenarios {
         for &concurrency in &args.concurrency {
             let opts = Options {
@@ -45,18 +47,28 @@ pub async fn run(args: BenchArgs) -> Result<(), LoadError> {
                 duration: Duration::from_secs(seconds),
                 size_bytes: scenario.default_size(),
             };
-            let report = run_with(opts, false).await?;
+            let hooks = (scenario == Scenario::MailboxDrop).then_some(&receiver);
+            let report = run_with(opts, false, hooks).await?;
             if report.ops == 0 {
                 return Err(LoadError::AllFailed(report.error_count()));
             }
+            let webhooks = match &report.webhook_latency_us {
+                Some(w) => format!(
+                    "{:.2} / {:.2}",
+                    ms(w.value_at_quantile(0.5)),
+                    ms(w.value_at_quantile(0.99))
+                ),
+                None => "-".into(),
+            };
             println!(
-                "| {} | {} | {:.0} | {:.2} | {:.2} | {} |",
+                "| {} | {} | {:.0} | {:.2} | {:.2} | {} | {} |",
                 report.scenario,
                 concurrency,
                 report.throughput(),
                 ms(report.percentile_us(0.50)),
                 ms(report.percentile_us(0.99)),
                 report.error_count(),
+                webhooks,
             );
         }
     }

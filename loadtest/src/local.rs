@@ -53,7 +53,9 @@ impl LocalCluster {
                 .arg("--objects")
                 .arg(format!("file://{}", objects.display()))
                 .args(["--cluster-secret", SECRET, "--bootstrap-api-key", &cluster.api_key])
-                .args(["--bootstrap-balance-usdc", "1000000000"]);
+                .args(["--bootstrap-balance-usdc", "1000000000"])
+                // The benchmark's webhook receiver listens on loopback.
+                .args(["--webhook-allow-cidr", "127.0.0.0/8"]);
             if let Some(first) = cluster.urls.first() {
                 cmd.args(["--join", first]);
             }

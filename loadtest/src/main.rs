@@ -3,6 +3,7 @@
 
 mod bench;
 mod local;
+mod receiver;
 mod report;
 mod runner;
 mod scenario;
@@ -57,6 +58,11 @@ pub struct RunArgs {
     /// Print one JSON object on stdout instead of a summary.
     #[arg(long)]
     pub json: bool,
+    /// mailbox-drop: run a webhook receiver on this address (e.g. 127.0.0.1:0), give every
+    /// mailbox its URL, and report delivery latency. The nodes must allow it
+    /// (`--webhook-allow-cidr 127.0.0.0/8`).
+    #[arg(long)]
+    pub webhook_listen: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]

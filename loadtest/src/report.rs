@@ -14,6 +14,8 @@ pub struct Report {
     /// Failed operations by HTTP status (0: transport error).
     pub errors: BTreeMap<u16, u64>,
     pub latency_us: Histogram<u64>,
+    /// Drop → webhook arrival, when a receiver ran.
+    pub webhook_latency_us: Option<Histogram<u64>>,
 }
 
 impl Report {
@@ -35,7 +37,7 @@ impl Report {
 
     pub fn to_json(&self) -> Value {
         let h = &self.latency_us;
-        json!({
+        let mut v = json!({
             "scenario": self.scenario,
             "targets": self.targets,
             "concurrency": self.concurrency,
@@ -51,13 +53,33 @@ impl Report {
                 "p999": h.value_at_quantile(0.999),
                 "max": h.max(),
             },
-        })
+        });
+        if let Some(w) = &self.webhook_latency_us {
+            v["webhooks_received"] = json!(w.len());
+            v["webhook_latency_us"] = json!({
+                "p50": w.value_at_quantile(0.50),
+                "p90": w.value_at_quantile(0.90),
+                "p99": w.value_at_quantile(0.99),
+                "max": w.max(),
+            });
+        }
+        v
     }
 
     pub fn summary(&self) -> String {
         let h = &self.latency_us;
+        let webhooks = match &self.webhook_latency_us {
+            Some(w) => format!(
+                "; {} webhooks, delivery ms p50 {:.2} p99 {:.2} max {:.2}",
+                w.len(),
+                ms(w.value_at_quantile(0.50)),
+                ms(w.value_at_quantile(0.99)),
+                ms(w.max())
+            ),
+            None => String::new(),
+        };
         format!(
-            "{} x{}: {} ops in {:.1} s = {:.0} ops/s, {} errors {:?}; latency ms p50 {:.2} p90 {:.2} p99 {:.2} p99.9 {:.2} max {:.2}",
+            "{} x{}: {} ops in {:.1} s = {:.0} ops/s, {} errors {:?}; latency ms p50 {:.2} p90 {:.2} p99 {:.2} p99.9 {:.2} max {:.2}{}",
             self.scenario,
             self.concurrency,
             self.ops,
@@ -70,6 +92,7 @@ impl Report {
             ms(h.value_at_quantile(0.99)),
             ms(h.value_at_quantile(0.999)),
             ms(h.max()),
+            webhooks,
         )
     }
 }

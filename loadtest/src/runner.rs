@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
+use crate::receiver::Receiver;
 use crate::report::{ms, Report};
 use crate::scenario::{Client, Ctx, Scenario};
 use crate::{LoadError, RunArgs};
@@ -15,7 +16,11 @@ use crate::{LoadError, RunArgs};
 const LATENCY_MAX_US: u64 = 60_000_000;
 
 pub async fn run_command(args: RunArgs) -> Result<(), LoadError> {
-    let report = run(&args, !args.json).await?;
+    let receiver = match &args.webhook_listen {
+        Some(addr) => Some(Receiver::start(addr).await?),
+        None => None,
+    };
+    let report = run(&args, !args.json, receiver.as_ref()).await?;
     if args.json {
         println!("{}", report.to_json());
     } else {
@@ -37,7 +42,7 @@ pub struct Options {
     pub size_bytes: u64,
 }
 
-pub async fn run(args: &RunArgs, progress: bool) -> Result<Report, LoadError> {
+pub async fn run(args: &RunArgs, progress: bool, receiver: Option<&Receiver>) -> Result<Report, LoadError> {
     let targets: Vec<String> = args
         .targets
         .iter()
@@ -57,10 +62,10 @@ pub async fn run(args: &RunArgs, progress: bool) -> Result<Report, LoadError> {
         duration: Duration::from_secs(args.duration_seconds),
         size_bytes: args.size_bytes.unwrap_or(args.scenario.default_size()),
     };
-    run_with(opts, progress).await
+    run_with(opts, progress, receiver).await
 }
 
-pub async fn run_with(opts: Options, progress: bool) -> Result<Report, LoadError> {
+pub async fn run_with(opts: Options, progress: bool, receiver: Option<&Receiver>) -> Result<Report, LoadError> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .pool_max_idle_per_host(opts.concurrency as usize)
@@ -74,7 +79,11 @@ pub async fn run_with(opts: Options, progress: bool) -> Result<Report, LoadError
         scenario: opts.scenario,
         size_bytes: opts.size_bytes,
         run_id: format!("{:x}", std::process::id() as u64 * 1_000_003 + now_nanos() % 1_000_000),
+        webhook_url: receiver.map(|r| r.url.clone()),
     });
+    if let Some(r) = receiver {
+        r.reset();
+    }
     let mut clients = Vec::new();
     for i in 0..opts.concurrency as usize {
         clients.push(Client::setup(ctx.clone(), i).await?);
@@ -134,6 +143,10 @@ pub async fn run_with(opts: Options, progress: bool) -> Result<Report, LoadError
     if let Some(p) = progress_task {
         p.abort();
     }
+    let webhook_latency_us = match receiver {
+        Some(r) => Some(settle(r).await),
+        None => None,
+    };
     let histogram = shared.histogram.lock().expect("histogram").clone();
     let errors = shared.errors.lock().expect("errors").clone();
     Ok(Report {
@@ -144,7 +157,22 @@ pub async fn run_with(opts: Options, progress: bool) -> Result<Report, LoadError
         ops: shared.ops.load(Ordering::Relaxed),
         errors,
         latency_us: histogram,
+        webhook_latency_us,
     })
+}
+
+/// Waits (up to 10 s) until webhooks stop arriving, then takes the receiver's histogram.
+async fn settle(receiver: &Receiver) -> Histogram<u64> {
+    let mut last = receiver.snapshot().len();
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = receiver.snapshot().len();
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    receiver.snapshot()
 }
 
 struct Shared {

@@ -16,6 +16,8 @@ pub enum Scenario {
     CheckpointPut,
     /// Compare-and-set write of the client's own checkpoint (If-Match: the version it last saw).
     CheckpointCas,
+    /// Drop a message (no auth) into the client's own mailbox.
+    MailboxDrop,
 }
 
 impl Scenario {
@@ -25,6 +27,7 @@ impl Scenario {
             Scenario::Download => "download",
             Scenario::CheckpointPut => "checkpoint-put",
             Scenario::CheckpointCas => "checkpoint-cas",
+            Scenario::MailboxDrop => "mailbox-drop",
         }
     }
 
@@ -34,13 +37,14 @@ impl Scenario {
             Scenario::Download,
             Scenario::CheckpointPut,
             Scenario::CheckpointCas,
+            Scenario::MailboxDrop,
         ]
     }
 
     pub fn default_size(self) -> u64 {
         match self {
             Scenario::StoreSmall | Scenario::Download => 1024,
-            Scenario::CheckpointPut | Scenario::CheckpointCas => 256,
+            Scenario::CheckpointPut | Scenario::CheckpointCas | Scenario::MailboxDrop => 256,
         }
     }
 }
@@ -54,6 +58,8 @@ pub struct Ctx {
     pub size_bytes: u64,
     /// Distinguishes this run's workflow ids from earlier runs' on the same cluster.
     pub run_id: String,
+    /// Mailboxes announce every drop here (mailbox-drop).
+    pub webhook_url: Option<String>,
 }
 
 /// A failed operation: the HTTP status, or 0 for a transport error.
@@ -97,6 +103,30 @@ impl Client {
                     .map_err(|e| setup_err(format!("store: {e:?}")))?;
                 client.subject = receipt["lease_id"].as_str().unwrap_or_default().to_string();
             }
+            Scenario::MailboxDrop => {
+                let mut req = client
+                    .ctx
+                    .http
+                    .post(format!("{}/api/mailbox", client.target))
+                    .header("authorization", &client.ctx.auth)
+                    .header("x-capacity-bytes", (1u64 << 30).to_string())
+                    .header("x-max-messages", "10000")
+                    .header("x-duration-seconds", "3600");
+                if let Some(url) = &client.ctx.webhook_url {
+                    req = req.header("x-webhook-url", url);
+                }
+                let resp = req.send().await.map_err(|e| setup_err(e.to_string()))?;
+                if resp.status() != 201 {
+                    let status = resp.status();
+                    let text = resp.text().await.unwrap_or_default();
+                    return Err(setup_err(format!("create mailbox: {status} {text}")));
+                }
+                let receipt: Value = resp.json().await.map_err(|e| setup_err(e.to_string()))?;
+                let drop_url = receipt["drop_url"].as_str().unwrap_or_default();
+                // The drop URL names the node that made it; drop through this client's node.
+                let path = drop_url.find("/api/").map(|i| &drop_url[i..]).unwrap_or_default();
+                client.subject = format!("{}{path}", client.target);
+            }
             Scenario::CheckpointPut | Scenario::CheckpointCas => {
                 let resp = client
                     .ctx
@@ -139,6 +169,18 @@ impl Client {
                     return Err(OpError(0));
                 }
                 Ok(())
+            }
+            Scenario::MailboxDrop => {
+                let resp = self
+                    .ctx
+                    .http
+                    .post(&self.subject)
+                    .header("content-type", "application/json")
+                    .body(self.body.clone())
+                    .send()
+                    .await
+                    .map_err(|_| OpError(0))?;
+                check(resp.status().as_u16(), 201)
             }
             Scenario::CheckpointPut | Scenario::CheckpointCas => {
                 let mut req = self
@@ -194,7 +236,7 @@ fn body(scenario: Scenario, size: u64, seed: usize) -> Vec<u8> {
     let size = size as usize;
     match scenario {
         Scenario::StoreSmall | Scenario::Download => (0..size).map(|i| (i + seed) as u8).collect(),
-        Scenario::CheckpointPut | Scenario::CheckpointCas => {
+        Scenario::CheckpointPut | Scenario::CheckpointCas | Scenario::MailboxDrop => {
             let pad = "x".repeat(size.saturating_sub(10));
             serde_json::json!({ "p": pad }).to_string().into_bytes()
         }

@@ -136,7 +136,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
         ledger.clone(),
         webhook_policy.clone(),
         metrics.clone(),
-        Duration::from_millis(args.sweep_interval_ms.min(100)),
+        Duration::from_millis(args.sweep_interval_ms.min(20)),
         stop_rx_webhooks,
     ));
     info!(

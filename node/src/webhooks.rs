@@ -8,18 +8,23 @@ use std::time::Duration;
 
 use relay_api::ssrf::Policy;
 use relay_api::{webhook, Metrics};
-use relay_raft::sm::mailbox::WEBHOOK_ATTEMPTS_MAX;
+use relay_raft::command::WebhookResult;
+use relay_raft::sm::mailbox::{WEBHOOK_ATTEMPTS_MAX, WEBHOOK_BATCH_MAX};
 use relay_raft::{Command, Delivery, LeaseKind, Ledger};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
 use tracing::{debug, warn};
 
 /// Attempts in flight at once.
-const CONCURRENCY: usize = 32;
+const CONCURRENCY: usize = 64;
 /// Deliveries taken from the queue per tick.
-const BATCH: usize = 256;
+const BATCH: usize = 512;
+/// How long finished attempts wait to be recorded together.
+const RECORD_LINGER: Duration = Duration::from_millis(5);
 /// First retry after this long, doubling per attempt up to `BACKOFF_MAX`.
 const BACKOFF_BASE: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+type InFlight = Arc<Mutex<HashSet<(String, u64)>>>;
 
 pub async fn run(
     ledger: Arc<Ledger>,
@@ -36,14 +41,16 @@ pub async fn run(
         }
     };
     let slots = Arc::new(Semaphore::new(CONCURRENCY));
-    // Deliveries being attempted right now; the queue still lists them until the result commits.
-    let in_flight: Arc<Mutex<HashSet<(String, u64)>>> = Arc::default();
+    // Deliveries attempted but not yet recorded; the queue still lists them until then.
+    let in_flight: InFlight = Arc::default();
+    let (done_tx, done_rx) = mpsc::channel::<WebhookResult>(CONCURRENCY * 2);
+    let recorder = tokio::spawn(record(ledger.clone(), done_rx, in_flight.clone()));
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = stop.changed() => return,
+            _ = stop.changed() => break,
         }
         if !ledger.is_leader() {
             continue;
@@ -57,35 +64,65 @@ pub async fn run(
         };
         for delivery in due {
             let key = (delivery.lease_id.clone(), delivery.seq);
-            if !in_flight.lock().expect("in-flight set").insert(key.clone()) {
+            if !in_flight.lock().expect("in-flight set").insert(key) {
                 continue;
             }
             let Ok(permit) = slots.clone().acquire_owned().await else {
-                return;
+                break;
             };
-            let (ledger, policy, metrics, client, in_flight) = (
+            let (ledger, policy, metrics, client, done_tx) = (
                 ledger.clone(),
                 policy.clone(),
                 metrics.clone(),
                 client.clone(),
-                in_flight.clone(),
+                done_tx.clone(),
             );
             tokio::spawn(async move {
-                deliver(&ledger, &policy, &metrics, &client, delivery).await;
-                in_flight.lock().expect("in-flight set").remove(&key);
+                let result = attempt(&ledger, &policy, &metrics, &client, delivery).await;
+                let _ = done_tx.send(result).await;
                 drop(permit);
             });
         }
     }
+    drop(done_tx);
+    let _ = recorder.await;
 }
 
-async fn deliver(
+/// Records finished attempts in batches; only then may a delivery be taken again.
+async fn record(ledger: Arc<Ledger>, mut done: mpsc::Receiver<WebhookResult>, in_flight: InFlight) {
+    while let Some(first) = done.recv().await {
+        let mut results = vec![first];
+        let linger = tokio::time::sleep(RECORD_LINGER);
+        tokio::pin!(linger);
+        while results.len() < WEBHOOK_BATCH_MAX {
+            tokio::select! {
+                more = done.recv() => match more {
+                    Some(r) => results.push(r),
+                    None => break,
+                },
+                _ = &mut linger => break,
+            }
+        }
+        let keys: Vec<(String, u64)> = results.iter().map(|r| (r.lease_id.clone(), r.seq)).collect();
+        if let Err(e) = ledger.write(None, Command::WebhooksAttempted { results }).await {
+            // Not recorded: the deliveries stay due and are attempted again (at least once).
+            warn!(error = %e, "webhooks: recording attempts");
+        }
+        let mut set = in_flight.lock().expect("in-flight set");
+        for key in keys {
+            set.remove(&key);
+        }
+    }
+}
+
+/// One attempt at one delivery, and what the ledger should do with it.
+async fn attempt(
     ledger: &Ledger,
     policy: &Policy,
     metrics: &Metrics,
     client: &relay_api::webhook::HttpClient,
     delivery: Delivery,
-) {
+) -> WebhookResult {
     // A mailbox that is gone takes its announcements with it.
     let target = match ledger.reader().lease(&delivery.lease_id) {
         Ok(Some(lease)) if lease.is_live_at(ledger.now_ms()) => match lease.kind {
@@ -94,8 +131,13 @@ async fn deliver(
         },
         Ok(_) => None,
         Err(e) => {
-            warn!(error = %e, "webhooks: reading the mailbox");
-            return;
+            warn!(error = %e, "webhooks: reading the mailbox; retrying later");
+            return WebhookResult {
+                retry_at_ms: Some(ledger.now_ms() + backoff_ms(delivery.attempts)),
+                due_ms: delivery.due_ms,
+                lease_id: delivery.lease_id,
+                seq: delivery.seq,
+            };
         }
     };
     let retry_at_ms = match target {
@@ -119,15 +161,11 @@ async fn deliver(
             }
         },
     };
-    let command = Command::WebhookAttempted {
+    WebhookResult {
         due_ms: delivery.due_ms,
-        lease_id: delivery.lease_id.clone(),
+        lease_id: delivery.lease_id,
         seq: delivery.seq,
         retry_at_ms,
-    };
-    if let Err(e) = ledger.write(None, command).await {
-        // Not recorded: the delivery stays due and is attempted again (at least once).
-        warn!(error = %e, "webhooks: recording an attempt");
     }
 }
 

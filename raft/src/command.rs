@@ -86,14 +86,18 @@ pub enum Command {
     PickupMessage { owner: String, lease_id: String, seq: u64 },
     /// The owner removes one message.
     DeleteMessage { owner: String, lease_id: String, seq: u64 },
-    /// The webhook worker's result for the delivery due at `due_ms`: done (delivered or given
-    /// up), or retry at `retry_at_ms`.
-    WebhookAttempted {
-        due_ms: u64,
-        lease_id: String,
-        seq: u64,
-        retry_at_ms: Option<u64>,
-    },
+    /// The webhook worker's results, batched (at most [`crate::sm::mailbox::WEBHOOK_BATCH_MAX`]).
+    WebhooksAttempted { results: Vec<WebhookResult> },
+}
+
+/// One delivery attempt: the delivery due at `due_ms` is done (delivered or given up), or
+/// retried at `retry_at_ms`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookResult {
+    pub due_ms: u64,
+    pub lease_id: String,
+    pub seq: u64,
+    pub retry_at_ms: Option<u64>,
 }
 
 /// Everything a new lease needs; IDs are generated before proposing so `apply` stays pure.
@@ -158,8 +162,8 @@ pub enum Outcome {
         removed: bool,
     },
     MessageDeleted,
-    WebhookRecorded {
-        found: bool,
+    WebhooksRecorded {
+        found: u32,
     },
 }
 

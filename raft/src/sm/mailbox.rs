@@ -1,7 +1,7 @@
 //! Mailbox leases: drops by token holders, pickups and deletes by the owner, and the replicated
 //! webhook delivery queue.
 
-use crate::command::{NewLease, Outcome, Rejection, Response};
+use crate::command::{NewLease, Outcome, Rejection, Response, WebhookResult};
 use crate::error::StoreError;
 use crate::model::{BodyRef, Delivery, Lease, LeaseKind, Mailbox, Message};
 use crate::sm::bodies::check_body;
@@ -13,6 +13,8 @@ use crate::store::txn::Txn;
 pub const MESSAGES_MAX: u64 = 100_000;
 /// Webhook attempts per message before the delivery is given up.
 pub const WEBHOOK_ATTEMPTS_MAX: u32 = 10;
+/// The most webhook results one command may carry.
+pub const WEBHOOK_BATCH_MAX: usize = 1024;
 /// Longest accepted content type.
 pub const CONTENT_TYPE_MAX_LEN: usize = 255;
 
@@ -173,26 +175,41 @@ pub fn clear(txn: &mut Txn<'_>, now_ms: u64, lease_id: &str) -> Result<(), Store
     Ok(())
 }
 
-pub fn webhook_attempted(
-    txn: &mut Txn<'_>,
-    due_ms: u64,
-    lease_id: &str,
-    seq: u64,
-    retry_at_ms: Option<u64>,
-) -> Result<Response, StoreError> {
-    let key = keys::delivery(due_ms, lease_id, seq);
-    let Some(mut delivery) = txn.get::<Delivery>("webhooks", &key)? else {
-        return Ok(Ok(Outcome::WebhookRecorded { found: false }));
-    };
-    txn.delete("webhooks", &key)?;
-    if let Some(at) = retry_at_ms {
-        if delivery.attempts + 1 < WEBHOOK_ATTEMPTS_MAX {
-            delivery.attempts += 1;
-            delivery.due_ms = at.max(due_ms.saturating_add(1));
-            txn.put("webhooks", &keys::delivery(delivery.due_ms, lease_id, seq), &delivery)?;
+pub fn webhooks_attempted(txn: &mut Txn<'_>, results: &[WebhookResult]) -> Result<Response, StoreError> {
+    if results.len() > WEBHOOK_BATCH_MAX {
+        return Ok(Err(Rejection::Invalid(format!(
+            "at most {WEBHOOK_BATCH_MAX} webhook results per command"
+        ))));
+    }
+    // Reads see the state before this command, so a repeated result must not apply twice.
+    let mut seen = std::collections::BTreeSet::new();
+    let mut found = 0;
+    for r in results {
+        let key = keys::delivery(r.due_ms, &r.lease_id, r.seq);
+        if !seen.insert(key.clone()) {
+            continue;
+        }
+        let Some(mut delivery) = txn.get::<Delivery>("webhooks", &key)? else {
+            continue;
+        };
+        found += 1;
+        txn.delete("webhooks", &key)?;
+        if let Some(at) = r.retry_at_ms {
+            if delivery.attempts + 1 < WEBHOOK_ATTEMPTS_MAX {
+                delivery.attempts += 1;
+                delivery.due_ms = at.max(r.due_ms.saturating_add(1));
+                // A retry lands on a new key; deduplicated above, so it cannot collide with
+                // another result's key in this batch except by being that key's retry.
+                seen.insert(keys::delivery(delivery.due_ms, &r.lease_id, r.seq));
+                txn.put(
+                    "webhooks",
+                    &keys::delivery(delivery.due_ms, &r.lease_id, r.seq),
+                    &delivery,
+                )?;
+            }
         }
     }
-    Ok(Ok(Outcome::WebhookRecorded { found: true }))
+    Ok(Ok(Outcome::WebhooksRecorded { found }))
 }
 
 /// The owner's live mailbox and one of its messages.

@@ -1,6 +1,6 @@
 //! Mailbox commands, step by step: limits, pickup, keep-on-read, webhook retries, expiry.
 
-use crate::command::{Command, NewLease, Outcome, Rejection, Request, Response};
+use crate::command::{Command, NewLease, Outcome, Rejection, Request, Response, WebhookResult};
 use crate::model::{BodyRef, Delivery, LeaseKind, Mailbox, Message, Webhook};
 use crate::sm::mailbox::WEBHOOK_ATTEMPTS_MAX;
 use crate::sm::tests::{all, apply_all, fresh_db, raw};
@@ -166,15 +166,17 @@ fn webhook_retries_are_bounded() {
             &db,
             &[at(
                 due,
-                Command::WebhookAttempted {
-                    due_ms: due,
-                    lease_id: "lse_m".into(),
-                    seq: 1,
-                    retry_at_ms: Some(due + 100),
+                Command::WebhooksAttempted {
+                    results: vec![WebhookResult {
+                        due_ms: due,
+                        lease_id: "lse_m".into(),
+                        seq: 1,
+                        retry_at_ms: Some(due + 100),
+                    }],
                 },
             )],
         );
-        assert_eq!(r[0], Ok(Outcome::WebhookRecorded { found: true }));
+        assert_eq!(r[0], Ok(Outcome::WebhooksRecorded { found: 1 }));
         due += 100;
     }
     assert!(raw(&db, "webhooks").is_empty(), "given up after the last attempt");

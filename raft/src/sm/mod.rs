@@ -93,12 +93,7 @@ fn apply_command(txn: &mut Txn<'_>, now_ms: u64, command: &Command) -> Result<Re
         } => mailbox::drop_message(txn, now_ms, token_hash_hex, content_type, body, inline_body.as_deref()),
         Command::PickupMessage { owner, lease_id, seq } => mailbox::pickup(txn, now_ms, owner, lease_id, *seq),
         Command::DeleteMessage { owner, lease_id, seq } => mailbox::delete_message(txn, now_ms, owner, lease_id, *seq),
-        Command::WebhookAttempted {
-            due_ms,
-            lease_id,
-            seq,
-            retry_at_ms,
-        } => mailbox::webhook_attempted(txn, *due_ms, lease_id, *seq, *retry_at_ms),
+        Command::WebhooksAttempted { results } => mailbox::webhooks_attempted(txn, results),
     }
 }
 
