@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{AccessActor, BodyRef, Lease, LeaseKind, Message};
+use crate::model::{AccessActor, BodyRef, Handoff, Lease, LeaseKind, Message};
 
 /// A command as it travels through the Raft log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,6 +86,25 @@ pub enum Command {
     PickupMessage { owner: String, lease_id: String, seq: u64 },
     /// The owner removes one message.
     DeleteMessage { owner: String, lease_id: String, seq: u64 },
+    /// Issue a claim token for the owner's live lease; `ttl_seconds` is clamped to the lease's
+    /// expiry.
+    CreateHandoff {
+        owner: String,
+        lease_id: String,
+        handoff_id: String,
+        token_hash_hex: String,
+        token_prefix: String,
+        max_claims: u32,
+        delete_on_claim: bool,
+        require_post: bool,
+        ttl_seconds: u64,
+    },
+    /// Count one claim: the token must be known, not revoked, not expired, with claims left, its
+    /// lease live, and (when it requires POST) the claim made with POST. The final claim of a
+    /// `delete_on_claim` handoff deletes the lease, holding its content for the stream.
+    Claim { token_hash_hex: String, post: bool },
+    /// The owner revokes a handoff; completed claims stand.
+    RevokeHandoff { owner: String, handoff_id: String },
     /// The webhook worker's results, batched (at most [`crate::sm::mailbox::WEBHOOK_BATCH_MAX`]).
     WebhooksAttempted { results: Vec<WebhookResult> },
 }
@@ -165,6 +184,20 @@ pub enum Outcome {
     WebhooksRecorded {
         found: u32,
     },
+    HandoffCreated {
+        handoff: Handoff,
+        lease_expires_at_ms: u64,
+    },
+    /// The handoff after this claim, and the lease as it was when claimed (still active);
+    /// `closed` when this claim deleted it.
+    Claimed {
+        handoff: Handoff,
+        lease: Lease,
+        closed: bool,
+    },
+    HandoffRevoked {
+        handoff: Handoff,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -191,4 +224,15 @@ pub enum Rejection {
     MailboxFull(String),
     #[error("message not found")]
     MessageNotFound,
+    /// Unknown or revoked token, or another owner's handoff.
+    #[error("handoff not found")]
+    HandoffNotFound,
+    #[error("handoff token has expired")]
+    HandoffExpired,
+    #[error("handoff token has no claims left")]
+    HandoffExhausted,
+    #[error("this handoff must be claimed with POST")]
+    PostRequired,
+    #[error("too many handoffs for this lease (at most {0})")]
+    TooManyHandoffs(u32),
 }

@@ -28,8 +28,8 @@ pub use command::{Command, IdempotencyKey, Outcome, Rejection, Request, Response
 pub use error::{LedgerError, StoreError};
 pub use ledger::{wall_clock_ms, Ledger, LedgerConfig, LedgerStatus};
 pub use model::{
-    Access, AccessActor, Account, BodyRef, Checkpoint, Delivery, Lease, LeaseKind, LeaseState, Mailbox, Message,
-    Webhook,
+    Access, AccessActor, Account, BodyRef, Checkpoint, Delivery, Handoff, Lease, LeaseKind, LeaseState, Mailbox,
+    Message, Webhook,
 };
 pub use reader::{LeasePage, StateReader};
 

@@ -137,6 +137,28 @@ impl LeaseKind {
     }
 }
 
+/// A claim token issued for a lease: whoever presents the token may claim the lease's content,
+/// at most `max_claims` times, until `expires_at_ms`, unless it is revoked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Handoff {
+    pub handoff_id: String,
+    pub lease_id: String,
+    pub owner: String,
+    /// blake3 of the token, hex; the token itself is never stored.
+    pub token_hash_hex: String,
+    /// The token's first characters, for the owner's listing.
+    pub token_prefix: String,
+    pub max_claims: u32,
+    pub claims_remaining: u32,
+    /// The final claim deletes the lease (after its content is streamed).
+    pub delete_on_claim: bool,
+    /// Claims must be POSTs, so link previewers that GET every URL cannot burn the token.
+    pub require_post: bool,
+    pub created_at_ms: u64,
+    pub expires_at_ms: u64,
+    pub revoked: bool,
+}
+
 /// Where a lease is in its life. `Active` leases are served until `expires_at_ms`; the others are
 /// tombstones kept for the owner's audit trail until they are purged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

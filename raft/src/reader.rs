@@ -6,7 +6,7 @@ use std::sync::Arc;
 use rocksdb::DB;
 
 use crate::error::StoreError;
-use crate::model::{Account, Delivery, Lease, Message};
+use crate::model::{Account, Delivery, Handoff, Lease, Message};
 use crate::sm::DEDUP_WINDOW_MS;
 use crate::store::keys::{self, META_CLOCK_MS, META_LAST_APPLIED};
 use crate::store::txn::scan_range;
@@ -127,6 +127,35 @@ impl StateReader {
 
     pub fn message(&self, lease_id: &str, seq: u64) -> Result<Option<Message>, StoreError> {
         self.get("messages", &keys::message(lease_id, seq))
+    }
+
+    /// The handoff a claim token (by its blake3 hash) names.
+    pub fn handoff_by_token_hash(&self, hash: &[u8; 32]) -> Result<Option<Handoff>, StoreError> {
+        match self.db.get_cf(cf(&self.db, "handoff_tokens")?, hash)? {
+            Some(id) => self.get("handoffs", &id),
+            None => Ok(None),
+        }
+    }
+
+    /// Every handoff issued for a lease (revoked and spent ones included), oldest id first.
+    pub fn handoffs_for_lease(&self, lease_id: &str) -> Result<Vec<Handoff>, StoreError> {
+        let prefix = keys::message_prefix(lease_id);
+        let mut end = prefix.clone();
+        *end.last_mut().expect("prefix ends with a separator") = 1;
+        let rows = scan_range(
+            &self.db,
+            "handoffs_by_lease",
+            &prefix,
+            &end,
+            crate::sm::handoffs::HANDOFFS_PER_LEASE_MAX as usize,
+        )?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (k, _) in rows {
+            if let Some(h) = self.get("handoffs", &k[prefix.len()..])? {
+                out.push(h);
+            }
+        }
+        Ok(out)
     }
 
     /// Webhook deliveries due at `now_ms`, oldest first.

@@ -3,7 +3,7 @@
 use crate::command::{NewLease, Outcome, Rejection, Response};
 use crate::error::StoreError;
 use crate::model::{Access, AccessActor, Lease, LeaseKind, LeaseState};
-use crate::sm::{accounts, mailbox, ACCESS_HISTORY_MAX, BYTES_HOLD_MS, TOMBSTONE_RETENTION_MS};
+use crate::sm::{accounts, handoffs, mailbox, ACCESS_HISTORY_MAX, BYTES_HOLD_MS, TOMBSTONE_RETENTION_MS};
 use crate::store::keys::{self, Timer};
 use crate::store::txn::Txn;
 
@@ -106,21 +106,23 @@ pub fn tombstone(txn: &mut Txn<'_>, now_ms: u64, lease: &Lease) -> Result<(), St
     close(txn, now_ms, lease, false)
 }
 
-/// [`tombstone`], except that with `hold_bytes` the object bytes stay until `ReleaseBytes` or
-/// [`hold_until_ms`], because a reader is streaming them out right now.
+/// [`tombstone`], except that with `hold_bytes` the lease's content (object bytes, a mailbox's
+/// messages) stays until `ReleaseBytes` or [`hold_until_ms`], because a reader is streaming it
+/// out right now.
 pub fn close(txn: &mut Txn<'_>, now_ms: u64, lease: &Lease, hold_bytes: bool) -> Result<(), StoreError> {
     debug_assert!(lease.state != LeaseState::Active);
     txn.put("leases", lease.lease_id.as_bytes(), lease)?;
-    txn.delete("bodies", lease.lease_id.as_bytes())?;
-    if let LeaseKind::Mailbox(_) = &lease.kind {
-        mailbox::clear(txn, now_ms, &lease.lease_id)?;
-    }
     match hold_until_ms(lease) {
-        Some(until) if hold_bytes && !lease.kind.object_keys().is_empty() => {
+        Some(until) if hold_bytes && has_content_outside_the_lease(lease) => {
             txn.put_raw("expiry", &keys::timer(until, &lease.lease_id), &[Timer::Release as u8])
         }
         _ => release(txn, now_ms, lease),
     }
+}
+
+/// Whether a reader may still need content the lease record does not carry.
+fn has_content_outside_the_lease(lease: &Lease) -> bool {
+    !lease.kind.object_keys().is_empty() || matches!(lease.kind, LeaseKind::Mailbox(_))
 }
 
 /// When the bytes of a lease closed with a hold are released at the latest: an hour after the
@@ -132,8 +134,13 @@ pub fn hold_until_ms(lease: &Lease) -> Option<u64> {
     }
 }
 
-/// Queues a closed lease's object bytes for deletion and sets its purge timer.
+/// Deletes a closed lease's content: inline bodies and messages now, object bytes queued for the
+/// GC worker; then sets its purge timer.
 pub fn release(txn: &mut Txn<'_>, now_ms: u64, lease: &Lease) -> Result<(), StoreError> {
+    txn.delete("bodies", lease.lease_id.as_bytes())?;
+    if let LeaseKind::Mailbox(_) = &lease.kind {
+        mailbox::clear(txn, now_ms, &lease.lease_id)?;
+    }
     for object_key in lease.kind.object_keys() {
         txn.put("gc", object_key.as_bytes(), &(lease.lease_id.as_str(), now_ms))?;
     }
@@ -165,6 +172,7 @@ pub fn release_bytes(txn: &mut Txn<'_>, now_ms: u64, lease_id: &str) -> Result<R
 /// Forgets a tombstone whose retention ended, with every index that names it.
 pub fn purge(txn: &mut Txn<'_>, lease: &Lease) -> Result<(), StoreError> {
     txn.delete("leases", lease.lease_id.as_bytes())?;
+    handoffs::purge_for_lease(txn, &lease.lease_id)?;
     txn.delete(
         "by_owner",
         &keys::by_owner(&lease.owner, lease.created_at_ms, &lease.lease_id),

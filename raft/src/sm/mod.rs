@@ -3,12 +3,13 @@
 //! [`apply_request`] is a pure function of the stored state and the [`Request`]: it reads no clock,
 //! no randomness and no network. Time is the cluster clock, `max(stored clock, request.now_ms)`, so
 //! it never runs backwards across leader changes. One file per command family:
-//! [`accounts`], [`leases`], [`checkpoints`], [`mailbox`], [`sweep`]; [`dedup`] answers retried commands.
+//! [`accounts`], [`leases`], [`checkpoints`], [`mailbox`], [`handoffs`], [`sweep`]; [`dedup`] answers retried commands.
 
 pub mod accounts;
 pub mod bodies;
 pub mod checkpoints;
 pub mod dedup;
+pub mod handoffs;
 pub mod leases;
 pub mod mailbox;
 pub mod sweep;
@@ -94,6 +95,31 @@ fn apply_command(txn: &mut Txn<'_>, now_ms: u64, command: &Command) -> Result<Re
         Command::PickupMessage { owner, lease_id, seq } => mailbox::pickup(txn, now_ms, owner, lease_id, *seq),
         Command::DeleteMessage { owner, lease_id, seq } => mailbox::delete_message(txn, now_ms, owner, lease_id, *seq),
         Command::WebhooksAttempted { results } => mailbox::webhooks_attempted(txn, results),
+        Command::CreateHandoff {
+            owner,
+            lease_id,
+            handoff_id,
+            token_hash_hex,
+            token_prefix,
+            max_claims,
+            delete_on_claim,
+            require_post,
+            ttl_seconds,
+        } => handoffs::create(
+            txn,
+            now_ms,
+            owner,
+            lease_id,
+            handoff_id,
+            token_hash_hex,
+            token_prefix,
+            *max_claims,
+            *delete_on_claim,
+            *require_post,
+            *ttl_seconds,
+        ),
+        Command::Claim { token_hash_hex, post } => handoffs::claim(txn, now_ms, token_hash_hex, *post),
+        Command::RevokeHandoff { owner, handoff_id } => handoffs::revoke(txn, owner, handoff_id),
     }
 }
 
@@ -117,6 +143,8 @@ fn read_clock(txn: &Txn<'_>) -> Result<u64, StoreError> {
 
 #[cfg(test)]
 mod checkpoint_tests;
+#[cfg(test)]
+mod handoff_tests;
 #[cfg(test)]
 mod mailbox_tests;
 #[cfg(test)]

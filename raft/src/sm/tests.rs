@@ -9,7 +9,7 @@ use rocksdb::{IteratorMode, DB};
 
 use crate::command::{Command, IdempotencyKey, NewLease, Outcome, Request};
 use crate::model::{
-    AccessActor, Account, BodyRef, Checkpoint, Lease, LeaseKind, LeaseState, Mailbox, Message, Webhook,
+    AccessActor, Account, BodyRef, Checkpoint, Handoff, Lease, LeaseKind, LeaseState, Mailbox, Message, Webhook,
 };
 use crate::sm::apply_request;
 use crate::store::keys::{self, Timer};
@@ -149,6 +149,52 @@ fn token_hash(n: u8) -> String {
     blake3::hash(&[n]).to_hex().to_string()
 }
 
+fn handoff_token_hash(n: u8) -> String {
+    blake3::hash(&[b'h', n]).to_hex().to_string()
+}
+
+fn arb_handoff_command() -> impl Strategy<Value = Command> {
+    let account = proptest::sample::select(ACCOUNTS.to_vec()).prop_map(String::from);
+    let lease = (0u8..8).prop_map(lease_id);
+    let n = 0u8..6;
+    prop_oneof![
+        (
+            account.clone(),
+            lease,
+            n.clone(),
+            1u32..4,
+            any::<bool>(),
+            any::<bool>(),
+            1u64..40
+        )
+            .prop_map(
+                |(owner, lease_id, n, max_claims, delete_on_claim, require_post, ttl_seconds)| Command::CreateHandoff {
+                    owner,
+                    lease_id,
+                    handoff_id: format!("hnd_{n}"),
+                    token_hash_hex: handoff_token_hash(n),
+                    token_prefix: format!("tok{n}"),
+                    max_claims,
+                    delete_on_claim,
+                    require_post,
+                    ttl_seconds,
+                }
+            ),
+        (n.clone(), any::<bool>()).prop_map(|(n, post)| Command::Claim {
+            token_hash_hex: handoff_token_hash(n),
+            post
+        }),
+        (n.clone(), any::<bool>()).prop_map(|(n, post)| Command::Claim {
+            token_hash_hex: handoff_token_hash(n),
+            post
+        }),
+        (account, n).prop_map(|(owner, n)| Command::RevokeHandoff {
+            owner,
+            handoff_id: format!("hnd_{n}")
+        }),
+    ]
+}
+
 fn arb_mailbox_command() -> impl Strategy<Value = Command> {
     let account = proptest::sample::select(ACCOUNTS.to_vec()).prop_map(String::from);
     let n = 0u8..8;
@@ -209,7 +255,12 @@ fn arb_mailbox_command() -> impl Strategy<Value = Command> {
 /// Requests whose clock mostly moves forward in seconds but sometimes jumps back (a new leader with
 /// a slower clock), and which sometimes repeat an idempotency key.
 fn arb_requests() -> impl Strategy<Value = Vec<Request>> {
-    let command = prop_oneof![3 => arb_command(), 2 => arb_checkpoint_command(), 2 => arb_mailbox_command()];
+    let command = prop_oneof![
+        3 => arb_command(),
+        2 => arb_checkpoint_command(),
+        2 => arb_mailbox_command(),
+        2 => arb_handoff_command()
+    ];
     proptest::collection::vec((command, -3_000i64..20_000, proptest::option::of(0u8..4)), 1..60).prop_map(|steps| {
         let mut now: i64 = 1_000_000;
         steps
@@ -322,6 +373,34 @@ fn check_invariants(db: &DB, responses: &[crate::Response], requests: &[Request]
     for lease_id in checkpoints.values() {
         assert!(leases.iter().any(|(k, _)| k == lease_id), "dangling checkpoint index");
     }
+    // Handoffs: indexes agree, and every handoff counted exactly the claims that succeeded.
+    let handoffs: Vec<(Vec<u8>, Handoff)> = all(db, "handoffs");
+    assert_eq!(raw(db, "handoff_tokens").len(), handoffs.len());
+    assert_eq!(raw(db, "handoffs_by_lease").len(), handoffs.len());
+    for (_, h) in &handoffs {
+        assert!(h.claims_remaining <= h.max_claims);
+        assert!(
+            leases.iter().any(|(k, _)| k == h.lease_id.as_bytes()),
+            "handoff of a forgotten lease"
+        );
+        let successes: BTreeSet<u32> = responses
+            .iter()
+            .filter_map(|r| match r {
+                Ok(Outcome::Claimed { handoff, .. })
+                    if handoff.handoff_id == h.handoff_id && handoff.created_at_ms == h.created_at_ms =>
+                {
+                    Some(handoff.claims_remaining)
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            successes.len() as u32,
+            h.max_claims - h.claims_remaining,
+            "claims of {}",
+            h.handoff_id
+        );
+    }
     // No two live checkpoints of one owner share a workflow id.
     let mut live_workflows = BTreeSet::new();
     for (_, lease) in &leases {
@@ -396,7 +475,7 @@ fn check_invariants(db: &DB, responses: &[crate::Response], requests: &[Request]
                 assert_eq!(mb.used_bytes, mine.iter().map(|m| m.body.size_bytes).sum::<u64>());
                 assert!(mb.message_count <= mb.max_messages && mb.used_bytes <= mb.capacity_bytes);
                 assert!(mine.iter().all(|m| m.seq < mb.next_seq));
-            } else {
+            } else if timer != Some(Timer::Release) {
                 assert!(mine.is_empty(), "closed mailbox {} holds messages", lease.lease_id);
             }
             for m in &mine {

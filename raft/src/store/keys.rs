@@ -92,6 +92,13 @@ pub fn delivery(due_ms: u64, lease_id: &str, seq: u64) -> Vec<u8> {
     k
 }
 
+/// `handoffs_by_lease`: lease_id ‖ 0x00 ‖ handoff_id.
+pub fn lease_handoff(lease_id: &str, handoff_id: &str) -> Vec<u8> {
+    let mut k = message_prefix(lease_id);
+    k.extend_from_slice(handoff_id.as_bytes());
+    k
+}
+
 /// `dedup` record: b'r' ‖ scope ‖ 0x00 ‖ key.
 pub fn dedup_record(scope: &str, key: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(2 + scope.len() + key.len());

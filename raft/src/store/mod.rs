@@ -37,6 +37,9 @@ pub const STATE_CFS: &[&str] = &[
     "drop_tokens",
     "messages",
     "webhooks",
+    "handoffs",
+    "handoff_tokens",
+    "handoffs_by_lease",
 ];
 /// Column families private to this node's Raft log.
 pub const LOG_CFS: &[&str] = &["log", "raft"];
