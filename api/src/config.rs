@@ -42,7 +42,9 @@ pub struct ApiConfig {
     pub mailbox_max_messages: u64,
     /// Internal networks webhooks may reach anyway (`--webhook-allow-cidr`).
     pub webhook_policy: std::sync::Arc<crate::ssrf::Policy>,
-    /// The base of the `drop_url`/`poll_url` handed out; by default taken from the request's
+    /// The largest `max_claims` a handoff may allow.
+    pub handoff_max_claims: u32,
+    /// The base of the `drop_url`/`poll_url`/`claim_url` handed out; by default taken from the request's
     /// `Host` header.
     pub public_url: Option<String>,
 }
@@ -68,6 +70,7 @@ impl Default for ApiConfig {
             mailbox_max_messages: 10_000,
             webhook_policy: Default::default(),
             public_url: None,
+            handoff_max_claims: 1000,
         }
     }
 }

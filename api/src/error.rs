@@ -39,6 +39,8 @@ pub enum ApiError {
     InvalidJson(String),
     #[error("mailbox is full: {0}")]
     MailboxFull(String),
+    #[error("this handoff must be claimed with POST")]
+    PostRequired,
     #[error("service unavailable: {0}")]
     Unavailable(String),
     #[error("object store unavailable: {0}")]
@@ -58,6 +60,7 @@ impl ApiError {
             }
             Conflict(_) => StatusCode::CONFLICT,
             MailboxFull(_) => StatusCode::TOO_MANY_REQUESTS,
+            PostRequired => StatusCode::METHOD_NOT_ALLOWED,
             PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             InvalidValue { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Unauthorized(_) => StatusCode::UNAUTHORIZED,
@@ -87,6 +90,7 @@ impl ApiError {
             MethodNotAllowed => "method_not_allowed",
             Conflict(_) => "conflict",
             MailboxFull(_) => "mailbox_full",
+            PostRequired => "post_required",
             PreconditionFailed { .. } => "precondition_failed",
             InvalidJson(_) => "invalid_json",
             Gone(_) => "gone",
@@ -122,6 +126,13 @@ impl ApiError {
             Rejection::TooLarge { limit, .. } => ApiError::TooLarge { what: "body", limit },
             Rejection::MailboxFull(reason) => ApiError::MailboxFull(reason),
             Rejection::MessageNotFound => ApiError::NotFound("message"),
+            Rejection::HandoffNotFound => ApiError::NotFound("handoff"),
+            Rejection::HandoffExpired => ApiError::Gone("handoff token has expired"),
+            Rejection::HandoffExhausted => ApiError::Gone("handoff token has no claims left"),
+            Rejection::PostRequired => ApiError::PostRequired,
+            Rejection::TooManyHandoffs(_) => {
+                ApiError::Conflict("this lease has reached its maximum number of handoffs")
+            }
         }
     }
 }
@@ -158,6 +169,9 @@ impl IntoResponse for ApiError {
             }
             ApiError::Unauthorized(_) => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::PostRequired => {
+                headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
             }
             ApiError::RangeNotSatisfiable { size } => {
                 if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {

@@ -1,7 +1,7 @@
 //! Relay's HTTP API. The map:
 //!
 //! - [`router`]: every route, the metrics middleware and the JSON fallbacks.
-//! - One module per resource: [`store`] (create, download, delete), [`checkpoint`], [`mailbox`], [`leases`] (listing),
+//! - One module per resource: [`store`] (create, download, delete), [`checkpoint`], [`mailbox`], [`handoff`], [`leases`] (listing),
 //!   [`pricing`] (pricing and quotes), [`health`], [`cluster`] (membership admin).
 //! - [`auth`]: `Authorization: Bearer rs_live_…` → [`auth::Caller`].
 //! - [`error`]: [`ApiError`] and its one mapping to status codes and JSON bodies.
@@ -17,6 +17,7 @@ pub mod checkpoint;
 pub mod cluster;
 pub mod config;
 pub mod error;
+pub mod handoff;
 pub mod headers;
 pub mod health;
 pub mod ids;
@@ -59,6 +60,9 @@ pub fn router(state: AppState) -> Router {
             "/api/mailbox/{lease_id}/messages/{message_id}",
             get(mailbox::pickup).delete(mailbox::delete_message),
         )
+        .route("/api/handoff/{lease_id}", post(handoff::create))
+        .route("/api/claim/{token}", get(handoff::claim).post(handoff::claim))
+        .route("/api/handoffs/{id}", get(handoff::list).delete(handoff::revoke))
         .route("/api/checkpoint", post(checkpoint::create))
         .route(
             "/api/checkpoint/{workflow_id}",

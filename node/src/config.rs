@@ -115,7 +115,10 @@ pub struct ServeArgs {
     /// environment). By default loopback, private, link-local and unique-local are refused.
     #[arg(long = "webhook-allow-cidr", env = "RELAY_WEBHOOK_ALLOW_CIDR", value_delimiter = ',')]
     pub webhook_allow_cidr: Vec<String>,
-    /// The public base URL of this node, for the drop and poll URLs it hands out; default: the
+    /// The largest max_claims a handoff may allow.
+    #[arg(long, env = "RELAY_HANDOFF_MAX_CLAIMS", default_value_t = 1000)]
+    pub handoff_max_claims: u32,
+    /// The public base URL of this node, for the drop, poll and claim URLs it hands out; default: the
     /// request's Host header over http.
     #[arg(long, env = "RELAY_PUBLIC_URL")]
     pub public_url: Option<String>,
@@ -186,6 +189,12 @@ impl ServeArgs {
         for cidr in &self.webhook_allow_cidr {
             cidr.parse::<relay_api::ssrf::Cidr>()
                 .map_err(|e| ConfigError(format!("--webhook-allow-cidr {e}")))?;
+        }
+        if !(1..=relay_raft::sm::handoffs::MAX_CLAIMS_MAX).contains(&self.handoff_max_claims) {
+            return bad(format!(
+                "--handoff-max-claims must be 1 to {}",
+                relay_raft::sm::handoffs::MAX_CLAIMS_MAX
+            ));
         }
         if let Some(url) = &self.public_url {
             if !(url.starts_with("http://") || url.starts_with("https://")) {

@@ -162,6 +162,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
         mailbox_max_messages: args.mailbox_max_messages,
         webhook_policy,
         public_url: args.public_url.clone().map(|u| u.trim_end_matches('/').to_string()),
+        handoff_max_claims: args.handoff_max_claims,
         cluster_secret: cluster_secret.clone(),
         ..ApiConfig::default()
     };

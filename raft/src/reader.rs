@@ -125,6 +125,16 @@ impl StateReader {
             .collect()
     }
 
+    /// A checkpoint's inline body, by lease id.
+    pub fn checkpoint_body(&self, lease_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get_cf(cf(&self.db, "bodies")?, lease_id.as_bytes())?)
+    }
+
+    /// A message's inline bytes.
+    pub fn message_body(&self, lease_id: &str, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get_cf(cf(&self.db, "bodies")?, keys::message(lease_id, seq))?)
+    }
+
     pub fn message(&self, lease_id: &str, seq: u64) -> Result<Option<Message>, StoreError> {
         self.get("messages", &keys::message(lease_id, seq))
     }
