@@ -55,7 +55,8 @@ impl LocalCluster {
                 .args(["--cluster-secret", SECRET, "--bootstrap-api-key", &cluster.api_key])
                 .args(["--bootstrap-balance-usdc", "1000000000"])
                 // The benchmark's webhook receiver listens on loopback.
-                .args(["--webhook-allow-cidr", "127.0.0.0/8"]);
+                .args(["--webhook-allow-cidr", "127.0.0.0/8"])
+                .args(["--handoff-max-claims", "1000000"]);
             if let Some(first) = cluster.urls.first() {
                 cmd.args(["--join", first]);
             }

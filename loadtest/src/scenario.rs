@@ -18,6 +18,8 @@ pub enum Scenario {
     CheckpointCas,
     /// Drop a message (no auth) into the client's own mailbox.
     MailboxDrop,
+    /// Claim a small Storage lease through the client's own handoff token (no auth).
+    Claim,
 }
 
 impl Scenario {
@@ -28,6 +30,7 @@ impl Scenario {
             Scenario::CheckpointPut => "checkpoint-put",
             Scenario::CheckpointCas => "checkpoint-cas",
             Scenario::MailboxDrop => "mailbox-drop",
+            Scenario::Claim => "claim",
         }
     }
 
@@ -38,12 +41,13 @@ impl Scenario {
             Scenario::CheckpointPut,
             Scenario::CheckpointCas,
             Scenario::MailboxDrop,
+            Scenario::Claim,
         ]
     }
 
     pub fn default_size(self) -> u64 {
         match self {
-            Scenario::StoreSmall | Scenario::Download => 1024,
+            Scenario::StoreSmall | Scenario::Download | Scenario::Claim => 1024,
             Scenario::CheckpointPut | Scenario::CheckpointCas | Scenario::MailboxDrop => 256,
         }
     }
@@ -69,8 +73,11 @@ pub struct OpError(pub u16);
 pub struct Client {
     ctx: Arc<Ctx>,
     target: String,
-    /// The lease (download) or workflow id (checkpoint) this client works on.
+    /// The lease (download), workflow id (checkpoint), drop URL (mailbox) or claim URL (claim)
+    /// this client works on.
     subject: String,
+    /// The lease a claim client hands off (to issue a fresh token when one is claimed out).
+    lease_id: String,
     version: u64,
     body: Vec<u8>,
 }
@@ -93,6 +100,7 @@ impl Client {
             target,
             version: 0,
             body,
+            lease_id: String::new(),
         };
         match client.ctx.scenario {
             Scenario::StoreSmall => {}
@@ -102,6 +110,14 @@ impl Client {
                     .await
                     .map_err(|e| setup_err(format!("store: {e:?}")))?;
                 client.subject = receipt["lease_id"].as_str().unwrap_or_default().to_string();
+            }
+            Scenario::Claim => {
+                let receipt = client
+                    .create_storage()
+                    .await
+                    .map_err(|e| setup_err(format!("store: {e:?}")))?;
+                client.lease_id = receipt["lease_id"].as_str().unwrap_or_default().to_string();
+                client.subject = client.new_handoff().await.map_err(setup_err.clone())?;
             }
             Scenario::MailboxDrop => {
                 let mut req = client
@@ -170,6 +186,20 @@ impl Client {
                 }
                 Ok(())
             }
+            Scenario::Claim => {
+                for _ in 0..2 {
+                    let resp = self.ctx.http.get(&self.subject).send().await.map_err(|_| OpError(0))?;
+                    if resp.status() == 410 {
+                        // Claimed out: issue a fresh token and claim again.
+                        self.subject = self.new_handoff().await.map_err(|_| OpError(410))?;
+                        continue;
+                    }
+                    check(resp.status().as_u16(), 200)?;
+                    let bytes = resp.bytes().await.map_err(|_| OpError(0))?;
+                    return if bytes.len() == self.body.len() { Ok(()) } else { Err(OpError(0)) };
+                }
+                Err(OpError(410))
+            }
             Scenario::MailboxDrop => {
                 let resp = self
                     .ctx
@@ -205,6 +235,33 @@ impl Client {
         }
     }
 
+    /// A handoff of this client's lease with as many claims as the server allows; its claim URL
+    /// through this client's node.
+    async fn new_handoff(&self) -> Result<String, String> {
+        for max_claims in [1_000_000u64, 1000] {
+            let resp = self
+                .ctx
+                .http
+                .post(format!("{}/api/handoff/{}", self.target, self.lease_id))
+                .header("authorization", &self.ctx.auth)
+                .body(serde_json::json!({ "max_claims": max_claims }).to_string())
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            if resp.status() == 422 {
+                continue;
+            }
+            if resp.status() != 201 {
+                return Err(format!("create handoff: {}", resp.status()));
+            }
+            let v: Value = resp.json().await.map_err(|e| e.to_string())?;
+            let url = v["claim_url"].as_str().unwrap_or_default();
+            let path = url.find("/api/").map(|i| &url[i..]).unwrap_or_default();
+            return Ok(format!("{}{path}", self.target));
+        }
+        Err("create handoff: max_claims refused".into())
+    }
+
     async fn create_storage(&self) -> Result<Value, OpError> {
         let resp = self
             .ctx
@@ -235,7 +292,9 @@ fn check(status: u16, expected: u16) -> Result<(), OpError> {
 fn body(scenario: Scenario, size: u64, seed: usize) -> Vec<u8> {
     let size = size as usize;
     match scenario {
-        Scenario::StoreSmall | Scenario::Download => (0..size).map(|i| (i + seed) as u8).collect(),
+        Scenario::StoreSmall | Scenario::Download | Scenario::Claim => {
+            (0..size).map(|i| (i + seed) as u8).collect()
+        }
         Scenario::CheckpointPut | Scenario::CheckpointCas | Scenario::MailboxDrop => {
             let pad = "x".repeat(size.saturating_sub(10));
             serde_json::json!({ "p": pad }).to_string().into_bytes()
