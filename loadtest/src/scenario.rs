@@ -196,7 +196,11 @@ impl Client {
                     }
                     check(resp.status().as_u16(), 200)?;
                     let bytes = resp.bytes().await.map_err(|_| OpError(0))?;
-                    return if bytes.len() == self.body.len() { Ok(()) } else { Err(OpError(0)) };
+                    return if bytes.len() == self.body.len() {
+                        Ok(())
+                    } else {
+                        Err(OpError(0))
+                    };
                 }
                 Err(OpError(410))
             }
@@ -292,9 +296,7 @@ fn check(status: u16, expected: u16) -> Result<(), OpError> {
 fn body(scenario: Scenario, size: u64, seed: usize) -> Vec<u8> {
     let size = size as usize;
     match scenario {
-        Scenario::StoreSmall | Scenario::Download | Scenario::Claim => {
-            (0..size).map(|i| (i + seed) as u8).collect()
-        }
+        Scenario::StoreSmall | Scenario::Download | Scenario::Claim => (0..size).map(|i| (i + seed) as u8).collect(),
         Scenario::CheckpointPut | Scenario::CheckpointCas | Scenario::MailboxDrop => {
             let pad = "x".repeat(size.saturating_sub(10));
             serde_json::json!({ "p": pad }).to_string().into_bytes()

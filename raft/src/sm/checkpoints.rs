@@ -5,7 +5,7 @@ use crate::command::{NewLease, Outcome, Rejection, Response};
 use crate::error::StoreError;
 use crate::model::{BodyRef, Checkpoint, Lease, LeaseKind, LeaseState};
 use crate::sm::bodies::check_body;
-use crate::sm::leases;
+use crate::sm::{leases, objects};
 use crate::store::keys;
 use crate::store::txn::Txn;
 
@@ -75,19 +75,22 @@ pub fn write(
         }
     }
     if let Some(key) = &body.object_key {
-        if txn.get_raw("gc", key.as_bytes())?.is_some() {
+        if !objects::usable(txn, key)? {
             return Ok(Err(Rejection::Invalid("object key is queued for deletion".into())));
         }
     }
     // The superseded body is deleted now: only the latest version exists.
     if let Some(old) = &cell.body.object_key {
         if body.object_key.as_ref() != Some(old) {
-            txn.put("gc", old.as_bytes(), &(lease.lease_id.as_str(), now_ms))?;
+            objects::release(txn, old, &lease.lease_id, now_ms)?;
         }
     }
     match inline_body {
         Some(bytes) => txn.put_raw("bodies", lease.lease_id.as_bytes(), bytes)?,
         None => txn.delete("bodies", lease.lease_id.as_bytes())?,
+    }
+    if let Some(key) = &body.object_key {
+        objects::reference(txn, key, &lease.lease_id)?;
     }
     cell.version += 1;
     cell.updated_at_ms = now_ms;

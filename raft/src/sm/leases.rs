@@ -3,7 +3,7 @@
 use crate::command::{NewLease, Outcome, Rejection, Response};
 use crate::error::StoreError;
 use crate::model::{Access, AccessActor, Lease, LeaseKind, LeaseState};
-use crate::sm::{accounts, handoffs, mailbox, ACCESS_HISTORY_MAX, BYTES_HOLD_MS, TOMBSTONE_RETENTION_MS};
+use crate::sm::{accounts, handoffs, mailbox, objects, ACCESS_HISTORY_MAX, BYTES_HOLD_MS, TOMBSTONE_RETENTION_MS};
 use crate::store::keys::{self, Timer};
 use crate::store::txn::Txn;
 
@@ -23,7 +23,7 @@ pub fn create(txn: &mut Txn<'_>, now_ms: u64, new: &NewLease) -> Result<Response
     }
     // The GC worker would delete these bytes out from under the new lease.
     for object_key in new.kind.object_keys() {
-        if txn.get_raw("gc", object_key.as_bytes())?.is_some() {
+        if !objects::usable(txn, &object_key)? {
             return Ok(Err(Rejection::Invalid("object key is queued for deletion".into())));
         }
     }
@@ -45,6 +45,9 @@ pub fn create(txn: &mut Txn<'_>, now_ms: u64, new: &NewLease) -> Result<Response
         recent_access: Vec::new(),
     };
     txn.put("leases", lease.lease_id.as_bytes(), &lease)?;
+    for object_key in lease.kind.object_keys() {
+        objects::reference(txn, &object_key, &lease.lease_id)?;
+    }
     txn.put_raw(
         "by_owner",
         &keys::by_owner(&lease.owner, lease.created_at_ms, &lease.lease_id),
@@ -142,7 +145,7 @@ pub fn release(txn: &mut Txn<'_>, now_ms: u64, lease: &Lease) -> Result<(), Stor
         mailbox::clear(txn, now_ms, &lease.lease_id)?;
     }
     for object_key in lease.kind.object_keys() {
-        txn.put("gc", object_key.as_bytes(), &(lease.lease_id.as_str(), now_ms))?;
+        objects::release(txn, &object_key, &lease.lease_id, now_ms)?;
     }
     let purge_at_ms = now_ms.saturating_add(TOMBSTONE_RETENTION_MS);
     txn.put_raw(

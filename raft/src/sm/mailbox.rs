@@ -5,7 +5,7 @@ use crate::command::{NewLease, Outcome, Rejection, Response, WebhookResult};
 use crate::error::StoreError;
 use crate::model::{BodyRef, Delivery, Lease, LeaseKind, Mailbox, Message};
 use crate::sm::bodies::check_body;
-use crate::sm::leases;
+use crate::sm::{leases, objects};
 use crate::store::keys;
 use crate::store::txn::Txn;
 
@@ -95,7 +95,7 @@ pub fn drop_message(
         ))));
     }
     if let Some(key) = &body.object_key {
-        if txn.get_raw("gc", key.as_bytes())?.is_some() {
+        if !objects::usable(txn, key)? {
             return Ok(Err(Rejection::Invalid("object key is queued for deletion".into())));
         }
     }
@@ -109,6 +109,9 @@ pub fn drop_message(
     txn.put("messages", &key, &message)?;
     if let Some(bytes) = inline_body {
         txn.put_raw("bodies", &key, bytes)?;
+    }
+    if let Some(object_key) = &body.object_key {
+        objects::reference(txn, object_key, &lease_id)?;
     }
     if mb.webhook.is_some() {
         let delivery = Delivery {
@@ -250,7 +253,7 @@ fn forget(txn: &mut Txn<'_>, now_ms: u64, lease_id: &str, key: &[u8], message: &
     txn.delete("messages", key)?;
     txn.delete("bodies", key)?;
     if let Some(object_key) = &message.body.object_key {
-        txn.put("gc", object_key.as_bytes(), &(lease_id, now_ms))?;
+        objects::release(txn, object_key, lease_id, now_ms)?;
     }
     Ok(())
 }

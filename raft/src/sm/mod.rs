@@ -12,6 +12,7 @@ pub mod dedup;
 pub mod handoffs;
 pub mod leases;
 pub mod mailbox;
+pub mod objects;
 pub mod sweep;
 
 use crate::command::{Command, Request, Response};

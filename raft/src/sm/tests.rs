@@ -401,6 +401,44 @@ fn check_invariants(db: &DB, responses: &[crate::Response], requests: &[Request]
             h.handoff_id
         );
     }
+    // Object keys: referenced or queued for deletion, never both; referenced by what stands on
+    // them; and everything that stands on an object references it.
+    let refs: BTreeMap<Vec<u8>, Vec<u8>> = raw(db, "refs").into_iter().collect();
+    for (key, lease_id) in &refs {
+        assert!(!gc.contains(key), "object both referenced and queued");
+        assert!(
+            leases.iter().any(|(k, _)| k == lease_id),
+            "reference from a forgotten lease"
+        );
+    }
+    for (_, lease) in &leases {
+        let holding = lease.state == LeaseState::Active
+            || timers
+                .iter()
+                .any(|(k, v)| &k[8..] == lease.lease_id.as_bytes() && v[..] == [Timer::Release as u8]);
+        for key in lease.kind.object_keys() {
+            if holding {
+                assert_eq!(
+                    refs.get(key.as_bytes()).map(Vec::as_slice),
+                    Some(lease.lease_id.as_bytes()),
+                    "unreferenced object of {}",
+                    lease.lease_id
+                );
+            } else {
+                assert!(
+                    !refs.contains_key(key.as_bytes()),
+                    "closed lease {} still references",
+                    lease.lease_id
+                );
+            }
+        }
+    }
+    for (key, m) in &messages {
+        if let Some(object_key) = &m.body.object_key {
+            let lease_id = &key[..key.iter().position(|b| *b == 0).unwrap()];
+            assert_eq!(refs.get(object_key.as_bytes()).map(Vec::as_slice), Some(lease_id));
+        }
+    }
     // No two live checkpoints of one owner share a workflow id.
     let mut live_workflows = BTreeSet::new();
     for (_, lease) in &leases {

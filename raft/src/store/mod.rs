@@ -40,6 +40,7 @@ pub const STATE_CFS: &[&str] = &[
     "handoffs",
     "handoff_tokens",
     "handoffs_by_lease",
+    "refs",
 ];
 /// Column families private to this node's Raft log.
 pub const LOG_CFS: &[&str] = &["log", "raft"];
