@@ -17,7 +17,11 @@ pub fn account_id() -> String {
 /// A fresh object key: every upload gets its own, so a retried or failed upload never overwrites
 /// bytes a lease points at.
 pub fn blob_key() -> String {
-    format!("blobs/{}", ulid::Ulid::new().to_string().to_lowercase())
+    format!(
+        "{}/{}",
+        crate::objects::BLOB_PREFIX,
+        ulid::Ulid::new().to_string().to_lowercase()
+    )
 }
 
 /// 160 bits from the OS RNG, hex.

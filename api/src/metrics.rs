@@ -41,6 +41,7 @@ pub struct Metrics {
     pub integrity_failures: Counter,
     pub gc_pending: Gauge,
     pub messages_dropped: Counter,
+    pub orphans_deleted: Counter,
     pub webhooks_delivered: Counter,
     pub webhook_attempt_failures: Counter,
     pub webhooks_abandoned: Counter,
@@ -67,6 +68,7 @@ impl Metrics {
             integrity_failures: Counter::default(),
             gc_pending: Gauge::default(),
             messages_dropped: Counter::default(),
+            orphans_deleted: Counter::default(),
             webhooks_delivered: Counter::default(),
             webhook_attempt_failures: Counter::default(),
             webhooks_abandoned: Counter::default(),
@@ -114,6 +116,11 @@ impl Metrics {
             "mailbox_messages_dropped",
             "Messages accepted by mailboxes",
             m.messages_dropped.clone(),
+        );
+        registry.register(
+            "orphans_deleted",
+            "Unreferenced objects deleted by the orphan sweeper",
+            m.orphans_deleted.clone(),
         );
         registry.register(
             "webhooks_delivered",

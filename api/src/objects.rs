@@ -12,6 +12,9 @@ use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload
 use crate::error::{ApiError, ApiResult};
 use crate::metrics::Metrics;
 
+/// Every blob Relay writes lives under this prefix (and nothing else does).
+pub const BLOB_PREFIX: &str = "blobs";
+
 /// What an upload wrote.
 pub struct Uploaded {
     pub object_key: String,

@@ -19,6 +19,9 @@ use crate::state::AppState;
 use crate::{ids, objects, range, render};
 
 const FILE_NAME_MAX_BYTES: usize = 255;
+/// Objects up to this size are read whole and checked before the answer starts; larger ones
+/// stream with their last chunk held back until the hash matches.
+const VERIFY_BEFORE_SEND_MAX: u64 = 1 << 20;
 const CONTENT_TYPE_MAX_BYTES: usize = 255;
 
 pub async fn create(
@@ -197,14 +200,26 @@ pub async fn serve_object(state: &AppState, lease: &Lease, headers: &HeaderMap) 
     };
     let range_header = optional_str(headers, "range").ok().flatten();
     let range = range::parse(range_header, *size_bytes)?;
-    let body = objects::open(
-        &state.objects,
-        object_key,
-        range.clone(),
-        blake3_hex,
-        state.metrics.clone(),
-    )
-    .await?;
+    let body = if range.is_none() && *size_bytes <= VERIFY_BEFORE_SEND_MAX {
+        // Small enough to check before the status line: a bad object is a 502, not a cut body.
+        match objects::read_small(&state.objects, object_key, blake3_hex, &state.metrics).await? {
+            Some(bytes) => Body::from(bytes),
+            None => {
+                state.metrics.integrity_failures.inc();
+                tracing::error!(object_key, "object of a live lease is missing");
+                return Err(ApiError::Integrity);
+            }
+        }
+    } else {
+        objects::open(
+            &state.objects,
+            object_key,
+            range.clone(),
+            blake3_hex,
+            state.metrics.clone(),
+        )
+        .await?
+    };
     let (status, length) = match &range {
         Some(r) => (StatusCode::PARTIAL_CONTENT, r.end - r.start),
         None => (StatusCode::OK, *size_bytes),

@@ -134,6 +134,13 @@ pub struct ServeArgs {
     /// How often the leader looks for due expiries and bytes to delete, milliseconds.
     #[arg(long, env = "RELAY_SWEEP_INTERVAL_MS", default_value_t = 200)]
     pub sweep_interval_ms: u64,
+    /// How often the leader looks for unreferenced objects, seconds.
+    #[arg(long, env = "RELAY_ORPHAN_SWEEP_INTERVAL_SECONDS", default_value_t = 600)]
+    pub orphan_sweep_interval_seconds: u64,
+    /// Unreferenced objects younger than this are left alone (an upload may still be on its way
+    /// to the ledger), seconds. Must exceed the longest upload.
+    #[arg(long, env = "RELAY_ORPHAN_MIN_AGE_SECONDS", default_value_t = 3600)]
+    pub orphan_min_age_seconds: u64,
     /// How long SIGTERM waits for in-flight requests, seconds.
     #[arg(long, env = "RELAY_SHUTDOWN_TIMEOUT_SECONDS", default_value_t = 10)]
     pub shutdown_timeout_seconds: u64,
@@ -216,6 +223,9 @@ impl ServeArgs {
         }
         if self.min_duration_seconds == 0 || self.min_duration_seconds > self.max_duration_seconds {
             return bad("need 1 <= --min-duration-seconds <= --max-duration-seconds".into());
+        }
+        if self.orphan_sweep_interval_seconds == 0 || self.orphan_min_age_seconds == 0 {
+            return bad("--orphan-sweep-interval-seconds and --orphan-min-age-seconds must be at least 1".into());
         }
         if !(50..=60_000).contains(&self.sweep_interval_ms) {
             return bad("--sweep-interval-ms must be within 50..=60000".into());

@@ -12,6 +12,7 @@ pub mod bootstrap;
 pub mod cluster;
 pub mod config;
 pub mod objects;
+pub mod orphans;
 pub mod server;
 pub mod webhooks;
 pub mod workers;

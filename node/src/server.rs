@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::config::{ConfigError, ServeArgs};
-use crate::{bootstrap, cluster, objects, webhooks, workers};
+use crate::{bootstrap, cluster, objects, orphans, webhooks, workers};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -124,12 +124,21 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
     let metrics = Metrics::new();
     let (stop_tx, stop_rx) = watch::channel(false);
     let stop_rx_webhooks = stop_rx.clone();
+    let stop_rx_orphans = stop_rx.clone();
     let sweeper = tokio::spawn(workers::run_sweeper(
         ledger.clone(),
         store.clone(),
         metrics.clone(),
         Duration::from_millis(args.sweep_interval_ms),
         stop_rx,
+    ));
+    let orphans = tokio::spawn(orphans::run(
+        ledger.clone(),
+        store.clone(),
+        metrics.clone(),
+        Duration::from_secs(args.orphan_sweep_interval_seconds),
+        Duration::from_secs(args.orphan_min_age_seconds),
+        stop_rx_orphans,
     ));
     let webhook_policy = Arc::new(args.webhook_policy());
     let webhooks = tokio::spawn(webhooks::run(
@@ -142,7 +151,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
     info!(
         interval_ms = args.sweep_interval_ms,
         webhook_allow = ?args.webhook_allow_cidr,
-        "step 6/7: sweeper, gc and webhook workers started"
+        orphan_min_age_s = args.orphan_min_age_seconds,
+        "step 6/7: sweeper, gc, orphan and webhook workers started"
     );
 
     let api_config = ApiConfig {
@@ -205,6 +215,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
     let _ = stop_tx.send(true);
     let _ = sweeper.await;
     let _ = webhooks.await;
+    let _ = orphans.await;
     let _ = raft_stop_tx.send(true);
     let _ = raft_server.await;
     ledger.shutdown().await;

@@ -177,6 +177,12 @@ impl StateReader {
             .collect()
     }
 
+    /// Whether the ledger knows `object_key`: something stands on it or it is queued for deletion.
+    pub fn object_known(&self, object_key: &str) -> Result<bool, StoreError> {
+        Ok(self.db.get_cf(cf(&self.db, "refs")?, object_key.as_bytes())?.is_some()
+            || self.db.get_cf(cf(&self.db, "gc")?, object_key.as_bytes())?.is_some())
+    }
+
     /// Object keys whose bytes must be deleted, oldest key order first.
     pub fn gc_pending(&self, limit: usize) -> Result<Vec<String>, StoreError> {
         let rows = scan_range(&self.db, "gc", &[], &[0xff; 16], limit)?;

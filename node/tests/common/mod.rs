@@ -13,6 +13,8 @@ pub struct Relay {
     child: Option<Child>,
     dir: tempfile::TempDir,
     args: Vec<String>,
+    /// Extra environment (object store credentials).
+    env: Vec<(String, String)>,
     pub base: String,
     pub key: String,
     /// Addresses chosen on first start, reused on restart (members know each other by them).
@@ -32,10 +34,22 @@ impl Relay {
 
     /// A node started with exactly `extra` (plus address and data dir).
     pub fn start_raw(extra: &[&str], key: &str) -> Relay {
+        Relay::start_env(extra, key, &[])
+    }
+
+    /// A node with the test key and extra environment.
+    pub fn start_with_env(extra: &[&str], env: &[(String, String)]) -> Relay {
+        let mut args = vec!["--bootstrap-api-key", KEY, "--min-duration-seconds", "1"];
+        args.extend_from_slice(extra);
+        Relay::start_env(&args, KEY, env)
+    }
+
+    fn start_env(extra: &[&str], key: &str, env: &[(String, String)]) -> Relay {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut relay = Relay {
             child: None,
             dir,
+            env: env.to_vec(),
             args: extra.iter().map(|s| s.to_string()).collect(),
             base: String::new(),
             key: key.to_string(),
@@ -68,6 +82,7 @@ impl Relay {
             .arg(self.dir.path())
             .args(&self.args)
             .env("RUST_LOG", "info,openraft=warn")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
@@ -311,26 +326,30 @@ pub struct Cluster {
 
 impl Cluster {
     pub async fn start(n: usize, extra: &[&str]) -> Cluster {
-        let mut nodes = Vec::new();
         let objects = tempfile::tempdir().expect("tempdir");
         let objects_url = format!("file://{}", objects.path().display());
+        Cluster::start_with_store(n, extra, objects, &objects_url, &[]).await
+    }
+
+    /// `n` nodes sharing the object store at `objects_url` (reached with `env`).
+    pub async fn start_with_store(
+        n: usize,
+        extra: &[&str],
+        objects: tempfile::TempDir,
+        objects_url: &str,
+        env: &[(String, String)],
+    ) -> Cluster {
+        let mut nodes = Vec::new();
         for id in 1..=n {
             let id_s = id.to_string();
-            let mut args = vec![
-                "--node-id",
-                &id_s,
-                "--cluster-secret",
-                SECRET,
-                "--objects",
-                &objects_url,
-            ];
+            let mut args = vec!["--node-id", &id_s, "--cluster-secret", SECRET, "--objects", objects_url];
             args.extend_from_slice(extra);
             let join;
             if id > 1 {
                 join = nodes.first().map(|n: &Relay| n.base.clone()).unwrap();
                 args.extend_from_slice(&["--join", &join]);
             }
-            nodes.push(Relay::start(&args));
+            nodes.push(Relay::start_with_env(&args, env));
         }
         let cluster = Cluster { nodes, objects };
         cluster
