@@ -1,10 +1,12 @@
-//! `bench`: a local cluster, every scenario at every client count, one table.
+//! `bench`: a local Relay cluster and a local etcd cluster of the same size, every scenario at
+//! every client count against both, alternating A B A B so drift hits both; one table.
 
 use std::time::Duration;
 
 use crate::local::{default_relay_bin, LocalCluster};
+use crate::local_etcd::{self, LocalEtcd};
 use crate::receiver::Receiver;
-use crate::report::ms;
+use crate::report::{ms, Report};
 use crate::runner::{run_with, Options};
 use crate::scenario::Scenario;
 use crate::{BenchArgs, LoadError};
@@ -27,19 +29,35 @@ pub async fn run(args: BenchArgs) -> Result<(), LoadError> {
     if !(1..=3600).contains(&seconds) {
         return Err(LoadError::Args("--duration-seconds must be 1 to 3600".into()));
     }
+    let etcd_bin = if args.no_etcd {
+        None
+    } else {
+        Some(local_etcd::find_or_install(args.etcd_bin.clone())?)
+    };
     eprintln!(
         "starting a {}-node Relay cluster from {}",
         args.nodes,
         relay_bin.display()
     );
     let cluster = LocalCluster::start(&relay_bin, args.nodes).await?;
+    let etcd = match &etcd_bin {
+        Some(bin) => {
+            eprintln!("starting a {}-member etcd cluster from {}", args.nodes, bin.display());
+            Some(LocalEtcd::start(bin, args.nodes).await?)
+        }
+        None => None,
+    };
     let receiver = Receiver::start("127.0.0.1:0").await?;
-    println!("| scenario | clients | Relay ops/s | Relay p50 ms | Relay p99 ms | errors | webhook p50 / p99 ms |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    let rounds = if args.quick { 1 } else { 2 };
+    println!(
+        "| scenario | clients | Relay ops/s | etcd ops/s | Relay/etcd | Relay p50 ms | Relay p99 ms | etcd p50 ms | etcd p99 ms | errors Relay / etcd | webhook p50 / p99 ms |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for scenario in scenarios {
         for &concurrency in &args.concurrency {
-            let opts = Options {
+            let cell = |etcd_endpoints: Vec<String>| Options {
                 targets: cluster.urls.clone(),
+                etcd: etcd_endpoints,
                 api_key: cluster.api_key.clone(),
                 scenario,
                 concurrency,
@@ -47,31 +65,80 @@ pub async fn run(args: BenchArgs) -> Result<(), LoadError> {
                 duration: Duration::from_secs(seconds),
                 size_bytes: scenario.default_size(),
             };
-            let hooks = (scenario == Scenario::MailboxDrop).then_some(&receiver);
-            let report = run_with(opts, false, hooks).await?;
-            if report.ops == 0 {
-                return Err(LoadError::AllFailed(report.error_count()));
+            let mut relay: Option<Report> = None;
+            let mut other: Option<Report> = None;
+            for _ in 0..rounds {
+                let hooks = (scenario == Scenario::MailboxDrop).then_some(&receiver);
+                merge(&mut relay, run_with(cell(Vec::new()), false, hooks).await?)?;
+                if let Some(e) = &etcd {
+                    merge(&mut other, run_with(cell(e.endpoints.clone()), false, None).await?)?;
+                }
             }
-            let webhooks = match &report.webhook_latency_us {
-                Some(w) => format!(
-                    "{:.2} / {:.2}",
-                    ms(w.value_at_quantile(0.5)),
-                    ms(w.value_at_quantile(0.99))
+            let relay = relay.expect("at least one round");
+            let webhooks = match &relay.webhook_latency_us {
+                Some(w) if !w.is_empty() => {
+                    format!(
+                        "{:.2} / {:.2}",
+                        ms(w.value_at_quantile(0.5)),
+                        ms(w.value_at_quantile(0.99))
+                    )
+                }
+                _ => "-".into(),
+            };
+            let (etcd_ops, ratio, etcd_p50, etcd_p99, etcd_errors) = match &other {
+                Some(e) => (
+                    format!("{:.0}", e.throughput()),
+                    format!("{:.2}", relay.throughput() / e.throughput()),
+                    format!("{:.2}", ms(e.percentile_us(0.50))),
+                    format!("{:.2}", ms(e.percentile_us(0.99))),
+                    e.error_count().to_string(),
                 ),
-                None => "-".into(),
+                None => ("-".into(), "-".into(), "-".into(), "-".into(), "-".into()),
             };
             println!(
-                "| {} | {} | {:.0} | {:.2} | {:.2} | {} | {} |",
-                report.scenario,
+                "| {} | {} | {:.0} | {} | {} | {:.2} | {:.2} | {} | {} | {} / {} | {} |",
+                relay.scenario,
                 concurrency,
-                report.throughput(),
-                ms(report.percentile_us(0.50)),
-                ms(report.percentile_us(0.99)),
-                report.error_count(),
+                relay.throughput(),
+                etcd_ops,
+                ratio,
+                ms(relay.percentile_us(0.50)),
+                ms(relay.percentile_us(0.99)),
+                etcd_p50,
+                etcd_p99,
+                relay.error_count(),
+                etcd_errors,
                 webhooks,
             );
         }
     }
+    drop(etcd);
     drop(cluster);
+    Ok(())
+}
+
+/// Adds a round to the cell's total; a round with no successful operation fails the bench.
+fn merge(total: &mut Option<Report>, round: Report) -> Result<(), LoadError> {
+    if round.ops == 0 {
+        return Err(LoadError::AllFailed(round.error_count()));
+    }
+    match total {
+        None => *total = Some(round),
+        Some(t) => {
+            t.ops += round.ops;
+            t.duration_s += round.duration_s;
+            for (status, n) in round.errors {
+                *t.errors.entry(status).or_default() += n;
+            }
+            t.latency_us
+                .add(&round.latency_us)
+                .map_err(|e| LoadError::Local(e.to_string()))?;
+            match (&mut t.webhook_latency_us, round.webhook_latency_us) {
+                (Some(a), Some(b)) => a.add(&b).map_err(|e| LoadError::Local(e.to_string()))?,
+                (slot @ None, b) => *slot = b,
+                _ => {}
+            }
+        }
+    }
     Ok(())
 }

@@ -2,7 +2,9 @@
 //! command that starts a local cluster and measures each scenario on it.
 
 mod bench;
+mod etcd;
 mod local;
+mod local_etcd;
 mod receiver;
 mod report;
 mod runner;
@@ -36,12 +38,20 @@ enum Commands {
 
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
-    /// HTTP base URLs of the nodes, comma-separated; clients are spread over them.
-    #[arg(long, value_delimiter = ',', required = true)]
+    /// HTTP base URLs of Relay nodes, comma-separated; clients are spread over them.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        required_unless_present = "etcd",
+        conflicts_with = "etcd"
+    )]
     pub targets: Vec<String>,
-    /// API key (`rs_live_…`) of an account with enough balance.
-    #[arg(long, env = "RELAY_API_KEY", hide_env_values = true)]
+    /// API key (`rs_live_…`) of an account with enough balance (Relay only).
+    #[arg(long, env = "RELAY_API_KEY", hide_env_values = true, default_value = "")]
     pub api_key: String,
+    /// Run the equivalent operations against etcd instead: its client endpoints, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub etcd: Vec<String>,
     #[arg(long, value_enum)]
     pub scenario: Scenario,
     /// Clients, each with one request in flight (closed loop).
@@ -84,6 +94,12 @@ pub struct BenchArgs {
     /// Measured seconds per cell (default 10, or 2 with --quick).
     #[arg(long)]
     pub duration_seconds: Option<u64>,
+    /// The `etcd` binary; default: from PATH, installed with apt-get when missing.
+    #[arg(long)]
+    pub etcd_bin: Option<PathBuf>,
+    /// Measure Relay only (no etcd column).
+    #[arg(long)]
+    pub no_etcd: bool,
 }
 
 fn main() -> ExitCode {

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
+use crate::etcd::{EtcdClient, EtcdCtx};
 use crate::receiver::Receiver;
 use crate::report::{ms, Report};
 use crate::scenario::{Client, Ctx, Scenario};
@@ -33,7 +34,10 @@ pub async fn run_command(args: RunArgs) -> Result<(), LoadError> {
 }
 
 pub struct Options {
+    /// Relay nodes (when `etcd` is empty).
     pub targets: Vec<String>,
+    /// etcd client endpoints: run the etcd equivalent instead.
+    pub etcd: Vec<String>,
     pub api_key: String,
     pub scenario: Scenario,
     pub concurrency: u64,
@@ -48,6 +52,11 @@ pub async fn run(args: &RunArgs, progress: bool, receiver: Option<&Receiver>) ->
         .iter()
         .map(|t| t.trim_end_matches('/').to_string())
         .collect();
+    if args.etcd.is_empty() && args.api_key.is_empty() {
+        return Err(LoadError::Args(
+            "--api-key (or RELAY_API_KEY) is required for Relay targets".into(),
+        ));
+    }
     for t in &targets {
         if !(t.starts_with("http://") || t.starts_with("https://")) {
             return Err(LoadError::Args(format!("target {t:?} is not an http:// URL")));
@@ -55,6 +64,7 @@ pub async fn run(args: &RunArgs, progress: bool, receiver: Option<&Receiver>) ->
     }
     let opts = Options {
         targets,
+        etcd: args.etcd.clone(),
         api_key: args.api_key.clone(),
         scenario: args.scenario,
         concurrency: args.concurrency,
@@ -72,21 +82,32 @@ pub async fn run_with(opts: Options, progress: bool, receiver: Option<&Receiver>
         .tcp_nodelay(true)
         .build()
         .map_err(|e| LoadError::Args(e.to_string()))?;
-    let ctx = Arc::new(Ctx {
-        http,
-        targets: opts.targets.clone(),
-        auth: format!("Bearer {}", opts.api_key),
-        scenario: opts.scenario,
-        size_bytes: opts.size_bytes,
-        run_id: format!("{:x}", std::process::id() as u64 * 1_000_003 + now_nanos() % 1_000_000),
-        webhook_url: receiver.map(|r| r.url.clone()),
-    });
-    if let Some(r) = receiver {
-        r.reset();
-    }
+    let run_id = format!(
+        "{:x}",
+        std::process::id() as u64 * 1_000_003 + now_nanos() % 1_000_000_000
+    );
     let mut clients = Vec::new();
-    for i in 0..opts.concurrency as usize {
-        clients.push(Client::setup(ctx.clone(), i).await?);
+    if opts.etcd.is_empty() {
+        let ctx = Arc::new(Ctx {
+            http,
+            targets: opts.targets.clone(),
+            auth: format!("Bearer {}", opts.api_key),
+            scenario: opts.scenario,
+            size_bytes: opts.size_bytes,
+            run_id,
+            webhook_url: receiver.map(|r| r.url.clone()),
+        });
+        if let Some(r) = receiver {
+            r.reset();
+        }
+        for i in 0..opts.concurrency as usize {
+            clients.push(Worker::Relay(Client::setup(ctx.clone(), i).await?));
+        }
+    } else {
+        let ctx = Arc::new(EtcdCtx::connect(&opts.etcd, opts.scenario, opts.size_bytes, run_id).await?);
+        for i in 0..opts.concurrency as usize {
+            clients.push(Worker::Etcd(EtcdClient::setup(ctx.clone(), i).await?));
+        }
     }
 
     let shared = Arc::new(Shared {
@@ -149,9 +170,10 @@ pub async fn run_with(opts: Options, progress: bool, receiver: Option<&Receiver>
     };
     let histogram = shared.histogram.lock().expect("histogram").clone();
     let errors = shared.errors.lock().expect("errors").clone();
+    let targets = if opts.etcd.is_empty() { opts.targets } else { opts.etcd };
     Ok(Report {
         scenario: opts.scenario.name(),
-        targets: opts.targets,
+        targets,
         concurrency: opts.concurrency,
         duration_s: opts.duration.as_secs_f64(),
         ops: shared.ops.load(Ordering::Relaxed),
@@ -173,6 +195,21 @@ async fn settle(receiver: &Receiver) -> Histogram<u64> {
         last = now;
     }
     receiver.snapshot()
+}
+
+/// One client of either system.
+enum Worker {
+    Relay(Client),
+    Etcd(EtcdClient),
+}
+
+impl Worker {
+    async fn op(&mut self) -> Result<(), crate::scenario::OpError> {
+        match self {
+            Worker::Relay(c) => c.op().await,
+            Worker::Etcd(c) => c.op().await,
+        }
+    }
 }
 
 struct Shared {
