@@ -142,20 +142,40 @@ pub async fn claim(
     let hash = blake3::hash(token.as_bytes());
     let post = method == Method::POST;
 
-    // 1. Would the claim be counted? Judged on linearizable state; nothing is counted yet.
-    let reader = state.ledger.linearizable().await?;
-    let handoff = reader
-        .handoff_by_token_hash(hash.as_bytes())?
-        .ok_or(ApiError::NotFound("handoff"))?;
+    // 1. Would the claim be counted? Nothing is counted yet. This node's own state may lag, but
+    // every refusal it can see is final (revoked, claimed out, expired and deleted stay so), so
+    // only a token it does not know yet, or content that changes, needs a read barrier.
+    let mut reader = state.ledger.reader();
+    let known = reader.handoff_by_token_hash(hash.as_bytes())?;
+    let handoff = match known {
+        Some(h) => h,
+        None => {
+            reader = state.ledger.linearizable().await?;
+            reader
+                .handoff_by_token_hash(hash.as_bytes())?
+                .ok_or(ApiError::NotFound("handoff"))?
+        }
+    };
     let now_ms = state.ledger.now_ms();
     // HEAD is judged like the GET it previews.
     let handoff = handoffs::judge(handoff, now_ms, post).map_err(|r| ApiError::from_rejection(r, "handoff"))?;
-    let lease = reader
+    let mut lease = reader
         .lease(&handoff.lease_id)?
         .filter(|l| l.is_live_at(now_ms))
         .ok_or(ApiError::Gone("lease has expired or was deleted"))?;
+    if !matches!(lease.kind, LeaseKind::Storage { .. }) {
+        // A checkpoint's state and a mailbox's messages change: serve them as of now.
+        lease = state
+            .ledger
+            .linearizable()
+            .await?
+            .lease(&handoff.lease_id)?
+            .filter(|l| l.is_live_at(now_ms))
+            .ok_or(ApiError::Gone("lease has expired or was deleted"))?;
+    }
 
-    // 2. Have the content in hand (or the object open) before counting.
+    // 2. Have the content in hand (or the object open) before counting. A Storage lease's bytes
+    // never change, so the (possibly lagging) local record names them exactly.
     let content = prepare(&state, &lease, method == Method::HEAD).await?;
     if method == Method::HEAD {
         return Ok(content.into_response(&handoff, None));

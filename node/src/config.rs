@@ -129,7 +129,7 @@ pub struct ServeArgs {
     #[arg(long, env = "RELAY_MIN_CHARGE_MICROS", default_value_t = 29)]
     pub min_charge_micros: u64,
     /// Snapshot the ledger (and purge the log behind it) every this many entries.
-    #[arg(long, env = "RELAY_SNAPSHOT_EVERY_ENTRIES", default_value_t = 10_000)]
+    #[arg(long, env = "RELAY_SNAPSHOT_EVERY_ENTRIES", default_value_t = 100_000)]
     pub snapshot_every_entries: u64,
     /// How often the leader looks for due expiries and bytes to delete, milliseconds.
     #[arg(long, env = "RELAY_SWEEP_INTERVAL_MS", default_value_t = 200)]

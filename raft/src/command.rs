@@ -24,6 +24,9 @@ pub struct IdempotencyKey {
     pub key: String,
 }
 
+/// The most requests one [`Command::Batch`] may carry.
+pub const BATCH_MAX: usize = 512;
+
 /// Maximum length of a client-supplied idempotency key.
 pub const IDEMPOTENCY_KEY_MAX_LEN: usize = 128;
 
@@ -105,6 +108,10 @@ pub enum Command {
     Claim { token_hash_hex: String, post: bool },
     /// The owner revokes a handoff; completed claims stand.
     RevokeHandoff { owner: String, handoff_id: String },
+    /// Several requests committed as one Raft entry (group commit: one log fsync for all).
+    /// Each is applied on its own, in order, with its own idempotency key; a batch may not
+    /// contain a batch.
+    Batch(Vec<Request>),
     /// The webhook worker's results, batched (at most [`crate::sm::mailbox::WEBHOOK_BATCH_MAX`]).
     WebhooksAttempted { results: Vec<WebhookResult> },
 }
@@ -184,6 +191,8 @@ pub enum Outcome {
     WebhooksRecorded {
         found: u32,
     },
+    /// The answers of a [`Command::Batch`], in order.
+    Batch(Vec<Response>),
     HandoffCreated {
         handoff: Handoff,
         lease_expires_at_ms: u64,

@@ -9,6 +9,7 @@ use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use openraft::{ChangeMembers, Config, ServerState, SnapshotPolicy};
 use tracing::info;
 
+use crate::batcher::Batcher;
 use crate::command::{Command, IdempotencyKey, Request, Response};
 use crate::error::LedgerError;
 use crate::grpc::client::{Method, Network, Peers};
@@ -35,6 +36,7 @@ pub struct LedgerConfig {
 
 pub struct Ledger {
     raft: Raft,
+    batcher: Batcher,
     node: RelayNode,
     peers: Peers,
     max_voters: usize,
@@ -104,6 +106,7 @@ impl Ledger {
         .map_err(|e| LedgerError::Fatal(e.to_string()))?;
         info!(node_id = cfg.node_id, "ledger: raft started");
         Ok(Ledger {
+            batcher: Batcher::start(raft.clone(), cfg.request_timeout),
             raft,
             node: cfg.node,
             peers,
@@ -197,8 +200,12 @@ impl Ledger {
         }
     }
 
-    /// Proposes on this node, which must be the leader; stamps the leader's clock.
+    /// Proposes on this node, which must be the leader; stamps the leader's clock. Keyed
+    /// requests (every one from [`Ledger::write`]) are group-committed with concurrent ones.
     pub async fn write_local(&self, mut request: Request) -> Result<Response, LedgerError> {
+        if request.idempotency.is_some() && !matches!(request.command, Command::Batch(_)) {
+            return self.batcher.write(request).await;
+        }
         request.now_ms = wall_clock_ms();
         let result = tokio::time::timeout(self.request_timeout, self.raft.client_write(request))
             .await

@@ -14,6 +14,7 @@
 //! - [`grpc`]: the tonic transport between nodes, guarded by the cluster secret.
 //! - [`pricing`]: the price formula, shared by quotes and creates.
 
+pub mod batcher;
 pub mod command;
 pub mod error;
 pub mod grpc;

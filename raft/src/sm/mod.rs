@@ -15,7 +15,7 @@ pub mod mailbox;
 pub mod objects;
 pub mod sweep;
 
-use crate::command::{Command, Request, Response};
+use crate::command::{Command, Outcome, Rejection, Request, Response, BATCH_MAX};
 use crate::error::StoreError;
 use crate::store::keys;
 use crate::store::txn::Txn;
@@ -35,6 +35,46 @@ pub const BYTES_HOLD_MS: u64 = 3600 * 1000;
 /// The largest body that may ride inside a Raft entry, whatever the API is configured to send.
 pub const INLINE_BODY_MAX: usize = 1 << 20;
 
+/// Applies one Raft entry's request against `db`. Returns its answer and the transaction holding
+/// its (last) effects, for the caller to commit together with `last_applied`.
+///
+/// A [`Command::Batch`] applies each inner request in its own transaction, committed before the
+/// next one reads, so later requests see earlier ones' effects. If the node crashes part-way, the
+/// entry is applied again from the log: the requests already committed answer from their
+/// idempotency records (written in the same transaction as their effects) and change nothing, so
+/// a batch is all-or-nothing in effect.
+pub fn apply_entry<'a>(db: &'a rocksdb::DB, req: &Request) -> Result<(Response, Txn<'a>), StoreError> {
+    let Command::Batch(inner) = &req.command else {
+        let mut txn = Txn::new(db);
+        let response = apply_request(&mut txn, req)?;
+        return Ok((response, txn));
+    };
+    let invalid = |why: &str| Ok((Err(Rejection::Invalid(why.into())), Txn::new(db)));
+    if inner.len() > BATCH_MAX {
+        return invalid("batch too large");
+    }
+    if inner
+        .iter()
+        .any(|r| matches!(r.command, Command::Batch(_)) || r.idempotency.is_none())
+    {
+        return invalid("a batch holds only keyed, unbatched requests");
+    }
+    let mut responses = Vec::with_capacity(inner.len());
+    let mut txn = Txn::new(db);
+    for (i, r) in inner.iter().enumerate() {
+        if i > 0 {
+            db.write(std::mem::replace(&mut txn, Txn::new(db)).into_batch())?;
+        }
+        let stamped = Request {
+            now_ms: req.now_ms,
+            idempotency: r.idempotency.clone(),
+            command: r.command.clone(),
+        };
+        responses.push(apply_request(&mut txn, &stamped)?);
+    }
+    Ok((Ok(Outcome::Batch(responses)), txn))
+}
+
 /// Applies one request, writing its effects (and the advanced clock) into `txn`.
 pub fn apply_request(txn: &mut Txn<'_>, req: &Request) -> Result<Response, StoreError> {
     let now_ms = advance_clock(txn, req.now_ms)?;
@@ -52,6 +92,7 @@ pub fn apply_request(txn: &mut Txn<'_>, req: &Request) -> Result<Response, Store
 
 fn apply_command(txn: &mut Txn<'_>, now_ms: u64, command: &Command) -> Result<Response, StoreError> {
     match command {
+        Command::Batch(_) => Ok(Err(Rejection::Invalid("a batch must be a whole entry".into()))),
         Command::CreateAccount {
             account_id,
             balance_micros,

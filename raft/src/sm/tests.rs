@@ -11,9 +11,8 @@ use crate::command::{Command, IdempotencyKey, NewLease, Outcome, Request};
 use crate::model::{
     AccessActor, Account, BodyRef, Checkpoint, Handoff, Lease, LeaseKind, LeaseState, Mailbox, Message, Webhook,
 };
-use crate::sm::apply_request;
+use crate::sm::apply_entry;
 use crate::store::keys::{self, Timer};
-use crate::store::txn::Txn;
 use crate::store::{cf, decode, open_db, snapshot, STATE_CFS};
 
 const ACCOUNTS: [&str; 3] = ["acct_a", "acct_b", "acct_c"];
@@ -303,12 +302,60 @@ pub(super) fn apply_all(db: &DB, requests: &[Request]) -> Vec<crate::Response> {
     requests
         .iter()
         .map(|req| {
-            let mut txn = Txn::new(db);
-            let resp = apply_request(&mut txn, req).expect("apply");
+            let (resp, txn) = apply_entry(db, req).expect("apply");
             db.write(txn.into_batch()).expect("write");
             resp
         })
         .collect()
+}
+
+/// Answers with batches opened up, in order.
+fn flatten(responses: &[crate::Response]) -> Vec<crate::Response> {
+    responses
+        .iter()
+        .flat_map(|r| match r {
+            Ok(Outcome::Batch(inner)) => flatten(inner),
+            other => vec![other.clone()],
+        })
+        .collect()
+}
+
+/// Groups some runs of requests into batch entries, as the leader's group commit does (every
+/// batched request carries its own idempotency key).
+fn batched(requests: Vec<Request>, cuts: &[usize]) -> Vec<Request> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    for (n, cut) in cuts.iter().enumerate() {
+        if i >= requests.len() {
+            break;
+        }
+        let len = (*cut).min(requests.len() - i);
+        if len <= 1 {
+            out.push(requests[i].clone());
+            i += 1;
+            continue;
+        }
+        let inner: Vec<Request> = requests[i..i + len]
+            .iter()
+            .enumerate()
+            .map(|(j, r)| Request {
+                idempotency: Some(r.idempotency.clone().unwrap_or(IdempotencyKey {
+                    scope: "_node".into(),
+                    key: format!("b{n}-{j}"),
+                })),
+                ..r.clone()
+            })
+            .collect();
+        let now_ms = inner.iter().map(|r| r.now_ms).max().unwrap_or(0);
+        out.push(Request {
+            now_ms,
+            idempotency: None,
+            command: Command::Batch(inner),
+        });
+        i += len;
+    }
+    out.extend_from_slice(&requests[i.min(requests.len())..]);
+    out
 }
 
 fn dump(db: &DB) -> BTreeMap<(&'static str, Vec<u8>), Vec<u8>> {
@@ -453,6 +500,7 @@ fn check_invariants(db: &DB, responses: &[crate::Response], requests: &[Request]
     // Money is conserved: what accounts lost is exactly what created leases cost.
     let mut charged: BTreeMap<String, u64> = BTreeMap::new();
     let mut seen = BTreeSet::new();
+    let responses = &flatten(responses);
     for r in responses {
         if let Ok(Outcome::LeaseCreated { lease, .. }) = r {
             // An idempotent replay answers with the same lease: count it once.
@@ -586,6 +634,36 @@ proptest! {
         let (_, _, data) = snapshot::capture(&db1).unwrap();
         snapshot::restore(&db3, &data).unwrap();
         prop_assert_eq!(&state, &dump(&db3));
+    }
+
+    /// Batches (group commit) keep every invariant, and applying a batch again after part of it
+    /// was committed (a crash mid-entry) gives the same state and answer as applying it once.
+    #[test]
+    fn batches_hold_invariants_and_replay_exactly(
+        requests in arb_requests(),
+        cuts in proptest::collection::vec(1usize..6, 1..20),
+        partial in any::<prop::sample::Index>(),
+    ) {
+        let entries = batched(requests, &cuts);
+        let (_d1, db1) = fresh_db();
+        let responses = apply_all(&db1, &entries);
+        check_invariants(&db1, &responses, &entries);
+
+        // Crash mid-entry: the first k requests of one batch were committed, then the whole
+        // entry is applied again.
+        let Some(at) = entries.iter().position(|e| matches!(e.command, Command::Batch(_))) else {
+            return Ok(());
+        };
+        let (_d2, db2) = fresh_db();
+        apply_all(&db2, &entries[..at]);
+        if let Command::Batch(inner) = &entries[at].command {
+            let k = partial.index(inner.len());
+            let stamped: Vec<Request> = inner[..k].iter().map(|r| Request { now_ms: entries[at].now_ms, ..r.clone() }).collect();
+            apply_all(&db2, &stamped);
+        }
+        let replayed = apply_all(&db2, &entries[at..]);
+        prop_assert_eq!(&replayed[..], &responses[at..]);
+        prop_assert_eq!(dump(&db1), dump(&db2));
     }
 
     /// A repeated idempotency key answers with the first answer and changes nothing.

@@ -15,7 +15,7 @@ use rocksdb::DB;
 
 use crate::command::Outcome;
 use crate::error::StoreError;
-use crate::sm::apply_request;
+use crate::sm::apply_entry;
 use crate::store::keys::{META_LAST_APPLIED, META_MEMBERSHIP};
 use crate::store::snapshot::{self, Meta, SnapshotFile};
 use crate::store::txn::Txn;
@@ -43,7 +43,11 @@ impl StateMachineStore {
         let mut txn = Txn::new(&self.db);
         let response = match &entry.payload {
             EntryPayload::Blank => Ok(Outcome::Noop),
-            EntryPayload::Normal(request) => apply_request(&mut txn, request)?,
+            EntryPayload::Normal(request) => {
+                let (response, last) = apply_entry(&self.db, request)?;
+                txn = last;
+                response
+            }
             EntryPayload::Membership(m) => {
                 txn.put(
                     "meta",
@@ -61,7 +65,13 @@ impl StateMachineStore {
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     async fn build_snapshot(&mut self) -> SResult<Snapshot<TypeConfig>> {
-        let (last_log_id, last_membership, data) = snapshot::capture(&self.db)?;
+        // Reading the whole state takes a while on a big ledger: off the async workers, so
+        // requests are not stalled behind it (on 2 cores they would be).
+        let db = self.db.clone();
+        let (last_log_id, last_membership, data) =
+            tokio::task::spawn_blocking(move || snapshot::capture(&db))
+                .await
+                .map_err(|e| StoreError::Io(std::io::Error::other(format!("snapshot task: {e}"))))??;
         let seq = self.snapshot_seq.fetch_add(1, Ordering::Relaxed);
         let snapshot_id = match last_log_id {
             Some(id) => format!("{}-{}-{}-{seq}", id.leader_id.term, id.leader_id.node_id, id.index),
