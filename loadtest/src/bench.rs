@@ -17,7 +17,12 @@ pub async fn run(args: BenchArgs) -> Result<(), LoadError> {
         Some(p) => return Err(LoadError::Args(format!("{} is not a file", p.display()))),
         None => return Err(LoadError::Args("no relay binary found; pass --relay-bin".into())),
     };
-    if args.concurrency.iter().any(|&c| c == 0 || c > 4096) {
+    let concurrency = match (&args.concurrency[..], args.quick) {
+        ([], true) => vec![16],
+        ([], false) => vec![1, 16, 64],
+        (given, _) => given.to_vec(),
+    };
+    if concurrency.iter().any(|&c| c == 0 || c > 4096) {
         return Err(LoadError::Args("--concurrency values must be 1 to 4096".into()));
     }
     let scenarios = if args.scenarios.is_empty() {
@@ -54,13 +59,14 @@ pub async fn run(args: BenchArgs) -> Result<(), LoadError> {
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for scenario in scenarios {
-        for &concurrency in &args.concurrency {
+        for &concurrency in &concurrency {
             let cell = |etcd_endpoints: Vec<String>| Options {
                 targets: cluster.urls.clone(),
                 etcd: etcd_endpoints,
                 api_key: cluster.api_key.clone(),
                 scenario,
                 concurrency,
+                rate: None,
                 warmup: Duration::from_secs(if args.quick { 0 } else { 1 }),
                 duration: Duration::from_secs(seconds),
                 size_bytes: scenario.default_size(),

@@ -57,6 +57,10 @@ pub struct RunArgs {
     /// Clients, each with one request in flight (closed loop).
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub concurrency: u64,
+    /// Open loop instead: start this many operations per second (the clients are the pool that
+    /// makes them), latency measured from each operation's due time.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub rate: Option<u64>,
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub duration_seconds: u64,
     /// Requests in this first period are made but not measured.
@@ -88,8 +92,8 @@ pub struct BenchArgs {
     /// Scenarios to run, comma-separated (default: all).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub scenarios: Vec<Scenario>,
-    /// Client counts, comma-separated.
-    #[arg(long, value_delimiter = ',', default_values_t = vec![1u64, 16, 64])]
+    /// Client counts, comma-separated (default 1,16,64, or 16 with --quick).
+    #[arg(long, value_delimiter = ',')]
     pub concurrency: Vec<u64>,
     /// Measured seconds per cell (default 10, or 2 with --quick).
     #[arg(long)]

@@ -9,6 +9,7 @@ pub struct Report {
     pub scenario: &'static str,
     pub targets: Vec<String>,
     pub concurrency: u64,
+    pub rate: Option<u64>,
     pub duration_s: f64,
     pub ops: u64,
     /// Failed operations by HTTP status (0: transport error).
@@ -41,7 +42,7 @@ impl Report {
             "scenario": self.scenario,
             "targets": self.targets,
             "concurrency": self.concurrency,
-            "rate": null,
+            "rate": self.rate,
             "duration_s": self.duration_s,
             "ops": self.ops,
             "errors": self.errors.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),

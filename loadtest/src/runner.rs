@@ -41,6 +41,9 @@ pub struct Options {
     pub api_key: String,
     pub scenario: Scenario,
     pub concurrency: u64,
+    /// Open loop: start this many operations per second, whatever the answers' pace, and time
+    /// each from when it was due (so a stall shows in the latencies; no coordinated omission).
+    pub rate: Option<u64>,
     pub warmup: Duration,
     pub duration: Duration,
     pub size_bytes: u64,
@@ -68,6 +71,7 @@ pub async fn run(args: &RunArgs, progress: bool, receiver: Option<&Receiver>) ->
         api_key: args.api_key.clone(),
         scenario: args.scenario,
         concurrency: args.concurrency,
+        rate: args.rate,
         warmup: Duration::from_secs(args.warmup_seconds),
         duration: Duration::from_secs(args.duration_seconds),
         size_bytes: args.size_bytes.unwrap_or(args.scenario.default_size()),
@@ -118,16 +122,42 @@ pub async fn run_with(opts: Options, progress: bool, receiver: Option<&Receiver>
     let start = Instant::now();
     let measure_from = start + opts.warmup;
     let deadline = measure_from + opts.duration;
+    // Open loop: a scheduler hands out due times; a free client takes the next one.
+    let schedule = opts.rate.map(|rate| {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Instant>(1 << 16);
+        let interval = Duration::from_secs_f64(1.0 / rate.max(1) as f64);
+        tokio::spawn(async move {
+            let mut due = start;
+            while due < deadline {
+                tokio::time::sleep_until(due.into()).await;
+                if tx.send(due).await.is_err() {
+                    return;
+                }
+                due += interval;
+            }
+        });
+        Arc::new(tokio::sync::Mutex::new(rx))
+    });
     let tasks: Vec<_> = clients
         .into_iter()
         .map(|mut client| {
             let shared = shared.clone();
+            let schedule = schedule.clone();
             tokio::spawn(async move {
-                while Instant::now() < deadline {
-                    let t0 = Instant::now();
+                loop {
+                    let t0 = match &schedule {
+                        Some(rx) => match rx.lock().await.recv().await {
+                            Some(due) => due,
+                            None => break,
+                        },
+                        None if Instant::now() < deadline => Instant::now(),
+                        None => break,
+                    };
                     let result = client.op().await;
                     let done = Instant::now();
-                    if t0 < measure_from || done > deadline {
+                    // Closed loop: operations that end after the deadline are not counted. Open
+                    // loop: every operation due in the window counts, however late it ends.
+                    if t0 < measure_from || t0 >= deadline || (schedule.is_none() && done > deadline) {
                         continue;
                     }
                     match result {
@@ -175,6 +205,7 @@ pub async fn run_with(opts: Options, progress: bool, receiver: Option<&Receiver>
         scenario: opts.scenario.name(),
         targets,
         concurrency: opts.concurrency,
+        rate: opts.rate,
         duration_s: opts.duration.as_secs_f64(),
         ops: shared.ops.load(Ordering::Relaxed),
         errors,

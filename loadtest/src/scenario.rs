@@ -70,6 +70,15 @@ pub struct Ctx {
 #[derive(Debug)]
 pub struct OpError(pub u16);
 
+impl std::fmt::Display for OpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            0 => write!(f, "no answer (connection refused, reset or timed out: is the node up?)"),
+            status => write!(f, "answered HTTP {status}"),
+        }
+    }
+}
+
 pub struct Client {
     ctx: Arc<Ctx>,
     target: String,
@@ -108,14 +117,14 @@ impl Client {
                 let receipt = client
                     .create_storage()
                     .await
-                    .map_err(|e| setup_err(format!("store: {e:?}")))?;
+                    .map_err(|e| setup_err(format!("store: {e}")))?;
                 client.subject = receipt["lease_id"].as_str().unwrap_or_default().to_string();
             }
             Scenario::Claim => {
                 let receipt = client
                     .create_storage()
                     .await
-                    .map_err(|e| setup_err(format!("store: {e:?}")))?;
+                    .map_err(|e| setup_err(format!("store: {e}")))?;
                 client.lease_id = receipt["lease_id"].as_str().unwrap_or_default().to_string();
                 client.subject = client.new_handoff().await.map_err(setup_err.clone())?;
             }

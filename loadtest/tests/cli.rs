@@ -1,0 +1,96 @@
+//! `relay-loadtest` from the outside: a short `bench --quick` against real Relay and etcd
+//! clusters produces a well-formed table with numbers on both sides, and wrong arguments or
+//! unreachable targets fail clearly with a non-zero exit.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn loadtest() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_relay-loadtest"))
+}
+
+/// `relay`, built into the same directory by the same `cargo test --workspace`.
+fn relay_bin() -> PathBuf {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_relay-loadtest"))
+        .parent()
+        .expect("bin dir")
+        .join("relay");
+    assert!(bin.is_file(), "{} missing: build the workspace", bin.display());
+    bin
+}
+
+/// Every scenario against both systems; only the shape and that both produced numbers.
+#[test]
+fn quick_bench_fills_the_table() {
+    let out = loadtest()
+        .args(["bench", "--quick", "--relay-bin"])
+        .arg(relay_bin())
+        .output()
+        .expect("run bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "bench failed:\n{stdout}\n{stderr}");
+    let rows: Vec<Vec<&str>> = stdout
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| scenario"))
+        .map(|l| l.trim_matches('|').split('|').map(str::trim).collect())
+        .collect();
+    let scenarios: Vec<&str> = rows.iter().map(|r| r[0]).collect();
+    assert_eq!(
+        scenarios,
+        [
+            "store-small",
+            "download",
+            "checkpoint-put",
+            "checkpoint-cas",
+            "mailbox-drop",
+            "claim"
+        ],
+        "{stdout}"
+    );
+    for row in &rows {
+        assert_eq!(row.len(), 11, "{row:?}");
+        let relay: f64 = row[2].parse().expect("Relay ops/s");
+        let etcd: f64 = row[3].parse().expect("etcd ops/s");
+        let ratio: f64 = row[4].parse().expect("ratio");
+        assert!(relay > 0.0 && etcd > 0.0, "{row:?}");
+        assert!((ratio - relay / etcd).abs() < 0.02, "{row:?}");
+        for p in [5, 6, 7, 8] {
+            let v: f64 = row[p].parse().expect("latency");
+            assert!(v > 0.0, "{row:?}");
+        }
+    }
+}
+
+#[test]
+fn bad_arguments_and_dead_targets_fail_clearly() {
+    let run = |args: &[&str]| {
+        let out = loadtest().args(args).output().expect("run");
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, err) = run(&["run", "--scenario", "claim"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--targets"), "{err}");
+    let (code, err) = run(&["run", "--targets", "ftp://x", "--api-key", "k", "--scenario", "claim"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("not an http:// URL"), "{err}");
+    let (code, err) = run(&[
+        "run",
+        "--targets",
+        "http://127.0.0.1:1",
+        "--api-key",
+        "k",
+        "--scenario",
+        "claim",
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("is the node up"), "{err}");
+    let (code, err) = run(&["run", "--etcd", "http://127.0.0.1:1", "--scenario", "claim"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("cannot reach etcd"), "{err}");
+    let (code, err) = run(&["bench", "--relay-bin", "/nonexistent/relay", "--no-etcd"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("not a file"), "{err}");
+    let (code, _) = run(&["run", "--targets", "http://x", "--api-key", "k", "--scenario", "nope"]);
+    assert_eq!(code, Some(2));
+}
