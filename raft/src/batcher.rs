@@ -16,8 +16,10 @@ use crate::error::LedgerError;
 use crate::ledger::wall_clock_ms;
 use crate::Raft;
 
-/// Proposals in flight at once; more requests wait and join the next batch.
-const IN_FLIGHT: usize = 2;
+/// Proposals in flight at once; more requests wait and join the next batch. One is fastest
+/// (measured against 2 and 4: openraft takes proposals one at a time anyway, and fewer, larger
+/// batches mean fewer fsyncs).
+const IN_FLIGHT: usize = 1;
 /// Requests waiting for a batch; beyond this, writes are refused as overloaded.
 const QUEUE_MAX: usize = 16_384;
 
