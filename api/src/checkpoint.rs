@@ -18,7 +18,7 @@ use serde_json::json;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::headers::{check_duration, idempotency_key, optional_str, parse_u64, query_map, required_u64};
+use crate::headers::{check_duration, idempotency_key, optional_str, parse_u64, query_map, required_u64, reservation};
 use crate::state::AppState;
 use crate::{bodies, ids, objects, render};
 
@@ -38,18 +38,12 @@ pub async fn create(
         Some(text) => parse_u64(text, "x-max-body-bytes")?,
         None => cfg.checkpoint_default_body_bytes,
     };
-    if max_body_bytes == 0 {
-        return Err(ApiError::InvalidValue {
-            field: "max_body_bytes",
-            reason: "must be at least 1".into(),
-        });
-    }
-    if max_body_bytes > cfg.checkpoint_max_body_bytes {
-        return Err(ApiError::TooLarge {
-            what: "X-Max-Body-Bytes",
-            limit: cfg.checkpoint_max_body_bytes,
-        });
-    }
+    reservation(
+        max_body_bytes,
+        "max_body_bytes",
+        "X-Max-Body-Bytes",
+        cfg.checkpoint_max_body_bytes,
+    )?;
     check_duration(duration_seconds, cfg.min_duration_seconds, cfg.max_duration_seconds)?;
     let cost_micros = cfg.pricing.price_micros(max_body_bytes, duration_seconds);
     let idempotency = idempotency_key(&headers)?;
@@ -87,7 +81,7 @@ pub async fn create(
         .await;
     let lease = match settle(&state, &body_ref, outcome).await? {
         Outcome::LeaseCreated { lease, .. } => lease,
-        other => return Err(unexpected(other)),
+        other => return Err(ApiError::unexpected(other)),
     };
     // A replayed create (same Idempotency-Key) answers with the first lease; our object is spare.
     let cell = match cell(&lease) {
@@ -172,7 +166,7 @@ async fn read_and_delete(state: &AppState, owner: String, workflow_id: String) -
         .await?
         .map_err(|r| ApiError::from_rejection(r, "checkpoint"))?;
     let Outcome::CheckpointConsumed { lease, inline_body } = outcome else {
-        return Err(unexpected(outcome));
+        return Err(ApiError::unexpected(outcome));
     };
     let body = &cell(&lease)?.body;
     let bytes = fetch_body(state, body, inline_body).await;
@@ -232,7 +226,7 @@ pub async fn write(
         .await;
     let lease = match settle(&state, &body_ref, outcome).await? {
         Outcome::CheckpointWritten { lease } => lease,
-        other => return Err(unexpected(other)),
+        other => return Err(ApiError::unexpected(other)),
     };
     let cell = cell(&lease)?;
     let json = json!({
@@ -267,7 +261,7 @@ pub async fn delete(
         .await?
         .map_err(|r| ApiError::from_rejection(r, "checkpoint"))?;
     let Outcome::LeaseDeleted { lease } = outcome else {
-        return Err(unexpected(outcome));
+        return Err(ApiError::unexpected(outcome));
     };
     Ok(Json(json!({
         "status": "ok",
@@ -418,10 +412,6 @@ fn cell(lease: &Lease) -> ApiResult<&Checkpoint> {
             "Idempotency-Key was already used for a different request",
         )),
     }
-}
-
-fn unexpected(outcome: Outcome) -> ApiError {
-    ApiError::Internal(format!("unexpected ledger outcome {outcome:?}"))
 }
 
 #[cfg(test)]

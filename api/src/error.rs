@@ -103,6 +103,11 @@ impl ApiError {
         }
     }
 
+    /// The ledger answered a command with an outcome of another command: a bug, never input.
+    pub fn unexpected(outcome: relay_raft::Outcome) -> ApiError {
+        ApiError::Internal(format!("unexpected ledger outcome {outcome:?}"))
+    }
+
     /// Maps a domain rejection from the ledger. `what` names the resource in 404/410 messages.
     pub fn from_rejection(rejection: Rejection, what: &'static str) -> ApiError {
         match rejection {

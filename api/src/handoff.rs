@@ -104,7 +104,7 @@ pub async fn create(
             handoff,
             lease_expires_at_ms,
         }) => (handoff, lease_expires_at_ms),
-        Ok(other) => return Err(unexpected(other)),
+        Ok(other) => return Err(ApiError::unexpected(other)),
         Err(rejection) => return Err(ApiError::from_rejection(rejection, "lease")),
     };
     // A replayed create answers with the first handoff, whose token was shown once.
@@ -192,7 +192,7 @@ pub async fn claim(
     };
     let (handoff, closed) = match state.ledger.write(idem, command).await? {
         Ok(Outcome::Claimed { handoff, closed, .. }) => (handoff, closed),
-        Ok(other) => return Err(unexpected(other)),
+        Ok(other) => return Err(ApiError::unexpected(other)),
         Err(rejection) => return Err(ApiError::from_rejection(rejection, "handoff")),
     };
     let guard = closed.then(|| ReleaseOnDrop {
@@ -426,7 +426,7 @@ pub async fn revoke(
             "claims_used": handoff.max_claims - handoff.claims_remaining,
         }))
         .into_response()),
-        Ok(other) => Err(unexpected(other)),
+        Ok(other) => Err(ApiError::unexpected(other)),
         Err(rejection) => Err(ApiError::from_rejection(rejection, "handoff")),
     }
 }
@@ -449,10 +449,6 @@ fn is_token(t: &str) -> bool {
         && t[TOKEN_PREFIX.len()..]
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-fn unexpected(outcome: Outcome) -> ApiError {
-    ApiError::Internal(format!("unexpected ledger outcome {outcome:?}"))
 }
 
 #[cfg(test)]

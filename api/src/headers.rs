@@ -51,6 +51,20 @@ pub fn check_duration(seconds: u64, min: u64, max: u64) -> ApiResult<u64> {
     Ok(seconds)
 }
 
+/// A reserved size (a checkpoint's or a mailbox's): at least 1 (422), at most `limit` (413).
+pub fn reservation(bytes: u64, field: &'static str, header: &'static str, limit: u64) -> ApiResult<u64> {
+    if bytes == 0 {
+        return Err(ApiError::InvalidValue {
+            field,
+            reason: "must be at least 1".into(),
+        });
+    }
+    if bytes > limit {
+        return Err(ApiError::TooLarge { what: header, limit });
+    }
+    Ok(bytes)
+}
+
 /// The client's `Idempotency-Key`: 1 to 128 visible ASCII characters.
 pub fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
     const NAME: &str = "idempotency-key";

@@ -17,7 +17,7 @@ use serde_json::json;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::headers::{check_duration, idempotency_key, optional_str, parse_u64, required_u64};
+use crate::headers::{check_duration, idempotency_key, optional_str, parse_u64, required_u64, reservation};
 use crate::state::AppState;
 use crate::{bodies, ids, objects, render, webhook};
 
@@ -29,18 +29,12 @@ pub async fn create(State(state): State<AppState>, caller: Caller, headers: Head
     let cfg = &state.config;
     let capacity_bytes = required_u64(&headers, "x-capacity-bytes")?;
     let duration_seconds = required_u64(&headers, "x-duration-seconds")?;
-    if capacity_bytes == 0 {
-        return Err(ApiError::InvalidValue {
-            field: "capacity_bytes",
-            reason: "must be at least 1".into(),
-        });
-    }
-    if capacity_bytes > cfg.mailbox_max_capacity_bytes {
-        return Err(ApiError::TooLarge {
-            what: "X-Capacity-Bytes",
-            limit: cfg.mailbox_max_capacity_bytes,
-        });
-    }
+    reservation(
+        capacity_bytes,
+        "capacity_bytes",
+        "X-Capacity-Bytes",
+        cfg.mailbox_max_capacity_bytes,
+    )?;
     let max_message_bytes =
         optional_u64(&headers, "x-max-message-bytes")?.unwrap_or(cfg.mailbox_max_message_bytes.min(capacity_bytes));
     if max_message_bytes == 0 || max_message_bytes > capacity_bytes.min(cfg.mailbox_max_message_bytes) {
@@ -99,7 +93,7 @@ pub async fn create(State(state): State<AppState>, caller: Caller, headers: Head
     });
     let lease = match state.ledger.write(idem, Command::CreateMailbox { new }).await? {
         Ok(Outcome::LeaseCreated { lease, .. }) => lease,
-        Ok(other) => return Err(unexpected(other)),
+        Ok(other) => return Err(ApiError::unexpected(other)),
         Err(rejection) => return Err(ApiError::from_rejection(rejection, "account")),
     };
     let LeaseKind::Mailbox(mb) = &lease.kind else {
@@ -221,7 +215,7 @@ pub async fn drop_message(
         other => {
             bodies::discard(&state, &body_ref).await;
             return Err(match other {
-                Ok(Ok(o)) => unexpected(o),
+                Ok(Ok(o)) => ApiError::unexpected(o),
                 Ok(Err(rejection)) => ApiError::from_rejection(rejection, "mailbox"),
                 Err(e) => e.into(),
             });
@@ -316,7 +310,7 @@ pub async fn pickup(
         message, inline_body, ..
     } = outcome
     else {
-        return Err(unexpected(outcome));
+        return Err(ApiError::unexpected(outcome));
     };
     let bytes = match (prefetched, inline_body) {
         (Some(bytes), _) => bytes,
@@ -348,7 +342,7 @@ pub async fn delete_message(
         Ok(Outcome::MessageDeleted) => {
             Ok(Json(json!({"status": "ok", "id": message_id(seq), "deleted": true})).into_response())
         }
-        Ok(other) => Err(unexpected(other)),
+        Ok(other) => Err(ApiError::unexpected(other)),
         Err(rejection) => Err(ApiError::from_rejection(rejection, "mailbox")),
     }
 }
@@ -366,27 +360,7 @@ pub async fn delete(
             return Err(ApiError::NotFound("mailbox"));
         }
     }
-    match state
-        .ledger
-        .write(
-            None,
-            Command::DeleteLease {
-                owner: caller.account_id,
-                lease_id,
-            },
-        )
-        .await?
-    {
-        Ok(Outcome::LeaseDeleted { lease }) => Ok(Json(json!({
-            "status": "ok",
-            "lease_id": lease.lease_id,
-            "deleted": true,
-            "refund_micros": "0",
-        }))
-        .into_response()),
-        Ok(other) => Err(unexpected(other)),
-        Err(rejection) => Err(ApiError::from_rejection(rejection, "mailbox")),
-    }
+    crate::store::delete_lease(&state, caller.account_id, lease_id, "mailbox").await
 }
 
 fn owned_live_mailbox(state: &AppState, lease: Option<Lease>, caller: &Caller) -> ApiResult<Lease> {
@@ -458,8 +432,4 @@ pub fn base_url(state: &AppState, headers: &HeaderMap) -> String {
         .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b)))
         .unwrap_or("localhost");
     format!("http://{host}")
-}
-
-fn unexpected(outcome: Outcome) -> ApiError {
-    ApiError::Internal(format!("unexpected ledger outcome {outcome:?}"))
 }

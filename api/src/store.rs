@@ -95,7 +95,7 @@ pub async fn create(
         Ok(Ok(Outcome::LeaseCreated { lease, .. })) => lease,
         Ok(Ok(other)) => {
             objects::discard(&state.objects, &object_key).await;
-            return Err(ApiError::Internal(format!("unexpected ledger outcome {other:?}")));
+            return Err(ApiError::unexpected(other));
         }
         Ok(Err(rejection)) => {
             objects::discard(&state.objects, &object_key).await;
@@ -180,7 +180,7 @@ pub async fn download(
         .await?
     {
         Ok(Outcome::AccessRecorded { lease }) => lease,
-        Ok(other) => return Err(ApiError::Internal(format!("unexpected ledger outcome {other:?}"))),
+        Ok(other) => return Err(ApiError::unexpected(other)),
         Err(rejection) => return Err(ApiError::from_rejection(rejection, "lease")),
     };
     serve_object(&state, &lease, &headers).await
@@ -248,15 +248,19 @@ pub async fn delete(
     path: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Response> {
     let lease_id = lease_id_param(path)?;
+    delete_lease(&state, caller.account_id, lease_id, "lease").await
+}
+
+/// Early delete by the owner, no refund; `what` names the resource in a 404.
+pub async fn delete_lease(
+    state: &AppState,
+    owner: String,
+    lease_id: String,
+    what: &'static str,
+) -> ApiResult<Response> {
     match state
         .ledger
-        .write(
-            None,
-            Command::DeleteLease {
-                owner: caller.account_id,
-                lease_id,
-            },
-        )
+        .write(None, Command::DeleteLease { owner, lease_id })
         .await?
     {
         Ok(Outcome::LeaseDeleted { lease }) => Ok(Json(json!({
@@ -266,8 +270,8 @@ pub async fn delete(
             "refund_micros": "0",
         }))
         .into_response()),
-        Ok(other) => Err(ApiError::Internal(format!("unexpected ledger outcome {other:?}"))),
-        Err(rejection) => Err(ApiError::from_rejection(rejection, "lease")),
+        Ok(other) => Err(ApiError::unexpected(other)),
+        Err(rejection) => Err(ApiError::from_rejection(rejection, what)),
     }
 }
 
