@@ -144,6 +144,14 @@ pub struct ServeArgs {
     /// How long SIGTERM waits for in-flight requests, seconds.
     #[arg(long, env = "RELAY_SHUTDOWN_TIMEOUT_SECONDS", default_value_t = 10)]
     pub shutdown_timeout_seconds: u64,
+    /// TEST ONLY (relay-chaos): a file holding a signed millisecond offset added to this node's
+    /// clock, re-read while the node runs.
+    #[arg(long, hide = true)]
+    pub chaos_clock_offset_file: Option<PathBuf>,
+    /// TEST ONLY (relay-chaos): `PEER_RAFT_ADDR=VIA_ADDR`: reach that peer through VIA (a fault
+    /// injecting proxy). Repeatable.
+    #[arg(long, hide = true)]
+    pub chaos_dial: Vec<String>,
 }
 
 /// A configuration value that cannot work.
@@ -240,6 +248,7 @@ impl ServeArgs {
                 );
             }
         }
+        relay_raft::chaos::parse_dial(&self.chaos_dial).map_err(ConfigError)?;
         self.bootstrap_balance_micros()?;
         Ok(())
     }

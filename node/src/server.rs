@@ -56,6 +56,14 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
     args.validate()?;
     info!(node_id = args.node_id, http = %args.http, raft = %args.raft, data_dir = %args.data_dir.display(), "step 1/7: configuration valid");
 
+    if let Some(path) = &args.chaos_clock_offset_file {
+        warn!(path = %path.display(), "TEST ONLY: this node's clock follows a chaos offset file");
+        relay_raft::chaos::follow_clock_file(path.clone());
+    }
+    if !args.chaos_dial.is_empty() {
+        warn!(pairs = ?args.chaos_dial, "TEST ONLY: peers are reached through chaos proxies");
+        relay_raft::chaos::set_dial(relay_raft::chaos::parse_dial(&args.chaos_dial).map_err(ConfigError)?);
+    }
     std::fs::create_dir_all(&args.data_dir).map_err(|source| NodeError::DataDir {
         path: args.data_dir.display().to_string(),
         source,

@@ -65,11 +65,13 @@ fn membership_error<E: std::fmt::Display>(e: E) -> LedgerError {
     LedgerError::Unavailable(format!("membership change: {e}"))
 }
 
+/// This node's clock in milliseconds since the epoch (moved only by `relay-chaos`'s skew hook).
 pub fn wall_clock_ms() -> u64 {
-    SystemTime::now()
+    let ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+        .unwrap_or(0);
+    ms.saturating_add_signed(crate::chaos::clock_offset_ms())
 }
 
 impl Ledger {

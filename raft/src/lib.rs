@@ -15,6 +15,7 @@
 //! - [`pricing`]: the price formula, shared by quotes and creates.
 
 pub mod batcher;
+pub mod chaos;
 pub mod command;
 pub mod error;
 pub mod grpc;

@@ -51,7 +51,7 @@ impl Peers {
         if let Some(ch) = map.get(addr) {
             return Ok(ch.clone());
         }
-        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+        let endpoint = Endpoint::from_shared(format!("http://{}", crate::chaos::dial_addr(addr)))
             .map_err(|e| CallError {
                 addr: addr.into(),
                 message: e.to_string(),

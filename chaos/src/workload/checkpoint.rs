@@ -1,0 +1,173 @@
+//! Compare-and-set registers: each is a checkpoint whose body is `{"w": <unique value>}`. Clients
+//! read them and write them with `If-Match: <version they last saw>`. Registers are grouped in
+//! epochs of `EPOCH_S` seconds so each one's history stays short enough to check exhaustively.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rand::rngs::StdRng;
+use rand::Rng;
+use serde_json::json;
+
+use super::{expect_status, header_u64, Ctx};
+use crate::history::Op;
+use crate::ChaosError;
+
+const SLOTS: u64 = 4;
+const EPOCH_S: u64 = 15;
+
+pub struct Registers {
+    pub keys: Vec<String>,
+    epochs: u64,
+}
+
+fn key(slot: u64, epoch: u64) -> String {
+    format!("chaos-reg-{slot}-{epoch}")
+}
+
+/// Creates every register the run will use, each holding `{"w": 0}` at version 1.
+pub async fn setup(ctx: &Ctx, duration_s: u64, rng: &mut StdRng) -> Result<Registers, ChaosError> {
+    let epochs = duration_s / EPOCH_S + 1;
+    let mut keys = Vec::new();
+    for epoch in 0..epochs {
+        for slot in 0..SLOTS {
+            let k = key(slot, epoch);
+            let (_, a) = ctx
+                .until_definite("create register", rng, |node| {
+                    ctx.http
+                        .post(format!("{node}/api/checkpoint"))
+                        .header("authorization", &ctx.auth)
+                        .header("x-workflow-id", &k)
+                        .header("x-duration-seconds", "86400")
+                        .header("x-max-body-bytes", "1024")
+                        .header("idempotency-key", format!("setup-{k}"))
+                        .body(json!({"w": 0}).to_string())
+                })
+                .await?;
+            // 409: an earlier try that timed out created it (registers are this run's alone).
+            if a.status != 409 {
+                expect_status("create register", &a, 201)?;
+            }
+            keys.push(k);
+        }
+    }
+    Ok(Registers { keys, epochs })
+}
+
+fn value_of(body: &[u8]) -> Option<u64> {
+    serde_json::from_slice::<serde_json::Value>(body).ok()?["w"].as_u64()
+}
+
+/// The version read, or the definite refusal (a 4xx), or neither.
+async fn read(ctx: &Ctx, client: &str, node: usize, k: &str) -> Result<Option<u64>, u16> {
+    let invoke = ctx.clock.now_us();
+    let result = ctx
+        .send(
+            ctx.http
+                .get(format!("{}/api/checkpoint/{k}", ctx.nodes[node]))
+                .header("authorization", &ctx.auth),
+        )
+        .await;
+    let (version, value) = match &result {
+        Ok(a) if a.status == 200 => (header_u64(a, "x-checkpoint-version"), value_of(&a.body)),
+        _ => (None, None),
+    };
+    ctx.record(
+        client,
+        node,
+        invoke,
+        &result,
+        Op::Read {
+            key: k.to_string(),
+            version,
+            value,
+        },
+    );
+    match &result {
+        Ok(a) if (400..500).contains(&a.status) => Err(a.status),
+        _ => Ok(version),
+    }
+}
+
+pub async fn client(ctx: Arc<Ctx>, regs: Arc<Registers>, name: String, mut rng: StdRng) {
+    let id: u64 = name.rsplit('-').next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let mut seen: HashMap<String, u64> = HashMap::new();
+    let mut counter = 0u64;
+    while !ctx.stopped() {
+        let epoch = (ctx.elapsed_s() / EPOCH_S).min(regs.epochs - 1);
+        let k = key(rng.random_range(0..SLOTS), epoch);
+        let node = ctx.node(&mut rng);
+        let known = seen.get(&k).copied();
+        let failed = match known {
+            Some(expect) if rng.random_bool(0.6) => {
+                counter += 1;
+                let value = ((id + 1) << 40) | counter;
+                let invoke = ctx.clock.now_us();
+                let result = ctx
+                    .send(
+                        ctx.http
+                            .put(format!("{}/api/checkpoint/{k}", ctx.nodes[node]))
+                            .header("authorization", &ctx.auth)
+                            .header("if-match", expect.to_string())
+                            .body(json!({"w": value}).to_string()),
+                    )
+                    .await;
+                let new_version = match &result {
+                    Ok(a) if a.status == 200 => header_u64(a, "x-checkpoint-version"),
+                    _ => None,
+                };
+                ctx.record(
+                    &name,
+                    node,
+                    invoke,
+                    &result,
+                    Op::Cas {
+                        key: k.clone(),
+                        expect,
+                        value,
+                        new_version,
+                    },
+                );
+                match new_version {
+                    Some(v) => {
+                        seen.insert(k, v);
+                        false
+                    }
+                    None => {
+                        // Refused or unknown: learn the version again before the next write.
+                        seen.remove(&k);
+                        !matches!(&result, Ok(a) if a.status == 412)
+                    }
+                }
+            }
+            _ => match read(&ctx, &name, node, &k).await {
+                Ok(Some(v)) => {
+                    seen.insert(k, v);
+                    false
+                }
+                _ => true,
+            },
+        };
+        ctx.think(&mut rng, failed).await;
+    }
+}
+
+/// After the final restart: one read of every register, retried until it answers.
+pub async fn finish(ctx: &Ctx, regs: &Registers, rng: &mut StdRng) -> Result<(), ChaosError> {
+    for k in &regs.keys {
+        let mut ok = false;
+        for _ in 0..100 {
+            let node = ctx.node(rng);
+            // A refusal is recorded and judged by the checker; only silence is retried.
+            if !matches!(read(ctx, "final", node, k).await, Ok(None)) {
+                ok = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        if !ok {
+            return Err(ChaosError::Workload(format!("final read of register {k}: no answer")));
+        }
+    }
+    Ok(())
+}

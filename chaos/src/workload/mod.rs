@@ -1,0 +1,215 @@
+//! Workloads: clients that run operations against random nodes and record each one.
+
+pub mod checkpoint;
+pub mod claims;
+pub mod mailbox;
+pub mod storage;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::Rng;
+use reqwest::header::HeaderMap;
+use reqwest::RequestBuilder;
+
+use crate::history::{Clock, Completed, History, Op, Outcome};
+use crate::ChaosError;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Workload {
+    /// Many claimers racing for a few claims of many handoff tokens.
+    Claims,
+    /// Compare-and-set registers (checkpoint versions), read and written.
+    Checkpoint,
+    /// Storage leases created, downloaded, deleted and left to expire.
+    Storage,
+    /// Messages dropped into mailboxes and picked up.
+    Mailbox,
+}
+
+/// Client timeout: longer than a node's own 10 s request bound would make every stalled request
+/// hold a client for the whole fault; shorter records more unknowns. Either is correct.
+pub const OP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What every client shares.
+pub struct Ctx {
+    pub http: reqwest::Client,
+    pub nodes: Vec<String>,
+    pub auth: String,
+    pub history: History,
+    pub clock: Clock,
+    pub stop: AtomicBool,
+    /// When the run began, for workloads that move on to fresh keys as time passes.
+    pub start_us: u64,
+}
+
+/// An answer, or why there was none.
+pub struct Answer {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+pub enum NoAnswer {
+    /// The connection was never made: the request did not reach the node.
+    Refused(String),
+    /// Sent, but no complete answer (timeout, reset).
+    Lost(String),
+}
+
+impl Ctx {
+    pub fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    pub fn node(&self, rng: &mut StdRng) -> usize {
+        rng.random_range(0..self.nodes.len())
+    }
+
+    pub fn elapsed_s(&self) -> u64 {
+        (self.clock.now_us().saturating_sub(self.start_us)) / 1_000_000
+    }
+
+    pub async fn send(&self, req: RequestBuilder) -> Result<Answer, NoAnswer> {
+        let resp = req.timeout(OP_TIMEOUT).send().await.map_err(|e| {
+            if e.is_connect() {
+                NoAnswer::Refused(e.to_string())
+            } else {
+                NoAnswer::Lost(e.to_string())
+            }
+        })?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| NoAnswer::Lost(format!("reading the body: {e}")))?;
+        Ok(Answer {
+            status,
+            headers,
+            body: body.to_vec(),
+        })
+    }
+
+    /// Records one operation; `op` is filled in from the answer by the workload.
+    pub fn record(&self, client: &str, node: usize, invoke_us: u64, result: &Result<Answer, NoAnswer>, op: Op) {
+        let (outcome, status, error) = match result {
+            Ok(a) if (200..300).contains(&a.status) => (Outcome::Ok, Some(a.status), None),
+            Ok(a) if (400..500).contains(&a.status) => (Outcome::Fail, Some(a.status), None),
+            Ok(a) => (
+                Outcome::Unknown,
+                Some(a.status),
+                Some(String::from_utf8_lossy(&a.body[..a.body.len().min(200)]).into_owned()),
+            ),
+            Err(NoAnswer::Refused(e)) => (Outcome::Fail, None, Some(e.clone())),
+            Err(NoAnswer::Lost(e)) => (Outcome::Unknown, None, Some(e.clone())),
+        };
+        self.history.record(
+            client,
+            node + 1,
+            invoke_us,
+            self.clock.now_us(),
+            Completed {
+                outcome,
+                status,
+                error,
+                op,
+            },
+        );
+    }
+
+    /// A pause between operations, and a longer one after a failure so a dead node is not spun on.
+    pub async fn think(&self, rng: &mut StdRng, failed: bool) {
+        let ms = if failed {
+            rng.random_range(20..100)
+        } else {
+            rng.random_range(0..10)
+        };
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+
+    /// Setup and final calls: retried (on any node) until they give a definite answer.
+    pub async fn until_definite(
+        &self,
+        what: &str,
+        rng: &mut StdRng,
+        make: impl Fn(&str) -> RequestBuilder,
+    ) -> Result<(usize, Answer), ChaosError> {
+        let mut last = String::new();
+        for _ in 0..RETRIES {
+            let node = self.node(rng);
+            match self.send(make(&self.nodes[node])).await {
+                Ok(a) if a.status < 500 => return Ok((node, a)),
+                Ok(a) => last = format!("HTTP {}: {}", a.status, String::from_utf8_lossy(&a.body)),
+                Err(NoAnswer::Refused(e) | NoAnswer::Lost(e)) => last = e,
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Err(ChaosError::Workload(format!(
+            "{what}: no definite answer after {RETRIES} tries: {last}"
+        )))
+    }
+}
+
+/// Bound on retries of one setup or final call (at 200 ms apart, about a minute with timeouts).
+const RETRIES: usize = 150;
+
+pub fn header_u64(a: &Answer, name: &str) -> Option<u64> {
+    a.headers.get(name)?.to_str().ok()?.parse().ok()
+}
+
+pub fn json(a: &Answer) -> serde_json::Value {
+    serde_json::from_slice(&a.body).unwrap_or(serde_json::Value::Null)
+}
+
+/// The path of a URL a node handed out (`http://host/api/...` → `/api/...`), to reach it through
+/// any node.
+pub fn path_of(url: &str) -> String {
+    url.find("/api/").map(|i| url[i..].to_string()).unwrap_or_default()
+}
+
+pub fn expect_status(what: &str, a: &Answer, want: u16) -> Result<(), ChaosError> {
+    if a.status == want {
+        Ok(())
+    } else {
+        Err(ChaosError::Workload(format!(
+            "{what}: HTTP {} {}",
+            a.status,
+            String::from_utf8_lossy(&a.body)
+        )))
+    }
+}
+
+/// Spawns `n` clients of one workload.
+pub fn spawn_clients<S, F, Fut>(
+    ctx: &Arc<Ctx>,
+    state: &Arc<S>,
+    name: &str,
+    n: usize,
+    seed: u64,
+    f: F,
+) -> Vec<tokio::task::JoinHandle<()>>
+where
+    S: Send + Sync + 'static,
+    F: Fn(Arc<Ctx>, Arc<S>, String, StdRng) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    use rand::SeedableRng;
+    (0..n)
+        .map(|i| {
+            let rng =
+                StdRng::seed_from_u64(seed ^ fxhash(name).wrapping_add((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+            tokio::spawn(f(ctx.clone(), state.clone(), format!("{name}-{i}"), rng))
+        })
+        .collect()
+}
+
+/// A stable hash of a name (std's hasher is randomly keyed per process).
+pub fn fxhash(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    })
+}
