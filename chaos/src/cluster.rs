@@ -39,9 +39,21 @@ pub struct Cluster {
     pub dir: PathBuf,
 }
 
-fn free_port() -> Result<u16, ChaosError> {
-    let l = StdListener::bind("127.0.0.1:0").map_err(|e| ChaosError::Cluster(format!("free port: {e}")))?;
-    Ok(l.local_addr().map_err(|e| ChaosError::Cluster(e.to_string()))?.port())
+/// A free port below Linux's ephemeral range (32768 and up), so no socket bound to port 0 (a
+/// proxy here, a test elsewhere) can take it between now and the node binding it, and a killed
+/// node finds it again on restart. Randomised so concurrent runs rarely pick the same one.
+fn free_port(taken: &mut Vec<u16>) -> Result<u16, ChaosError> {
+    for _ in 0..1000 {
+        let port = rand::random_range(20_000..32_000u16);
+        if taken.contains(&port) {
+            continue;
+        }
+        if StdListener::bind(("127.0.0.1", port)).is_ok() {
+            taken.push(port);
+            return Ok(port);
+        }
+    }
+    Err(ChaosError::Cluster("no free port in 20000..32000".into()))
 }
 
 impl Cluster {
@@ -51,9 +63,10 @@ impl Cluster {
         let api_key = format!("rs_live_chaos{seed:016x}");
         let mut raft_addrs = Vec::new();
         let mut https = Vec::new();
+        let mut taken = Vec::new();
         for _ in 0..n {
-            raft_addrs.push(format!("127.0.0.1:{}", free_port()?));
-            https.push(format!("127.0.0.1:{}", free_port()?));
+            raft_addrs.push(format!("127.0.0.1:{}", free_port(&mut taken)?));
+            https.push(format!("127.0.0.1:{}", free_port(&mut taken)?));
         }
         let mut links = Vec::new();
         let mut dials = vec![Vec::new(); n];

@@ -68,16 +68,15 @@ pub async fn run(args: RunArgs) -> Result<bool, ChaosError> {
         ),
     );
     let mut rng = StdRng::seed_from_u64(seed);
+    // Kept when anything goes wrong (the nodes' logs say why); removed after a valid run.
     let dir = tempfile::Builder::new()
         .prefix("relay-chaos-")
         .tempdir()
-        .map_err(|e| ChaosError::Cluster(format!("temp dir: {e}")))?;
-    let cluster = Cluster::start(&relay_bin, args.nodes, dir.path(), seed).await?;
-    say(
-        args.json,
-        &clock,
-        &format!("cluster of {} up in {}", args.nodes, dir.path().display()),
-    );
+        .map_err(|e| ChaosError::Cluster(format!("temp dir: {e}")))?
+        .keep();
+    say(args.json, &clock, &format!("nodes' data and logs in {}", dir.display()));
+    let cluster = Cluster::start(&relay_bin, args.nodes, &dir, seed).await?;
+    say(args.json, &clock, &format!("cluster of {} up", args.nodes));
 
     let ctx = Arc::new(Ctx {
         http: reqwest::Client::builder()
@@ -223,12 +222,12 @@ pub async fn run(args: RunArgs) -> Result<bool, ChaosError> {
     verdict["nodes"] = json!(args.nodes);
     verdict["nemeses"] = json!(nemeses);
     verdict["workloads"] = json!(workloads);
-    if !valid {
-        // Keep the nodes' logs for the post-mortem.
-        let kept = dir.keep();
-        say(args.json, &clock, &format!("node logs kept in {}", kept.display()));
-    }
     drop(cluster);
+    if valid {
+        let _ = std::fs::remove_dir_all(&dir);
+    } else {
+        say(args.json, &clock, &format!("node logs kept in {}", dir.display()));
+    }
     report(&violations, args.json);
     println!("{verdict}");
     Ok(valid)

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
-use rand::Rng;
+use rand::{Rng, SeedableRng};
 
 use super::{json, Ctx};
 use crate::history::Op;
@@ -141,22 +141,41 @@ fn parse_ms(ts: &str) -> Option<u64> {
         .and_then(|t| u64::try_from(t.timestamp_millis()).ok())
 }
 
+/// Final downloads in flight at once.
+const FINAL_WORKERS: usize = 8;
+
 /// After the final restart: every acknowledged create downloaded once more.
-pub async fn finish(ctx: &Ctx, leases: &Leases, rng: &mut StdRng) -> Result<(), ChaosError> {
-    let all = leases.acked.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    for (lease_id, n) in all {
-        let mut answered = false;
-        for _ in 0..100 {
-            let node = ctx.node(rng);
-            if download(ctx, "final", node, &lease_id, n).await {
-                answered = true;
-                break;
+pub async fn finish(ctx: &Arc<Ctx>, leases: &Leases, rng: &mut StdRng) -> Result<(), ChaosError> {
+    let queue = Arc::new(Mutex::new(
+        leases.acked.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+    ));
+    let mut workers = Vec::new();
+    for _ in 0..FINAL_WORKERS {
+        let (ctx, queue) = (ctx.clone(), queue.clone());
+        let mut rng = StdRng::seed_from_u64(rng.random());
+        workers.push(tokio::spawn(async move {
+            loop {
+                let Some((lease_id, n)) = queue.lock().unwrap_or_else(|e| e.into_inner()).pop() else {
+                    return Ok(());
+                };
+                let mut answered = false;
+                for _ in 0..100 {
+                    let node = ctx.node(&mut rng);
+                    if download(&ctx, "final", node, &lease_id, n).await {
+                        answered = true;
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+                if !answered {
+                    return Err(ChaosError::Workload(format!("final download of {lease_id}: no answer")));
+                }
             }
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        }
-        if !answered {
-            return Err(ChaosError::Workload(format!("final download of {lease_id}: no answer")));
-        }
+        }));
+    }
+    for w in workers {
+        w.await
+            .map_err(|e| ChaosError::Workload(format!("final download worker: {e}")))??;
     }
     Ok(())
 }
