@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use rand::rngs::StdRng;
 use rand::Rng;
-use serde_json::json;
 
 use super::{expect_status, json, path_of, Ctx};
 use crate::history::Op;
@@ -114,7 +113,7 @@ pub async fn client(ctx: Arc<Ctx>, boxes: Arc<Mailboxes>, name: String, mut rng:
                     ctx.http
                         .post(format!("{}{}", ctx.nodes[node], boxes.boxes[m].1))
                         .header("content-type", "application/json")
-                        .body(json!({ "d": drop }).to_string()),
+                        .body(super::checkpoint::body("d", drop, &mut rng)),
                 )
                 .await;
             let message_id = match &result {
