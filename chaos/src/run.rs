@@ -88,7 +88,7 @@ pub async fn run(args: RunArgs) -> Result<bool, ChaosError> {
         history: History::default(),
         clock,
         stop: Default::default(),
-        start_us: 0,
+        start_us: Default::default(),
     });
     let d = args.duration_seconds;
     let regs = if workloads.contains(&Workload::Checkpoint) {
@@ -108,15 +108,7 @@ pub async fn run(args: RunArgs) -> Result<bool, ChaosError> {
     };
     let leases = Arc::new(storage::Leases::default());
     // Epochs count from here: setup is done.
-    let ctx = Arc::new(Ctx {
-        http: ctx.http.clone(),
-        nodes: ctx.nodes.clone(),
-        auth: ctx.auth.clone(),
-        history: ctx.history.clone(),
-        clock,
-        stop: Default::default(),
-        start_us: clock.now_us(),
-    });
+    ctx.start_us.store(clock.now_us(), Ordering::Relaxed);
     say(args.json, &clock, "workloads set up; faults begin");
 
     let cluster = Arc::new(AsyncMutex::new(cluster));

@@ -5,7 +5,7 @@ pub mod claims;
 pub mod mailbox;
 pub mod storage;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,7 +43,7 @@ pub struct Ctx {
     pub clock: Clock,
     pub stop: AtomicBool,
     /// When the run began, for workloads that move on to fresh keys as time passes.
-    pub start_us: u64,
+    pub start_us: AtomicU64,
 }
 
 /// An answer, or why there was none.
@@ -70,7 +70,11 @@ impl Ctx {
     }
 
     pub fn elapsed_s(&self) -> u64 {
-        (self.clock.now_us().saturating_sub(self.start_us)) / 1_000_000
+        (self
+            .clock
+            .now_us()
+            .saturating_sub(self.start_us.load(Ordering::Relaxed)))
+            / 1_000_000
     }
 
     pub async fn send(&self, req: RequestBuilder) -> Result<Answer, NoAnswer> {
