@@ -58,7 +58,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
 
     if let Some(path) = &args.chaos_clock_offset_file {
         warn!(path = %path.display(), "TEST ONLY: this node's clock follows a chaos offset file");
-        relay_raft::chaos::follow_clock_file(path.clone());
+        relay_raft::chaos::follow_clock_file(path.clone())
+            .map_err(|e| ConfigError(format!("--chaos-clock-offset-file: {e}")))?;
     }
     if !args.chaos_dial.is_empty() {
         warn!(pairs = ?args.chaos_dial, "TEST ONLY: peers are reached through chaos proxies");

@@ -30,23 +30,20 @@ pub fn parse_offset(text: &str) -> Option<i64> {
 
 /// Follows `path` (re-read every 50 ms) so a test can move this node's clock while it runs.
 /// A missing or malformed file leaves the current offset in place.
-pub fn follow_clock_file(path: PathBuf) {
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        if let Some(v) = parse_offset(&text) {
+pub fn follow_clock_file(path: PathBuf) -> std::io::Result<()> {
+    let load = move || {
+        if let Some(v) = std::fs::read_to_string(&path).ok().and_then(|t| parse_offset(&t)) {
             CLOCK_OFFSET_MS.store(v, Ordering::Relaxed);
         }
-    }
+    };
+    load();
     std::thread::Builder::new()
         .name("chaos-clock".into())
         .spawn(move || loop {
             std::thread::sleep(Duration::from_millis(50));
-            if let Ok(text) = std::fs::read_to_string(&path) {
-                if let Some(v) = parse_offset(&text) {
-                    CLOCK_OFFSET_MS.store(v, Ordering::Relaxed);
-                }
-            }
-        })
-        .expect("spawn chaos-clock thread");
+            load();
+        })?;
+    Ok(())
 }
 
 /// Parses `ADDR=VIA` pairs: dial VIA whenever a peer at ADDR is to be reached.
