@@ -167,19 +167,13 @@ pub async fn client(ctx: Arc<Ctx>, regs: Arc<Registers>, name: String, mut rng: 
 /// After the final restart: one read of every register, retried until it answers.
 pub async fn finish(ctx: &Ctx, regs: &Registers, rng: &mut StdRng) -> Result<(), ChaosError> {
     for k in &regs.keys {
-        let mut ok = false;
-        for _ in 0..100 {
-            let node = ctx.node(rng);
-            // A refusal is recorded and judged by the checker; only silence is retried.
-            if !matches!(read(ctx, "final", node, k).await, Ok(None)) {
-                ok = true;
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        }
-        if !ok {
-            return Err(ChaosError::Workload(format!("final read of register {k}: no answer")));
-        }
+        // A refusal is recorded and judged by the checker; only silence is retried.
+        ctx.until_answered(
+            &format!("final read of register {k}"),
+            ctx.node(rng),
+            |node| async move { !matches!(read(ctx, "final", node, k).await, Ok(None)) },
+        )
+        .await?;
     }
     Ok(())
 }

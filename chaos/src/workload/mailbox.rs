@@ -165,17 +165,11 @@ pub async fn finish(ctx: &Ctx, boxes: &Mailboxes, rng: &mut StdRng) -> Result<()
                 break;
             }
             for id in ids {
-                let mut done = false;
-                for _ in 0..100 {
-                    if pickup(ctx, "final", ctx.node(rng), boxes, m, &id).await.is_some() {
-                        done = true;
-                        break;
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                }
-                if !done {
-                    return Err(ChaosError::Workload(format!("final pickup of {id}: no answer")));
-                }
+                let id = &id;
+                ctx.until_answered(&format!("final pickup of {id}"), ctx.node(rng), |node| async move {
+                    pickup(ctx, "final", node, boxes, m, id).await.is_some()
+                })
+                .await?;
             }
         }
     }

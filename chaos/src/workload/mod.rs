@@ -156,6 +156,22 @@ impl Ctx {
             "{what}: no definite answer after {RETRIES} tries: {last}"
         )))
     }
+
+    /// Final reads: `attempt` on each node in turn, from `first`, 200 ms apart, until it reports a
+    /// definite answer (true).
+    pub async fn until_answered<F, Fut>(&self, what: &str, first: usize, attempt: F) -> Result<(), ChaosError>
+    where
+        F: Fn(usize) -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        for i in 0..RETRIES {
+            if attempt((first + i) % self.nodes.len()).await {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Err(ChaosError::Workload(format!("{what}: no answer after {RETRIES} tries")))
+    }
 }
 
 /// Bound on retries of one setup or final call (at 200 ms apart, about a minute with timeouts).

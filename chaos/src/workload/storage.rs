@@ -158,18 +158,12 @@ pub async fn finish(ctx: &Arc<Ctx>, leases: &Leases, rng: &mut StdRng) -> Result
                 let Some((lease_id, n)) = queue.lock().unwrap_or_else(|e| e.into_inner()).pop() else {
                     return Ok(());
                 };
-                let mut answered = false;
-                for _ in 0..100 {
-                    let node = ctx.node(&mut rng);
-                    if download(&ctx, "final", node, &lease_id, n).await {
-                        answered = true;
-                        break;
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                }
-                if !answered {
-                    return Err(ChaosError::Workload(format!("final download of {lease_id}: no answer")));
-                }
+                let first = ctx.node(&mut rng);
+                ctx.until_answered(&format!("final download of {lease_id}"), first, |node| {
+                    let (ctx, lease_id) = (&ctx, &lease_id);
+                    async move { download(ctx, "final", node, lease_id, n).await }
+                })
+                .await?;
             }
         }));
     }
