@@ -14,18 +14,6 @@ use crate::history::Op;
 use crate::ChaosError;
 
 const SLOTS: u64 = 4;
-/// One write in ten carries this much padding: past the node's 64 KiB inline limit, so its body
-/// goes to the object store and the one it replaces is garbage-collected.
-pub const LARGE_PAD: usize = 70_000;
-
-/// `{"w": value}`, sometimes padded past the inline limit.
-pub fn body(value_key: &str, value: u64, rng: &mut StdRng) -> String {
-    if rng.random_bool(0.1) {
-        json!({ value_key: value, "p": "x".repeat(LARGE_PAD) }).to_string()
-    } else {
-        json!({ value_key: value }).to_string()
-    }
-}
 const EPOCH_S: u64 = 15;
 
 pub struct Registers {
@@ -51,7 +39,7 @@ pub async fn setup(ctx: &Ctx, duration_s: u64, rng: &mut StdRng) -> Result<Regis
                         .header("authorization", &ctx.auth)
                         .header("x-workflow-id", &k)
                         .header("x-duration-seconds", "86400")
-                        .header("x-max-body-bytes", (LARGE_PAD * 2).to_string())
+                        .header("x-max-body-bytes", (super::LARGE_PAD * 2).to_string())
                         .header("idempotency-key", format!("setup-{k}"))
                         .body(json!({"w": 0}).to_string())
                 })
@@ -121,7 +109,7 @@ pub async fn client(ctx: Arc<Ctx>, regs: Arc<Registers>, name: String, mut rng: 
                             .put(format!("{}/api/checkpoint/{k}", ctx.nodes[node]))
                             .header("authorization", &ctx.auth)
                             .header("if-match", expect.to_string())
-                            .body(body("w", value, &mut rng)),
+                            .body(super::padded_json("w", value, &mut rng)),
                     )
                     .await;
                 let new_version = match &result {

@@ -113,7 +113,7 @@ pub async fn client(ctx: Arc<Ctx>, boxes: Arc<Mailboxes>, name: String, mut rng:
                     ctx.http
                         .post(format!("{}{}", ctx.nodes[node], boxes.boxes[m].1))
                         .header("content-type", "application/json")
-                        .body(super::checkpoint::body("d", drop, &mut rng)),
+                        .body(super::padded_json("d", drop, &mut rng)),
                 )
                 .await;
             let message_id = match &result {

@@ -34,6 +34,19 @@ pub enum Workload {
 /// hold a client for the whole fault; shorter records more unknowns. Either is correct.
 pub const OP_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// One write in ten carries this much padding: past the node's 64 KiB inline limit, so its body
+/// goes to the object store and the one it replaces is garbage-collected.
+pub const LARGE_PAD: usize = 70_000;
+
+/// `{key: value}`, sometimes padded past the inline limit.
+pub fn padded_json(value_key: &str, value: u64, rng: &mut StdRng) -> String {
+    if rng.random_bool(0.1) {
+        serde_json::json!({ value_key: value, "p": "x".repeat(LARGE_PAD) }).to_string()
+    } else {
+        serde_json::json!({ value_key: value }).to_string()
+    }
+}
+
 /// What every client shares.
 pub struct Ctx {
     pub http: reqwest::Client,
