@@ -3,7 +3,8 @@
 //!
 //! openraft 0.9 appends (and fsyncs) each proposal on its own before taking the next, so without
 //! this a leader tops out at one write per fsync. Requests queue while earlier batches are in
-//! flight; the next batch takes everything queued, up to [`BATCH_MAX`].
+//! flight; the next batch takes everything queued, up to [`BATCH_MAX`] requests and
+//! [`ENTRY_MAX_BYTES`] encoded, so an entry always fits in one inter-node message.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +12,7 @@ use std::time::Duration;
 use openraft::error::{ClientWriteError, RaftError};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use crate::command::{Command, Outcome, Request, Response, BATCH_MAX};
+use crate::command::{Command, Outcome, Request, Response, BATCH_MAX, ENTRY_MAX_BYTES};
 use crate::error::LedgerError;
 use crate::ledger::wall_clock_ms;
 use crate::Raft;
@@ -25,7 +26,17 @@ const QUEUE_MAX: usize = 16_384;
 
 struct Pending {
     request: Request,
+    /// The request's encoded size.
+    size_bytes: u64,
     reply: oneshot::Sender<Result<Response, LedgerError>>,
+}
+
+/// Room a batch entry needs beyond its requests' own bytes (the enum tags and lengths).
+const BATCH_OVERHEAD_BYTES: u64 = 64;
+
+/// The encoded size of a request, as it will travel in the log.
+pub fn encoded_size(request: &Request) -> u64 {
+    bincode::serialized_size(request).unwrap_or(u64::MAX)
 }
 
 #[derive(Clone)]
@@ -42,9 +53,20 @@ impl Batcher {
 
     /// Proposes `request` (which must carry an idempotency key) in the next batch.
     pub async fn write(&self, request: Request) -> Result<Response, LedgerError> {
+        let size_bytes = encoded_size(&request);
+        if size_bytes + BATCH_OVERHEAD_BYTES > ENTRY_MAX_BYTES {
+            return Err(LedgerError::TooLarge {
+                size_bytes,
+                limit_bytes: ENTRY_MAX_BYTES - BATCH_OVERHEAD_BYTES,
+            });
+        }
         let (reply, answer) = oneshot::channel();
         self.tx
-            .try_send(Pending { request, reply })
+            .try_send(Pending {
+                request,
+                size_bytes,
+                reply,
+            })
             .map_err(|_| LedgerError::Unavailable("write queue full".into()))?;
         answer
             .await
@@ -54,15 +76,32 @@ impl Batcher {
 
 async fn run(raft: Raft, mut rx: mpsc::Receiver<Pending>, timeout: Duration) {
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
-    while let Some(first) = rx.recv().await {
+    // A request taken from the queue that did not fit in the previous batch.
+    let mut carried: Option<Pending> = None;
+    loop {
+        let first = match carried.take() {
+            Some(p) => p,
+            None => match rx.recv().await {
+                Some(p) => p,
+                None => return,
+            },
+        };
         // Waiting for a slot is what lets the queue fill: the next batch takes it all.
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
         };
+        let mut bytes = BATCH_OVERHEAD_BYTES + first.size_bytes;
         let mut batch = vec![first];
         while batch.len() < BATCH_MAX {
             match rx.try_recv() {
-                Ok(p) => batch.push(p),
+                Ok(p) if fits(bytes, p.size_bytes) => {
+                    bytes += p.size_bytes;
+                    batch.push(p);
+                }
+                Ok(p) => {
+                    carried = Some(p);
+                    break;
+                }
                 Err(_) => break,
             }
         }
@@ -126,6 +165,11 @@ async fn propose(raft: &Raft, mut batch: Vec<Pending>, timeout: Duration) {
     }
 }
 
+/// Whether a request of `size_bytes` still fits in a batch already holding `batch_bytes`.
+fn fits(batch_bytes: u64, size_bytes: u64) -> bool {
+    batch_bytes.saturating_add(size_bytes) <= ENTRY_MAX_BYTES
+}
+
 /// A proposal error, reproducible for every waiter.
 enum Failure {
     NotLeader(Option<crate::NodeId>),
@@ -148,5 +192,61 @@ fn describe(e: RaftError<crate::NodeId, ClientWriteError<crate::NodeId, crate::R
         RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => Failure::NotLeader(f.leader_id),
         RaftError::APIError(e) => Failure::Unavailable(e.to_string()),
         RaftError::Fatal(e) => Failure::Fatal(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::IdempotencyKey;
+
+    fn drop_of(bytes: usize) -> Request {
+        Request {
+            now_ms: 0,
+            idempotency: Some(IdempotencyKey::internal("s", "k")),
+            command: Command::DropMessage {
+                token_hash_hex: String::new(),
+                content_type: "x/y".into(),
+                body: crate::BodyRef {
+                    size_bytes: bytes as u64,
+                    blake3_hex: String::new(),
+                    object_key: None,
+                },
+                inline_body: Some(vec![7; bytes]),
+            },
+        }
+    }
+
+    /// A batch of the largest inline bodies stays within one entry: 512 bodies of 1 MiB would be
+    /// 512 MiB, far past the inter-node message limit.
+    #[test]
+    fn batches_are_bounded_in_bytes() {
+        let one = encoded_size(&drop_of(1 << 20));
+        let mut bytes = BATCH_OVERHEAD_BYTES;
+        let mut n = 0;
+        while n < BATCH_MAX && fits(bytes, one) {
+            bytes += one;
+            n += 1;
+        }
+        assert!(n >= 1 && n < 16, "{n} bodies of 1 MiB in one entry");
+        assert!(bytes <= ENTRY_MAX_BYTES);
+        let batch = Request {
+            now_ms: 0,
+            idempotency: None,
+            command: Command::Batch((0..n).map(|_| drop_of(1 << 20)).collect()),
+        };
+        assert!(
+            encoded_size(&batch) <= ENTRY_MAX_BYTES,
+            "the estimate covers the real encoding"
+        );
+    }
+
+    /// A single request past the entry limit is refused as too large, never retried.
+    #[tokio::test]
+    async fn an_oversize_request_is_refused() {
+        let (tx, _rx) = mpsc::channel(1);
+        let batcher = Batcher { tx };
+        let err = batcher.write(drop_of(9 << 20)).await.unwrap_err();
+        assert!(matches!(err, LedgerError::TooLarge { .. }), "{err}");
     }
 }

@@ -17,15 +17,34 @@ pub struct Request {
     pub command: Command,
 }
 
-/// `scope` is the account the key belongs to, so two accounts can use the same key.
+/// A client's `Idempotency-Key` (or one a node made for its own retries). `scope` names who
+/// and where (the account and the route, or a token), so two accounts, or two routes, can use the
+/// same key. `fingerprint` is the blake3 of what defines the request (method, route, its defining
+/// headers, its body's hash): the same key with another fingerprint is refused, never replayed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdempotencyKey {
     pub scope: String,
     pub key: String,
+    pub fingerprint: [u8; 32],
+}
+
+impl IdempotencyKey {
+    /// A key made by a node for its own retries: nothing to compare but the key itself.
+    pub fn internal(scope: impl Into<String>, key: impl Into<String>) -> IdempotencyKey {
+        IdempotencyKey {
+            scope: scope.into(),
+            key: key.into(),
+            fingerprint: [0; 32],
+        }
+    }
 }
 
 /// The most requests one [`Command::Batch`] may carry.
 pub const BATCH_MAX: usize = 512;
+/// The largest Raft entry, encoded: a batch stops growing before it would pass this, and a single
+/// request larger than this is refused as too large. Well under the inter-node message limit
+/// ([`crate::grpc::MESSAGE_MAX_BYTES`]), so one entry always fits in one message.
+pub const ENTRY_MAX_BYTES: u64 = 8 << 20;
 
 /// Maximum length of a client-supplied idempotency key.
 pub const IDEMPOTENCY_KEY_MAX_LEN: usize = 128;
@@ -36,6 +55,9 @@ pub enum Command {
     CreateAccount { account_id: String, balance_micros: u64 },
     /// Let an API key (stored as its blake3 hash, hex) act for an account.
     AddApiKey { account_id: String, key_hash_hex: String },
+    /// Let an admin key (stored as its blake3 hash, hex) administer the cluster. Admin keys act for
+    /// no account, and no account key is ever an admin key.
+    AddAdminKey { key_hash_hex: String },
     /// Debit the owner and create the lease, or do neither.
     CreateLease(NewLease),
     /// Append to a lease's access history. With `owner`, only that owner's lease counts; the
@@ -103,9 +125,15 @@ pub enum Command {
         ttl_seconds: u64,
     },
     /// Count one claim: the token must be known, not revoked, not expired, with claims left, its
-    /// lease live, and (when it requires POST) the claim made with POST. The final claim of a
+    /// lease live, and (when it requires POST) the claim made with POST. `served` is the content the
+    /// claimer was prepared to serve; it must still be the lease's content (else `ContentChanged`)
+    /// and is recorded in the answer, so a replay serves the same thing. The final claim of a
     /// `delete_on_claim` handoff deletes the lease, holding its content for the stream.
-    Claim { token_hash_hex: String, post: bool },
+    Claim {
+        token_hash_hex: String,
+        post: bool,
+        served: Served,
+    },
     /// The owner revokes a handoff; completed claims stand.
     RevokeHandoff { owner: String, handoff_id: String },
     /// Several requests committed as one Raft entry (group commit: one log fsync for all).
@@ -124,6 +152,17 @@ pub struct WebhookResult {
     pub lease_id: String,
     pub seq: u64,
     pub retry_at_ms: Option<u64>,
+}
+
+/// What a claim serves, as of the moment it is counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Served {
+    /// A Storage lease's bytes (they never change).
+    Object,
+    /// A Checkpoint's state at this version.
+    Checkpoint { version: u64 },
+    /// A Mailbox's messages with a sequence number below `upto_seq` that are still queued.
+    Messages { upto_seq: u64 },
 }
 
 /// Everything a new lease needs; IDs are generated before proposing so `apply` stays pure.
@@ -147,6 +186,7 @@ pub enum Outcome {
         created: bool,
     },
     ApiKeyAdded,
+    AdminKeyAdded,
     LeaseCreated {
         lease: Lease,
         balance_micros: u64,
@@ -198,11 +238,12 @@ pub enum Outcome {
         lease_expires_at_ms: u64,
     },
     /// The handoff after this claim, and the lease as it was when claimed (still active);
-    /// `closed` when this claim deleted it.
+    /// `closed` when this claim deleted it; `served` what the claimer got.
     Claimed {
         handoff: Handoff,
         lease: Lease,
         closed: bool,
+        served: Served,
     },
     HandoffRevoked {
         handoff: Handoff,
@@ -244,4 +285,13 @@ pub enum Rejection {
     PostRequired,
     #[error("too many handoffs for this lease (at most {0})")]
     TooManyHandoffs(u32),
+    /// The idempotency key was first used for a different request (another fingerprint).
+    #[error("this Idempotency-Key was used for a different request")]
+    IdempotencyKeyReused,
+    /// A claim was prepared against content that changed before it was counted; nothing counted.
+    #[error("the content changed while the claim was prepared")]
+    ContentChanged,
+    /// The mailbox's (or the cluster's) webhook queue is full; nothing was dropped.
+    #[error("webhook backlog full: {0}")]
+    WebhookBacklog(String),
 }

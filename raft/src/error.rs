@@ -27,6 +27,9 @@ pub enum LedgerError {
     /// No quorum or no leader right now; the outcome of a write is unknown.
     #[error("ledger unavailable: {0}")]
     Unavailable(String),
+    /// The command is larger than one Raft entry may be; it was not applied and never will be.
+    #[error("command of {size_bytes} bytes exceeds the {limit_bytes}-byte entry limit")]
+    TooLarge { size_bytes: u64, limit_bytes: u64 },
     #[error("ledger storage: {0}")]
     Store(#[from] StoreError),
     #[error("ledger stopped: {0}")]
@@ -50,6 +53,13 @@ impl From<LedgerError> for crate::grpc::ForwardError {
         match e {
             LedgerError::NotLeader { leader } => F::NotLeader(leader),
             LedgerError::Unavailable(m) => F::Unavailable(m),
+            LedgerError::TooLarge {
+                size_bytes,
+                limit_bytes,
+            } => F::TooLarge {
+                size_bytes,
+                limit_bytes,
+            },
             other => F::Failed(other.to_string()),
         }
     }
@@ -60,6 +70,13 @@ impl From<crate::grpc::ForwardError> for LedgerError {
         use crate::grpc::ForwardError as F;
         match e {
             F::NotLeader(leader) => LedgerError::NotLeader { leader },
+            F::TooLarge {
+                size_bytes,
+                limit_bytes,
+            } => LedgerError::TooLarge {
+                size_bytes,
+                limit_bytes,
+            },
             F::Unavailable(m) | F::Failed(m) => LedgerError::Unavailable(m),
         }
     }

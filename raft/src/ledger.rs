@@ -43,6 +43,7 @@ pub struct Ledger {
     reader: StateReader,
     node_id: NodeId,
     request_timeout: Duration,
+    secret: String,
 }
 
 /// What an operator wants to know about this node's view of the cluster.
@@ -60,6 +61,45 @@ pub struct LedgerStatus {
 
 /// Scope of the idempotency ids a node makes for writes that carry none from the client.
 pub const NODE_SCOPE: &str = "_node";
+/// How long a join waits for the new learner to catch up before leaving it a learner.
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long an explicit promotion waits for the learner to catch up.
+const PROMOTE_CATCH_UP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a node at a joining address has to answer the identity challenge.
+const IDENTIFY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What a join made of the node.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct JoinOutcome {
+    pub voter: bool,
+    /// Why it stayed a learner.
+    pub reason: Option<String>,
+}
+
+impl JoinOutcome {
+    fn voter() -> JoinOutcome {
+        JoinOutcome {
+            voter: true,
+            reason: None,
+        }
+    }
+
+    fn learner(reason: String) -> JoinOutcome {
+        JoinOutcome {
+            voter: false,
+            reason: Some(reason),
+        }
+    }
+}
+
+/// The highest log index the leader knows `node_id` holds (leader only).
+fn matched_index(metrics: &openraft::RaftMetrics<NodeId, RelayNode>, node_id: NodeId) -> Option<u64> {
+    metrics
+        .replication
+        .as_ref()
+        .and_then(|r| r.get(&node_id).cloned().flatten())
+        .map(|l| l.index)
+}
 
 fn membership_error<E: std::fmt::Display>(e: E) -> LedgerError {
     LedgerError::Unavailable(format!("membership change: {e}"))
@@ -116,6 +156,7 @@ impl Ledger {
             reader: StateReader::new(db),
             node_id: cfg.node_id,
             request_timeout: cfg.request_timeout,
+            secret: cfg.cluster_secret,
         })
     }
 
@@ -164,12 +205,8 @@ impl Ledger {
     /// command carries an idempotency id (the client's, or one made here), so a retry after an
     /// ambiguous failure never applies twice.
     pub async fn write(&self, idempotency: Option<IdempotencyKey>, command: Command) -> Result<Response, LedgerError> {
-        let idempotency = idempotency.or_else(|| {
-            Some(IdempotencyKey {
-                scope: NODE_SCOPE.into(),
-                key: ulid::Ulid::new().to_string(),
-            })
-        });
+        let idempotency =
+            idempotency.or_else(|| Some(IdempotencyKey::internal(NODE_SCOPE, ulid::Ulid::new().to_string())));
         let request = Request {
             now_ms: 0,
             idempotency,
@@ -280,18 +317,32 @@ impl Ledger {
         }
     }
 
-    /// Adds a node as a learner, waits for it to catch up, and promotes it to voter while the
-    /// cluster has fewer than `max_voters`. Forwarded to the leader when this node is not it.
-    pub async fn join(&self, node_id: NodeId, node: RelayNode) -> Result<(), LedgerError> {
+    /// Asks the node that says it is `node_id` at `raft_addr` to prove it holds the cluster secret
+    /// (nothing secret is sent) and to read `probe_key` from its object store. Returns the probe's
+    /// blake3 as that node read it.
+    pub async fn verify_peer(
+        &self,
+        node_id: NodeId,
+        raft_addr: &str,
+        probe_key: Option<String>,
+    ) -> Result<Option<[u8; 32]>, crate::grpc::identity::IdentifyError> {
+        crate::grpc::identity::verify(raft_addr, node_id, &self.secret, probe_key, IDENTIFY_TIMEOUT).await
+    }
+
+    /// Adds a node as a learner (a learner never counts towards a quorum, so this cannot stall the
+    /// cluster), waits for it to catch up, then makes it a voter while the cluster has fewer than
+    /// `max_voters`. A node that does not catch up in time stays a learner. Forwarded to the
+    /// leader when this node is not it. The caller has checked the node with [`Ledger::verify_peer`].
+    pub async fn join(&self, node_id: NodeId, node: RelayNode) -> Result<JoinOutcome, LedgerError> {
         match self.join_local(node_id, node.clone()).await {
             Err(LedgerError::NotLeader { leader: Some(leader) }) => {
                 let addr = self
                     .leader_addr(leader)
                     .ok_or_else(|| LedgerError::Unavailable(format!("leader {leader} has no known address")))?;
-                let timeout = Duration::from_secs(60);
+                let timeout = CATCH_UP_TIMEOUT + Duration::from_secs(15);
                 Ok(self
                     .peers
-                    .forward::<_, ()>(&addr, Method::Join, &(node_id, node), timeout)
+                    .forward::<_, JoinOutcome>(&addr, Method::Join, &(node_id, node), timeout)
                     .await?)
             }
             other => other,
@@ -299,30 +350,75 @@ impl Ledger {
     }
 
     /// [`Ledger::join`] on the leader.
-    pub async fn join_local(&self, node_id: NodeId, node: RelayNode) -> Result<(), LedgerError> {
+    pub async fn join_local(&self, node_id: NodeId, node: RelayNode) -> Result<JoinOutcome, LedgerError> {
+        if !self.is_leader() {
+            return Err(LedgerError::NotLeader {
+                leader: self.status().leader_id,
+            });
+        }
         let membership = self.raft.metrics().borrow().membership_config.clone();
         let voters: Vec<NodeId> = membership.membership().voter_ids().collect();
         if voters.contains(&node_id) {
-            return Ok(());
+            return Ok(JoinOutcome::voter());
+        }
+        if let Some(known) = membership.membership().get_node(&node_id) {
+            if known.raft_addr != node.raft_addr {
+                return Err(LedgerError::Unavailable(format!(
+                    "node {node_id} is already a learner at {}; remove it first",
+                    known.raft_addr
+                )));
+            }
         }
         self.raft
-            .add_learner(node_id, node, true)
+            .add_learner(node_id, node, false)
             .await
             .map_err(membership_error)?;
-        if voters.len() < self.max_voters {
-            self.raft
-                .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([node_id])), false)
-                .await
-                .map_err(membership_error)?;
-            info!(node_id, "ledger: node joined as voter");
-        } else {
-            info!(node_id, "ledger: node joined as learner");
+        info!(node_id, "ledger: node joined as learner");
+        if voters.len() >= self.max_voters {
+            return Ok(JoinOutcome::learner(format!(
+                "the cluster already has {} voters (--voters {})",
+                voters.len(),
+                self.max_voters
+            )));
         }
-        Ok(())
+        if let Err(lag) = self.wait_caught_up(node_id, CATCH_UP_TIMEOUT).await {
+            return Ok(JoinOutcome::learner(lag));
+        }
+        self.raft
+            .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([node_id])), false)
+            .await
+            .map_err(membership_error)?;
+        info!(node_id, "ledger: learner caught up and became a voter");
+        Ok(JoinOutcome::voter())
     }
 
-    /// Promotes a learner to voter (leader only).
+    /// Waits (up to `timeout`) until the learner has replicated everything the leader had when
+    /// the wait began; on timeout, says how far behind it is.
+    async fn wait_caught_up(&self, node_id: NodeId, timeout: Duration) -> Result<(), String> {
+        let target = self.raft.metrics().borrow().last_log_index.unwrap_or(0);
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut metrics = self.raft.metrics();
+        loop {
+            let matched = matched_index(&metrics.borrow(), node_id);
+            if matched.is_some_and(|m| m >= target) {
+                return Ok(());
+            }
+            let wait = tokio::time::timeout_at(deadline, metrics.changed()).await;
+            if !matches!(wait, Ok(Ok(()))) {
+                return Err(format!(
+                    "node {node_id} has not caught up: it holds the log up to {matched:?} of {target}"
+                ));
+            }
+        }
+    }
+
+    /// Promotes a learner to voter (leader only) once it has caught up; a learner that has not
+    /// caught up within a few seconds is refused as unavailable (try again), so a promotion can
+    /// never hand the quorum to a node that cannot vote.
     pub async fn promote(&self, node_id: NodeId) -> Result<(), LedgerError> {
+        self.wait_caught_up(node_id, PROMOTE_CATCH_UP_TIMEOUT)
+            .await
+            .map_err(LedgerError::Unavailable)?;
         self.raft
             .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([node_id])), false)
             .await
@@ -364,6 +460,11 @@ impl Ledger {
 
     pub fn raft(&self) -> &Raft {
         &self.raft
+    }
+
+    /// How this node is reached.
+    pub fn node(&self) -> &RelayNode {
+        &self.node
     }
 
     /// Members as (id, node, is_voter).

@@ -26,9 +26,9 @@ pub mod reader;
 pub mod sm;
 pub mod store;
 
-pub use command::{Command, IdempotencyKey, Outcome, Rejection, Request, Response};
+pub use command::{Command, IdempotencyKey, Outcome, Rejection, Request, Response, Served};
 pub use error::{LedgerError, StoreError};
-pub use ledger::{wall_clock_ms, Ledger, LedgerConfig, LedgerStatus};
+pub use ledger::{wall_clock_ms, JoinOutcome, Ledger, LedgerConfig, LedgerStatus};
 pub use model::{
     Access, AccessActor, Account, BodyRef, Checkpoint, Delivery, Handoff, Lease, LeaseKind, LeaseState, Mailbox,
     Message, Webhook,

@@ -60,6 +60,9 @@ pub struct Mailbox {
     pub message_count: u64,
     /// The sequence number the next message gets (arrival order).
     pub next_seq: u64,
+    /// Webhook deliveries queued and not yet done (bounded, so one slow receiver cannot grow the
+    /// replicated queue without end).
+    pub webhooks_pending: u64,
 }
 
 /// Where a Mailbox announces each drop (Standard Webhooks), and the key that signs them.
@@ -79,7 +82,9 @@ pub struct Message {
     pub body: BodyRef,
 }
 
-/// A webhook still to be delivered (at least once), with its own copy of what it announces.
+/// A webhook still to be delivered (at least once). It holds no copy of the message: an inline
+/// body is read from the queue when the attempt is made, and a message picked up (or deleted)
+/// before then is announced without its bytes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delivery {
     pub lease_id: String,
@@ -90,8 +95,6 @@ pub struct Delivery {
     pub received_at_ms: u64,
     pub size_bytes: u64,
     pub content_type: String,
-    /// The message bytes when they rode inline; object-backed messages are announced without.
-    pub inline_body: Option<Vec<u8>>,
 }
 
 /// The current state of a Checkpoint lease. Only the latest body exists; superseded bodies are

@@ -66,6 +66,16 @@ impl StateReader {
         Ok(raw.map(|b| String::from_utf8_lossy(&b).into_owned()))
     }
 
+    /// Whether an admin key (by its blake3 hash) is known.
+    pub fn is_admin_key_hash(&self, key_hash: &[u8; 32]) -> Result<bool, StoreError> {
+        Ok(self.db.get_cf(cf(&self.db, "admin_keys")?, key_hash)?.is_some())
+    }
+
+    /// What the ledger remembers of an idempotency key in `scope`, if anything.
+    pub fn idempotency_record(&self, scope: &str, key: &str) -> Result<Option<crate::sm::dedup::Record>, StoreError> {
+        self.get("dedup", &keys::dedup_record(scope, key))
+    }
+
     /// Up to `limit` of the owner's leases after `cursor` (as returned by a previous page).
     pub fn leases_by_owner(&self, owner: &str, cursor: Option<&str>, limit: usize) -> Result<LeasePage, StoreError> {
         let prefix = keys::owner_prefix(owner);
@@ -170,11 +180,46 @@ impl StateReader {
 
     /// Webhook deliveries due at `now_ms`, oldest first.
     pub fn due_deliveries(&self, now_ms: u64, limit: usize) -> Result<Vec<Delivery>, StoreError> {
+        let mut out = Vec::new();
+        self.scan_due_deliveries(now_ms, limit, |d| {
+            out.push(d);
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// Walks up to `scan_max` webhook deliveries due at `now_ms`, oldest first, while `visit`
+    /// returns true.
+    pub fn scan_due_deliveries(
+        &self,
+        now_ms: u64,
+        scan_max: usize,
+        mut visit: impl FnMut(Delivery) -> bool,
+    ) -> Result<(), StoreError> {
         let end = now_ms.saturating_add(1).to_be_bytes();
-        scan_range(&self.db, "webhooks", &[], &end, limit)?
-            .into_iter()
-            .map(|(_, v)| decode("webhooks", &v))
-            .collect()
+        let iter = self
+            .db
+            .iterator_cf(cf(&self.db, "webhooks")?, rocksdb::IteratorMode::Start);
+        for item in iter.take(scan_max) {
+            let (k, v) = item?;
+            if k.as_ref() >= end.as_slice() {
+                break;
+            }
+            if !visit(decode("webhooks", &v)?) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Webhook deliveries queued in the whole cluster (the ledger's own count).
+    pub fn webhooks_pending(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .db
+            .get_cf(cf(&self.db, "meta")?, crate::sm::mailbox::META_WEBHOOKS_PENDING)?
+            .as_deref()
+            .and_then(keys::parse_u64)
+            .unwrap_or(0))
     }
 
     /// Whether the ledger knows `object_key`: something stands on it or it is queued for deletion.

@@ -17,7 +17,7 @@ use tonic::transport::{Channel, Endpoint};
 
 use super::pb::raft_service_client::RaftServiceClient;
 use super::pb::Blob;
-use super::{blob, unblob, ForwardError, SECRET_HEADER};
+use super::{blob, unblob, ForwardError, APPEND_MAX_BYTES, MESSAGE_MAX_BYTES, SECRET_HEADER};
 use crate::{NodeId, RelayNode, TypeConfig};
 
 /// Channels to peers by address, shared by Raft replication and forwarding.
@@ -33,6 +33,8 @@ pub struct Peers {
 pub struct CallError {
     pub addr: String,
     pub message: String,
+    /// The request was larger than a message may be: retrying cannot help.
+    pub too_large: Option<u64>,
 }
 
 impl Peers {
@@ -55,6 +57,7 @@ impl Peers {
             .map_err(|e| CallError {
                 addr: addr.into(),
                 message: e.to_string(),
+                too_large: None,
             })?
             .connect_timeout(Duration::from_millis(500))
             .tcp_nodelay(true)
@@ -75,11 +78,14 @@ impl Peers {
         let err = |message: String| CallError {
             addr: addr.to_string(),
             message,
+            too_large: None,
         };
         let mut client = RaftServiceClient::new(self.channel(addr)?)
-            .max_decoding_message_size(64 << 20)
-            .max_encoding_message_size(64 << 20);
-        let mut request = tonic::Request::new(blob(req).map_err(|s| err(s.to_string()))?);
+            .max_decoding_message_size(MESSAGE_MAX_BYTES)
+            .max_encoding_message_size(MESSAGE_MAX_BYTES);
+        let payload = blob(req).map_err(|s| err(s.to_string()))?;
+        let size_bytes = payload.data.len() as u64;
+        let mut request = tonic::Request::new(payload);
         request.metadata_mut().insert(SECRET_HEADER, (*self.secret).clone());
         request.set_timeout(timeout);
         let fut = async {
@@ -95,7 +101,10 @@ impl Peers {
         let response: Blob = tokio::time::timeout(timeout, fut)
             .await
             .map_err(|_| err("timed out".into()))?
-            .map_err(|s| err(format!("{}: {}", s.code(), s.message())))?
+            .map_err(|s| CallError {
+                too_large: (s.code() == tonic::Code::OutOfRange).then_some(size_bytes),
+                ..err(format!("{}: {}", s.code(), s.message()))
+            })?
             .into_inner();
         unblob(&response).map_err(|s| err(s.to_string()))
     }
@@ -113,6 +122,13 @@ impl Peers {
             .await
         {
             Ok(result) => result,
+            Err(CallError {
+                too_large: Some(size_bytes),
+                ..
+            }) => Err(ForwardError::TooLarge {
+                size_bytes,
+                limit_bytes: MESSAGE_MAX_BYTES as u64,
+            }),
             Err(e) => Err(ForwardError::Unavailable(e.to_string())),
         }
     }
@@ -183,7 +199,13 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, RelayNode, RaftError<NodeId>>> {
-        self.rpc(Method::AppendEntries, &rpc, &option).await
+        let (rpc, sent_last) = within_message(rpc, APPEND_MAX_BYTES);
+        let response = self.rpc(Method::AppendEntries, &rpc, &option).await?;
+        match (response, sent_last) {
+            // Only a prefix was sent: say how far the follower now matches.
+            (AppendEntriesResponse::Success, Some(last)) => Ok(AppendEntriesResponse::PartialSuccess(Some(last))),
+            (other, _) => Ok(other),
+        }
     }
 
     async fn install_snapshot(
@@ -201,5 +223,75 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, RelayNode, RaftError<NodeId>>> {
         self.rpc(Method::Vote, &rpc, &option).await
+    }
+}
+
+/// Cuts an AppendEntries request down to the entries that fit in `max_bytes` (always at least
+/// one), so a run of large entries never exceeds the message limit. When entries were cut, also
+/// returns the last log id sent, and lowers `leader_commit` to it: the follower must not commit
+/// past what it was sent (entries up to the old commit index are committed, so this only lowers).
+pub fn within_message(
+    mut rpc: AppendEntriesRequest<TypeConfig>,
+    max_bytes: u64,
+) -> (AppendEntriesRequest<TypeConfig>, Option<openraft::LogId<NodeId>>) {
+    let mut bytes = 0u64;
+    let mut keep = 0;
+    for entry in &rpc.entries {
+        let size = bincode::serialized_size(entry).unwrap_or(u64::MAX);
+        if keep > 0 && bytes.saturating_add(size) > max_bytes {
+            break;
+        }
+        bytes = bytes.saturating_add(size);
+        keep += 1;
+    }
+    if keep == rpc.entries.len() {
+        return (rpc, None);
+    }
+    rpc.entries.truncate(keep);
+    let last = rpc.entries.last().map(|e| e.log_id);
+    if let (Some(last), Some(commit)) = (last, rpc.leader_commit) {
+        if commit.index > last.index {
+            rpc.leader_commit = Some(last);
+        }
+    }
+    (rpc, last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, Vote};
+
+    fn entry(index: u64, bytes: usize) -> Entry<TypeConfig> {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(crate::command::Request {
+                now_ms: 0,
+                idempotency: None,
+                command: crate::Command::ExpireDue { max: bytes as u32 },
+            }),
+        }
+    }
+
+    /// A run of entries larger than one message is sent in parts, never past the commit index the
+    /// leader really has, and a single entry always goes.
+    #[test]
+    fn append_requests_are_cut_to_fit() {
+        let rpc = AppendEntriesRequest {
+            vote: Vote::new_committed(1, 1),
+            prev_log_id: None,
+            leader_commit: Some(LogId::new(CommittedLeaderId::new(1, 1), 10)),
+            entries: (1..=10).map(|i| entry(i, 0)).collect(),
+        };
+        let one = bincode::serialized_size(&rpc.entries[0]).unwrap();
+        let (cut, last) = within_message(rpc.clone(), one * 3);
+        assert_eq!(cut.entries.len(), 3);
+        assert_eq!(last.map(|l| l.index), Some(3));
+        assert_eq!(cut.leader_commit.map(|l| l.index), Some(3));
+        let (whole, last) = within_message(rpc.clone(), one * 100);
+        assert_eq!((whole.entries.len(), last), (10, None));
+        assert_eq!(whole.leader_commit.map(|l| l.index), Some(10));
+        let (single, last) = within_message(rpc, 1);
+        assert_eq!((single.entries.len(), last.map(|l| l.index)), (1, Some(1)));
     }
 }

@@ -3,6 +3,7 @@
 //! `Blob`; every call carries the cluster secret, checked in constant time.
 
 pub mod client;
+pub mod identity;
 pub mod server;
 
 pub mod pb {
@@ -15,6 +16,12 @@ use subtle::ConstantTimeEq;
 
 /// Metadata key carrying the cluster secret.
 pub const SECRET_HEADER: &str = "x-cluster-secret";
+/// The largest message between nodes, either way. Entries are at most
+/// [`crate::command::ENTRY_MAX_BYTES`] and one AppendEntries call carries at most
+/// [`APPEND_MAX_BYTES`] of them, so replication always fits.
+pub const MESSAGE_MAX_BYTES: usize = 64 << 20;
+/// The most entry bytes one AppendEntries call carries; a longer run is sent in several calls.
+pub const APPEND_MAX_BYTES: u64 = 32 << 20;
 
 /// Why a forwarded call did not produce an answer; the caller may retry elsewhere.
 #[derive(Clone, Debug, Serialize, Deserialize, thiserror::Error)]
@@ -25,6 +32,8 @@ pub enum ForwardError {
     Unavailable(String),
     #[error("failed: {0}")]
     Failed(String),
+    #[error("command of {size_bytes} bytes exceeds the {limit_bytes}-byte entry limit")]
+    TooLarge { size_bytes: u64, limit_bytes: u64 },
 }
 
 pub fn blob<T: Serialize>(value: &T) -> Result<pb::Blob, tonic::Status> {
@@ -34,10 +43,90 @@ pub fn blob<T: Serialize>(value: &T) -> Result<pb::Blob, tonic::Status> {
 }
 
 pub fn unblob<T: DeserializeOwned>(blob: &pb::Blob) -> Result<T, tonic::Status> {
-    bincode::deserialize(&blob.data).map_err(|e| tonic::Status::invalid_argument(format!("decode: {e}")))
+    decode(&blob.data).map_err(|e| tonic::Status::invalid_argument(format!("decode: {e}")))
+}
+
+/// Decodes what another node (or anyone on the network) sent: the same encoding as
+/// `bincode::serialize`, but no length prefix may claim more than a message can hold, so forged
+/// input cannot make the decoder allocate without bound.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, bincode::Error> {
+    use bincode::Options;
+    bincode::options()
+        .with_fixint_encoding()
+        .allow_trailing_bytes()
+        .with_limit(MESSAGE_MAX_BYTES as u64)
+        .deserialize(bytes)
 }
 
 /// Constant-time equality of a presented secret with the configured one.
 pub fn secret_matches(presented: &[u8], expected: &[u8]) -> bool {
     presented.len() == expected.len() && bool::from(presented.ct_eq(expected))
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::command::{Command, IdempotencyKey, Request};
+    use crate::{NodeId, RelayNode, TypeConfig};
+
+    fn sample() -> Request {
+        Request {
+            now_ms: 7,
+            idempotency: Some(IdempotencyKey::internal("s", "k")),
+            command: Command::Batch(vec![Request {
+                now_ms: 0,
+                idempotency: Some(IdempotencyKey::internal("a|POST /x", "k2")),
+                command: Command::DeleteLease {
+                    owner: "acct_a".into(),
+                    lease_id: "lse_1".into(),
+                },
+            }]),
+        }
+    }
+
+    /// Everything a peer (or anyone reaching the Raft port) can send is decoded without panics
+    /// and without allocating what a forged length claims.
+    fn decode_all(bytes: &[u8]) {
+        let _ = decode::<Request>(bytes);
+        let _ = decode::<AppendEntriesRequest<TypeConfig>>(bytes);
+        let _ = decode::<VoteRequest<NodeId>>(bytes);
+        let _ = decode::<InstallSnapshotRequest<TypeConfig>>(bytes);
+        let _ = decode::<(NodeId, RelayNode)>(bytes);
+        let _ = decode::<identity::IdentifyRequest>(bytes);
+        let _ = decode::<identity::IdentifyResponse>(bytes);
+        let _ = decode::<Result<crate::Response, ForwardError>>(bytes);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            decode_all(&bytes);
+        }
+
+        /// Valid encodings with a byte changed, cut short or extended.
+        #[test]
+        fn damaged_encodings_never_panic(at in any::<prop::sample::Index>(), to in any::<u8>(), cut in any::<prop::sample::Index>()) {
+            let mut bytes = bincode::serialize(&sample()).unwrap();
+            let i = at.index(bytes.len());
+            bytes[i] = to;
+            decode_all(&bytes);
+            decode_all(&bytes[..cut.index(bytes.len())]);
+        }
+    }
+
+    /// The decoder reads what `bincode::serialize` writes, and refuses a length past the limit.
+    #[test]
+    fn the_decoder_matches_the_encoder_and_bounds_lengths() {
+        let r = sample();
+        assert_eq!(decode::<Request>(&bincode::serialize(&r).unwrap()).unwrap(), r);
+        let mut forged = 0u64.to_le_bytes().to_vec(); // now_ms
+        forged.push(1); // Some(idempotency)
+        forged.extend_from_slice(&u64::MAX.to_le_bytes()); // a scope "u64::MAX bytes long"
+        assert!(decode::<Request>(&forged).is_err());
+    }
 }

@@ -6,9 +6,11 @@ use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 
+use super::identity;
 use super::pb::raft_service_server::{RaftService, RaftServiceServer};
+use super::pb::relay_identity_server::RelayIdentityServer;
 use super::pb::Blob;
-use super::{blob, secret_matches, unblob, ForwardError, SECRET_HEADER};
+use super::{blob, secret_matches, unblob, ForwardError, MESSAGE_MAX_BYTES, SECRET_HEADER};
 use crate::command::Request as LedgerRequest;
 use crate::ledger::Ledger;
 use crate::{NodeId, RelayNode, TypeConfig};
@@ -52,13 +54,25 @@ impl RaftService for Service {
     }
 }
 
-/// Serves the inter-node API on `listener` until `shutdown` resolves.
+/// Serves the inter-node API on `listener` until `shutdown` resolves: the Raft service (secret
+/// required) and the identity challenge (no secret: see [`identity`]).
 pub async fn serve(
     listener: TcpListener,
     ledger: Arc<Ledger>,
     secret: String,
+    probes: Option<identity::ProbeReader>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
+    let identity = identity::Service {
+        node_id: ledger.status().node_id,
+        raft_addr: ledger.node().raft_addr.clone(),
+        secret: secret.clone(),
+        probes,
+        slots: Arc::new(tokio::sync::Semaphore::new(1)),
+    };
+    let identity = RelayIdentityServer::new(identity)
+        .max_decoding_message_size(64 << 10)
+        .max_encoding_message_size(64 << 10);
     let secret = Arc::new(secret.into_bytes());
     let check = move |req: Request<()>| -> Result<Request<()>, Status> {
         let presented = req
@@ -74,12 +88,13 @@ pub async fn serve(
         }
     };
     let inner = RaftServiceServer::new(Service { ledger })
-        .max_decoding_message_size(64 << 20)
-        .max_encoding_message_size(64 << 20);
+        .max_decoding_message_size(MESSAGE_MAX_BYTES)
+        .max_encoding_message_size(MESSAGE_MAX_BYTES);
     let service = tonic::service::interceptor::InterceptedService::new(inner, check);
     tonic::transport::Server::builder()
         .timeout(std::time::Duration::from_secs(30))
         .add_service(service)
+        .add_service(identity)
         // Without TCP_NODELAY, small Raft replies wait out the peer's delayed ACK (~40 ms).
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),

@@ -22,17 +22,39 @@ pub fn create(txn: &mut Txn<'_>, now_ms: u64, account_id: &str, balance_micros: 
 }
 
 pub fn add_key(txn: &mut Txn<'_>, account_id: &str, key_hash_hex: &str) -> Result<Response, StoreError> {
-    let Ok(hash) = hex::decode(key_hash_hex) else {
-        return Ok(Err(Rejection::Invalid("key hash is not hex".into())));
+    let hash = match key_hash(key_hash_hex) {
+        Ok(hash) => hash,
+        Err(rejection) => return Ok(Err(rejection)),
     };
-    if hash.len() != 32 {
-        return Ok(Err(Rejection::Invalid("key hash must be 32 bytes".into())));
-    }
     if txn.get_raw("accounts", account_id.as_bytes())?.is_none() {
         return Ok(Err(Rejection::AccountNotFound));
     }
+    // A key is an agent's or an admin's, never both.
+    if txn.get_raw("admin_keys", &hash)?.is_some() {
+        return Ok(Err(Rejection::Invalid("this key is an admin key".into())));
+    }
     txn.put_raw("api_keys", &hash, account_id.as_bytes())?;
     Ok(Ok(Outcome::ApiKeyAdded))
+}
+
+pub fn add_admin_key(txn: &mut Txn<'_>, key_hash_hex: &str) -> Result<Response, StoreError> {
+    let hash = match key_hash(key_hash_hex) {
+        Ok(hash) => hash,
+        Err(rejection) => return Ok(Err(rejection)),
+    };
+    if txn.get_raw("api_keys", &hash)?.is_some() {
+        return Ok(Err(Rejection::Invalid("this key acts for an account".into())));
+    }
+    txn.put_raw("admin_keys", &hash, &[])?;
+    Ok(Ok(Outcome::AdminKeyAdded))
+}
+
+fn key_hash(key_hash_hex: &str) -> Result<Vec<u8>, Rejection> {
+    match hex::decode(key_hash_hex) {
+        Ok(hash) if hash.len() == 32 => Ok(hash),
+        Ok(_) => Err(Rejection::Invalid("key hash must be 32 bytes".into())),
+        Err(_) => Err(Rejection::Invalid("key hash is not hex".into())),
+    }
 }
 
 /// Takes `amount` from the account, or rejects without writing anything.

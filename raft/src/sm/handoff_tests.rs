@@ -1,7 +1,7 @@
 //! Handoff commands, step by step: exact claim counts, POST-only tokens, revocation, expiry and
 //! delete-on-claim.
 
-use crate::command::{Command, NewLease, Outcome, Rejection, Request, Response};
+use crate::command::{Command, NewLease, Outcome, Rejection, Request, Response, Served};
 use crate::model::{Lease, LeaseKind, LeaseState};
 use crate::sm::tests::{all, apply_all, fresh_db, raw};
 
@@ -37,6 +37,7 @@ fn claim(n: u8, post: bool) -> Command {
     Command::Claim {
         token_hash_hex: hash(n),
         post,
+        served: Served::Object,
     }
 }
 

@@ -1,9 +1,9 @@
 //! Handoffs: claim tokens for any lease kind, with exact claim counts. A claim is one command,
 //! so across any number of claimers on any nodes exactly `max_claims` succeed.
 
-use crate::command::{Outcome, Rejection, Response};
+use crate::command::{Outcome, Rejection, Response, Served};
 use crate::error::StoreError;
-use crate::model::{Access, AccessActor, Handoff, Lease, LeaseState};
+use crate::model::{Access, AccessActor, Handoff, Lease, LeaseKind, LeaseState};
 use crate::sm::{leases, ACCESS_HISTORY_MAX};
 use crate::store::keys;
 use crate::store::txn::Txn;
@@ -80,7 +80,13 @@ pub fn create(
     }))
 }
 
-pub fn claim(txn: &mut Txn<'_>, now_ms: u64, token_hash_hex: &str, post: bool) -> Result<Response, StoreError> {
+pub fn claim(
+    txn: &mut Txn<'_>,
+    now_ms: u64,
+    token_hash_hex: &str,
+    post: bool,
+    served: Served,
+) -> Result<Response, StoreError> {
     let mut handoff = match check(txn, now_ms, token_hash_hex, post)? {
         Ok(h) => h,
         Err(rejection) => return Ok(Err(rejection)),
@@ -90,6 +96,9 @@ pub fn claim(txn: &mut Txn<'_>, now_ms: u64, token_hash_hex: &str, post: bool) -
     };
     if !lease.is_live_at(now_ms) {
         return Ok(Err(Rejection::LeaseGone));
+    }
+    if let Err(rejection) = still_serves(&lease, served) {
+        return Ok(Err(rejection));
     }
     handoff.claims_remaining -= 1;
     txn.put("handoffs", handoff.handoff_id.as_bytes(), &handoff)?;
@@ -115,7 +124,22 @@ pub fn claim(txn: &mut Txn<'_>, now_ms: u64, token_hash_hex: &str, post: bool) -
         handoff,
         lease: claimed,
         closed,
+        served,
     }))
+}
+
+/// Whether `served` is still what the lease holds, so the answer recorded for this claim (and
+/// replayed under its idempotency key) names exactly what the claimer received.
+fn still_serves(lease: &Lease, served: Served) -> Result<(), Rejection> {
+    match (&lease.kind, served) {
+        (LeaseKind::Storage { .. }, Served::Object) => Ok(()),
+        (LeaseKind::Checkpoint(c), Served::Checkpoint { version }) if c.version == version => Ok(()),
+        (LeaseKind::Checkpoint(_), Served::Checkpoint { .. }) => Err(Rejection::ContentChanged),
+        (LeaseKind::Mailbox(mb), Served::Messages { upto_seq }) if upto_seq <= mb.next_seq => Ok(()),
+        _ => Err(Rejection::Invalid(
+            "claimed content does not match the lease's kind".into(),
+        )),
+    }
 }
 
 /// Whether a claim with this token would be counted now (everything but the lease's state).

@@ -17,6 +17,13 @@ pub const WEBHOOK_ATTEMPTS_MAX: u32 = 10;
 pub const WEBHOOK_BATCH_MAX: usize = 1024;
 /// Longest accepted content type.
 pub const CONTENT_TYPE_MAX_LEN: usize = 255;
+/// Webhook deliveries one mailbox may have queued; further drops are refused (429) until the
+/// receiver catches up or the deliveries are given up.
+pub const WEBHOOKS_PENDING_PER_MAILBOX_MAX: u64 = 1_000;
+/// Webhook deliveries the whole cluster may have queued.
+pub const WEBHOOKS_PENDING_MAX: u64 = 100_000;
+/// `meta` key of the number of queued webhook deliveries.
+pub const META_WEBHOOKS_PENDING: &[u8] = b"webhooks_pending";
 
 pub fn create(txn: &mut Txn<'_>, now_ms: u64, new: &NewLease) -> Result<Response, StoreError> {
     let LeaseKind::Mailbox(mb) = &new.kind else {
@@ -42,6 +49,7 @@ pub fn create(txn: &mut Txn<'_>, now_ms: u64, new: &NewLease) -> Result<Response
         used_bytes: 0,
         message_count: 0,
         next_seq: 1,
+        webhooks_pending: 0,
         ..mb.clone()
     });
     let response = leases::create(txn, now_ms, &new)?;
@@ -94,6 +102,20 @@ pub fn drop_message(
             mb.used_bytes, mb.capacity_bytes
         ))));
     }
+    let webhooks_total = webhooks_pending_total(txn)?;
+    if mb.webhook.is_some() {
+        if mb.webhooks_pending >= WEBHOOKS_PENDING_PER_MAILBOX_MAX {
+            return Ok(Err(Rejection::WebhookBacklog(format!(
+                "this mailbox has {} webhook deliveries waiting for its receiver",
+                mb.webhooks_pending
+            ))));
+        }
+        if webhooks_total >= WEBHOOKS_PENDING_MAX {
+            return Ok(Err(Rejection::WebhookBacklog(
+                "the cluster's webhook queue is full".into(),
+            )));
+        }
+    }
     if let Some(key) = &body.object_key {
         if !objects::usable(txn, key)? {
             return Ok(Err(Rejection::Invalid("object key is queued for deletion".into())));
@@ -122,9 +144,10 @@ pub fn drop_message(
             received_at_ms: now_ms,
             size_bytes: body.size_bytes,
             content_type: message.content_type.clone(),
-            inline_body: inline_body.map(<[u8]>::to_vec),
         };
         txn.put("webhooks", &keys::delivery(now_ms, &lease_id, message.seq), &delivery)?;
+        mb.webhooks_pending += 1;
+        set_webhooks_pending_total(txn, webhooks_total + 1)?;
     }
     mb.next_seq += 1;
     mb.message_count += 1;
@@ -184,8 +207,10 @@ pub fn webhooks_attempted(txn: &mut Txn<'_>, results: &[WebhookResult]) -> Resul
             "at most {WEBHOOK_BATCH_MAX} webhook results per command"
         ))));
     }
-    // Reads see the state before this command, so a repeated result must not apply twice.
+    // Reads see the state before this command, so a repeated result must not apply twice, and
+    // each mailbox's count is read once and written once.
     let mut seen = std::collections::BTreeSet::new();
+    let mut done_per_mailbox = std::collections::BTreeMap::<&str, u64>::new();
     let mut found = 0;
     for r in results {
         let key = keys::delivery(r.due_ms, &r.lease_id, r.seq);
@@ -197,8 +222,8 @@ pub fn webhooks_attempted(txn: &mut Txn<'_>, results: &[WebhookResult]) -> Resul
         };
         found += 1;
         txn.delete("webhooks", &key)?;
-        if let Some(at) = r.retry_at_ms {
-            if delivery.attempts + 1 < WEBHOOK_ATTEMPTS_MAX {
+        match r.retry_at_ms {
+            Some(at) if delivery.attempts + 1 < WEBHOOK_ATTEMPTS_MAX => {
                 delivery.attempts += 1;
                 delivery.due_ms = at.max(r.due_ms.saturating_add(1));
                 // A retry lands on a new key; deduplicated above, so it cannot collide with
@@ -210,9 +235,37 @@ pub fn webhooks_attempted(txn: &mut Txn<'_>, results: &[WebhookResult]) -> Resul
                     &delivery,
                 )?;
             }
+            _ => *done_per_mailbox.entry(r.lease_id.as_str()).or_default() += 1,
+        }
+    }
+    let done: u64 = done_per_mailbox.values().sum();
+    if done > 0 {
+        let total = webhooks_pending_total(txn)?;
+        set_webhooks_pending_total(txn, total.saturating_sub(done))?;
+    }
+    for (lease_id, n) in done_per_mailbox {
+        // The mailbox may be closed (its tombstone still counts) or already forgotten.
+        if let Some(mut lease) = txn.get::<Lease>("leases", lease_id.as_bytes())? {
+            if let LeaseKind::Mailbox(mb) = &mut lease.kind {
+                mb.webhooks_pending = mb.webhooks_pending.saturating_sub(n);
+                txn.put("leases", lease_id.as_bytes(), &lease)?;
+            }
         }
     }
     Ok(Ok(Outcome::WebhooksRecorded { found }))
+}
+
+/// Webhook deliveries queued in the whole cluster.
+pub fn webhooks_pending_total(txn: &Txn<'_>) -> Result<u64, StoreError> {
+    Ok(txn
+        .get_raw("meta", META_WEBHOOKS_PENDING)?
+        .as_deref()
+        .and_then(keys::parse_u64)
+        .unwrap_or(0))
+}
+
+fn set_webhooks_pending_total(txn: &mut Txn<'_>, n: u64) -> Result<(), StoreError> {
+    txn.put_raw("meta", META_WEBHOOKS_PENDING, &n.to_be_bytes())
 }
 
 /// The owner's live mailbox and one of its messages.

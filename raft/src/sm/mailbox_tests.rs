@@ -2,7 +2,7 @@
 
 use crate::command::{Command, NewLease, Outcome, Rejection, Request, Response, WebhookResult};
 use crate::model::{BodyRef, Delivery, LeaseKind, Mailbox, Message, Webhook};
-use crate::sm::mailbox::WEBHOOK_ATTEMPTS_MAX;
+use crate::sm::mailbox::{WEBHOOKS_PENDING_PER_MAILBOX_MAX, WEBHOOK_ATTEMPTS_MAX};
 use crate::sm::tests::{all, apply_all, fresh_db, raw};
 
 const T0: u64 = 9_000_000;
@@ -51,6 +51,7 @@ fn setup(keep_on_read: bool) -> (tempfile::TempDir, std::sync::Arc<rocksdb::DB>)
                             used_bytes: 0,
                             message_count: 0,
                             next_seq: 1,
+                            webhooks_pending: 0,
                         }),
                         duration_seconds: 10,
                         cost_micros: 5,
@@ -180,6 +181,46 @@ fn webhook_retries_are_bounded() {
         due += 100;
     }
     assert!(raw(&db, "webhooks").is_empty(), "given up after the last attempt");
+}
+
+/// A mailbox's webhook queue is bounded: past the bound, drops are refused (nothing lost, nothing
+/// queued) until deliveries are done; a picked-up message's delivery holds no copy of its bytes.
+#[test]
+fn webhook_backlog_is_bounded_per_mailbox() {
+    let (_dir, db) = setup(false);
+    let mut t = T0 + 1;
+    let mut queued = 0;
+    while queued < WEBHOOKS_PENDING_PER_MAILBOX_MAX {
+        let r = apply_all(&db, &[at(t, drop_msg(b"x")), at(t, pickup(queued + 1))]);
+        assert!(matches!(r[0], Ok(Outcome::MessageDropped { .. })), "{:?}", r[0]);
+        queued += 1;
+        t += 1;
+    }
+    assert!(raw(&db, "bodies").is_empty(), "picked-up messages leave no copy behind");
+    let r = apply_all(&db, &[at(t, drop_msg(b"y"))]);
+    assert!(matches!(r[0], Err(Rejection::WebhookBacklog(_))), "{:?}", r[0]);
+    assert!(raw(&db, "messages").is_empty(), "the refused drop queued nothing");
+    // One delivery done: room for one more drop.
+    let (_, first): (Vec<u8>, Delivery) = all(&db, "webhooks").remove(0);
+    let r = apply_all(
+        &db,
+        &[
+            at(
+                t,
+                Command::WebhooksAttempted {
+                    results: vec![WebhookResult {
+                        due_ms: first.due_ms,
+                        lease_id: first.lease_id.clone(),
+                        seq: first.seq,
+                        retry_at_ms: None,
+                    }],
+                },
+            ),
+            at(t, drop_msg(b"z")),
+        ],
+    );
+    assert_eq!(r[0], Ok(Outcome::WebhooksRecorded { found: 1 }));
+    assert!(matches!(r[1], Ok(Outcome::MessageDropped { .. })), "{:?}", r[1]);
 }
 
 /// At expiry every message (and its inline bytes) is gone.

@@ -101,6 +101,7 @@ fn apply_command(txn: &mut Txn<'_>, now_ms: u64, command: &Command) -> Result<Re
             account_id,
             key_hash_hex,
         } => accounts::add_key(txn, account_id, key_hash_hex),
+        Command::AddAdminKey { key_hash_hex } => accounts::add_admin_key(txn, key_hash_hex),
         Command::CreateLease(new) => leases::create(txn, now_ms, new),
         Command::RecordAccess { lease_id, actor, owner } => {
             leases::record_access(txn, now_ms, lease_id, *actor, owner.as_deref())
@@ -160,7 +161,11 @@ fn apply_command(txn: &mut Txn<'_>, now_ms: u64, command: &Command) -> Result<Re
             *require_post,
             *ttl_seconds,
         ),
-        Command::Claim { token_hash_hex, post } => handoffs::claim(txn, now_ms, token_hash_hex, *post),
+        Command::Claim {
+            token_hash_hex,
+            post,
+            served,
+        } => handoffs::claim(txn, now_ms, token_hash_hex, *post, *served),
         Command::RevokeHandoff { owner, handoff_id } => handoffs::revoke(txn, owner, handoff_id),
     }
 }

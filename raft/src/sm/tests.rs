@@ -7,7 +7,7 @@ use std::sync::Arc;
 use proptest::prelude::*;
 use rocksdb::{IteratorMode, DB};
 
-use crate::command::{Command, IdempotencyKey, NewLease, Outcome, Request};
+use crate::command::{Command, IdempotencyKey, NewLease, Outcome, Request, Served};
 use crate::model::{
     AccessActor, Account, BodyRef, Checkpoint, Handoff, Lease, LeaseKind, LeaseState, Mailbox, Message, Webhook,
 };
@@ -152,6 +152,15 @@ fn handoff_token_hash(n: u8) -> String {
     blake3::hash(&[b'h', n]).to_hex().to_string()
 }
 
+/// What a claimer says it serves: mostly right for the lease's kind, sometimes stale or wrong.
+fn arb_served() -> impl Strategy<Value = Served> {
+    prop_oneof![
+        3 => Just(Served::Object),
+        2 => (1u64..4).prop_map(|version| Served::Checkpoint { version }),
+        2 => (1u64..6).prop_map(|upto_seq| Served::Messages { upto_seq }),
+    ]
+}
+
 fn arb_handoff_command() -> impl Strategy<Value = Command> {
     let account = proptest::sample::select(ACCOUNTS.to_vec()).prop_map(String::from);
     let lease = (0u8..8).prop_map(lease_id);
@@ -179,13 +188,15 @@ fn arb_handoff_command() -> impl Strategy<Value = Command> {
                     ttl_seconds,
                 }
             ),
-        (n.clone(), any::<bool>()).prop_map(|(n, post)| Command::Claim {
+        (n.clone(), any::<bool>(), arb_served()).prop_map(|(n, post, served)| Command::Claim {
             token_hash_hex: handoff_token_hash(n),
-            post
+            post,
+            served
         }),
-        (n.clone(), any::<bool>()).prop_map(|(n, post)| Command::Claim {
+        (n.clone(), any::<bool>(), arb_served()).prop_map(|(n, post, served)| Command::Claim {
             token_hash_hex: handoff_token_hash(n),
-            post
+            post,
+            served
         }),
         (account, n).prop_map(|(owner, n)| Command::RevokeHandoff {
             owner,
@@ -226,6 +237,7 @@ fn arb_mailbox_command() -> impl Strategy<Value = Command> {
                             used_bytes: 0,
                             message_count: 0,
                             next_seq: 1,
+                            webhooks_pending: 0,
                         }),
                         duration_seconds: duration,
                         cost_micros: cost,
@@ -268,10 +280,7 @@ fn arb_requests() -> impl Strategy<Value = Vec<Request>> {
             .map(|(i, (mut command, delta, idem))| {
                 unique_object_key(&mut command, i);
                 now = (now + delta).max(0);
-                let idempotency = idem.map(|k| IdempotencyKey {
-                    scope: "acct_a".into(),
-                    key: format!("k{k}"),
-                });
+                let idempotency = idem.map(|k| IdempotencyKey::internal("acct_a", format!("k{k}")));
                 Request {
                     now_ms: now as u64,
                     idempotency,
@@ -339,10 +348,11 @@ fn batched(requests: Vec<Request>, cuts: &[usize]) -> Vec<Request> {
             .iter()
             .enumerate()
             .map(|(j, r)| Request {
-                idempotency: Some(r.idempotency.clone().unwrap_or(IdempotencyKey {
-                    scope: "_node".into(),
-                    key: format!("b{n}-{j}"),
-                })),
+                idempotency: Some(
+                    r.idempotency
+                        .clone()
+                        .unwrap_or(IdempotencyKey::internal("_node", format!("b{n}-{j}"))),
+                ),
                 ..r.clone()
             })
             .collect();
@@ -415,6 +425,22 @@ fn check_invariants(db: &DB, responses: &[crate::Response], requests: &[Request]
     }
     for (_, lease_id) in raw(db, "drop_tokens") {
         assert!(leases.iter().any(|(k, _)| k == &lease_id), "dangling drop token");
+    }
+    // The webhook queue's counts (per mailbox and in total) match the queue, within bounds.
+    let deliveries: Vec<(Vec<u8>, crate::model::Delivery)> = all(db, "webhooks");
+    let total = db
+        .get_cf(cf(db, "meta").unwrap(), crate::sm::mailbox::META_WEBHOOKS_PENDING)
+        .unwrap()
+        .and_then(|b| keys::parse_u64(&b))
+        .unwrap_or(0);
+    assert_eq!(total, deliveries.len() as u64, "webhook queue total");
+    assert!(total <= crate::sm::mailbox::WEBHOOKS_PENDING_MAX);
+    for (_, lease) in &leases {
+        if let LeaseKind::Mailbox(mb) = &lease.kind {
+            let queued = deliveries.iter().filter(|(_, d)| d.lease_id == lease.lease_id).count() as u64;
+            assert_eq!(mb.webhooks_pending, queued, "webhooks pending of {}", lease.lease_id);
+            assert!(queued <= crate::sm::mailbox::WEBHOOKS_PENDING_PER_MAILBOX_MAX);
+        }
     }
     // Index entries only name leases that exist.
     for lease_id in checkpoints.values() {
@@ -673,7 +699,7 @@ proptest! {
         let mut requests = requests;
         for r in requests.iter_mut() { r.idempotency = None; }
         let i = idx.index(requests.len());
-        requests[i].idempotency = Some(IdempotencyKey { scope: "acct_a".into(), key: "retry".into() });
+        requests[i].idempotency = Some(IdempotencyKey::internal("acct_a", "retry"));
         let responses = apply_all(&db, &requests[..=i]);
         let before = dump(&db);
         let mut retry = requests[i].clone();
@@ -682,6 +708,31 @@ proptest! {
         prop_assert_eq!(&again[0], &responses[i]);
         prop_assert_eq!(before, dump(&db));
     }
+}
+
+/// A key reused with another fingerprint is refused and applies nothing; the first request's
+/// replay still gets the first answer.
+#[test]
+fn a_reused_key_with_another_request_is_refused() {
+    let (_dir, db) = fresh_db();
+    let keyed = |fingerprint: u8, balance_micros: u64| Request {
+        now_ms: 1_000,
+        idempotency: Some(IdempotencyKey {
+            scope: "acct_a|POST /x".into(),
+            key: "k".into(),
+            fingerprint: [fingerprint; 32],
+        }),
+        command: Command::CreateAccount {
+            account_id: format!("acct_{balance_micros}"),
+            balance_micros,
+        },
+    };
+    let first = apply_all(&db, &[keyed(1, 5)]);
+    let before = dump(&db);
+    let other = apply_all(&db, &[keyed(2, 6)]);
+    assert_eq!(other[0], Err(crate::Rejection::IdempotencyKeyReused));
+    assert_eq!(before, dump(&db), "the refused request changed nothing");
+    assert_eq!(apply_all(&db, &[keyed(1, 5)]), first);
 }
 
 /// A lease is served until `expires_at` and not one millisecond longer, whether or not the

@@ -41,6 +41,8 @@ pub const STATE_CFS: &[&str] = &[
     "handoff_tokens",
     "handoffs_by_lease",
     "refs",
+    // Appended, never inserted: snapshots name column families by their index here.
+    "admin_keys",
 ];
 /// Column families private to this node's Raft log.
 pub const LOG_CFS: &[&str] = &["log", "raft"];
