@@ -9,10 +9,17 @@ if ! command -v etcd >/dev/null 2>&1 && [ ! -x /usr/bin/etcd ]; then
   echo "relay: installing etcd-server for the benchmark test (apt-get)" >&2
   SUDO=""; if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
   export DEBIAN_FRONTEND=noninteractive
+  # The package would start a system etcd; the tests start their own on free ports, so ask
+  # Debian not to start services during this install (and never kill anything afterwards).
+  policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null && $SUDO chmod 755 "$policy"
+    trap '$SUDO rm -f "$policy"' EXIT
+  fi
   $SUDO apt-get install -y -qq --no-install-recommends etcd-server >/dev/null \
     || { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends etcd-server >/dev/null; }
-  # The package may start a system etcd; the tests start their own.
-  pkill -x etcd 2>/dev/null || true
+  if [ -n "$policy" ]; then $SUDO rm -f "$policy"; fi
 fi
 source scripts/env.sh
 cargo test --locked --workspace

@@ -1,57 +1,161 @@
-//! `Authorization: Bearer rs_live_…` → the account it acts for.
+//! Who is calling. Two kinds of key, never interchangeable:
+//!
+//! - `rs_live_…`: an agent's API key. It acts for one account ([`Caller`]) and nothing else.
+//! - `rs_admin_…`: an admin key. It administers the cluster ([`Admin`]) and acts for no account.
+//!
+//! The cluster secret (`X-Cluster-Secret`) is also an admin credential. Keys are looked up by
+//! their blake3 hash in the ledger; a key's shape is checked before any lookup.
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use relay_raft::grpc::secret_matches;
 
 use crate::error::ApiError;
+use crate::limits::InFlightGuard;
 use crate::state::AppState;
 
 pub const API_KEY_PREFIX: &str = "rs_live_";
-/// The account `relay serve` creates on first start; its key may also administer the cluster.
+pub const ADMIN_KEY_PREFIX: &str = "rs_admin_";
+/// The account `relay serve` creates on first start. Its key is an agent's key like any other.
 pub const BOOTSTRAP_ACCOUNT_ID: &str = "acct_bootstrap";
-const API_KEY_MAX_LEN: usize = 128;
+const KEY_MAX_LEN: usize = 128;
+const KEY_MIN_SECRET_LEN: usize = 16;
 
-/// The authenticated account behind a request.
+/// The authenticated account behind a request. While it lives, it holds one of the account's
+/// in-flight slots.
 pub struct Caller {
     pub account_id: String,
+    _slot: InFlightGuard,
 }
 
-/// The hash an API key is stored under; the key itself is never stored.
+/// Proof that the caller may administer the cluster.
+pub struct Admin;
+
+/// The hash a key is stored under; the key itself is never stored.
 pub fn key_hash(key: &str) -> [u8; 32] {
     *blake3::hash(key.as_bytes()).as_bytes()
 }
 
-/// Whether `key` has the shape of an API key (prefix, length, alphabet).
-pub fn is_well_formed_key(key: &str) -> bool {
-    key.len() <= API_KEY_MAX_LEN
-        && key.len() >= API_KEY_PREFIX.len() + 16
-        && key.starts_with(API_KEY_PREFIX)
+fn well_formed(key: &str, prefix: &str) -> bool {
+    key.len() <= KEY_MAX_LEN
+        && key.len() >= prefix.len() + KEY_MIN_SECRET_LEN
+        && key.starts_with(prefix)
         && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Whether `key` has the shape of an agent's API key (prefix, length, alphabet).
+pub fn is_well_formed_key(key: &str) -> bool {
+    well_formed(key, API_KEY_PREFIX)
+}
+
+/// Whether `key` has the shape of an admin key.
+pub fn is_well_formed_admin_key(key: &str) -> bool {
+    well_formed(key, ADMIN_KEY_PREFIX)
+}
+
+/// A presented bearer token, by kind.
+enum Bearer<'a> {
+    Agent(&'a str),
+    Admin(&'a str),
+}
+
+/// `Authorization: Bearer <key>`, checked for shape only.
+fn bearer(parts: &Parts) -> Result<Bearer<'_>, ApiError> {
+    let value = parts
+        .headers
+        .get(AUTHORIZATION)
+        .ok_or(ApiError::Unauthorized("missing Authorization: Bearer rs_live_… header"))?;
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::Unauthorized("malformed Authorization header"))?;
+    let key = value
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .ok_or(ApiError::Unauthorized("Authorization must be Bearer rs_live_…"))?;
+    if is_well_formed_key(key) {
+        Ok(Bearer::Agent(key))
+    } else if is_well_formed_admin_key(key) {
+        Ok(Bearer::Admin(key))
+    } else {
+        Err(ApiError::Unauthorized("malformed API key"))
+    }
+}
+
+fn is_admin_key(state: &AppState, key: &str) -> Result<bool, ApiError> {
+    Ok(state.ledger.reader().is_admin_key_hash(&key_hash(key))?)
 }
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let value = parts
-            .headers
-            .get(AUTHORIZATION)
-            .ok_or(ApiError::Unauthorized("missing Authorization: Bearer rs_live_… header"))?;
-        let value = value
-            .to_str()
-            .map_err(|_| ApiError::Unauthorized("malformed Authorization header"))?;
-        let key = value
-            .strip_prefix("Bearer ")
-            .map(str::trim)
-            .ok_or(ApiError::Unauthorized("Authorization must be Bearer rs_live_…"))?;
-        if !is_well_formed_key(key) {
-            return Err(ApiError::Unauthorized("malformed API key"));
-        }
+        let key = match bearer(parts)? {
+            Bearer::Agent(key) => key,
+            Bearer::Admin(key) if is_admin_key(state, key)? => {
+                return Err(ApiError::Forbidden(
+                    "an admin key acts for no account; use an account's rs_live_ key",
+                ))
+            }
+            Bearer::Admin(_) => return Err(ApiError::Unauthorized("unknown API key")),
+        };
         // The lookup is by hash, so response time says nothing about how much of a key matched.
-        match state.ledger.reader().account_for_key_hash(&key_hash(key))? {
-            Some(account_id) => Ok(Caller { account_id }),
-            None => Err(ApiError::Unauthorized("unknown API key")),
+        let account_id = state
+            .ledger
+            .reader()
+            .account_for_key_hash(&key_hash(key))?
+            .ok_or(ApiError::Unauthorized("unknown API key"))?;
+        let slot = state
+            .limits
+            .per_account
+            .enter(&account_id)
+            .ok_or(ApiError::TooManyRequests { scope: "account" })?;
+        Ok(Caller {
+            account_id,
+            _slot: slot,
+        })
+    }
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if let Some(secret) = parts.headers.get("x-cluster-secret") {
+            if secret_matches(secret.as_bytes(), state.config.cluster_secret.as_bytes()) {
+                return Ok(Admin);
+            }
+            tracing::warn!("cluster admin call refused: wrong cluster secret");
+            return Err(ApiError::Unauthorized("wrong cluster secret"));
         }
+        match bearer(parts)? {
+            Bearer::Admin(key) if is_admin_key(state, key)? => Ok(Admin),
+            Bearer::Admin(_) => Err(ApiError::Unauthorized("unknown admin key")),
+            Bearer::Agent(key) => {
+                if state.ledger.reader().account_for_key_hash(&key_hash(key))?.is_none() {
+                    return Err(ApiError::Unauthorized("unknown API key"));
+                }
+                tracing::warn!("cluster admin call refused: an agent's API key");
+                Err(ApiError::Forbidden(
+                    "an agent's API key cannot administer the cluster; use the admin key or the cluster secret",
+                ))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The two kinds of key never share a shape.
+    #[test]
+    fn key_kinds_are_distinct() {
+        let agent = "rs_live_0123456789abcdef";
+        let admin = "rs_admin_0123456789abcdef";
+        assert!(is_well_formed_key(agent) && !is_well_formed_admin_key(agent));
+        assert!(is_well_formed_admin_key(admin) && !is_well_formed_key(admin));
+        assert!(!is_well_formed_key("rs_live_short"));
+        assert!(!is_well_formed_admin_key("rs_admin_bad key with spaces"));
     }
 }

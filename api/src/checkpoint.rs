@@ -13,17 +13,20 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
 use relay_raft::command::NewLease;
-use relay_raft::{BodyRef, Checkpoint, Command, IdempotencyKey, Lease, LeaseKind, Outcome};
+use relay_raft::{BodyRef, Checkpoint, Command, Lease, LeaseKind, Outcome};
 use serde_json::json;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::headers::{check_duration, idempotency_key, optional_str, parse_u64, query_map, required_u64, reservation};
+use crate::headers::{check_duration, optional_str, parse_u64, query_map, required_u64, reservation};
+use crate::idempotency::{self, Part};
 use crate::state::AppState;
 use crate::{bodies, ids, objects, render};
 
 /// How often a read retries when the body it was pointed at was replaced under it.
 const READ_ATTEMPTS: usize = 3;
+const CREATE_ROUTE: &str = "POST /api/checkpoint";
+const WRITE_ROUTE: &str = "PUT /api/checkpoint/{workflow_id}";
 
 pub async fn create(
     State(state): State<AppState>,
@@ -46,7 +49,7 @@ pub async fn create(
     )?;
     check_duration(duration_seconds, cfg.min_duration_seconds, cfg.max_duration_seconds)?;
     let cost_micros = cfg.pricing.price_micros(max_body_bytes, duration_seconds);
-    let idempotency = idempotency_key(&headers)?;
+    let keyed = idempotency::begin(&state, &headers, &caller.account_id, CREATE_ROUTE)?;
     if let Some(account) = state.ledger.reader().account(&caller.account_id)? {
         if account.balance_micros < cost_micros {
             return Err(ApiError::InsufficientBalance {
@@ -55,8 +58,16 @@ pub async fn create(
             });
         }
     }
-    let bytes = read_json_body(body, &headers, max_body_bytes).await?;
-    let (body_ref, inline_body) = bodies::store(&state, bytes).await?;
+    let body = read_json_body(&state, body, &headers, max_body_bytes).await?;
+    let idem = keyed.as_ref().map(|k| {
+        k.seal(&[
+            Part::Header(&headers, "x-workflow-id"),
+            Part::Header(&headers, "x-duration-seconds"),
+            Part::Header(&headers, "x-max-body-bytes"),
+            Part::Value(blake3::hash(&body.bytes).as_bytes()),
+        ])
+    });
+    let (body_ref, inline_body) = bodies::store(&state, body.bytes.clone()).await?;
     let new = NewLease {
         lease_id: ids::lease_id(),
         ledger_id: ids::ledger_id(),
@@ -71,10 +82,6 @@ pub async fn create(
         duration_seconds,
         cost_micros,
     };
-    let idem = idempotency.map(|key| IdempotencyKey {
-        scope: caller.account_id.clone(),
-        key,
-    });
     let outcome = state
         .ledger
         .write(idem, Command::CreateCheckpoint { new, inline_body })
@@ -209,12 +216,20 @@ pub async fn write(
         )) => c.max_body_bytes,
         _ => state.config.checkpoint_max_body_bytes,
     };
-    let bytes = read_json_body(body, &headers, limit).await?;
-    let (body_ref, inline_body) = bodies::store(&state, bytes).await?;
+    let keyed = idempotency::begin(&state, &headers, &caller.account_id, WRITE_ROUTE)?;
+    let body = read_json_body(&state, body, &headers, limit).await?;
+    let idem = keyed.as_ref().map(|k| {
+        k.seal(&[
+            Part::Value(workflow_id.as_bytes()),
+            Part::Header(&headers, "if-match"),
+            Part::Value(blake3::hash(&body.bytes).as_bytes()),
+        ])
+    });
+    let (body_ref, inline_body) = bodies::store(&state, body.bytes.clone()).await?;
     let outcome = state
         .ledger
         .write(
-            None,
+            idem,
             Command::WriteCheckpoint {
                 owner: caller.account_id,
                 workflow_id,
@@ -229,6 +244,10 @@ pub async fn write(
         other => return Err(ApiError::unexpected(other)),
     };
     let cell = cell(&lease)?;
+    // A replay (same Idempotency-Key) answers with the first write; our object was never used.
+    if body_ref.object_key.is_some() && cell.body.object_key != body_ref.object_key {
+        bodies::discard(&state, &body_ref).await;
+    }
     let json = json!({
         "status": "ok",
         "lease_id": lease.lease_id,
@@ -303,15 +322,10 @@ async fn fetch_body(state: &AppState, body: &BodyRef, inline_body: Option<Vec<u8
 
 /// Reads the body (at most `limit` bytes, checked against Content-Length first) and checks that
 /// it is one JSON value.
-async fn read_json_body(body: Body, headers: &HeaderMap, limit: u64) -> ApiResult<Bytes> {
-    if let Some(length) = optional_str(headers, "content-length")? {
-        if length.parse::<u64>().is_ok_and(|n| n > limit) {
-            return Err(ApiError::TooLarge { what: "body", limit });
-        }
-    }
-    let bytes = objects::read_body(body, limit, "body").await?;
-    serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
-    Ok(bytes)
+async fn read_json_body(state: &AppState, body: Body, headers: &HeaderMap, limit: u64) -> ApiResult<bodies::Buffered> {
+    let body = bodies::read(state, body, headers, limit, "body").await?;
+    serde_json::from_slice::<serde::de::IgnoredAny>(&body.bytes).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+    Ok(body)
 }
 
 fn respond(lease: &Lease, bytes: Bytes) -> ApiResult<Response> {
@@ -351,7 +365,7 @@ fn etag(version: u64) -> String {
 }
 
 /// `If-Match: 3`, `If-Match: "3"` (the ETag) or `*` (any version).
-fn if_match(headers: &HeaderMap) -> ApiResult<Option<u64>> {
+pub(crate) fn if_match(headers: &HeaderMap) -> ApiResult<Option<u64>> {
     let Some(value) = optional_str(headers, "if-match")? else {
         return Ok(None);
     };
@@ -369,7 +383,7 @@ fn if_match(headers: &HeaderMap) -> ApiResult<Option<u64>> {
     parse_u64(bare, "if-match").map(Some)
 }
 
-fn if_none_match(headers: &HeaderMap, version: u64) -> bool {
+pub(crate) fn if_none_match(headers: &HeaderMap, version: u64) -> bool {
     optional_str(headers, "if-none-match")
         .ok()
         .flatten()
@@ -383,7 +397,7 @@ pub fn is_workflow_id(id: &str) -> bool {
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
-fn workflow_id_header(headers: &HeaderMap) -> ApiResult<String> {
+pub(crate) fn workflow_id_header(headers: &HeaderMap) -> ApiResult<String> {
     const NAME: &str = "x-workflow-id";
     let id = optional_str(headers, NAME)?.ok_or(ApiError::MissingHeader(NAME))?;
     if !is_workflow_id(id) {
@@ -403,14 +417,15 @@ fn workflow_id_param(path: Result<Path<String>, PathRejection>) -> ApiResult<Str
     }
 }
 
-/// The checkpoint part of a lease. Checkpoint commands only touch checkpoints, so another kind
-/// can only come from an `Idempotency-Key` first used for a different request.
+/// The checkpoint part of a lease. Checkpoint commands only touch checkpoints (and keys are
+/// scoped by route), so another kind is a bug.
 fn cell(lease: &Lease) -> ApiResult<&Checkpoint> {
     match &lease.kind {
         LeaseKind::Checkpoint(c) => Ok(c),
-        _ => Err(ApiError::Conflict(
-            "Idempotency-Key was already used for a different request",
-        )),
+        other => Err(ApiError::Internal(format!(
+            "checkpoint command answered with a {}",
+            other.name()
+        ))),
     }
 }
 

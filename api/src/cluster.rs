@@ -1,48 +1,31 @@
-//! `/cluster/…`: membership status and changes, for operators. Guarded by the cluster secret
-//! (`X-Cluster-Secret`) or the bootstrap account's API key.
+//! `/cluster/…`: membership status and changes, for operators. Guarded by [`Admin`]: the cluster
+//! secret (`X-Cluster-Secret`) or an admin key, never an agent's API key.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequestParts, State};
-use axum::http::request::Parts;
+use axum::extract::State;
 use axum::Json;
-use relay_raft::grpc::secret_matches;
 use relay_raft::{NodeId, RelayNode};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::auth::{Caller, BOOTSTRAP_ACCOUNT_ID};
+use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult};
+use crate::objects;
 use crate::state::AppState;
 
-/// Proof that the caller may change the cluster.
-pub struct Admin;
-
-impl FromRequestParts<AppState> for Admin {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        if let Some(secret) = parts.headers.get("x-cluster-secret") {
-            if secret_matches(secret.as_bytes(), state.config.cluster_secret.as_bytes()) {
-                return Ok(Admin);
-            }
-            tracing::warn!("cluster admin call refused: wrong cluster secret");
-            return Err(ApiError::Unauthorized("wrong cluster secret"));
-        }
-        let caller = Caller::from_request_parts(parts, state).await?;
-        if caller.account_id == BOOTSTRAP_ACCOUNT_ID {
-            Ok(Admin)
-        } else {
-            Err(ApiError::Unauthorized(
-                "cluster administration needs the cluster secret or the bootstrap key",
-            ))
-        }
-    }
-}
+/// Admin bodies are tiny; anything larger is refused unread (axum's own cap, applied per route).
+pub const BODY_MAX_BYTES: usize = 4 << 10;
 
 fn json_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> ApiResult<T> {
-    let bytes = body.map_err(|e| ApiError::BadRequest(format!("reading the body: {e}")))?;
+    let bytes = body.map_err(|e| match e {
+        BytesRejection::FailedToBufferBody(_) => ApiError::TooLarge {
+            what: "body",
+            limit: BODY_MAX_BYTES as u64,
+        },
+        other => ApiError::BadRequest(format!("reading the body: {other}")),
+    })?;
     serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
 }
 
@@ -69,6 +52,7 @@ pub async fn status(State(state): State<AppState>, _: Admin) -> ApiResult<Json<V
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct JoinBody {
     node_id: NodeId,
     raft_addr: String,
@@ -76,10 +60,15 @@ struct JoinBody {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct NodeBody {
     node_id: NodeId,
 }
 
+/// `POST /cluster/join`: before the node is even a learner, the address must answer as a Relay
+/// node holding the cluster secret, and read a probe object this node just wrote through its own
+/// object store (so a cluster whose nodes keep bytes apart is refused, not half-working). Then
+/// the node joins as a learner and becomes a voter only once it has caught up.
 pub async fn join(
     State(state): State<AppState>,
     _: Admin,
@@ -92,7 +81,35 @@ pub async fn join(
             reason: "need node_id >= 1 and raft_addr IP:port".into(),
         });
     }
-    state
+    if b.http_addr.len() > 256 || !(b.http_addr.starts_with("http://") || b.http_addr.starts_with("https://")) {
+        return Err(ApiError::InvalidValue {
+            field: "http_addr",
+            reason: "must be an http:// or https:// URL of at most 256 characters".into(),
+        });
+    }
+    let (probe_key, probe_blake3) = objects::write_probe(&state.objects).await?;
+    let seen = state
+        .ledger
+        .verify_peer(b.node_id, &b.raft_addr, Some(probe_key.clone()))
+        .await;
+    objects::discard(&state.objects, &probe_key).await;
+    match seen {
+        Err(e) => {
+            tracing::warn!(node_id = b.node_id, error = %e, "join refused");
+            return Err(ApiError::JoinRefused(e.to_string()));
+        }
+        Ok(seen) if seen != Some(probe_blake3) => {
+            tracing::warn!(node_id = b.node_id, "join refused: the node sees another object store");
+            return Err(ApiError::JoinRefused(format!(
+                "node {} does not see this cluster's object store (a probe written here was {} there); \
+                 every node must use the same --objects",
+                b.node_id,
+                if seen.is_none() { "missing" } else { "different" }
+            )));
+        }
+        Ok(_) => {}
+    }
+    let outcome = state
         .ledger
         .join(
             b.node_id,
@@ -102,7 +119,12 @@ pub async fn join(
             },
         )
         .await?;
-    Ok(Json(json!({"status": "ok", "node_id": b.node_id})))
+    Ok(Json(json!({
+        "status": "ok",
+        "node_id": b.node_id,
+        "role": if outcome.voter { "voter" } else { "learner" },
+        "reason": outcome.reason,
+    })))
 }
 
 /// Runs a leader-only membership change, or says which node to ask.
@@ -126,7 +148,11 @@ where
             "not the leader; ask node {leader:?} at {http:?}"
         )));
     }
-    Ok(f().await?)
+    f().await.map_err(|e| match e {
+        // Membership refusals are written by us for the operator (a learner not caught up).
+        relay_raft::LedgerError::Unavailable(reason) => ApiError::Unavailable(reason),
+        other => other.into(),
+    })
 }
 
 pub async fn promote(

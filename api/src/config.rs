@@ -14,13 +14,11 @@ pub struct ApiConfig {
     pub max_duration_seconds: u64,
     /// Largest object a Storage lease may hold.
     pub max_object_bytes: u64,
-    /// Uploads streaming at once; more wait their turn (bounds memory: each holds up to
-    /// `single_put_max_bytes` or two multipart parts).
-    pub max_concurrent_uploads: usize,
+    /// Caps on requests, uploads and buffered bodies (uploads each hold up to
+    /// `single_put_max_bytes` or two multipart parts in memory).
+    pub limits: crate::limits::LimitsConfig,
     /// The secret shared by cluster members; also accepted by `/cluster/…`.
     pub cluster_secret: String,
-    /// Requests handled at once; more wait for a slot.
-    pub max_concurrent_requests: usize,
     /// Bodies up to this size are written with one PUT; larger ones with a multipart upload.
     pub single_put_max_bytes: usize,
     /// Part size of multipart uploads.
@@ -56,8 +54,7 @@ impl Default for ApiConfig {
             min_duration_seconds: 60,
             max_duration_seconds: 365 * 86_400,
             max_object_bytes: 5 << 30,
-            max_concurrent_uploads: 16,
-            max_concurrent_requests: 1024,
+            limits: Default::default(),
             cluster_secret: String::new(),
             single_put_max_bytes: 8 << 20,
             multipart_part_bytes: 8 << 20,

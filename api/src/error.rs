@@ -1,9 +1,18 @@
-//! The API's errors and their one mapping to HTTP: `{"status":"error","error":{"code","message"}}`.
+//! The API's errors and their one mapping to HTTP:
+//! `{"status":"error","error":{"code","message","request_id"}}`.
+//!
+//! A message is written for the client and never carries internal state: a 500 says
+//! "internal error" and the request id, and the detail goes to the log under that id; errors from
+//! the ledger's transport or the object store are summed up the same way.
+
+use std::time::Duration;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use relay_raft::{LedgerError, Rejection, StoreError};
 use serde_json::json;
+
+use crate::request_id;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -19,6 +28,9 @@ pub enum ApiError {
     SizeMismatch { declared: u64, received: u64 },
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// The caller proved who it is, and that is not enough for this route.
+    #[error("{0}")]
+    Forbidden(&'static str),
     #[error("insufficient balance: {balance_micros} micro-USDC available, {needed_micros} needed")]
     InsufficientBalance { balance_micros: u64, needed_micros: u64 },
     #[error("{0} not found")]
@@ -39,16 +51,44 @@ pub enum ApiError {
     InvalidJson(String),
     #[error("mailbox is full: {0}")]
     MailboxFull(String),
+    #[error("webhook backlog full: {0}")]
+    WebhookBacklog(String),
     #[error("this handoff must be claimed with POST")]
     PostRequired,
+    /// The same `Idempotency-Key` came with a different request.
+    #[error("this Idempotency-Key was already used for a different request")]
+    IdempotencyKeyReused,
+    /// A request with the same `Idempotency-Key` is still being processed.
+    #[error("a request with this Idempotency-Key is still in progress; retry when it has finished")]
+    IdempotencyInFlight,
+    /// The request body came too slowly or stopped.
+    #[error("{0}")]
+    RequestTimeout(&'static str),
+    /// A per-client cap is reached (`scope` names which).
+    #[error("too many requests in flight from this {scope}; retry shortly")]
+    TooManyRequests { scope: &'static str },
+    /// The node is at a global bound (requests, uploads, buffered bytes).
+    #[error("the server is busy ({0}); retry shortly")]
+    Overloaded(&'static str),
+    /// A node asked to join failed its checks.
+    #[error("join refused: {0}")]
+    JoinRefused(String),
+    /// No leader, no quorum, or a timeout: written for the client (details are logged).
     #[error("service unavailable: {0}")]
     Unavailable(String),
-    #[error("object store unavailable: {0}")]
-    ObjectStore(#[from] object_store::Error),
+    #[error("object store unavailable")]
+    ObjectStore(#[source] object_store::Error),
     #[error("stored object failed its integrity check")]
     Integrity,
-    #[error("internal error: {0}")]
+    /// A bug or a broken store. The detail is logged, never sent.
+    #[error("internal error")]
     Internal(String),
+}
+
+impl From<object_store::Error> for ApiError {
+    fn from(e: object_store::Error) -> Self {
+        ApiError::ObjectStore(e)
+    }
 }
 
 impl ApiError {
@@ -58,19 +98,21 @@ impl ApiError {
             MissingHeader(_) | InvalidHeader { .. } | BadRequest(_) | SizeMismatch { .. } | InvalidJson(_) => {
                 StatusCode::BAD_REQUEST
             }
-            Conflict(_) => StatusCode::CONFLICT,
-            MailboxFull(_) => StatusCode::TOO_MANY_REQUESTS,
+            Conflict(_) | IdempotencyInFlight => StatusCode::CONFLICT,
+            MailboxFull(_) | WebhookBacklog(_) | TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             PostRequired => StatusCode::METHOD_NOT_ALLOWED,
             PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
-            InvalidValue { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            InvalidValue { .. } | IdempotencyKeyReused | JoinRefused(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Forbidden(_) => StatusCode::FORBIDDEN,
             InsufficientBalance { .. } => StatusCode::PAYMENT_REQUIRED,
             NotFound(_) => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Gone(_) => StatusCode::GONE,
             TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
-            Unavailable(_) | ObjectStore(_) => StatusCode::SERVICE_UNAVAILABLE,
+            RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Unavailable(_) | ObjectStore(_) | Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
             Integrity => StatusCode::BAD_GATEWAY,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -85,14 +127,22 @@ impl ApiError {
             BadRequest(_) => "bad_request",
             SizeMismatch { .. } => "size_mismatch",
             Unauthorized(_) => "unauthorized",
+            Forbidden(_) => "forbidden",
             InsufficientBalance { .. } => "insufficient_balance",
             NotFound(_) => "not_found",
             MethodNotAllowed => "method_not_allowed",
             Conflict(_) => "conflict",
             MailboxFull(_) => "mailbox_full",
+            WebhookBacklog(_) => "webhook_backlog",
             PostRequired => "post_required",
             PreconditionFailed { .. } => "precondition_failed",
             InvalidJson(_) => "invalid_json",
+            IdempotencyKeyReused => "idempotency_key_reused",
+            IdempotencyInFlight => "idempotency_key_in_flight",
+            RequestTimeout(_) => "request_timeout",
+            TooManyRequests { .. } => "rate_limited",
+            Overloaded(_) => "overloaded",
+            JoinRefused(_) => "join_refused",
             Gone(_) => "gone",
             TooLarge { .. } => "payload_too_large",
             RangeNotSatisfiable { .. } => "range_not_satisfiable",
@@ -100,6 +150,18 @@ impl ApiError {
             ObjectStore(_) => "object_store_unavailable",
             Integrity => "integrity_error",
             Internal(_) => "internal",
+        }
+    }
+
+    /// How long a client should wait before trying again, for the errors that say "retry".
+    fn retry_after(&self) -> Option<Duration> {
+        use ApiError::*;
+        match self {
+            Unavailable(_) | ObjectStore(_) | Overloaded(_) | TooManyRequests { .. } | IdempotencyInFlight => {
+                Some(Duration::from_secs(1))
+            }
+            WebhookBacklog(_) => Some(Duration::from_secs(5)),
+            _ => None,
         }
     }
 
@@ -130,6 +192,7 @@ impl ApiError {
             Rejection::VersionMismatch { current } => ApiError::PreconditionFailed { current },
             Rejection::TooLarge { limit, .. } => ApiError::TooLarge { what: "body", limit },
             Rejection::MailboxFull(reason) => ApiError::MailboxFull(reason),
+            Rejection::WebhookBacklog(reason) => ApiError::WebhookBacklog(reason),
             Rejection::MessageNotFound => ApiError::NotFound("message"),
             Rejection::HandoffNotFound => ApiError::NotFound("handoff"),
             Rejection::HandoffExpired => ApiError::Gone("handoff token has expired"),
@@ -138,6 +201,10 @@ impl ApiError {
             Rejection::TooManyHandoffs(_) => {
                 ApiError::Conflict("this lease has reached its maximum number of handoffs")
             }
+            Rejection::IdempotencyKeyReused => ApiError::IdempotencyKeyReused,
+            Rejection::ContentChanged => {
+                ApiError::Unavailable("the content changed while it was being read; retry".into())
+            }
         }
     }
 }
@@ -145,7 +212,14 @@ impl ApiError {
 impl From<LedgerError> for ApiError {
     fn from(e: LedgerError) -> Self {
         match e {
-            LedgerError::NotLeader { .. } | LedgerError::Unavailable(_) => ApiError::Unavailable(e.to_string()),
+            LedgerError::NotLeader { .. } | LedgerError::Unavailable(_) => {
+                tracing::warn!(request_id = %request_id::current(), error = %e, "ledger unavailable");
+                ApiError::Unavailable("the cluster has no leader or quorum right now".into())
+            }
+            LedgerError::TooLarge { limit_bytes, .. } => ApiError::TooLarge {
+                what: "request",
+                limit: limit_bytes,
+            },
             LedgerError::Store(_) | LedgerError::Fatal(_) => ApiError::Internal(e.to_string()),
         }
     }
@@ -160,18 +234,30 @@ impl From<StoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() {
-            tracing::error!(code = self.code(), error = %self, "request failed");
-        } else {
-            tracing::debug!(code = self.code(), error = %self, "request rejected");
+        let request_id = request_id::current();
+        match &self {
+            ApiError::Internal(detail) => {
+                tracing::error!(%request_id, code = self.code(), detail = %detail, "request failed")
+            }
+            ApiError::ObjectStore(e) => {
+                tracing::error!(%request_id, code = self.code(), error = %e, "object store failed")
+            }
+            _ if status.is_server_error() => {
+                tracing::error!(%request_id, code = self.code(), error = %self, "request failed")
+            }
+            _ => tracing::debug!(%request_id, code = self.code(), error = %self, "request rejected"),
         }
-        let body = json!({"status": "error", "error": {"code": self.code(), "message": self.to_string()}});
+        let body = json!({"status": "error", "error": {
+            "code": self.code(),
+            "message": self.to_string(),
+            "request_id": request_id,
+        }});
         let mut response = (status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
+        if let Some(after) = self.retry_after() {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(after.as_secs()));
+        }
         match &self {
-            ApiError::Unavailable(_) | ApiError::ObjectStore(_) => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            }
             ApiError::Unauthorized(_) => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
@@ -183,6 +269,9 @@ impl IntoResponse for ApiError {
                     headers.insert(header::CONTENT_RANGE, v);
                 }
             }
+            ApiError::RequestTimeout(_) => {
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
             _ => {}
         }
         response
@@ -190,3 +279,36 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 500 carries "internal error" and a request id, never the detail it was made from.
+    #[tokio::test]
+    async fn internal_errors_keep_their_detail_in_the_log() {
+        let secret = "whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0";
+        let response = request_id::scope("req-1".into(), async {
+            ApiError::Internal(format!("Outcome::LeaseCreated {{ webhook_secret: {secret} }}")).into_response()
+        })
+        .await;
+        assert_eq!(response.status(), 500);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        let text = String::from_utf8_lossy(&body);
+        assert!(!text.contains("whsec_") && !text.contains("LeaseCreated"), "{text}");
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"]["message"], "internal error");
+        assert_eq!(v["error"]["request_id"], "req-1");
+    }
+
+    /// Transport errors of the ledger are summed up for the client; the detail stays in the log.
+    #[tokio::test]
+    async fn unavailable_hides_the_transport_detail() {
+        let e: ApiError = LedgerError::Unavailable("rpc to 10.1.2.3:9080: h2 protocol error".into()).into();
+        let response = e.into_response();
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()["retry-after"], "1");
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        assert!(!String::from_utf8_lossy(&body).contains("10.1.2.3"));
+    }
+}

@@ -1,30 +1,23 @@
-//! Handoff: `POST /api/handoff/:lease_id` issues a claim token for any lease kind;
-//! `GET|POST|HEAD /api/claim/:token` redeems it without auth; `GET /api/handoffs/:lease_id` lists
-//! outstanding tokens and `DELETE /api/handoffs/:handoff_id` revokes one.
-//!
-//! A claim is checked first with a read barrier (nothing counted), the content it will serve is
-//! opened or read, and only then is the one `Claim` command proposed, so a request that answers
-//! an error never counts a claim.
+//! Handoff: `POST /api/handoff/:lease_id` issues a claim token for any lease kind (redeemed at
+//! `/api/claim/:token`, see [`crate::claim`]); `GET /api/handoffs/:lease_id` lists outstanding
+//! tokens and `DELETE /api/handoffs/:handoff_id` revokes one.
 
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::header::{self, HeaderMap, HeaderValue};
-use axum::http::{Method, StatusCode};
+use axum::http::header::HeaderMap;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use bytes::Bytes;
-use futures::StreamExt;
-use relay_raft::sm::handoffs;
-use relay_raft::{Command, Handoff, IdempotencyKey, Lease, LeaseKind, Message, Outcome};
+use relay_raft::{Command, Outcome};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::headers::idempotency_key;
+use crate::idempotency::{self, Part};
 use crate::state::AppState;
 use crate::{mailbox, objects, render, store};
 
@@ -34,6 +27,7 @@ const TOKEN_LEN: usize = 4 + 43;
 /// Characters of the token shown in listings.
 const SHOWN_PREFIX_LEN: usize = 12;
 const CREATE_BODY_MAX: u64 = 16 << 10;
+const CREATE_ROUTE: &str = "POST /api/handoff/{lease_id}";
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -52,7 +46,14 @@ pub async fn create(
     body: Body,
 ) -> ApiResult<Response> {
     let lease_id = store::lease_id_param(path)?;
+    let keyed = idempotency::begin(&state, &headers, &caller.account_id, CREATE_ROUTE)?;
     let bytes = objects::read_body(body, CREATE_BODY_MAX, "body").await?;
+    let idem = keyed.as_ref().map(|k| {
+        k.seal(&[
+            Part::Value(lease_id.as_bytes()),
+            Part::Value(blake3::hash(&bytes).as_bytes()),
+        ])
+    });
     let params: CreateBody = if bytes.iter().all(u8::is_ascii_whitespace) {
         CreateBody::default()
     } else {
@@ -82,7 +83,6 @@ pub async fn create(
             reason: format!("must be 1 to {}", cfg.max_duration_seconds),
         });
     }
-    let idempotency = idempotency_key(&headers)?;
     let token = new_token()?;
     let command = Command::CreateHandoff {
         owner: caller.account_id.clone(),
@@ -95,10 +95,6 @@ pub async fn create(
         require_post: params.require_post.unwrap_or(false),
         ttl_seconds,
     };
-    let idem = idempotency.map(|key| IdempotencyKey {
-        scope: caller.account_id,
-        key,
-    });
     let (handoff, lease_expires_at_ms) = match state.ledger.write(idem, command).await? {
         Ok(Outcome::HandoffCreated {
             handoff,
@@ -126,249 +122,6 @@ pub async fn create(
         })),
     )
         .into_response())
-}
-
-/// `GET`, `POST` or `HEAD /api/claim/:token`, no auth.
-pub async fn claim(
-    State(state): State<AppState>,
-    method: Method,
-    path: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
-) -> ApiResult<Response> {
-    let token = match path {
-        Ok(Path(t)) if is_token(&t) => t,
-        _ => return Err(ApiError::NotFound("handoff")),
-    };
-    let hash = blake3::hash(token.as_bytes());
-    let post = method == Method::POST;
-
-    // 1. Would the claim be counted? Nothing is counted yet. This node's own state may lag, but
-    // every refusal it can see is final (revoked, claimed out, expired and deleted stay so), so
-    // only a token it does not know yet, or content that changes, needs a read barrier.
-    let mut reader = state.ledger.reader();
-    let known = reader.handoff_by_token_hash(hash.as_bytes())?;
-    let handoff = match known {
-        Some(h) => h,
-        None => {
-            reader = state.ledger.linearizable().await?;
-            reader
-                .handoff_by_token_hash(hash.as_bytes())?
-                .ok_or(ApiError::NotFound("handoff"))?
-        }
-    };
-    let now_ms = state.ledger.now_ms();
-    // HEAD is judged like the GET it previews.
-    let handoff = handoffs::judge(handoff, now_ms, post).map_err(|r| ApiError::from_rejection(r, "handoff"))?;
-    let mut lease = reader
-        .lease(&handoff.lease_id)?
-        .filter(|l| l.is_live_at(now_ms))
-        .ok_or(ApiError::Gone("lease has expired or was deleted"))?;
-    if !matches!(lease.kind, LeaseKind::Storage { .. }) {
-        // A checkpoint's state and a mailbox's messages change: serve them as of now.
-        lease = state
-            .ledger
-            .linearizable()
-            .await?
-            .lease(&handoff.lease_id)?
-            .filter(|l| l.is_live_at(now_ms))
-            .ok_or(ApiError::Gone("lease has expired or was deleted"))?;
-    }
-
-    // 2. Have the content in hand (or the object open) before counting. A Storage lease's bytes
-    // never change, so the (possibly lagging) local record names them exactly.
-    let content = prepare(&state, &lease, method == Method::HEAD).await?;
-    if method == Method::HEAD {
-        return Ok(content.into_response(&handoff, None));
-    }
-
-    // 3. The one command that counts, retried safely under the caller's Idempotency-Key.
-    let idem = idempotency_key(&headers)?.map(|key| IdempotencyKey {
-        scope: format!("claim:{}", hash.to_hex()),
-        key,
-    });
-    let command = Command::Claim {
-        token_hash_hex: hash.to_hex().to_string(),
-        post,
-    };
-    let (handoff, closed) = match state.ledger.write(idem, command).await? {
-        Ok(Outcome::Claimed { handoff, closed, .. }) => (handoff, closed),
-        Ok(other) => return Err(ApiError::unexpected(other)),
-        Err(rejection) => return Err(ApiError::from_rejection(rejection, "handoff")),
-    };
-    let guard = closed.then(|| ReleaseOnDrop {
-        state: state.clone(),
-        lease_id: lease.lease_id.clone(),
-    });
-    Ok(content.into_response(&handoff, guard))
-}
-
-/// What a claim serves, prepared before the claim is counted.
-enum Content {
-    /// A Storage lease's bytes, already opened (headers and a streaming body).
-    Object(Response),
-    /// A Checkpoint's latest state.
-    Checkpoint {
-        version: u64,
-        updated_at_ms: u64,
-        bytes: Bytes,
-    },
-    /// A Mailbox's queued messages (bodies are read as the answer streams).
-    Messages {
-        state: AppState,
-        lease_id: String,
-        messages: Vec<Message>,
-    },
-}
-
-async fn prepare(state: &AppState, lease: &Lease, head: bool) -> ApiResult<Content> {
-    match &lease.kind {
-        LeaseKind::Storage { .. } => {
-            if head {
-                let mut response = store::serve_object(state, lease, &HeaderMap::new()).await?;
-                *response.body_mut() = Body::empty();
-                return Ok(Content::Object(response));
-            }
-            Ok(Content::Object(
-                store::serve_object(state, lease, &HeaderMap::new()).await?,
-            ))
-        }
-        LeaseKind::Checkpoint(c) => {
-            let bytes = match &c.body.object_key {
-                None => Bytes::from(
-                    state
-                        .ledger
-                        .reader()
-                        .checkpoint_body(&lease.lease_id)?
-                        .ok_or_else(|| ApiError::Internal("inline checkpoint body missing".into()))?,
-                ),
-                Some(key) => objects::read_small(&state.objects, key, &c.body.blake3_hex, &state.metrics)
-                    .await?
-                    .ok_or(ApiError::Unavailable("checkpoint is being rewritten; retry".into()))?,
-            };
-            Ok(Content::Checkpoint {
-                version: c.version,
-                updated_at_ms: c.updated_at_ms,
-                bytes,
-            })
-        }
-        LeaseKind::Mailbox(mb) => Ok(Content::Messages {
-            state: state.clone(),
-            lease_id: lease.lease_id.clone(),
-            messages: state
-                .ledger
-                .reader()
-                .messages(&lease.lease_id, mb.max_messages as usize)?,
-        }),
-    }
-}
-
-impl Content {
-    fn into_response(self, handoff: &Handoff, guard: Option<ReleaseOnDrop>) -> Response {
-        let mut response = match self {
-            Content::Object(response) => response.map(|body| guarded(body, guard)),
-            Content::Checkpoint {
-                version,
-                updated_at_ms,
-                bytes,
-            } => {
-                let mut r = Response::new(Body::from(bytes));
-                let h = r.headers_mut();
-                h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-                h.insert("x-checkpoint-version", HeaderValue::from(version));
-                if let Ok(v) = HeaderValue::from_str(&render::timestamp(updated_at_ms)) {
-                    h.insert("x-checkpoint-updated-at", v);
-                }
-                r
-            }
-            Content::Messages {
-                state,
-                lease_id,
-                messages,
-            } => {
-                let mut r = Response::new(guarded(messages_body(state, lease_id, messages), guard));
-                r.headers_mut()
-                    .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-                r
-            }
-        };
-        let h = response.headers_mut();
-        h.insert(
-            "x-handoff-id",
-            HeaderValue::from_str(&handoff.handoff_id).unwrap_or(HeaderValue::from_static("")),
-        );
-        h.insert("x-claims-remaining", HeaderValue::from(handoff.claims_remaining));
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        response
-    }
-}
-
-/// `{"lease_id": …, "items": [{id, size_bytes, content_type, received_at, data | data_base64}]}`,
-/// one message at a time so memory stays bounded by the largest message.
-fn messages_body(state: AppState, lease_id: String, messages: Vec<Message>) -> Body {
-    let head = format!(
-        "{{\"lease_id\":{},\"count\":{},\"items\":[",
-        Value::from(lease_id.clone()),
-        messages.len()
-    );
-    let items = futures::stream::iter(messages.into_iter().enumerate()).then(move |(i, m)| {
-        let (state, lease_id) = (state.clone(), lease_id.clone());
-        async move {
-            let bytes = match &m.body.object_key {
-                None => state.ledger.reader().message_body(&lease_id, m.seq)?.map(Bytes::from),
-                Some(key) => objects::read_small(&state.objects, key, &m.body.blake3_hex, &state.metrics).await?,
-            };
-            let mut item = json!({
-                "id": mailbox::message_id(m.seq),
-                "size_bytes": m.body.size_bytes,
-                "content_type": m.content_type,
-                "received_at": render::timestamp(m.received_at_ms),
-            });
-            match bytes {
-                Some(b) => match serde_json::from_slice::<Value>(&b) {
-                    Ok(data) => item["data"] = data,
-                    Err(_) => item["data_base64"] = json!(STANDARD.encode(&b)),
-                },
-                // Picked up by the owner after this claim was judged.
-                None => item["removed"] = json!(true),
-            }
-            let sep = if i == 0 { "" } else { "," };
-            Ok::<Bytes, ApiError>(Bytes::from(format!("{sep}{item}")))
-        }
-    });
-    let stream = futures::stream::once(async move { Ok(Bytes::from(head)) })
-        .chain(items)
-        .chain(futures::stream::once(async { Ok(Bytes::from_static(b"]}")) }))
-        .map(|r: ApiResult<Bytes>| r.map_err(|e| std::io::Error::other(e.to_string())));
-    Body::from_stream(stream)
-}
-
-/// Deletes the content of a lease closed by its final claim once the answer is done with it
-/// (streamed, or abandoned by the client); the ledger's hold timer covers a crash.
-struct ReleaseOnDrop {
-    state: AppState,
-    lease_id: String,
-}
-
-impl Drop for ReleaseOnDrop {
-    fn drop(&mut self) {
-        let ledger = self.state.ledger.clone();
-        let lease_id = std::mem::take(&mut self.lease_id);
-        tokio::spawn(async move {
-            if let Err(e) = ledger.write(None, Command::ReleaseBytes { lease_id }).await {
-                tracing::warn!(error = %e, "releasing a claimed lease's content; the hold timer will");
-            }
-        });
-    }
-}
-
-fn guarded(body: Body, guard: Option<ReleaseOnDrop>) -> Body {
-    match guard {
-        None => body,
-        Some(guard) => Body::from_stream(body.into_data_stream().map(move |chunk| {
-            let _keep = &guard;
-            chunk
-        })),
-    }
 }
 
 /// `GET /api/handoffs/:lease_id`: the lease's outstanding tokens.
@@ -443,7 +196,7 @@ fn new_token() -> ApiResult<String> {
     Ok(format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes)))
 }
 
-fn is_token(t: &str) -> bool {
+pub fn is_token(t: &str) -> bool {
     t.len() == TOKEN_LEN
         && t.starts_with(TOKEN_PREFIX)
         && t[TOKEN_PREFIX.len()..]

@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 
 use axum::http::HeaderMap;
-use relay_raft::command::IDEMPOTENCY_KEY_MAX_LEN;
 
 use crate::error::{ApiError, ApiResult};
 
@@ -63,21 +62,6 @@ pub fn reservation(bytes: u64, field: &'static str, header: &'static str, limit:
         return Err(ApiError::TooLarge { what: header, limit });
     }
     Ok(bytes)
-}
-
-/// The client's `Idempotency-Key`: 1 to 128 visible ASCII characters.
-pub fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
-    const NAME: &str = "idempotency-key";
-    let Some(key) = optional_str(headers, NAME)? else {
-        return Ok(None);
-    };
-    if key.is_empty() || key.len() > IDEMPOTENCY_KEY_MAX_LEN || !key.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(ApiError::InvalidHeader {
-            name: NAME,
-            reason: format!("must be 1 to {IDEMPOTENCY_KEY_MAX_LEN} visible ASCII characters"),
-        });
-    }
-    Ok(Some(key.to_string()))
 }
 
 /// Parses a query string; a repeated parameter is an error rather than a silent pick.

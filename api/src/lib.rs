@@ -1,10 +1,16 @@
 //! Relay's HTTP API. The map:
 //!
 //! - [`router`]: every route, the metrics middleware and the JSON fallbacks.
-//! - One module per resource: [`store`] (create, download, delete), [`checkpoint`], [`mailbox`], [`handoff`], [`leases`] (listing),
+//! - One module per resource: [`store`] (create, download, delete), [`checkpoint`], [`mailbox`],
+//!   [`handoff`] (issue, list, revoke) and [`claim`] (redeem), [`leases`] (listing),
 //!   [`pricing`] (pricing and quotes), [`health`], [`cluster`] (membership admin).
-//! - [`auth`]: `Authorization: Bearer rs_live_…` → [`auth::Caller`].
-//! - [`error`]: [`ApiError`] and its one mapping to status codes and JSON bodies.
+//! - [`auth`]: `Authorization: Bearer rs_live_…` → [`auth::Caller`]; admin keys and the cluster
+//!   secret → [`auth::Admin`].
+//! - [`listener`]: the HTTP server loop and its time bounds; [`limits`]: caps on requests in
+//!   flight (global, per address, per account), uploads and buffered bodies.
+//! - [`idempotency`]: `Idempotency-Key`, scoped by route and bound to the request's fingerprint.
+//! - [`error`]: [`ApiError`] and its one mapping to status codes and JSON bodies;
+//!   [`request_id`]: the id every answer and log line carries.
 //! - [`objects`]: streaming, hashing object store I/O; [`bodies`]: small bodies, inline or not.
 //! - [`webhook`] (Standard Webhooks signing and delivery) behind [`ssrf`] (where they may go).
 //! - [`headers`], [`range`], [`render`], [`ids`]: parsing in, formatting out.
@@ -14,31 +20,39 @@
 pub mod auth;
 pub mod bodies;
 pub mod checkpoint;
+pub mod claim;
 pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod handoff;
 pub mod headers;
 pub mod health;
+pub mod idempotency;
 pub mod ids;
 pub mod leases;
+pub mod limits;
+pub mod listener;
 pub mod mailbox;
 pub mod metrics;
 pub mod objects;
 pub mod pricing;
 pub mod range;
 pub mod render;
+pub mod request_id;
 pub mod ssrf;
 pub mod state;
 pub mod store;
 pub mod webhook;
 
+#[cfg(test)]
+mod parser_props;
+
 use std::any::Any;
 
+use axum::extract::DefaultBodyLimit;
 use axum::http::{Response, StatusCode};
 use axum::routing::{delete, get, post};
 use axum::{middleware, Router};
-use tower::limit::ConcurrencyLimitLayer;
 use tower_http::catch_panic::CatchPanicLayer;
 
 pub use config::ApiConfig;
@@ -61,7 +75,7 @@ pub fn router(state: AppState) -> Router {
             get(mailbox::pickup).delete(mailbox::delete_message),
         )
         .route("/api/handoff/{lease_id}", post(handoff::create))
-        .route("/api/claim/{token}", get(handoff::claim).post(handoff::claim))
+        .route("/api/claim/{token}", get(claim::claim).post(claim::claim))
         .route("/api/handoffs/{id}", get(handoff::list).delete(handoff::revoke))
         .route("/api/checkpoint", post(checkpoint::create))
         .route(
@@ -74,24 +88,34 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::serve))
         .route("/cluster/status", get(cluster::status))
-        .route("/cluster/join", post(cluster::join))
-        .route("/cluster/promote", post(cluster::promote))
-        .route("/cluster/remove", post(cluster::remove))
+        .route("/cluster/join", post(cluster::join).layer(admin_body_limit()))
+        .route("/cluster/promote", post(cluster::promote).layer(admin_body_limit()))
+        .route("/cluster/remove", post(cluster::remove).layer(admin_body_limit()))
         .fallback(|| async { ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        // Innermost first: metrics see the matched route; a panic still gets the JSON shape; the
+        // caps answer before any handler runs; every answer carries its request id.
         .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(ConcurrencyLimitLayer::new(state.config.max_concurrent_requests.max(1)))
+        .layer(middleware::from_fn_with_state(state.clone(), limits::enforce))
+        .layer(middleware::from_fn(request_id::assign))
         .with_state(state)
 }
 
-/// A panic is a bug; the client still gets the JSON error shape.
+fn admin_body_limit() -> DefaultBodyLimit {
+    DefaultBodyLimit::max(cluster::BODY_MAX_BYTES)
+}
+
+/// A panic is a bug; the client still gets the JSON error shape, and the log the request id.
 fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response<axum::body::Body> {
-    tracing::error!("handler panicked");
-    let body = r#"{"status":"error","error":{"code":"internal","message":"internal error"}}"#;
+    let request_id = request_id::current();
+    tracing::error!(%request_id, "handler panicked");
+    let body = serde_json::json!({"status": "error", "error": {
+        "code": "internal", "message": "internal error", "request_id": request_id,
+    }});
     Response::builder()
         .status(StatusCode::INTERNAL_SERVER_ERROR)
         .header("content-type", "application/json")
-        .body(axum::body::Body::from(body))
-        .expect("static response")
+        .body(axum::body::Body::from(body.to_string()))
+        .unwrap_or_else(|_| Response::new(axum::body::Body::empty()))
 }

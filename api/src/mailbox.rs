@@ -12,14 +12,18 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use bytes::Bytes;
 use relay_raft::command::NewLease;
-use relay_raft::{Command, IdempotencyKey, Lease, LeaseKind, Mailbox, Message, Outcome, Webhook};
+use relay_raft::{Command, Lease, LeaseKind, Mailbox, Message, Outcome, Webhook};
 use serde_json::json;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::headers::{check_duration, idempotency_key, optional_str, parse_u64, required_u64, reservation};
+use crate::headers::{check_duration, optional_str, parse_u64, required_u64, reservation};
+use crate::idempotency::{self, Part};
 use crate::state::AppState;
 use crate::{bodies, ids, objects, render, webhook};
+
+const CREATE_ROUTE: &str = "POST /api/mailbox";
+const DROP_ROUTE: &str = "POST /api/mailbox/drop/{token}";
 
 /// Drop tokens: 32 bytes from the OS RNG, base64url without padding.
 const DROP_TOKEN_LEN: usize = 43;
@@ -66,7 +70,7 @@ pub async fn create(State(state): State<AppState>, caller: Caller, headers: Head
     };
     check_duration(duration_seconds, cfg.min_duration_seconds, cfg.max_duration_seconds)?;
     let webhook = webhook_settings(&state, &headers).await?;
-    let idempotency = idempotency_key(&headers)?;
+    let keyed = idempotency::begin(&state, &headers, &caller.account_id, CREATE_ROUTE)?;
     let cost_micros = cfg.pricing.price_micros(capacity_bytes, duration_seconds);
     let token = new_token()?;
     let new = NewLease {
@@ -83,13 +87,21 @@ pub async fn create(State(state): State<AppState>, caller: Caller, headers: Head
             used_bytes: 0,
             message_count: 0,
             next_seq: 1,
+            webhooks_pending: 0,
         }),
         duration_seconds,
         cost_micros,
     };
-    let idem = idempotency.map(|key| IdempotencyKey {
-        scope: caller.account_id.clone(),
-        key,
+    let idem = keyed.as_ref().map(|k| {
+        k.seal(&[
+            Part::Header(&headers, "x-capacity-bytes"),
+            Part::Header(&headers, "x-duration-seconds"),
+            Part::Header(&headers, "x-max-message-bytes"),
+            Part::Header(&headers, "x-max-messages"),
+            Part::Header(&headers, "x-keep-on-read"),
+            Part::Header(&headers, "x-webhook-url"),
+            Part::Header(&headers, "x-webhook-secret"),
+        ])
     });
     let lease = match state.ledger.write(idem, Command::CreateMailbox { new }).await? {
         Ok(Outcome::LeaseCreated { lease, .. }) => lease,
@@ -97,9 +109,10 @@ pub async fn create(State(state): State<AppState>, caller: Caller, headers: Head
         Err(rejection) => return Err(ApiError::from_rejection(rejection, "account")),
     };
     let LeaseKind::Mailbox(mb) = &lease.kind else {
-        return Err(ApiError::Conflict(
-            "Idempotency-Key was already used for a different request",
-        ));
+        return Err(ApiError::Internal(format!(
+            "mailbox create answered with a {}",
+            lease.kind.name()
+        )));
     };
     // A replayed create answers with the first mailbox, whose token and secret were shown once.
     let fresh = mb.drop_token_hash_hex == blake3::hash(token.as_bytes()).to_hex().as_str();
@@ -170,7 +183,9 @@ async fn webhook_settings(state: &AppState, headers: &HeaderMap) -> ApiResult<Op
     }))
 }
 
-/// `POST drop_url`: no auth; the token in the path is the credential.
+/// `POST drop_url`: no auth; the token in the path is the credential. The token is checked
+/// against the ledger's state before a byte of the body is read: an unknown token costs a read
+/// barrier at most, never a ledger write, an object or more memory than the request head.
 pub async fn drop_message(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
@@ -183,25 +198,38 @@ pub async fn drop_message(
     };
     let hash = blake3::hash(token.as_bytes());
     let content_type = crate::store::content_type(&headers)?;
-    // Limits never change, so a local read bounds the body; the ledger checks again.
-    let limit = match state.ledger.reader().mailbox_by_token_hash(hash.as_bytes())? {
-        Some(Lease {
-            kind: LeaseKind::Mailbox(mb),
-            ..
-        }) => mb.max_message_bytes,
-        _ => state.config.mailbox_max_message_bytes,
+    // This node's state first; a mailbox created a moment ago elsewhere needs a read barrier.
+    let lease = match state.ledger.reader().mailbox_by_token_hash(hash.as_bytes())? {
+        Some(lease) => lease,
+        None => state
+            .ledger
+            .linearizable()
+            .await?
+            .mailbox_by_token_hash(hash.as_bytes())?
+            .ok_or(ApiError::NotFound("mailbox"))?,
     };
-    if let Some(length) = optional_str(&headers, "content-length")? {
-        if length.parse::<u64>().is_ok_and(|n| n > limit) {
-            return Err(ApiError::TooLarge { what: "message", limit });
-        }
+    let LeaseKind::Mailbox(mb) = &lease.kind else {
+        return Err(ApiError::NotFound("mailbox"));
+    };
+    // Expiry and deletion are final, so a local "gone" is the answer; the ledger checks again.
+    if !lease.is_live_at(state.ledger.now_ms()) {
+        return Err(ApiError::Gone("mailbox has expired or was deleted"));
     }
-    let bytes = objects::read_body(body, limit, "message").await?;
+    let keyed = idempotency::begin(&state, &headers, &format!("drop:{}", hash.to_hex()), DROP_ROUTE)?;
+    // Limits never change, so the local record bounds the body.
+    let body = bodies::read(&state, body, &headers, mb.max_message_bytes, "message").await?;
+    let idem = keyed.as_ref().map(|k| {
+        k.seal(&[
+            Part::Header(&headers, "content-type"),
+            Part::Value(blake3::hash(&body.bytes).as_bytes()),
+        ])
+    });
+    let bytes = body.bytes.clone();
     let (body_ref, inline_body) = bodies::store(&state, bytes).await?;
     let outcome = state
         .ledger
         .write(
-            None,
+            idem,
             Command::DropMessage {
                 token_hash_hex: hash.to_hex().to_string(),
                 content_type,
@@ -211,7 +239,13 @@ pub async fn drop_message(
         )
         .await;
     let message = match outcome {
-        Ok(Ok(Outcome::MessageDropped { message, .. })) => message,
+        Ok(Ok(Outcome::MessageDropped { message, .. })) => {
+            // A replay answers with the first message; our object (if any) is spare.
+            if body_ref.object_key.is_some() && message.body.object_key != body_ref.object_key {
+                bodies::discard(&state, &body_ref).await;
+            }
+            message
+        }
         other => {
             bodies::discard(&state, &body_ref).await;
             return Err(match other {

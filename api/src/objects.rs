@@ -44,7 +44,7 @@ pub async fn upload(
 
     let result: ApiResult<()> = async {
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("reading the request body: {e}")))?;
+            let chunk = chunk.map_err(crate::listener::body_error)?;
             received += chunk.len() as u64;
             if received > declared_bytes {
                 return Err(ApiError::SizeMismatch {
@@ -210,7 +210,7 @@ pub async fn read_body(body: Body, limit: u64, what: &'static str) -> ApiResult<
     let mut stream = body.into_data_stream();
     let mut buf = BytesMut::new();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("reading the request body: {e}")))?;
+        let chunk = chunk.map_err(crate::listener::body_error)?;
         if (buf.len() + chunk.len()) as u64 > limit {
             return Err(ApiError::TooLarge { what, limit });
         }
@@ -244,4 +244,26 @@ pub async fn read_small(
         return Err(ApiError::Integrity);
     }
     Ok(Some(bytes))
+}
+
+/// Writes a fresh probe object (32 random bytes under `probes/`) for a joining node to read
+/// through its own object store; returns its key and blake3.
+pub async fn write_probe(store: &Arc<dyn ObjectStore>) -> ApiResult<(String, [u8; 32])> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let key = format!("{}{}", relay_raft::grpc::identity::PROBE_PREFIX, ulid::Ulid::new());
+    put_small(store, &key, Bytes::copy_from_slice(&bytes)).await?;
+    Ok((key, *blake3::hash(&bytes).as_bytes()))
+}
+
+/// How this node answers a probe: the blake3 of the probe object as its store holds it.
+pub fn probe_reader(store: Arc<dyn ObjectStore>) -> relay_raft::grpc::identity::ProbeReader {
+    Arc::new(move |key: String| {
+        let store = store.clone();
+        Box::pin(async move {
+            let result = store.get(&Path::from(key.as_str())).await.ok()?;
+            let bytes = result.bytes().await.ok()?;
+            (bytes.len() <= 64).then(|| *blake3::hash(&bytes).as_bytes())
+        })
+    })
 }

@@ -60,29 +60,50 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// Ranges that are not the public internet (IANA's special-purpose registries): loopback,
+/// private, shared (CGNAT), link-local, documentation, benchmarking, reserved, multicast, and the
+/// IPv6 forms that embed or translate an IPv4 address (NAT64, 6to4, Teredo, IPv4-compatible).
+const INTERNAL: &[&str] = &[
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.0.0.0/24",
+    "192.0.2.0/24",
+    "192.88.99.0/24",
+    "192.168.0.0/16",
+    "198.18.0.0/15",
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
+    "::/96",
+    "64:ff9b::/96",
+    "64:ff9b:1::/48",
+    "100::/64",
+    "2001::/23",
+    "2001:db8::/32",
+    "2002::/16",
+    "3fff::/20",
+    "5f00::/16",
+    "fc00::/7",
+    "fe80::/10",
+    "fec0::/10",
+    "ff00::/8",
+];
+
+static INTERNAL_CIDRS: std::sync::LazyLock<Vec<Cidr>> = std::sync::LazyLock::new(|| {
+    INTERNAL
+        .iter()
+        .map(|c| c.parse().expect("a constant CIDR parses"))
+        .collect()
+});
+
 /// Whether the address is internal (and so refused unless allowed).
 pub fn is_internal(ip: IpAddr) -> bool {
-    match canonical(ip) {
-        IpAddr::V4(a) => {
-            a.is_loopback()
-                || a.is_private()
-                || a.is_link_local()
-                || a.is_unspecified()
-                || a.is_broadcast()
-                || a.is_multicast()
-                // 100.64.0.0/10 (carrier-grade NAT) and 0.0.0.0/8.
-                || (a.octets()[0] == 100 && (a.octets()[1] & 0xc0) == 64)
-                || a.octets()[0] == 0
-        }
-        IpAddr::V6(a) => {
-            let first = a.segments()[0];
-            a.is_loopback()
-                || a.is_unspecified()
-                || a.is_multicast()
-                || (first & 0xfe00) == 0xfc00 // unique local fc00::/7
-                || (first & 0xffc0) == 0xfe80 // link local fe80::/10
-        }
-    }
+    INTERNAL_CIDRS.iter().any(|c| c.contains(ip))
 }
 
 #[derive(Clone, Debug, Default)]
@@ -170,6 +191,19 @@ mod tests {
             "fe80::1",
             "::ffff:127.0.0.1",
             "::ffff:169.254.169.254",
+            "64:ff9b::7f00:1",
+            "64:ff9b::a9fe:a9fe",
+            "2002:7f00:1::1",
+            "2002:a9fe:a9fe::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "198.18.0.1",
+            "198.19.255.255",
+            "240.0.0.1",
+            "255.255.255.255",
+            "192.0.2.1",
+            "::127.0.0.1",
+            "fec0::1",
+            "ff02::1",
         ] {
             assert!(is_internal(ip.parse().unwrap()), "{ip}");
         }

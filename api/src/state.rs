@@ -4,9 +4,10 @@ use std::sync::Arc;
 
 use object_store::ObjectStore;
 use relay_raft::Ledger;
-use tokio::sync::Semaphore;
 
 use crate::config::ApiConfig;
+use crate::idempotency::InFlightKeys;
+use crate::limits::Limits;
 use crate::metrics::Metrics;
 
 #[derive(Clone)]
@@ -15,18 +16,19 @@ pub struct AppState {
     pub objects: Arc<dyn ObjectStore>,
     pub config: Arc<ApiConfig>,
     pub metrics: Arc<Metrics>,
-    pub upload_slots: Arc<Semaphore>,
+    pub limits: Arc<Limits>,
+    pub idempotency: Arc<InFlightKeys>,
 }
 
 impl AppState {
     pub fn new(ledger: Arc<Ledger>, objects: Arc<dyn ObjectStore>, config: ApiConfig, metrics: Arc<Metrics>) -> Self {
-        let upload_slots = Arc::new(Semaphore::new(config.max_concurrent_uploads.max(1)));
         AppState {
             ledger,
             objects,
+            limits: Arc::new(Limits::new(config.limits.clone())),
             config: Arc::new(config),
             metrics,
-            upload_slots,
+            idempotency: Arc::default(),
         }
     }
 }

@@ -9,12 +9,13 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use relay_raft::command::NewLease;
-use relay_raft::{AccessActor, Command, IdempotencyKey, Lease, LeaseKind, Outcome};
+use relay_raft::{AccessActor, Command, Lease, LeaseKind, Outcome};
 use serde_json::json;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::headers::{idempotency_key, optional_str, required_u64};
+use crate::headers::{optional_str, required_u64};
+use crate::idempotency::{self, Part};
 use crate::state::AppState;
 use crate::{ids, objects, range, render};
 
@@ -23,6 +24,7 @@ const FILE_NAME_MAX_BYTES: usize = 255;
 /// stream with their last chunk held back until the hash matches.
 const VERIFY_BEFORE_SEND_MAX: u64 = 1 << 20;
 const CONTENT_TYPE_MAX_BYTES: usize = 255;
+const CREATE_ROUTE: &str = "POST /api/store";
 
 pub async fn create(
     State(state): State<AppState>,
@@ -34,7 +36,7 @@ pub async fn create(
     let duration_seconds = required_u64(&headers, "x-duration-seconds")?;
     let file_name = file_name(&headers)?;
     let content_type = content_type(&headers)?;
-    let idempotency = idempotency_key(&headers)?;
+    let keyed = idempotency::begin(&state, &headers, &caller.account_id, CREATE_ROUTE)?;
     let cfg = &state.config;
     let cost_micros = cfg.price_checked("X-Size-Bytes", size_bytes, duration_seconds)?;
     if let Some(length) = optional_str(&headers, "content-length")? {
@@ -55,11 +57,7 @@ pub async fn create(
         }
     }
 
-    let _slot = state
-        .upload_slots
-        .acquire()
-        .await
-        .map_err(|_| ApiError::Unavailable("shutting down".into()))?;
+    let _slot = state.limits.upload_slot().await?;
     let object_key = ids::blob_key();
     let uploaded = objects::upload(
         &state.objects,
@@ -86,9 +84,14 @@ pub async fn create(
         duration_seconds,
         cost_micros,
     };
-    let idem = idempotency.map(|key| IdempotencyKey {
-        scope: caller.account_id.clone(),
-        key,
+    let idem = keyed.as_ref().map(|k| {
+        k.seal(&[
+            Part::Header(&headers, "x-size-bytes"),
+            Part::Header(&headers, "x-duration-seconds"),
+            Part::Header(&headers, "x-file-name"),
+            Part::Header(&headers, "content-type"),
+            Part::Value(blake3_of(&new.kind).as_bytes()),
+        ])
     });
     let outcome = state.ledger.write(idem, Command::CreateLease(new)).await;
     let lease = match outcome {
@@ -115,14 +118,23 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(receipt(&lease)?)).into_response())
 }
 
+/// The body's hash, as uploaded.
+fn blake3_of(kind: &LeaseKind) -> &str {
+    match kind {
+        LeaseKind::Storage { blake3_hex, .. } => blake3_hex,
+        _ => "",
+    }
+}
+
 fn receipt(lease: &Lease) -> ApiResult<serde_json::Value> {
     let LeaseKind::Storage {
         object_key, size_bytes, ..
     } = &lease.kind
     else {
-        return Err(ApiError::Conflict(
-            "Idempotency-Key was already used for a different request",
-        ));
+        return Err(ApiError::Internal(format!(
+            "store create answered with a {}",
+            lease.kind.name()
+        )));
     };
     Ok(json!({
         "status": "ok",
@@ -275,7 +287,7 @@ pub async fn delete_lease(
     }
 }
 
-fn file_name(headers: &HeaderMap) -> ApiResult<String> {
+pub(crate) fn file_name(headers: &HeaderMap) -> ApiResult<String> {
     const NAME: &str = "x-file-name";
     let raw = headers.get(NAME).ok_or(ApiError::MissingHeader(NAME))?;
     // Names may be UTF-8 (clients often send raw UTF-8 bytes in this header).
@@ -291,13 +303,33 @@ fn file_name(headers: &HeaderMap) -> ApiResult<String> {
             reason: format!("must be 1 to {FILE_NAME_MAX_BYTES} bytes"),
         });
     }
-    if name.chars().any(|c| c.is_control() || c == '/' || c == '\\') || name == "." || name == ".." {
+    if name
+        .chars()
+        .any(|c| c.is_control() || is_invisible_format(c) || c == '/' || c == '\\')
+        || name == "."
+        || name == ".."
+    {
         return Err(ApiError::InvalidHeader {
             name: NAME,
             reason: "must be a plain file name".into(),
         });
     }
     Ok(name.to_string())
+}
+
+/// Characters that change how a name is displayed without showing themselves: bidirectional
+/// overrides and isolates (`invoice\u{202e}fdp.exe` shows as `invoiceexe.pdf`), zero-width
+/// characters and the byte-order mark.
+fn is_invisible_format(c: char) -> bool {
+    matches!(c,
+        '\u{00ad}' | '\u{061c}' | '\u{180e}'
+        | '\u{200b}'..='\u{200f}'
+        | '\u{202a}'..='\u{202e}'
+        | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{206f}'
+        | '\u{feff}'
+        | '\u{fff9}'..='\u{fffb}'
+    )
 }
 
 pub(crate) fn content_type(headers: &HeaderMap) -> ApiResult<String> {
@@ -355,6 +387,23 @@ mod tests {
         let s = v.to_str().unwrap();
         assert!(s.starts_with("attachment; filename=\"r_sum_ _final_.pdf\""), "{s}");
         assert!(s.contains("filename*=UTF-8''r%C3%A9sum%C3%A9%20%22final%22.pdf"), "{s}");
+    }
+
+    /// Names that would display as something else are refused.
+    #[test]
+    fn file_names_cannot_hide_their_extension() {
+        let mut h = HeaderMap::new();
+        for (name, ok) in [
+            ("invoice.pdf", true),
+            ("résumé.pdf", true),
+            ("invoice\u{202e}fdp.exe", false),
+            ("a\u{200b}b.txt", false),
+            ("\u{feff}x.txt", false),
+            ("x\u{2067}y", false),
+        ] {
+            h.insert("x-file-name", HeaderValue::from_bytes(name.as_bytes()).unwrap());
+            assert_eq!(file_name(&h).is_ok(), ok, "{name:?}");
+        }
     }
 
     /// Media types must have a type and a subtype made of token characters.

@@ -23,6 +23,14 @@ pub fn webhook_id(lease_id: &str, seq: u64) -> String {
     format!("{lease_id}_msg_{seq}")
 }
 
+/// The host a webhook URL delivers to (lowercase), the unit of fairness between receivers.
+pub fn host_of(url: &str) -> Option<String> {
+    webhook_http::Url::parse(url)
+        .ok()?
+        .host_str()
+        .map(|h| h.to_ascii_lowercase())
+}
+
 /// The HMAC key inside a `whsec_…` secret.
 pub fn secret_key(secret: &str) -> Option<Vec<u8>> {
     let key = STANDARD.decode(secret.strip_prefix(SECRET_PREFIX)?).ok()?;
@@ -48,9 +56,10 @@ pub fn sign(key: &[u8], id: &str, timestamp: u64, body: &[u8]) -> String {
     format!("v1,{}", STANDARD.encode(ctx.sign().as_ref()))
 }
 
-/// The JSON announcing one message; the same bytes on every attempt. A JSON message rides as
-/// `data`, other inline bytes as `data_base64`; object-backed messages are announced without.
-pub fn payload(delivery: &Delivery) -> Vec<u8> {
+/// The JSON announcing one message. A JSON message rides as `data`, other inline bytes as
+/// `data_base64`; object-backed messages, and messages picked up before the attempt, are
+/// announced without their bytes.
+pub fn payload(delivery: &Delivery, inline_body: Option<&[u8]>) -> Vec<u8> {
     let mut v = json!({
         "type": "mailbox.message",
         "lease_id": delivery.lease_id,
@@ -59,7 +68,7 @@ pub fn payload(delivery: &Delivery) -> Vec<u8> {
         "content_type": delivery.content_type,
         "received_at": render::timestamp(delivery.received_at_ms),
     });
-    if let Some(bytes) = &delivery.inline_body {
+    if let Some(bytes) = inline_body {
         match serde_json::from_slice::<Value>(bytes) {
             Ok(data) => v["data"] = data,
             Err(_) => v["data_base64"] = json!(STANDARD.encode(bytes)),
@@ -88,6 +97,7 @@ pub async fn attempt(
     url: &str,
     secret: &str,
     delivery: &Delivery,
+    inline_body: Option<&[u8]>,
 ) -> Result<(), String> {
     let url = webhook_http::Url::parse(url).map_err(|e| e.to_string())?;
     // IP-literal hosts never reach the resolver, so they are checked here.
@@ -100,7 +110,7 @@ pub async fn attempt(
         }
     }
     let key = secret_key(secret).ok_or("stored webhook secret is malformed")?;
-    let body = payload(delivery);
+    let body = payload(delivery, inline_body);
     let id = webhook_id(&delivery.lease_id, delivery.seq);
     let timestamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -21,10 +21,10 @@ pub async fn run(args: ClusterArgs) -> Result<(), NodeError> {
             .post(format!("{base}/cluster/remove"))
             .json(&serde_json::json!({"node_id": node_id})),
     };
-    let request = match (&args.cluster_secret, &args.api_key) {
+    let request = match (&args.cluster_secret, &args.admin_key) {
         (Some(secret), _) => request.header("x-cluster-secret", secret),
         (None, Some(key)) => request.bearer_auth(key),
-        (None, None) => return Err(NodeError::Admin("give --cluster-secret or --api-key".into())),
+        (None, None) => return Err(NodeError::Admin("give --cluster-secret or --admin-key".into())),
     };
     let response = request
         .send()

@@ -1,48 +1,110 @@
-//! The first account: created once, its API key printed once and kept in
-//! `<data-dir>/bootstrap-api-key` (mode 0600) so later starts reuse it.
+//! The first credentials, created once by the founding node, each printed once (labelled) and
+//! kept in the data dir (mode 0600) so later starts reuse them:
+//!
+//! - `admin-api-key`: `rs_admin_…`, cluster administration only; it acts for no account.
+//! - `bootstrap-api-key`: `rs_live_…`, the agents' key of the first account `acct_bootstrap`.
+//!
+//! The two are different keys of different kinds: the key handed to agents can never
+//! administer the cluster.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use relay_api::auth::{key_hash, BOOTSTRAP_ACCOUNT_ID};
+use relay_api::auth::{key_hash, ADMIN_KEY_PREFIX, BOOTSTRAP_ACCOUNT_ID};
 use relay_raft::{Command, IdempotencyKey, Ledger, Outcome};
 use tracing::info;
 
 use crate::server::NodeError;
 
-const KEY_FILE: &str = "bootstrap-api-key";
+const AGENT_KEY_FILE: &str = "bootstrap-api-key";
+const ADMIN_KEY_FILE: &str = "admin-api-key";
 
-pub async fn ensure_account(
-    ledger: &Ledger,
-    data_dir: &Path,
-    given_key: Option<&str>,
-    balance_micros: u64,
-) -> Result<(), NodeError> {
-    let key_path = data_dir.join(KEY_FILE);
-    let stored_key = std::fs::read_to_string(&key_path).ok().map(|s| s.trim().to_string());
-    let (key, fresh) = match (given_key, stored_key) {
+/// What the founding node (or an operator's flags) asks for.
+pub struct Bootstrap<'a> {
+    pub data_dir: &'a Path,
+    pub agent_key: Option<&'a str>,
+    pub admin_key: Option<&'a str>,
+    pub balance_micros: u64,
+}
+
+/// Registers the admin key and the first account with its agent key, unless already there.
+pub async fn ensure(ledger: &Ledger, b: Bootstrap<'_>) -> Result<(), NodeError> {
+    ensure_admin_key(ledger, b.data_dir, b.admin_key).await?;
+    ensure_account(ledger, b.data_dir, b.agent_key, b.balance_micros).await
+}
+
+/// The given key, else the saved one, else a new one; and whether it is new.
+fn choose_key(
+    path: &Path,
+    given: Option<&str>,
+    make: impl FnOnce() -> Result<String, NodeError>,
+) -> Result<(String, bool), NodeError> {
+    let stored = std::fs::read_to_string(path).ok().map(|s| s.trim().to_string());
+    Ok(match (given, stored) {
         (Some(k), _) => (k.to_string(), false),
         (None, Some(k)) if !k.is_empty() => (k, false),
-        (None, _) => (
-            relay_api::ids::api_key().map_err(|e| NodeError::Bootstrap(e.to_string()))?,
-            true,
-        ),
-    };
+        (None, _) => (make()?, true),
+    })
+}
+
+fn idem(step: &str, hash: &[u8; 32]) -> Option<IdempotencyKey> {
+    Some(IdempotencyKey::internal(
+        BOOTSTRAP_ACCOUNT_ID,
+        format!("bootstrap-{step}-{}", hex::encode(&hash[..8])),
+    ))
+}
+
+async fn ensure_admin_key(ledger: &Ledger, data_dir: &Path, given: Option<&str>) -> Result<(), NodeError> {
+    let path = data_dir.join(ADMIN_KEY_FILE);
+    let (key, fresh) = choose_key(&path, given, || {
+        relay_api::ids::secret_hex()
+            .map(|s| format!("{ADMIN_KEY_PREFIX}{s}"))
+            .map_err(|e| NodeError::Bootstrap(e.to_string()))
+    })?;
+    let hash = key_hash(&key);
+    if !ledger.reader().is_admin_key_hash(&hash)? {
+        let added = ledger
+            .write(
+                idem("admin-key", &hash),
+                Command::AddAdminKey {
+                    key_hash_hex: hex::encode(hash),
+                },
+            )
+            .await?;
+        if let Err(rejection) = added {
+            return Err(NodeError::Bootstrap(format!("admin key: {rejection}")));
+        }
+    }
+    write_key_file(&path, &key)?;
+    if fresh {
+        println!(
+            "relay: admin key (cluster administration only; never give it to agents; saved to {}): {key}",
+            path.display()
+        );
+    }
+    info!(path = %path.display(), "bootstrap: admin key registered");
+    Ok(())
+}
+
+async fn ensure_account(
+    ledger: &Ledger,
+    data_dir: &Path,
+    given: Option<&str>,
+    balance_micros: u64,
+) -> Result<(), NodeError> {
+    let path = data_dir.join(AGENT_KEY_FILE);
+    let (key, fresh) = choose_key(&path, given, || {
+        relay_api::ids::api_key().map_err(|e| NodeError::Bootstrap(e.to_string()))
+    })?;
     let hash = key_hash(&key);
     if ledger.reader().account_for_key_hash(&hash)?.is_some() {
         info!("bootstrap: account and key already present");
         return Ok(());
     }
-    let idem = |step: &str| {
-        Some(IdempotencyKey {
-            scope: BOOTSTRAP_ACCOUNT_ID.into(),
-            key: format!("bootstrap-{step}-{}", hex::encode(&hash[..8])),
-        })
-    };
     let created = ledger
         .write(
-            idem("account"),
+            idem("account", &hash),
             Command::CreateAccount {
                 account_id: BOOTSTRAP_ACCOUNT_ID.into(),
                 balance_micros,
@@ -57,7 +119,7 @@ pub async fn ensure_account(
     }
     let added = ledger
         .write(
-            idem("key"),
+            idem("key", &hash),
             Command::AddApiKey {
                 account_id: BOOTSTRAP_ACCOUNT_ID.into(),
                 key_hash_hex: hex::encode(hash),
@@ -65,16 +127,16 @@ pub async fn ensure_account(
         )
         .await?;
     if let Err(rejection) = added {
-        return Err(NodeError::Bootstrap(rejection.to_string()));
+        return Err(NodeError::Bootstrap(format!("agent key: {rejection}")));
     }
-    write_key_file(&key_path, &key)?;
+    write_key_file(&path, &key)?;
     if fresh {
         println!(
-            "relay: bootstrap API key (shown once, also saved to {}): {key}",
-            key_path.display()
+            "relay: agent API key of account {BOOTSTRAP_ACCOUNT_ID} (for agents; saved to {}): {key}",
+            path.display()
         );
     }
-    info!(path = %key_path.display(), "bootstrap: API key registered");
+    info!(path = %path.display(), "bootstrap: agent API key registered");
     Ok(())
 }
 

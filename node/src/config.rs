@@ -31,12 +31,13 @@ pub struct ClusterArgs {
     /// HTTP URL of a member (for changes: the leader; `status` names it).
     #[arg(long, env = "RELAY_URL", default_value = "http://127.0.0.1:8080", global = true)]
     pub url: String,
-    /// The cluster secret (or use --api-key with the bootstrap key).
+    /// The cluster secret (or use --admin-key).
     #[arg(long, env = "RELAY_CLUSTER_SECRET", hide_env_values = true, global = true)]
     pub cluster_secret: Option<String>,
-    /// The bootstrap account's API key, instead of the cluster secret.
-    #[arg(long, env = "RELAY_API_KEY", hide_env_values = true, global = true)]
-    pub api_key: Option<String>,
+    /// An admin key (`rs_admin_…`, printed by the founding node and kept in
+    /// `<data-dir>/admin-api-key`), instead of the cluster secret. Agents' keys are refused.
+    #[arg(long, env = "RELAY_ADMIN_KEY", hide_env_values = true, global = true)]
+    pub admin_key: Option<String>,
 }
 
 #[derive(Subcommand, Debug, Clone)]
@@ -77,9 +78,14 @@ pub struct ServeArgs {
     /// Object store URL; default `file://<data-dir>/objects`.
     #[arg(long, env = "RELAY_OBJECTS")]
     pub objects: Option<String>,
-    /// API key of the bootstrap account (`rs_live_…`); generated on first start when absent.
+    /// API key of the bootstrap account (`rs_live_…`), for agents; generated on first start when
+    /// absent.
     #[arg(long, env = "RELAY_BOOTSTRAP_API_KEY", hide_env_values = true)]
     pub bootstrap_api_key: Option<String>,
+    /// Admin key (`rs_admin_…`) for `/cluster/…`; generated on first start when absent. Never the
+    /// agents' key.
+    #[arg(long, env = "RELAY_ADMIN_API_KEY", hide_env_values = true)]
+    pub admin_api_key: Option<String>,
     /// Opening balance of the bootstrap account, in USDC (up to 6 decimals).
     #[arg(long, env = "RELAY_BOOTSTRAP_BALANCE_USDC", default_value = "100")]
     pub bootstrap_balance_usdc: String,
@@ -141,6 +147,41 @@ pub struct ServeArgs {
     /// to the ledger), seconds. Must exceed the longest upload.
     #[arg(long, env = "RELAY_ORPHAN_MIN_AGE_SECONDS", default_value_t = 3600)]
     pub orphan_min_age_seconds: u64,
+    /// Open HTTP connections at most; more wait to be accepted.
+    #[arg(long, env = "RELAY_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+    /// Requests handled at once; more are answered 503 with Retry-After.
+    #[arg(long, env = "RELAY_MAX_REQUESTS_IN_FLIGHT", default_value_t = 1024)]
+    pub max_requests_in_flight: usize,
+    /// Requests in flight from one client address (IPv6: one /64); more are answered 429.
+    #[arg(long, env = "RELAY_MAX_REQUESTS_PER_IP", default_value_t = 256)]
+    pub max_requests_per_ip: usize,
+    /// Requests in flight for one account; more are answered 429.
+    #[arg(long, env = "RELAY_MAX_REQUESTS_PER_ACCOUNT", default_value_t = 256)]
+    pub max_requests_per_account: usize,
+    /// Uploads streaming to the object store at once; a request waits up to 5 s for a slot.
+    #[arg(long, env = "RELAY_MAX_CONCURRENT_UPLOADS", default_value_t = 16)]
+    pub max_concurrent_uploads: usize,
+    /// Bytes of small request bodies (checkpoint states, messages) held in memory at once.
+    #[arg(long, env = "RELAY_BODY_BUFFER_BYTES", default_value_t = 256 << 20)]
+    pub body_buffer_bytes: u64,
+    /// A request's headers must arrive within this; also how long an idle keep-alive connection
+    /// stays open, seconds.
+    #[arg(long, env = "RELAY_HEADER_READ_TIMEOUT_SECONDS", default_value_t = 10)]
+    pub header_read_timeout_seconds: u64,
+    /// A connection that moves no byte either way for this long is closed, seconds.
+    #[arg(long, env = "RELAY_IDLE_TIMEOUT_SECONDS", default_value_t = 60)]
+    pub idle_timeout_seconds: u64,
+    /// A request body that sends nothing for this long is cut off with 408, seconds.
+    #[arg(long, env = "RELAY_BODY_IDLE_TIMEOUT_SECONDS", default_value_t = 10)]
+    pub body_idle_timeout_seconds: u64,
+    /// After a 10 s grace, a request body must average at least this rate or is cut off with 408
+    /// (0: no minimum).
+    #[arg(long, env = "RELAY_MIN_BODY_BYTES_PER_SECOND", default_value_t = 8 << 10)]
+    pub min_body_bytes_per_second: u64,
+    /// The largest request head (request line and headers), bytes; larger ones get 431.
+    #[arg(long, env = "RELAY_MAX_HEADER_BYTES", default_value_t = 32 << 10)]
+    pub max_header_bytes: usize,
     /// How long SIGTERM waits for in-flight requests, seconds.
     #[arg(long, env = "RELAY_SHUTDOWN_TIMEOUT_SECONDS", default_value_t = 10)]
     pub shutdown_timeout_seconds: u64,
@@ -241,6 +282,36 @@ impl ServeArgs {
         if self.snapshot_every_entries < 100 {
             return bad("--snapshot-every-entries must be at least 100".into());
         }
+        if let Some(key) = &self.admin_api_key {
+            if !relay_api::auth::is_well_formed_admin_key(key) {
+                return bad(
+                    "--admin-api-key must look like rs_admin_ followed by 16 to 119 letters, digits, _ or -".into(),
+                );
+            }
+        }
+        if self.max_connections == 0
+            || self.max_requests_in_flight == 0
+            || self.max_requests_per_ip == 0
+            || self.max_requests_per_account == 0
+            || self.max_concurrent_uploads == 0
+        {
+            return bad("--max-connections, --max-requests-* and --max-concurrent-uploads must be at least 1".into());
+        }
+        if self.body_buffer_bytes < self.checkpoint_max_body_bytes.max(self.mailbox_max_message_bytes) {
+            return bad(
+                "--body-buffer-bytes must hold at least one body of --checkpoint-max-body-bytes and --mailbox-max-message-bytes"
+                    .into(),
+            );
+        }
+        if !(1..=3600).contains(&self.header_read_timeout_seconds)
+            || !(1..=3600).contains(&self.idle_timeout_seconds)
+            || !(1..=3600).contains(&self.body_idle_timeout_seconds)
+        {
+            return bad("the --*-timeout-seconds values must be within 1..=3600".into());
+        }
+        if !(1024..=1 << 20).contains(&self.max_header_bytes) {
+            return bad("--max-header-bytes must be within 1024..=1048576".into());
+        }
         if let Some(key) = &self.bootstrap_api_key {
             if !relay_api::auth::is_well_formed_key(key) {
                 return bad(
@@ -261,6 +332,32 @@ impl ServeArgs {
                 self.bootstrap_balance_usdc
             ))
         })
+    }
+
+    /// The caps the API enforces.
+    pub fn limits(&self) -> relay_api::limits::LimitsConfig {
+        relay_api::limits::LimitsConfig {
+            max_in_flight: self.max_requests_in_flight,
+            max_in_flight_per_ip: self.max_requests_per_ip,
+            max_in_flight_per_account: self.max_requests_per_account,
+            max_concurrent_uploads: self.max_concurrent_uploads,
+            body_buffer_bytes: self.body_buffer_bytes,
+            ..Default::default()
+        }
+    }
+
+    /// The listener's bounds.
+    pub fn listener(&self) -> relay_api::listener::ListenerConfig {
+        use std::time::Duration;
+        relay_api::listener::ListenerConfig {
+            max_connections: self.max_connections,
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_seconds),
+            idle_timeout: Duration::from_secs(self.idle_timeout_seconds),
+            max_header_bytes: self.max_header_bytes,
+            body_idle: Duration::from_secs(self.body_idle_timeout_seconds),
+            min_body_bytes_per_second: self.min_body_bytes_per_second,
+            ..Default::default()
+        }
     }
 
     pub fn objects_url(&self) -> String {

@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use relay_api::{ApiConfig, AppState, Metrics};
 use relay_raft::pricing::Pricing;
 use relay_raft::{Ledger, LedgerConfig, LedgerError, RelayNode, StoreError};
@@ -98,6 +97,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
         raft_listener,
         ledger.clone(),
         cluster_secret.clone(),
+        Some(relay_api::objects::probe_reader(store.clone())),
         async move {
             let _ = raft_stop_rx.changed().await;
         },
@@ -118,14 +118,17 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
     ledger.wait_ready(Duration::from_secs(60)).await?;
     info!(status = ?ledger.status(), "step 5/7: leader known, state caught up");
 
-    // Only the founding node mints a key; members that joined use the founder's (or a given one).
+    // Only the founding node mints keys; members that joined use the founder's (or given ones).
     let key_file_exists = args.data_dir.join("bootstrap-api-key").exists();
     if founded || args.bootstrap_api_key.is_some() || key_file_exists || args.join.is_none() {
-        bootstrap::ensure_account(
+        bootstrap::ensure(
             &ledger,
-            &args.data_dir,
-            args.bootstrap_api_key.as_deref(),
-            args.bootstrap_balance_micros()?,
+            bootstrap::Bootstrap {
+                data_dir: &args.data_dir,
+                agent_key: args.bootstrap_api_key.as_deref(),
+                admin_key: args.admin_api_key.as_deref(),
+                balance_micros: args.bootstrap_balance_micros()?,
+            },
         )
         .await?;
     }
@@ -183,25 +186,18 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
         public_url: args.public_url.clone().map(|u| u.trim_end_matches('/').to_string()),
         handoff_max_claims: args.handoff_max_claims,
         cluster_secret: cluster_secret.clone(),
+        limits: args.limits(),
         ..ApiConfig::default()
     };
     let app = relay_api::router(AppState::new(ledger.clone(), store, api_config, metrics));
     let mut term = signal(SignalKind::terminate()).map_err(NodeError::Signal)?;
     let mut int = signal(SignalKind::interrupt()).map_err(NodeError::Signal)?;
     let (drain_tx, mut drain_rx) = watch::channel(false);
-    let server = tokio::spawn(async move {
-        // Without TCP_NODELAY a streamed body waits out the peer's delayed ACK (~40 ms).
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                warn!(error = %e, "setting TCP_NODELAY");
-            }
-        });
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = drain_rx.changed().await;
-            })
-            .await
-    });
+    let listener_config = args.listener();
+    info!(?listener_config, limits = ?args.limits(), "http bounds");
+    let server = tokio::spawn(relay_api::listener::serve(listener, app, listener_config, async move {
+        let _ = drain_rx.changed().await;
+    }));
     info!(%http_addr, "step 7/7: serving HTTP");
     println!("relay: listening on http://{http_addr}");
 

@@ -1,8 +1,12 @@
 //! The webhook worker, on the leader: takes due deliveries from the replicated queue, makes one
 //! attempt each (bounded concurrency), and records the result in the ledger, so a delivery
 //! accepted before a leader dies is made by the next one (at least once).
+//!
+//! Fairness: one receiving host gets at most [`PER_HOST`] attempts at once, and the scan of the
+//! queue walks past deliveries whose host is saturated, so a slow or dead receiver (each attempt
+//! may take the full 10 s timeout) delays only its own deliveries, never another mailbox's.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -10,14 +14,16 @@ use relay_api::ssrf::Policy;
 use relay_api::{webhook, Metrics};
 use relay_raft::command::WebhookResult;
 use relay_raft::sm::mailbox::{WEBHOOK_ATTEMPTS_MAX, WEBHOOK_BATCH_MAX};
-use relay_raft::{Command, Delivery, LeaseKind, Ledger};
+use relay_raft::{Command, Delivery, LeaseKind, Ledger, Webhook};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tracing::{debug, warn};
 
 /// Attempts in flight at once.
 const CONCURRENCY: usize = 64;
-/// Deliveries taken from the queue per tick.
-const BATCH: usize = 512;
+/// Attempts in flight to one receiving host.
+const PER_HOST: usize = 8;
+/// Due deliveries looked at per tick, at most (those of saturated hosts are walked past).
+const SCAN_MAX: usize = 4096;
 /// How long finished attempts wait to be recorded together.
 const RECORD_LINGER: Duration = Duration::from_millis(5);
 /// First retry after this long, doubling per attempt up to `BACKOFF_MAX`.
@@ -25,6 +31,7 @@ const BACKOFF_BASE: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
 type InFlight = Arc<Mutex<HashSet<(String, u64)>>>;
+type PerHost = Arc<Mutex<HashMap<String, usize>>>;
 
 pub async fn run(
     ledger: Arc<Ledger>,
@@ -43,6 +50,7 @@ pub async fn run(
     let slots = Arc::new(Semaphore::new(CONCURRENCY));
     // Deliveries attempted but not yet recorded; the queue still lists them until then.
     let in_flight: InFlight = Arc::default();
+    let per_host: PerHost = Arc::default();
     let (done_tx, done_rx) = mpsc::channel::<WebhookResult>(CONCURRENCY * 2);
     let recorder = tokio::spawn(record(ledger.clone(), done_rx, in_flight.clone()));
     let mut tick = tokio::time::interval(interval);
@@ -52,33 +60,28 @@ pub async fn run(
             _ = tick.tick() => {}
             _ = stop.changed() => break,
         }
-        if !ledger.is_leader() {
+        if !ledger.is_leader() || slots.available_permits() == 0 {
             continue;
         }
-        let due = match ledger.reader().due_deliveries(ledger.now_ms(), BATCH) {
-            Ok(d) => d,
-            Err(e) => {
-                warn!(error = %e, "webhooks: reading the queue");
-                continue;
-            }
-        };
-        for delivery in due {
-            let key = (delivery.lease_id.clone(), delivery.seq);
-            if !in_flight.lock().expect("in-flight set").insert(key) {
-                continue;
-            }
-            let Ok(permit) = slots.clone().acquire_owned().await else {
+        for (delivery, target) in pick(&ledger, &slots, &in_flight, &per_host) {
+            let Ok(permit) = slots.clone().try_acquire_owned() else {
                 break;
             };
-            let (ledger, policy, metrics, client, done_tx) = (
+            let host = target.as_ref().map(|(_, host)| host.clone());
+            let (ledger, policy, metrics, client, done_tx, per_host) = (
                 ledger.clone(),
                 policy.clone(),
                 metrics.clone(),
                 client.clone(),
                 done_tx.clone(),
+                per_host.clone(),
             );
             tokio::spawn(async move {
-                let result = attempt(&ledger, &policy, &metrics, &client, delivery).await;
+                let hook = target.map(|(hook, _)| hook);
+                let result = attempt(&ledger, &policy, &metrics, &client, delivery, hook).await;
+                if let Some(host) = host {
+                    release_host(&per_host, &host);
+                }
                 let _ = done_tx.send(result).await;
                 drop(permit);
             });
@@ -86,6 +89,70 @@ pub async fn run(
     }
     drop(done_tx);
     let _ = recorder.await;
+}
+
+/// Chooses the deliveries to attempt now, oldest first: not already in flight, and whose host has
+/// a free place (taken here). Each comes with its mailbox's webhook and host, or `None` when the
+/// mailbox is gone (the delivery is then just dropped).
+fn pick(
+    ledger: &Ledger,
+    slots: &Semaphore,
+    in_flight: &InFlight,
+    per_host: &PerHost,
+) -> Vec<(Delivery, Option<(Webhook, String)>)> {
+    let free = slots.available_permits();
+    let now_ms = ledger.now_ms();
+    let mut targets: HashMap<String, Option<(Webhook, String)>> = HashMap::new();
+    let mut chosen = Vec::new();
+    let scan = ledger.reader().scan_due_deliveries(now_ms, SCAN_MAX, |delivery| {
+        let key = (delivery.lease_id.clone(), delivery.seq);
+        if in_flight.lock().expect("in-flight set").contains(&key) {
+            return true;
+        }
+        let target = targets
+            .entry(delivery.lease_id.clone())
+            .or_insert_with(|| target_of(ledger, &delivery.lease_id, now_ms))
+            .clone();
+        if let Some((_, host)) = &target {
+            let mut hosts = per_host.lock().expect("per-host counts");
+            let n = hosts.entry(host.clone()).or_insert(0);
+            if *n >= PER_HOST {
+                return true;
+            }
+            *n += 1;
+        }
+        in_flight.lock().expect("in-flight set").insert(key);
+        chosen.push((delivery, target));
+        chosen.len() < free
+    });
+    if let Err(e) = scan {
+        warn!(error = %e, "webhooks: reading the queue");
+    }
+    chosen
+}
+
+/// A live mailbox's webhook and the host it goes to; `None` when the mailbox is gone.
+fn target_of(ledger: &Ledger, lease_id: &str, now_ms: u64) -> Option<(Webhook, String)> {
+    let lease = ledger.reader().lease(lease_id).ok().flatten()?;
+    if !lease.is_live_at(now_ms) {
+        return None;
+    }
+    let LeaseKind::Mailbox(mb) = lease.kind else {
+        return None;
+    };
+    let hook = mb.webhook?;
+    let host = relay_api::webhook::host_of(&hook.url).unwrap_or_default();
+    Some((hook, host))
+}
+
+fn release_host(per_host: &PerHost, host: &str) {
+    let mut hosts = per_host.lock().expect("per-host counts");
+    if let Some(n) = hosts.get_mut(host) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            hosts.remove(host);
+        }
+    }
 }
 
 /// Records finished attempts in batches; only then may a delivery be taken again.
@@ -115,51 +182,55 @@ async fn record(ledger: Arc<Ledger>, mut done: mpsc::Receiver<WebhookResult>, in
     }
 }
 
-/// One attempt at one delivery, and what the ledger should do with it.
+/// One attempt at one delivery (to `hook`; `None` when the mailbox is gone), and what the ledger
+/// should do with it. The message's inline bytes are read now: a message picked up since the
+/// drop is announced without them.
 async fn attempt(
     ledger: &Ledger,
     policy: &Policy,
     metrics: &Metrics,
     client: &relay_api::webhook::HttpClient,
     delivery: Delivery,
+    hook: Option<Webhook>,
 ) -> WebhookResult {
-    // A mailbox that is gone takes its announcements with it.
-    let target = match ledger.reader().lease(&delivery.lease_id) {
-        Ok(Some(lease)) if lease.is_live_at(ledger.now_ms()) => match lease.kind {
-            LeaseKind::Mailbox(mb) => mb.webhook,
-            _ => None,
-        },
-        Ok(_) => None,
-        Err(e) => {
-            warn!(error = %e, "webhooks: reading the mailbox; retrying later");
-            return WebhookResult {
-                retry_at_ms: Some(ledger.now_ms() + backoff_ms(delivery.attempts)),
-                due_ms: delivery.due_ms,
-                lease_id: delivery.lease_id,
-                seq: delivery.seq,
-            };
-        }
-    };
-    let retry_at_ms = match target {
+    let retry_at_ms = match hook {
         None => None,
-        Some(hook) => match webhook::attempt(client, policy, &hook.url, &hook.secret, &delivery).await {
-            Ok(()) => {
-                metrics.webhooks_delivered.inc();
-                let latency_ms = ledger.now_ms().saturating_sub(delivery.received_at_ms);
-                metrics.webhook_delivery_latency.observe(latency_ms as f64 / 1000.0);
-                None
-            }
-            Err(e) => {
-                metrics.webhook_attempt_failures.inc();
-                if delivery.attempts + 1 >= WEBHOOK_ATTEMPTS_MAX {
-                    metrics.webhooks_abandoned.inc();
-                    warn!(lease_id = %delivery.lease_id, seq = delivery.seq, error = %e, "webhook abandoned");
-                } else {
-                    debug!(lease_id = %delivery.lease_id, seq = delivery.seq, error = %e, "webhook attempt failed");
+        Some(hook) => {
+            let inline_body = match ledger.reader().message_body(&delivery.lease_id, delivery.seq) {
+                Ok(body) => body,
+                Err(e) => {
+                    warn!(error = %e, "webhooks: reading the message; announcing without its bytes");
+                    None
                 }
-                Some(ledger.now_ms() + backoff_ms(delivery.attempts))
+            };
+            match webhook::attempt(
+                client,
+                policy,
+                &hook.url,
+                &hook.secret,
+                &delivery,
+                inline_body.as_deref(),
+            )
+            .await
+            {
+                Ok(()) => {
+                    metrics.webhooks_delivered.inc();
+                    let latency_ms = ledger.now_ms().saturating_sub(delivery.received_at_ms);
+                    metrics.webhook_delivery_latency.observe(latency_ms as f64 / 1000.0);
+                    None
+                }
+                Err(e) => {
+                    metrics.webhook_attempt_failures.inc();
+                    if delivery.attempts + 1 >= WEBHOOK_ATTEMPTS_MAX {
+                        metrics.webhooks_abandoned.inc();
+                        warn!(lease_id = %delivery.lease_id, seq = delivery.seq, error = %e, "webhook abandoned");
+                    } else {
+                        debug!(lease_id = %delivery.lease_id, seq = delivery.seq, error = %e, "webhook attempt failed");
+                    }
+                    Some(ledger.now_ms() + backoff_ms(delivery.attempts))
+                }
             }
-        },
+        }
     };
     WebhookResult {
         due_ms: delivery.due_ms,
