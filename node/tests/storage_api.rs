@@ -242,22 +242,30 @@ async fn health_ready_and_metrics() {
     assert!(text.contains("relay_http_request_duration_seconds_bucket"), "{text}");
 }
 
-/// The embedded default prints a generated key once, stores it 0600, and reuses it on restart.
+/// The embedded default prints two generated keys once, each labelled (the agents' key and the
+/// admin key, never the same), stores them 0600, and reuses them on restart.
 #[tokio::test]
 async fn bootstrap_key_is_printed_once_and_kept() {
     use std::os::unix::fs::PermissionsExt;
     let mut relay = Relay::start_raw(&["--min-duration-seconds", "1"], "");
-    let line = relay
-        .stdout
-        .iter()
-        .find(|l| l.contains("bootstrap API key"))
-        .cloned()
-        .expect("key line");
-    let key = line.rsplit(' ').next().unwrap().to_string();
-    assert!(key.starts_with("rs_live_"), "{line}");
-    let path = relay.data_dir().join("bootstrap-api-key");
-    assert_eq!(std::fs::read_to_string(&path).unwrap().trim(), key);
-    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    let printed = |label: &str| {
+        let line = relay
+            .stdout
+            .iter()
+            .find(|l| l.contains(label))
+            .cloned()
+            .unwrap_or_else(|| panic!("no {label} line in {:?}", relay.stdout));
+        line.rsplit(' ').next().unwrap().to_string()
+    };
+    let key = printed("agent API key");
+    let admin = printed("admin key");
+    assert!(key.starts_with("rs_live_"), "{key}");
+    assert!(admin.starts_with("rs_admin_"), "{admin}");
+    for (file, value) in [("bootstrap-api-key", &key), ("admin-api-key", &admin)] {
+        let path = relay.data_dir().join(file);
+        assert_eq!(&std::fs::read_to_string(&path).unwrap().trim(), value);
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    }
     relay.key = key;
     let http = client();
     relay.store(&http, "k.txt", bytes(4, 4), 60).await;
@@ -265,8 +273,11 @@ async fn bootstrap_key_is_printed_once_and_kept() {
     assert!(relay.terminate().success());
     relay.restart();
     assert!(
-        !relay.stdout.iter().any(|l| l.contains("bootstrap API key")),
-        "key printed again"
+        !relay
+            .stdout
+            .iter()
+            .any(|l| l.contains("API key") || l.contains("admin key")),
+        "a key printed again"
     );
     let list = relay.leases(&http).await;
     assert_eq!(list["count"], 1);

@@ -169,6 +169,41 @@ impl Relay {
         format!("Bearer {}", self.key)
     }
 
+    /// The admin key the founding node made (`<data-dir>/admin-api-key`).
+    pub fn admin_key(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("admin-api-key"))
+            .expect("admin key file")
+            .trim()
+            .to_string()
+    }
+
+    /// `Authorization` with the admin key.
+    pub fn admin_auth(&self) -> String {
+        format!("Bearer {}", self.admin_key())
+    }
+
+    /// The inter-node (Raft) address this node listens on.
+    pub fn raft_addr(&self) -> String {
+        self.raft_bind.clone()
+    }
+
+    /// The HTTP address (`IP:port`) this node listens on.
+    pub fn http_addr(&self) -> String {
+        self.http_bind.clone()
+    }
+
+    /// GET /cluster/status with the admin key.
+    pub async fn cluster_status(&self, client: &reqwest::Client) -> serde_json::Value {
+        let resp = client
+            .get(self.url("/cluster/status"))
+            .header("authorization", self.admin_auth())
+            .send()
+            .await
+            .expect("status");
+        assert_eq!(resp.status(), 200, "cluster status");
+        resp.json().await.expect("status json")
+    }
+
     /// POST /api/store with the given bytes and duration; returns the receipt.
     pub async fn store(
         &self,
@@ -296,6 +331,15 @@ pub fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as u64
+}
+
+/// Total size of the files under a directory, recursively.
+pub fn bytes_under(dir: &Path) -> u64 {
+    files_under(dir)
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum()
 }
 
 /// Files under a directory, recursively.
