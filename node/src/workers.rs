@@ -45,7 +45,7 @@ async fn expire_due(ledger: &Ledger, metrics: &Metrics) -> Result<(), relay_raft
     // Bounded: a backlog drains over several ticks rather than in one unbounded loop.
     for _ in 0..8 {
         let due = ledger.reader().next_timer_due_ms()?;
-        if !due.is_some_and(|d| d <= ledger.now_ms()) {
+        if due.is_none_or(|d| d > ledger.now_ms()) {
             return Ok(());
         }
         match ledger.write(None, Command::ExpireDue { max: SWEEP_BATCH_MAX }).await? {

@@ -74,6 +74,23 @@ fn admin(
     }
 }
 
+fn mailbox_case(name: &'static str, webhook_url: &str) -> Case {
+    Case {
+        name,
+        method: "POST",
+        path: "/api/mailbox".into(),
+        headers: vec![
+            ("authorization", format!("Bearer {KEY}")),
+            ("x-capacity-bytes", "1024".into()),
+            ("x-duration-seconds", "60".into()),
+            ("x-webhook-url", webhook_url.into()),
+        ],
+        body: vec![],
+        status: 422,
+        code: "invalid_value",
+    }
+}
+
 fn cases() -> Vec<Case> {
     let auth = format!("Bearer {KEY}");
     let ok = |extra: &[(&'static str, &'static str)]| -> Vec<(&'static str, String)> {
@@ -144,6 +161,25 @@ fn cases() -> Vec<Case> {
         admin("remove an unknown node", "POST", "/cluster/remove", Some(common::SECRET), r#"{"node_id":9}"#, 404, "not_found"),
         admin("join with node id zero", "POST", "/cluster/join", Some(common::SECRET), r#"{"node_id":0,"raft_addr":"127.0.0.1:1","http_addr":"x"}"#, 422, "invalid_value"),
         admin("join with a bad address", "POST", "/cluster/join", Some(common::SECRET), r#"{"node_id":2,"raft_addr":"nowhere","http_addr":"x"}"#, 422, "invalid_value"),
+        with("bidi override in file name", &[("x-file-name", "invoice\u{202e}fdp.exe")], 400, "invalid_header"),
+        with("zero-width space in file name", &[("x-file-name", "a\u{200b}.txt")], 400, "invalid_header"),
+        with("admin key on an agent route", &[("authorization", "ADMIN")], 403, "forbidden"),
+        mailbox_case("webhook to NAT64 of the metadata address", "http://[64:ff9b::a9fe:a9fe]/hook"),
+        mailbox_case("webhook to 6to4 of loopback", "http://[2002:7f00:1::1]/hook"),
+        mailbox_case("webhook to Teredo", "http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/hook"),
+        mailbox_case("webhook to the benchmarking range", "http://198.18.0.1/hook"),
+        mailbox_case("webhook to the reserved range", "http://240.0.0.1/hook"),
+        mailbox_case("webhook to the limited broadcast address", "http://255.255.255.255/hook"),
+        mailbox_case("webhook to an IPv4-compatible address", "http://[::127.0.0.1]/hook"),
+        Case {
+            name: "idempotency key with a space on a claim",
+            method: "GET",
+            path: "/api/claim/hof_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into(),
+            headers: vec![("idempotency-key", "a b".into())],
+            body: vec![],
+            status: 400,
+            code: "invalid_header",
+        },
         Case {
             name: "delete unknown lease",
             method: "DELETE",
@@ -157,7 +193,7 @@ fn cases() -> Vec<Case> {
 }
 
 async fn assert_nothing_stored(relay: &Relay, http: &reqwest::Client) {
-    let list = relay.leases(&http).await;
+    let list = relay.leases(http).await;
     assert_eq!(list["count"], 0, "a bad request stored a lease: {list}");
     assert!(
         common::files_under(&relay.objects_dir()).is_empty(),
@@ -181,6 +217,7 @@ async fn bad_requests_are_clear_4xx_json_and_store_nothing() {
     for case in cases() {
         let mut req = http.request(case.method.parse().unwrap(), relay.url(&case.path));
         for (k, v) in &case.headers {
+            let v = if v == "ADMIN" { relay.admin_auth() } else { v.clone() };
             req = req.header(*k, v);
         }
         let resp = req.body(case.body.clone()).send().await.unwrap();
@@ -233,4 +270,188 @@ async fn streamed_size_lies_are_caught() {
         assert_eq!(json["error"]["code"], "size_mismatch");
     }
     assert_nothing_stored(&relay, &http).await;
+}
+
+/// Headers every route might read, for the hostile sweep.
+const API_HEADERS: &[&str] = &[
+    "x-file-name",
+    "x-size-bytes",
+    "x-duration-seconds",
+    "x-workflow-id",
+    "x-max-body-bytes",
+    "x-capacity-bytes",
+    "x-max-message-bytes",
+    "x-max-messages",
+    "x-keep-on-read",
+    "x-webhook-url",
+    "x-webhook-secret",
+    "idempotency-key",
+    "if-match",
+    "if-none-match",
+    "range",
+    "content-type",
+    "x-cluster-secret",
+];
+
+/// Every route, every kind of caller, junk in every header, the query and the body: never a 5xx,
+/// and every refusal in the JSON error shape.
+#[tokio::test]
+async fn no_route_answers_a_5xx_to_anything() {
+    use reqwest::header::HeaderValue;
+    let relay = Relay::start(&["--cluster-secret", common::SECRET]);
+    let http = client();
+    // Real things for ids to name, so requests reach past the shape checks.
+    let lease = relay.store(&http, "a.txt", common::bytes(10, 1), 600).await;
+    let lease = lease["lease_id"].as_str().unwrap().to_string();
+    let mb: Value = http
+        .post(relay.url("/api/mailbox"))
+        .header("authorization", relay.auth())
+        .header("x-capacity-bytes", "4096")
+        .header("x-duration-seconds", "600")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mailbox = mb["lease_id"].as_str().unwrap().to_string();
+    let drop = mb["drop_url"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
+    let h: Value = http
+        .post(relay.url(&format!("/api/handoff/{lease}")))
+        .header("authorization", relay.auth())
+        .json(&serde_json::json!({"max_claims": 1000}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let claim = h["handoff_token"].as_str().unwrap().to_string();
+    let handoff = h["handoff_id"].as_str().unwrap().to_string();
+    let ids = |real: &str| {
+        vec![
+            real.to_string(),
+            "lse_01HX0000000000000000000000".into(),
+            "x".repeat(2000),
+            "%00%ff..".into(),
+        ]
+    };
+    let mut targets: Vec<(&str, String)> = vec![
+        ("POST", "/api/store".into()),
+        ("GET", "/api/leases?limit=-1&cursor=%ff".into()),
+        ("POST", "/api/mailbox".into()),
+        ("POST", "/api/checkpoint".into()),
+        ("GET", "/api/pricing".into()),
+        ("GET", "/api/quote?size_bytes=x&duration_seconds=1e9".into()),
+        ("GET", "/healthz".into()),
+        ("GET", "/readyz".into()),
+        ("GET", "/metrics".into()),
+        ("GET", "/cluster/status".into()),
+        ("POST", "/cluster/join".into()),
+        ("POST", "/cluster/promote".into()),
+        ("POST", "/cluster/remove".into()),
+    ];
+    for id in ids(&lease) {
+        targets.push(("GET", format!("/api/download/{id}")));
+        targets.push(("HEAD", format!("/api/download/{id}")));
+        targets.push(("POST", format!("/api/handoff/{id}")));
+        targets.push(("GET", format!("/api/handoffs/{id}")));
+    }
+    for id in ids(&mailbox) {
+        targets.push(("GET", format!("/api/mailbox/{id}/messages")));
+        targets.push(("GET", format!("/api/mailbox/{id}/messages/msg_1")));
+        targets.push((
+            "HEAD",
+            format!("/api/mailbox/{id}/messages/msg_99999999999999999999999"),
+        ));
+        targets.push(("DELETE", format!("/api/mailbox/{id}/messages/msg_1")));
+    }
+    for id in ids(&drop) {
+        targets.push(("POST", format!("/api/mailbox/drop/{id}")));
+    }
+    for id in ids(&claim) {
+        targets.push(("GET", format!("/api/claim/{id}")));
+        targets.push(("POST", format!("/api/claim/{id}")));
+        targets.push(("HEAD", format!("/api/claim/{id}")));
+    }
+    for id in ids(&handoff) {
+        targets.push(("DELETE", format!("/api/handoffs/{id}")));
+    }
+    for id in ["wf", "w%2Ff", &"w".repeat(300)] {
+        targets.push(("GET", format!("/api/checkpoint/{id}?consume=maybe")));
+        targets.push(("PUT", format!("/api/checkpoint/{id}")));
+    }
+    // Destructive routes last, so the others reach live things.
+    for id in ids(&mailbox) {
+        targets.push(("DELETE", format!("/api/mailbox/{id}")));
+    }
+    for id in ids(&lease) {
+        targets.push(("DELETE", format!("/api/store/{id}")));
+    }
+    targets.push(("DELETE", "/api/checkpoint/wf".into()));
+
+    let long = format!("Bearer rs_live_{}", "a".repeat(4000));
+    let auths: Vec<Option<String>> = vec![
+        None,
+        Some(relay.auth()),
+        Some(relay.admin_auth()),
+        Some("Bearer rs_live_00000000000000000000".into()),
+        Some(long),
+        Some("Basic dXNlcjpwYXNz".into()),
+    ];
+    let junk_values: Vec<HeaderValue> = vec![
+        HeaderValue::from_bytes(b"\xff\xfe\x80").unwrap(),
+        HeaderValue::from_static("-1"),
+        HeaderValue::from_static("99999999999999999999999999999"),
+        HeaderValue::from_static(""),
+        HeaderValue::from_static("W/\"*\", \"x"),
+        HeaderValue::from_static("bytes=5-1,-0,99999999999999999999-"),
+    ];
+    let bodies: Vec<Vec<u8>> = vec![
+        vec![],
+        common::bytes(2048, 7),
+        br#"{"max_claims":"x","node_id":-1,"raft_addr":7}"#.to_vec(),
+        b"\xff\xfe{[".to_vec(),
+    ];
+    let mut failures = Vec::new();
+    let mut requests = 0;
+    for (method, path) in &targets {
+        for (a, auth) in auths.iter().enumerate() {
+            for (j, junk) in junk_values.iter().enumerate() {
+                // Every body once per route and caller; junk headers on the first three callers.
+                if j > 0 && a > 2 {
+                    continue;
+                }
+                let body = bodies[(a + j) % bodies.len()].clone();
+                let mut req = http.request(method.parse().unwrap(), relay.url(path));
+                if let Some(auth) = auth {
+                    req = req.header("authorization", auth);
+                }
+                for name in API_HEADERS {
+                    req = req.header(*name, junk.clone());
+                }
+                let resp = req.body(body).send().await.unwrap();
+                requests += 1;
+                let status = resp.status().as_u16();
+                let is_json = resp
+                    .headers()
+                    .get("content-type")
+                    .is_some_and(|v| v.to_str().unwrap_or("").starts_with("application/json"));
+                let text = resp.text().await.unwrap_or_default();
+                let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                let shaped =
+                    *method == "HEAD" || (is_json && body["status"] == "error" && body["error"]["code"].is_string());
+                if status >= 500 || (status >= 400 && !shaped) {
+                    failures.push(format!("{method} {path} (auth {a}, junk {j}): {status} {text:.200}"));
+                }
+            }
+        }
+    }
+    assert!(requests > 1000, "{requests} requests");
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

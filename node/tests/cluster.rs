@@ -178,3 +178,72 @@ async fn cli_status_and_graceful_leader_exit() {
         .store(&http, "after-handover.bin", bytes(8, 1), 600)
         .await;
 }
+
+/// Raft entries are bounded in bytes: 96 concurrent drops of 1 MiB each, riding inline, are
+/// group-committed in entries that fit the inter-node message limit (a batch of them all would be
+/// 96 MiB, past the 64 MiB limit), so every one commits and every node applies them.
+#[tokio::test]
+async fn large_inline_bodies_replicate_in_bounded_entries() {
+    let cluster = Cluster::start(
+        3,
+        &[
+            "--inline-max-bytes",
+            "1048576",
+            "--mailbox-max-message-bytes",
+            "1100000",
+        ],
+    )
+    .await;
+    let http = client();
+    let mb: serde_json::Value = http
+        .post(cluster.nodes[0].url("/api/mailbox"))
+        .header("authorization", cluster.nodes[0].auth())
+        .header("x-capacity-bytes", (200u64 << 20).to_string())
+        .header("x-duration-seconds", "600")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let path = mb["drop_url"]
+        .as_str()
+        .unwrap()
+        .split_once("/api/")
+        .map(|(_, p)| format!("/api/{p}"))
+        .unwrap();
+    let tasks: Vec<_> = (0..96)
+        .map(|i| {
+            let url = cluster.nodes[i % 3].url(&path);
+            let http = http.clone();
+            tokio::spawn(async move {
+                let resp = http.post(url).body(bytes(1 << 20, i as u8)).send().await.unwrap();
+                (resp.status().as_u16(), resp.text().await.unwrap_or_default())
+            })
+        })
+        .collect();
+    for t in tasks {
+        let (status, text) = t.await.unwrap();
+        if status != 201 {
+            for n in &cluster.nodes {
+                let logs = n.logs();
+                eprintln!("--- {}\n{}", n.base, &logs[logs.len().saturating_sub(6000)..]);
+            }
+        }
+        assert_eq!(status, 201, "{text}");
+    }
+    let target = cluster.status(cluster.leader().await).await["last_log_index"]
+        .as_u64()
+        .unwrap();
+    for i in 0..3 {
+        let mut applied = 0;
+        for _ in 0..100 {
+            applied = cluster.status(i).await["last_applied"].as_u64().unwrap_or(0);
+            if applied >= target {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(applied >= target, "node {i} applied {applied} of {target}");
+    }
+}

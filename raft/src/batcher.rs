@@ -228,7 +228,7 @@ mod tests {
             bytes += one;
             n += 1;
         }
-        assert!(n >= 1 && n < 16, "{n} bodies of 1 MiB in one entry");
+        assert!((1..16).contains(&n), "{n} bodies of 1 MiB in one entry");
         assert!(bytes <= ENTRY_MAX_BYTES);
         let batch = Request {
             now_ms: 0,

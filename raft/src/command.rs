@@ -42,9 +42,11 @@ impl IdempotencyKey {
 /// The most requests one [`Command::Batch`] may carry.
 pub const BATCH_MAX: usize = 512;
 /// The largest Raft entry, encoded: a batch stops growing before it would pass this, and a single
-/// request larger than this is refused as too large. Well under the inter-node message limit
-/// ([`crate::grpc::MESSAGE_MAX_BYTES`]), so one entry always fits in one message.
-pub const ENTRY_MAX_BYTES: u64 = 8 << 20;
+/// request larger than this is refused as too large. openraft gives each AppendEntries call one
+/// heartbeat interval (50 ms) to be sent, written and fsynced by the follower, so an entry must be
+/// small enough to make that on a busy machine; it holds one body of the largest inline size
+/// ([`crate::sm::INLINE_BODY_MAX`]) with room to spare.
+pub const ENTRY_MAX_BYTES: u64 = 2 << 20;
 
 /// Maximum length of a client-supplied idempotency key.
 pub const IDEMPOTENCY_KEY_MAX_LEN: usize = 128;
@@ -81,6 +83,7 @@ pub enum Command {
     /// when the body rides in the ledger.
     CreateCheckpoint {
         new: NewLease,
+        #[serde(with = "crate::bytes::option")]
         inline_body: Option<Vec<u8>>,
     },
     /// Replace a checkpoint's body, version + 1; with `if_version`, only if the current version
@@ -90,6 +93,7 @@ pub enum Command {
         workflow_id: String,
         if_version: Option<u64>,
         body: BodyRef,
+        #[serde(with = "crate::bytes::option")]
         inline_body: Option<Vec<u8>>,
     },
     /// Read and delete a checkpoint in one step; the answer carries an inline body.
@@ -104,6 +108,7 @@ pub enum Command {
         token_hash_hex: String,
         content_type: String,
         body: BodyRef,
+        #[serde(with = "crate::bytes::option")]
         inline_body: Option<Vec<u8>>,
     },
     /// The owner picks a message up: it is answered (with its inline bytes) and, unless the
@@ -215,6 +220,7 @@ pub enum Outcome {
     /// the bytes when they rode in the ledger. Object bytes stay until `ReleaseBytes`.
     CheckpointConsumed {
         lease: Lease,
+        #[serde(with = "crate::bytes::option")]
         inline_body: Option<Vec<u8>>,
     },
     MessageDropped {
@@ -224,6 +230,7 @@ pub enum Outcome {
     /// `removed`: the message is gone from the queue (its object, if any, queued for deletion).
     MessagePicked {
         message: Message,
+        #[serde(with = "crate::bytes::option")]
         inline_body: Option<Vec<u8>>,
         removed: bool,
     },

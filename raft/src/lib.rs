@@ -15,6 +15,7 @@
 //! - [`pricing`]: the price formula, shared by quotes and creates.
 
 pub mod batcher;
+mod bytes;
 pub mod chaos;
 pub mod command;
 pub mod error;

@@ -65,7 +65,7 @@ pub async fn client(ctx: Arc<Ctx>, leases: Arc<Leases>, name: String, mut rng: S
         };
         let dice = rng.random_range(0..100);
         let answered = match pick {
-            Some((lease_id, n)) if dice >= 30 && dice < 90 => download(&ctx, &name, node, &lease_id, n).await,
+            Some((lease_id, n)) if (30..90).contains(&dice) => download(&ctx, &name, node, &lease_id, n).await,
             Some((lease_id, _)) if dice >= 90 => {
                 let invoke = ctx.clock.now_us();
                 let result = ctx

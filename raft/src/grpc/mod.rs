@@ -20,8 +20,9 @@ pub const SECRET_HEADER: &str = "x-cluster-secret";
 /// [`crate::command::ENTRY_MAX_BYTES`] and one AppendEntries call carries at most
 /// [`APPEND_MAX_BYTES`] of them, so replication always fits.
 pub const MESSAGE_MAX_BYTES: usize = 64 << 20;
-/// The most entry bytes one AppendEntries call carries; a longer run is sent in several calls.
-pub const APPEND_MAX_BYTES: u64 = 32 << 20;
+/// The most entry bytes one AppendEntries call carries (always at least one entry); a longer run is
+/// sent in several calls, each of which must complete within openraft's heartbeat interval.
+pub const APPEND_MAX_BYTES: u64 = crate::command::ENTRY_MAX_BYTES;
 
 /// Why a forwarded call did not produce an answer; the caller may retry elsewhere.
 #[derive(Clone, Debug, Serialize, Deserialize, thiserror::Error)]
