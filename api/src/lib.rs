@@ -93,11 +93,12 @@ pub fn router(state: AppState) -> Router {
         .route("/cluster/remove", post(cluster::remove).layer(admin_body_limit()))
         .fallback(|| async { ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        // Innermost first: metrics see the matched route; a panic still gets the JSON shape; the
-        // caps answer before any handler runs; every answer carries its request id.
-        .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
+        // Innermost first: a panic still gets the JSON shape; the caps answer before any handler
+        // runs; metrics count every answer (refusals by the caps too) by its matched route; every
+        // answer carries its request id.
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(middleware::from_fn_with_state(state.clone(), limits::enforce))
+        .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(middleware::from_fn(request_id::assign))
         .with_state(state)
 }

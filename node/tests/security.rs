@@ -178,18 +178,19 @@ async fn a_node_with_its_own_object_store_is_refused() {
     );
 }
 
-/// 200 anonymous drops of 60 KiB to invented tokens are all 404 and leave the Raft log, the
-/// ledger's directory and the object store as they were.
+/// 200 anonymous drops of 60 and 100 KiB to invented tokens are all 404 and leave the Raft log,
+/// the ledger's directory and the object store as they were.
 #[tokio::test]
 async fn drops_to_invented_tokens_cost_nothing() {
     let relay = Relay::start(&[]);
     let http = client();
     let before = relay.cluster_status(&http).await["last_log_index"].as_u64().unwrap();
     let ledger_before = common::bytes_under(&relay.data_dir().join("ledger"));
-    let body = bytes(60 << 10, 9);
     let mut tasks = Vec::new();
     for i in 0..200u32 {
-        let (http, body) = (http.clone(), body.clone());
+        // Half under the inline limit, half over it (those used to go to the object store first).
+        let body = bytes(if i % 2 == 0 { 60 << 10 } else { 100 << 10 }, 9);
+        let http = http.clone();
         let token: String = blake3::hash(&i.to_le_bytes()).to_hex()[..43].to_string();
         let url = relay.url(&format!("/api/mailbox/drop/{token}"));
         tasks.push(tokio::spawn(async move {
@@ -580,4 +581,64 @@ async fn a_slow_receiver_does_not_delay_others() {
         let at = got.expect("the fast receiver waited behind the slow one").unwrap();
         assert!(at.duration_since(sent) < Duration::from_secs(3));
     }
+}
+
+/// Sends a whole request from the local address `from` and returns the answer's status.
+async fn status_from(from: &str, relay: &Relay, request: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    let mut stream = socket.connect(relay.http_addr().parse().unwrap()).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 512];
+    let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
+        .await
+        .expect("an answer")
+        .unwrap();
+    String::from_utf8_lossy(&buf[..n])
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|t| t.get(..3))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+/// One address holding its share of request slots gets 429 for more, at once, while another
+/// address is served; past the node's global cap everyone gets 503; both say when to retry.
+#[tokio::test]
+async fn caps_per_address_and_per_node() {
+    let relay = Relay::start(&["--max-requests-per-ip", "8", "--max-requests-in-flight", "12"]);
+    let http = client();
+    let mb = mailbox(&relay, &http, &[]).await;
+    let drop_url = mb["drop_url"].as_str().unwrap();
+    let drop_path = drop_url.split_once("/api/").map(|(_, p)| format!("/api/{p}")).unwrap();
+    let head = format!("POST {drop_path} HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nA");
+    let held: Vec<TcpStream> = (0..8).map(|_| stalled(&relay, &head)).collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let health = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    assert_eq!(status_from("127.0.0.1", &relay, health).await, 429);
+    assert_eq!(status_from("127.0.0.2", &relay, health).await, 200);
+    // Four more from another address fill the node's twelve slots.
+    let mut more = Vec::new();
+    for _ in 0..4 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.3:0".parse().unwrap()).unwrap();
+        let mut s = socket.connect(relay.http_addr().parse().unwrap()).await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut s, head.as_bytes())
+            .await
+            .unwrap();
+        more.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(status_from("127.0.0.4", &relay, health).await, 503);
+    drop((held, more));
+    // Slots come back as soon as the requests end.
+    let mut ok = false;
+    for _ in 0..50 {
+        if status_from("127.0.0.1", &relay, health).await == 200 {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ok, "slots were not given back");
 }

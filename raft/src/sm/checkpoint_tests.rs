@@ -208,3 +208,66 @@ fn expiry_deletes_every_version() {
     let lease: Lease = all(&db, "leases").remove(0).1;
     assert_eq!(lease.state, LeaseState::Expired { at_ms: T0 + 10_000 });
 }
+
+/// A claim prepared against a version that has since been replaced counts nothing and is not
+/// remembered under its key, so the claimer's retry (same key, the new version) is counted once.
+#[test]
+fn a_claim_of_a_replaced_version_counts_nothing() {
+    use crate::command::{IdempotencyKey, Served};
+    let (_dir, db) = fresh_db();
+    let token = blake3::hash(b"claim-token").to_hex().to_string();
+    let keyed = |now_ms: u64, command: Command| Request {
+        now_ms,
+        idempotency: Some(IdempotencyKey {
+            scope: "claim:x|claim".into(),
+            key: "k".into(),
+            fingerprint: [3; 32],
+        }),
+        command,
+    };
+    let claim = |version| Command::Claim {
+        token_hash_hex: token.clone(),
+        post: false,
+        served: Served::Checkpoint { version },
+    };
+    let r = apply_all(
+        &db,
+        &[
+            at(
+                T0,
+                Command::CreateAccount {
+                    account_id: "acct_a".into(),
+                    balance_micros: 100,
+                },
+            ),
+            at(T0, create("lse_c", "wf", inline(b"{}"))),
+            at(
+                T0 + 1,
+                Command::CreateHandoff {
+                    owner: "acct_a".into(),
+                    lease_id: "lse_c".into(),
+                    handoff_id: "hnd_1".into(),
+                    token_hash_hex: token.clone(),
+                    token_prefix: "hof_".into(),
+                    max_claims: 2,
+                    delete_on_claim: false,
+                    require_post: false,
+                    ttl_seconds: 60,
+                },
+            ),
+            at(T0 + 2, put(None, inline(b"[1]"))),
+            keyed(T0 + 3, claim(1)),
+            keyed(T0 + 4, claim(2)),
+            keyed(T0 + 5, claim(2)),
+        ],
+    );
+    assert_eq!(r[4], Err(Rejection::ContentChanged));
+    let Ok(Outcome::Claimed { handoff, served, .. }) = &r[5] else {
+        panic!("{:?}", r[5]);
+    };
+    assert_eq!(
+        (handoff.claims_remaining, *served),
+        (1, Served::Checkpoint { version: 2 })
+    );
+    assert_eq!(r[6], r[5], "the retry is the same claim");
+}

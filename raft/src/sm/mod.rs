@@ -85,7 +85,11 @@ pub fn apply_request(txn: &mut Txn<'_>, req: &Request) -> Result<Response, Store
     }
     let response = apply_command(txn, now_ms, &req.command)?;
     if let Some(idem) = &req.idempotency {
-        dedup::remember(txn, idem, now_ms, &response)?;
+        // "Nothing happened, prepare again" is not an answer to remember: the retry under the
+        // same key must be able to apply.
+        if response != Err(Rejection::ContentChanged) {
+            dedup::remember(txn, idem, now_ms, &response)?;
+        }
     }
     Ok(response)
 }
