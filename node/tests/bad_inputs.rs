@@ -303,17 +303,7 @@ async fn no_route_answers_a_5xx_to_anything() {
     // Real things for ids to name, so requests reach past the shape checks.
     let lease = relay.store(&http, "a.txt", common::bytes(10, 1), 600).await;
     let lease = lease["lease_id"].as_str().unwrap().to_string();
-    let mb: Value = http
-        .post(relay.url("/api/mailbox"))
-        .header("authorization", relay.auth())
-        .header("x-capacity-bytes", "4096")
-        .header("x-duration-seconds", "600")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let mb = relay.mailbox(&http, 4096, &[]).await;
     let mailbox = mb["lease_id"].as_str().unwrap().to_string();
     let drop = mb["drop_url"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
     let h: Value = http

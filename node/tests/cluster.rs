@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{bytes, client, Cluster, Relay, SECRET};
@@ -94,35 +94,10 @@ async fn failover_and_catch_up_by_snapshot() {
 #[tokio::test]
 async fn wrong_secret_never_joins() {
     let founder = Relay::start(&["--cluster-secret", SECRET]);
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_relay"))
-        .args([
-            "serve",
-            "--node-id",
-            "2",
-            "--http",
-            "127.0.0.1:0",
-            "--raft",
-            "127.0.0.1:0",
-        ])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(["--cluster-secret", "not-the-right-secret-000", "--join", &founder.base])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            panic!("node with the wrong secret kept running");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let (status, _) = common::refused_join(
+        &founder.base,
+        &["--node-id", "2", "--cluster-secret", "not-the-right-secret-000"],
+    );
     assert!(!status.success());
     let resp = client()
         .get(founder.url("/cluster/status"))
@@ -195,23 +170,8 @@ async fn large_inline_bodies_replicate_in_bounded_entries() {
     )
     .await;
     let http = client();
-    let mb: serde_json::Value = http
-        .post(cluster.nodes[0].url("/api/mailbox"))
-        .header("authorization", cluster.nodes[0].auth())
-        .header("x-capacity-bytes", (200u64 << 20).to_string())
-        .header("x-duration-seconds", "600")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let path = mb["drop_url"]
-        .as_str()
-        .unwrap()
-        .split_once("/api/")
-        .map(|(_, p)| format!("/api/{p}"))
-        .unwrap();
+    let mb = cluster.nodes[0].mailbox(&http, 200 << 20, &[]).await;
+    let path = common::api_path(mb["drop_url"].as_str().unwrap());
     let tasks: Vec<_> = (0..96)
         .map(|i| {
             let url = cluster.nodes[i % 3].url(&path);

@@ -137,37 +137,8 @@ async fn joins_must_prove_themselves() {
 #[tokio::test]
 async fn a_node_with_its_own_object_store_is_refused() {
     let founder = Relay::start(&["--node-id", "1", "--cluster-secret", SECRET]);
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_relay"))
-        .args([
-            "serve",
-            "--node-id",
-            "2",
-            "--http",
-            "127.0.0.1:0",
-            "--raft",
-            "127.0.0.1:0",
-        ])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(["--cluster-secret", SECRET, "--join", &founder.base])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the joining node neither joined nor gave up");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    // Without --objects, the new node keeps bytes in its own data dir.
+    let (status, stderr) = common::refused_join(&founder.base, &["--node-id", "2", "--cluster-secret", SECRET]);
     assert!(!status.success());
     assert!(stderr.contains("object store"), "{stderr}");
     let s = founder.cluster_status(&client()).await;
@@ -233,17 +204,7 @@ fn outcome(mut s: TcpStream, started: Instant) -> (u16, Duration) {
 }
 
 async fn mailbox(relay: &Relay, http: &reqwest::Client, extra: &[(&str, &str)]) -> Value {
-    let mut req = http
-        .post(relay.url("/api/mailbox"))
-        .header("authorization", relay.auth())
-        .header("x-capacity-bytes", "1048576")
-        .header("x-duration-seconds", "600");
-    for (k, v) in extra {
-        req = req.header(*k, *v);
-    }
-    let resp = req.send().await.unwrap();
-    assert_eq!(resp.status(), 201);
-    resp.json().await.unwrap()
+    relay.mailbox(http, 1 << 20, extra).await
 }
 
 /// Connections that stall (half a request head, a body that stops) are closed by the timeouts
@@ -261,7 +222,7 @@ async fn stalled_connections_are_cut_off() {
     let http = client();
     let mb = mailbox(&relay, &http, &[]).await;
     let drop_url = mb["drop_url"].as_str().unwrap().to_string();
-    let drop_path = drop_url.split_once("/api/").map(|(_, p)| format!("/api/{p}")).unwrap();
+    let drop_path = common::api_path(&drop_url);
     let started = Instant::now();
     // Half a head; drops whose body stops after one byte; uploads likewise.
     let half_head = stalled(&relay, "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ");
@@ -610,7 +571,7 @@ async fn caps_per_address_and_per_node() {
     let http = client();
     let mb = mailbox(&relay, &http, &[]).await;
     let drop_url = mb["drop_url"].as_str().unwrap();
-    let drop_path = drop_url.split_once("/api/").map(|(_, p)| format!("/api/{p}")).unwrap();
+    let drop_path = common::api_path(&drop_url);
     let head = format!("POST {drop_path} HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nA");
     let held: Vec<TcpStream> = (0..8).map(|_| stalled(&relay, &head)).collect();
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -274,6 +274,26 @@ impl Relay {
         resp.json().await.expect("json listing")
     }
 
+    /// POST /api/mailbox reserving `capacity_bytes` for 600 s, with `extra` headers; the 201 body.
+    pub async fn mailbox(
+        &self,
+        client: &reqwest::Client,
+        capacity_bytes: u64,
+        extra: &[(&str, &str)],
+    ) -> serde_json::Value {
+        let mut req = client
+            .post(self.url("/api/mailbox"))
+            .header("authorization", self.auth())
+            .header("x-capacity-bytes", capacity_bytes.to_string())
+            .header("x-duration-seconds", "600");
+        for (k, v) in extra {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.expect("mailbox request");
+        assert_eq!(resp.status(), 201, "mailbox create failed");
+        resp.json().await.expect("mailbox json")
+    }
+
     pub async fn download(&self, client: &reqwest::Client, lease_id: &str) -> reqwest::Response {
         client
             .get(self.url(&format!("/api/download/{lease_id}")))
@@ -331,6 +351,43 @@ pub fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as u64
+}
+
+/// The path (from `/api/`) of a URL the API handed out, to send it to any node or over a raw socket.
+pub fn api_path(url: &str) -> String {
+    let (_, rest) = url.split_once("/api/").expect("an API URL");
+    format!("/api/{rest}")
+}
+
+/// Starts a node asking to join `url` with `extra` flags, expecting it to be refused: waits (up
+/// to 60 s) for it to exit, and returns its exit status and what it wrote on stderr.
+pub fn refused_join(url: &str, extra: &[&str]) -> (ExitStatus, String) {
+    use std::io::Read;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_relay"))
+        .args(["serve", "--http", "127.0.0.1:0", "--raft", "127.0.0.1:0", "--join", url])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn relay");
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("a node that should have been refused kept running");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut stderr = String::new();
+    let _ = child.stderr.take().expect("stderr").read_to_string(&mut stderr);
+    (status, stderr)
 }
 
 /// Total size of the files under a directory, recursively.
