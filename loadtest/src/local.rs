@@ -56,7 +56,11 @@ impl LocalCluster {
                 .args(["--bootstrap-balance-usdc", "1000000000"])
                 // The benchmark's webhook receiver listens on loopback.
                 .args(["--webhook-allow-cidr", "127.0.0.0/8"])
-                .args(["--handoff-max-claims", "1000000"]);
+                .args(["--handoff-max-claims", "1000000"])
+                // Every client of a benchmark comes from one address and one account: lift the
+                // per-client caps to the node's own, so the run measures the node, not the caps.
+                .args(["--max-requests-per-ip", "4096", "--max-requests-per-account", "4096"])
+                .args(["--max-requests-in-flight", "4096"]);
             if let Some(first) = cluster.urls.first() {
                 cmd.args(["--join", first]);
             }

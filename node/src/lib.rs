@@ -3,9 +3,11 @@
 //! - [`config`]: flags and `RELAY_*` environment, validated before anything starts.
 //! - [`server`]: startup step by step, and the SIGTERM shutdown.
 //! - [`admin`]: `relay cluster …`, a client of the `/cluster/…` admin API.
-//! - [`bootstrap`]: the first account and its API key.
+//! - [`bootstrap`]: the admin key, and the first account with its agents' API key.
 //! - [`cluster`]: the cluster secret, joining a cluster.
-//! - [`workers`]: the leader's sweeper (expiry) and GC (object deletion).
+//! - [`workers`]: the leader's sweeper (expiry) and GC (object deletion); [`orphans`]: deletes
+//!   blobs no lease references; [`webhooks`]: delivers mailbox webhooks, fairly between hosts.
+//! - [`objects`]: opens the object store named by `--objects`.
 
 pub mod admin;
 pub mod bootstrap;
