@@ -108,8 +108,11 @@ impl FromRequestParts<AppState> for Caller {
         let slot = state
             .limits
             .per_account
-            .enter(&account_id)
-            .ok_or(ApiError::TooManyRequests { scope: "account" })?;
+            .enter(&account_id, 1)
+            .ok_or(ApiError::TooManyRequests {
+                what: "requests",
+                scope: "account",
+            })?;
         Ok(Caller {
             account_id,
             _slot: slot,

@@ -5,7 +5,6 @@ use axum::body::Body;
 use axum::http::HeaderMap;
 use bytes::Bytes;
 use relay_raft::BodyRef;
-use tokio::sync::OwnedSemaphorePermit;
 
 use crate::error::{ApiError, ApiResult};
 use crate::headers::optional_str;
@@ -15,7 +14,7 @@ use crate::{ids, objects};
 /// A body read into memory, holding its share of the node's body buffer until dropped.
 pub struct Buffered {
     pub bytes: Bytes,
-    _room: OwnedSemaphorePermit,
+    _room: crate::limits::Buffer,
 }
 
 /// Reads a small body of at most `limit` bytes: refused (413) at once when `Content-Length` says

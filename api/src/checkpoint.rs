@@ -21,7 +21,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::headers::{check_duration, optional_str, parse_u64, query_map, required_u64, reservation};
 use crate::idempotency::{self, Part};
 use crate::state::AppState;
-use crate::{bodies, ids, objects, render};
+use crate::{bodies, ids, limits, objects, render};
 
 /// How often a read retries when the body it was pointed at was replaced under it.
 const READ_ATTEMPTS: usize = 3;
@@ -158,8 +158,10 @@ pub async fn read(
                 .body(Body::empty())
                 .map_err(|e| ApiError::Internal(e.to_string()));
         }
+        // The body is held whole until it is sent: it takes its room in the body buffer.
+        let room = state.limits.buffer(cell.body.size_bytes).await?;
         if let Some(bytes) = fetch_body(&state, &cell.body, inline_body).await? {
-            return respond(&lease, bytes);
+            return Ok(limits::hold(respond(&lease, bytes)?, room));
         }
         // The body was replaced and collected between the two reads: read again.
     }
@@ -167,6 +169,19 @@ pub async fn read(
 }
 
 async fn read_and_delete(state: &AppState, owner: String, workflow_id: String) -> ApiResult<Response> {
+    // Room for the body before it is consumed (the reservation bounds it and never changes), so a
+    // busy node refuses the consume rather than lose the body.
+    let reserved = match state.ledger.reader().checkpoint(&owner, &workflow_id)? {
+        Some((
+            Lease {
+                kind: LeaseKind::Checkpoint(c),
+                ..
+            },
+            _,
+        )) => c.max_body_bytes,
+        _ => state.config.checkpoint_max_body_bytes,
+    };
+    let room = state.limits.buffer(reserved).await?;
     let outcome = state
         .ledger
         .write(None, Command::ConsumeCheckpoint { owner, workflow_id })
@@ -190,7 +205,7 @@ async fn read_and_delete(state: &AppState, owner: String, workflow_id: String) -
             .await;
     }
     match bytes? {
-        Some(bytes) => respond(&lease, bytes),
+        Some(bytes) => Ok(limits::hold(respond(&lease, bytes)?, room)),
         None => Err(ApiError::Integrity),
     }
 }

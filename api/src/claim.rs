@@ -13,8 +13,6 @@ use axum::extract::{Path, State};
 use axum::http::header::{self, HeaderMap, HeaderValue};
 use axum::http::Method;
 use axum::response::Response;
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use bytes::Bytes;
 use futures::StreamExt;
 use relay_raft::sm::{dedup, handoffs};
@@ -55,7 +53,7 @@ pub async fn claim(
         .map(|k| k.seal(&[Part::Value(method.as_str().as_bytes())]));
     if let Some(idem) = &idem {
         if let Some(first) = recorded(&state, idem)? {
-            return replay(&state, first).await;
+            return replay(&state, hash.as_bytes(), first).await;
         }
     }
 
@@ -69,7 +67,7 @@ pub async fn claim(
                 // A lost answer's retry may find the claim already counted, on the leader.
                 if let Some(idem) = &idem {
                     if let Some(first) = recorded_linearizable(&state, idem).await? {
-                        return replay(&state, first).await;
+                        return replay(&state, hash.as_bytes(), first).await;
                     }
                 }
                 return Err(refusal);
@@ -102,7 +100,7 @@ pub async fn claim(
                 return Ok(content.into_response(&handoff, guard));
             }
             // The same key was counted first elsewhere (another node): that claim's answer.
-            Ok(first @ Outcome::Claimed { .. }) => return replay(&state, Ok(first)).await,
+            Ok(first @ Outcome::Claimed { .. }) => return replay(&state, hash.as_bytes(), Ok(first)).await,
             Ok(other) => return Err(ApiError::unexpected(other)),
             Err(Rejection::ContentChanged) => continue,
             Err(rejection) => return Err(ApiError::from_rejection(rejection, "handoff")),
@@ -162,8 +160,9 @@ async fn recorded_linearizable(state: &AppState, idem: &IdempotencyKey) -> ApiRe
 }
 
 /// Answers a retried claim from what the first one did: its refusal, or what it served if that
-/// still exists (the lease live and its content unchanged), else 410.
-async fn replay(state: &AppState, first: relay_raft::Response) -> ApiResult<Response> {
+/// still exists (the lease live and its content unchanged), else 410. A revoked or expired token
+/// ends replays too: revoking a leaked token must stop every way of using it.
+async fn replay(state: &AppState, token_hash: &[u8; 32], first: relay_raft::Response) -> ApiResult<Response> {
     let (handoff, claimed, served) = match first {
         Ok(Outcome::Claimed {
             handoff, lease, served, ..
@@ -171,14 +170,18 @@ async fn replay(state: &AppState, first: relay_raft::Response) -> ApiResult<Resp
         Ok(other) => return Err(ApiError::unexpected(other)),
         Err(rejection) => return Err(ApiError::from_rejection(rejection, "handoff")),
     };
-    let gone = ApiError::Gone("what this claim served is gone");
-    let lease = state
-        .ledger
-        .linearizable()
-        .await?
+    let reader = state.ledger.linearizable().await?;
+    let now_ms = state.ledger.now_ms();
+    match reader.handoff_by_token_hash(token_hash)? {
+        Some(h) if h.revoked => return Err(ApiError::NotFound("handoff")),
+        Some(h) if now_ms >= h.expires_at_ms => return Err(ApiError::Gone("handoff token has expired")),
+        Some(_) => {}
+        None => return Err(ApiError::NotFound("handoff")),
+    }
+    let lease = reader
         .lease(&claimed.lease_id)?
-        .filter(|l| l.is_live_at(state.ledger.now_ms()))
-        .ok_or(gone)?;
+        .filter(|l| l.is_live_at(now_ms))
+        .ok_or(ApiError::Gone("what this claim served is gone"))?;
     let content = prepare(state, &lease, false).await?;
     let same = match (served, content.served) {
         (Served::Checkpoint { version: a }, Served::Checkpoint { version: b }) => a == b,
@@ -189,7 +192,8 @@ async fn replay(state: &AppState, first: relay_raft::Response) -> ApiResult<Resp
     if !same {
         return Err(ApiError::Gone("what this claim served has been replaced"));
     }
-    let content = match (served, content.body) {
+    let room = content.room;
+    let body = match (served, content.body) {
         // Only the messages the first claim could have served.
         (
             Served::Messages { upto_seq },
@@ -198,16 +202,14 @@ async fn replay(state: &AppState, first: relay_raft::Response) -> ApiResult<Resp
                 lease_id,
                 messages,
             },
-        ) => Content {
-            served,
-            body: Payload::Messages {
-                state,
-                lease_id,
-                messages: messages.into_iter().filter(|m| m.seq < upto_seq).collect(),
-            },
+        ) => Payload::Messages {
+            state,
+            lease_id,
+            messages: messages.into_iter().filter(|m| m.seq < upto_seq).collect(),
         },
-        (_, body) => Content { served, body },
+        (_, body) => body,
     };
+    let content = Content { served, body, room };
     let mut response = content.into_response(&handoff, None);
     response
         .headers_mut()
@@ -219,6 +221,8 @@ async fn replay(state: &AppState, first: relay_raft::Response) -> ApiResult<Resp
 struct Content {
     served: Served,
     body: Payload,
+    /// Room in the body buffer for what is held whole until sent.
+    room: Option<crate::limits::Buffer>,
 }
 
 enum Payload {
@@ -248,9 +252,11 @@ async fn prepare(state: &AppState, lease: &Lease, head: bool) -> ApiResult<Conte
             Ok(Content {
                 served: Served::Object,
                 body: Payload::Object(response),
+                room: None,
             })
         }
         LeaseKind::Checkpoint(c) => {
+            let room = state.limits.buffer(c.body.size_bytes).await?;
             let bytes = match &c.body.object_key {
                 None => Bytes::from(
                     state
@@ -270,9 +276,12 @@ async fn prepare(state: &AppState, lease: &Lease, head: bool) -> ApiResult<Conte
                     updated_at_ms: c.updated_at_ms,
                     bytes,
                 },
+                room: Some(room),
             })
         }
         LeaseKind::Mailbox(mb) => {
+            // One message at a time is held while the answer streams: the largest, base64'd.
+            let room = state.limits.buffer(mb.max_message_bytes.saturating_mul(7) / 3).await?;
             let messages = state
                 .ledger
                 .reader()
@@ -285,6 +294,7 @@ async fn prepare(state: &AppState, lease: &Lease, head: bool) -> ApiResult<Conte
                     lease_id: lease.lease_id.clone(),
                     messages,
                 },
+                room: Some(room),
             })
         }
     }
@@ -326,7 +336,10 @@ impl Content {
         );
         h.insert("x-claims-remaining", HeaderValue::from(handoff.claims_remaining));
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        response
+        match self.room {
+            Some(room) => crate::limits::hold(response, room),
+            None => response,
+        }
     }
 }
 
@@ -351,14 +364,11 @@ fn messages_body(state: AppState, lease_id: String, messages: Vec<Message>) -> B
                 "content_type": m.content_type,
                 "received_at": render::timestamp(m.received_at_ms),
             });
-            match bytes {
-                Some(b) => match serde_json::from_slice::<Value>(&b) {
-                    Ok(data) => item["data"] = data,
-                    Err(_) => item["data_base64"] = json!(STANDARD.encode(&b)),
-                },
+            if bytes.is_none() {
                 // Picked up by the owner after this claim was judged.
-                None => item["removed"] = json!(true),
+                item["removed"] = json!(true);
             }
+            let item = render::with_data(item, bytes.as_deref());
             let sep = if i == 0 { "" } else { "," };
             Ok::<Bytes, ApiError>(Bytes::from(format!("{sep}{item}")))
         }

@@ -64,9 +64,10 @@ pub enum ApiError {
     /// The request body came too slowly or stopped.
     #[error("{0}")]
     RequestTimeout(&'static str),
-    /// A per-client cap is reached (`scope` names which).
-    #[error("too many requests in flight from this {scope}; retry shortly")]
-    TooManyRequests { scope: &'static str },
+    /// A per-client cap is reached: `what` (requests, uploads, buffered bytes) for this `scope`
+    /// (address, account).
+    #[error("too many {what} in flight from this {scope}; retry shortly")]
+    TooManyRequests { what: &'static str, scope: &'static str },
     /// The node is at a global bound (requests, uploads, buffered bytes).
     #[error("the server is busy ({0}); retry shortly")]
     Overloaded(&'static str),

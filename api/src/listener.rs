@@ -1,9 +1,12 @@
 //! The HTTP listener, with a bound on everything a connection can hold:
 //!
-//! - connections open at once (beyond it, new ones wait in the kernel's backlog);
+//! - connections open at once (beyond it, new ones wait in the kernel's backlog), and from one
+//!   client address (beyond it, refused with 429 and closed);
 //! - the time to send a request's headers, which also ends idle keep-alive connections;
 //! - the size and count of headers (431);
 //! - an idle timeout: a connection that moves no byte either way for that long is closed;
+//! - a send timeout: an answer the client stops taking (no byte accepted for that long) is cut
+//!   off, so slow readers cannot hold answers, and the memory behind them, for ever;
 //! - request bodies: no byte for `body_idle`, or slower than `min_body_bytes_per_second` on
 //!   average once `body_grace` has passed, ends the body with [`BodyTimeout`] (408).
 //!
@@ -11,7 +14,6 @@
 
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -31,12 +33,14 @@ use tokio::time::{Instant, Sleep};
 use tower::ServiceExt;
 
 use crate::error::ApiError;
-use crate::limits::ClientAddr;
+use crate::limits::{ip_key, ClientAddr, PerKey};
 
 /// The listener's figures, all configurable (`relay serve --help`).
 #[derive(Clone, Debug)]
 pub struct ListenerConfig {
     pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub send_timeout: Duration,
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_header_bytes: usize,
@@ -50,6 +54,8 @@ impl Default for ListenerConfig {
     fn default() -> Self {
         ListenerConfig {
             max_connections: 4096,
+            max_connections_per_ip: 256,
+            send_timeout: Duration::from_secs(20),
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             max_header_bytes: 32 << 10,
@@ -78,6 +84,7 @@ pub async fn serve(
     let http = Arc::new(http);
     let config = Arc::new(config);
     let connections = Arc::new(Semaphore::new(config.max_connections.max(1)));
+    let per_ip = Arc::new(PerKey::new(config.max_connections_per_ip.max(1) as u64));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -97,10 +104,15 @@ pub async fn serve(
             },
             _ = &mut shutdown => break,
         };
+        let Some(per_ip_slot) = per_ip.enter(&ip_key(peer.ip()), 1) else {
+            // One address holds its share already: say so and close, without a task.
+            let _ = stream.try_write(TOO_MANY_CONNECTIONS);
+            continue;
+        };
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, "setting TCP_NODELAY");
         }
-        let io = TokioIo::new(IdleIo::new(stream, config.idle_timeout));
+        let io = TokioIo::new(IdleIo::new(stream, config.idle_timeout, config.send_timeout));
         let router = router.clone();
         let body_config = config.clone();
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
@@ -113,13 +125,18 @@ pub async fn serve(
             if let Err(e) = connection.await {
                 tracing::debug!(%peer, error = %e, "http connection ended with an error");
             }
-            drop(permit);
+            drop((permit, per_ip_slot));
         });
     }
     drop(listener);
     graceful.shutdown().await;
     Ok(())
 }
+
+/// The answer to a connection over its address's cap, written before closing it.
+const TOO_MANY_CONNECTIONS: &[u8] = b"HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\n\
+retry-after: 1\r\nconnection: close\r\ncontent-length: 101\r\n\r\n\
+{\"status\":\"error\",\"error\":{\"code\":\"rate_limited\",\"message\":\"too many connections from this address\"}}";
 
 /// A request body that came too slowly or stopped coming.
 #[derive(Debug, thiserror::Error)]
@@ -230,34 +247,57 @@ impl HttpBody for TimedBody {
     }
 }
 
-/// A connection that is closed when no byte moves either way for `idle`.
+/// A connection that is closed when no byte moves either way for `idle`, or when writes stay
+/// blocked (the client takes nothing) for `send_timeout`.
 struct IdleIo<T> {
     inner: T,
     idle: Duration,
+    send_timeout: Duration,
     last: Instant,
+    /// Since when writes have been refused by a full socket, if they are.
+    blocked_since: Option<Instant>,
     timer: Pin<Box<Sleep>>,
 }
 
 impl<T> IdleIo<T> {
-    fn new(inner: T, idle: Duration) -> IdleIo<T> {
+    fn new(inner: T, idle: Duration, send_timeout: Duration) -> IdleIo<T> {
         let now = Instant::now();
         IdleIo {
             inner,
             idle,
+            send_timeout,
             last: now,
+            blocked_since: None,
             timer: Box::pin(tokio::time::sleep_until(now + idle)),
         }
     }
 
-    /// Called when the inner IO is not ready: fails once the connection has idled too long.
+    /// Called when the inner IO is not ready: fails once the connection has idled, or its writes
+    /// have been blocked, too long.
     fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
-        let deadline = self.last + self.idle;
+        let mut deadline = self.last + self.idle;
+        if let Some(since) = self.blocked_since {
+            deadline = deadline.min(since + self.send_timeout);
+        }
         if self.timer.deadline() != deadline {
             self.timer.as_mut().reset(deadline);
         }
         match self.timer.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(io::Error::new(io::ErrorKind::TimedOut, "connection idle")),
+            Poll::Ready(()) => Poll::Ready(io::Error::new(io::ErrorKind::TimedOut, "connection idle or not read")),
             Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn wrote(&mut self, r: &io::Result<usize>) {
+        if matches!(r, Ok(n) if *n > 0) {
+            self.last = Instant::now();
+            self.blocked_since = None;
+        }
+    }
+
+    fn write_blocked(&mut self) {
+        if self.blocked_since.is_none() {
+            self.blocked_since = Some(Instant::now());
         }
     }
 }
@@ -281,12 +321,13 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for IdleIo<T> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         match Pin::new(&mut self.inner).poll_write(cx, buf) {
             Poll::Ready(r) => {
-                if matches!(r, Ok(n) if n > 0) {
-                    self.last = Instant::now();
-                }
+                self.wrote(&r);
                 Poll::Ready(r)
             }
-            Poll::Pending => self.poll_idle(cx).map(Err),
+            Poll::Pending => {
+                self.write_blocked();
+                self.poll_idle(cx).map(Err)
+            }
         }
     }
 
@@ -297,12 +338,13 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for IdleIo<T> {
     ) -> Poll<io::Result<usize>> {
         match Pin::new(&mut self.inner).poll_write_vectored(cx, bufs) {
             Poll::Ready(r) => {
-                if matches!(r, Ok(n) if n > 0) {
-                    self.last = Instant::now();
-                }
+                self.wrote(&r);
                 Poll::Ready(r)
             }
-            Poll::Pending => self.poll_idle(cx).map(Err),
+            Poll::Pending => {
+                self.write_blocked();
+                self.poll_idle(cx).map(Err)
+            }
         }
     }
 
@@ -313,7 +355,10 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for IdleIo<T> {
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match Pin::new(&mut self.inner).poll_flush(cx) {
             Poll::Ready(r) => Poll::Ready(r),
-            Poll::Pending => self.poll_idle(cx).map(Err),
+            Poll::Pending => {
+                self.write_blocked();
+                self.poll_idle(cx).map(Err)
+            }
         }
     }
 
@@ -322,7 +367,24 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for IdleIo<T> {
     }
 }
 
-/// The address a client connected from, for handlers that want it.
-pub fn client_addr(extensions: &axum::http::Extensions) -> Option<SocketAddr> {
-    extensions.get::<ClientAddr>().map(|c| c.0)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fixed refusal is a well-formed answer: its body is exactly its content-length of JSON.
+    #[test]
+    fn the_connection_refusal_is_well_formed() {
+        let text = std::str::from_utf8(TOO_MANY_CONNECTIONS).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 429 "));
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(body.len(), length);
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(v["error"]["code"], "rate_limited");
+    }
 }

@@ -319,6 +319,8 @@ pub async fn pickup(
     if method == Method::HEAD {
         return respond(&message, None);
     }
+    // The message is held whole until sent: it takes its room in the body buffer first.
+    let room = state.limits.buffer(message.body.size_bytes).await?;
     // Object bytes are read before the pickup commits, so a removed message was always served.
     let prefetched = match &message.body.object_key {
         Some(key) => Some(
@@ -351,7 +353,7 @@ pub async fn pickup(
         (None, Some(bytes)) => Bytes::from(bytes),
         (None, None) => return Err(ApiError::Internal("inline message body missing".into())),
     };
-    respond(&message, Some(bytes))
+    Ok(crate::limits::hold(respond(&message, Some(bytes))?, room))
 }
 
 /// `DELETE poll_url/:id`.

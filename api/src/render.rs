@@ -25,6 +25,33 @@ pub fn duration_human(seconds: u64) -> String {
     format!("{value:.1} {name}{plural}")
 }
 
+/// `item` (a JSON object) with a message's bytes added: as `data` when they are one JSON value
+/// (copied as they are, never parsed into a tree, which would take many times their size), else
+/// as `data_base64`; nothing is added for `None`.
+pub fn with_data(item: Value, bytes: Option<&[u8]>) -> String {
+    let mut out = item.to_string();
+    let Some(bytes) = bytes else {
+        return out;
+    };
+    debug_assert!(out.ends_with('}'));
+    out.pop();
+    let sep = if out.len() > 1 { "," } else { "" };
+    if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() {
+        out.push_str(sep);
+        out.push_str("\"data\":");
+        // A valid JSON text is UTF-8; a lossy copy changes nothing.
+        out.push_str(&String::from_utf8_lossy(bytes));
+    } else {
+        use base64::Engine;
+        out.push_str(sep);
+        out.push_str("\"data_base64\":\"");
+        out.push_str(&base64::engine::general_purpose::STANDARD.encode(bytes));
+        out.push('"');
+    }
+    out.push('}');
+    out
+}
+
 pub fn usdc(micros: u64) -> f64 {
     micros as f64 / 1_000_000.0
 }
@@ -111,5 +138,18 @@ mod tests {
         assert_eq!(timestamp(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(timestamp(1_776_636_000_123), "2026-04-19T22:00:00.123Z");
         assert!(!timestamp(u64::MAX).is_empty());
+    }
+
+    /// Messages ride as their own JSON, or base64, and the result is one valid JSON object.
+    #[test]
+    fn data_is_spliced_not_parsed() {
+        let item = json!({"id": "msg_1"});
+        let v: Value = serde_json::from_str(&with_data(item.clone(), Some(br#" {"a": [1, 2]} "#))).unwrap();
+        assert_eq!(v, json!({"id": "msg_1", "data": {"a": [1, 2]}}));
+        let v: Value = serde_json::from_str(&with_data(item.clone(), Some(b"\xff{"))).unwrap();
+        assert_eq!(v, json!({"id": "msg_1", "data_base64": "/3s="}));
+        let v: Value = serde_json::from_str(&with_data(item.clone(), Some(b"1 2"))).unwrap();
+        assert_eq!(v["data_base64"], "MSAy");
+        assert_eq!(with_data(item, None), r#"{"id":"msg_1"}"#);
     }
 }

@@ -80,6 +80,7 @@ const INTERNAL: &[&str] = &[
     "224.0.0.0/4",
     "240.0.0.0/4",
     "::/96",
+    "::ffff:0:0:0/96",
     "64:ff9b::/96",
     "64:ff9b:1::/48",
     "100::/64",
@@ -129,8 +130,10 @@ impl Policy {
         let host = url.host_str().ok_or("webhook URL has no host")?;
         let port = url.port_or_known_default().unwrap_or(80);
         let addrs = resolve(host.trim_start_matches('[').trim_end_matches(']'), port).await?;
-        if let Some(bad) = addrs.iter().find(|a| !self.permits(a.ip())) {
-            return Err(format!("webhook host resolves to an internal address ({})", bad.ip()));
+        // Never echo what a name resolved to: that would make this check a lookup service for
+        // the operator's internal names.
+        if addrs.iter().any(|a| !self.permits(a.ip())) {
+            return Err("webhook host is or resolves to an internal address".into());
         }
         Ok(url)
     }
@@ -144,7 +147,7 @@ async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
         tokio::time::timeout(std::time::Duration::from_secs(5), tokio::net::lookup_host((host, port)))
             .await
             .map_err(|_| "webhook host lookup timed out".to_string())?
-            .map_err(|e| format!("webhook host does not resolve: {e}"))?
+            .map_err(|_| "webhook host does not resolve".to_string())?
             .collect();
     if addrs.is_empty() {
         return Err("webhook host does not resolve".into());
@@ -202,6 +205,7 @@ mod tests {
             "255.255.255.255",
             "192.0.2.1",
             "::127.0.0.1",
+            "::ffff:0:127.0.0.1",
             "fec0::1",
             "ff02::1",
         ] {

@@ -57,7 +57,7 @@ pub async fn create(
         }
     }
 
-    let _slot = state.limits.upload_slot().await?;
+    let _slot = state.limits.upload_slot(&caller.account_id).await?;
     let object_key = ids::blob_key();
     let uploaded = objects::upload(
         &state.objects,
@@ -212,8 +212,11 @@ pub async fn serve_object(state: &AppState, lease: &Lease, headers: &HeaderMap) 
     };
     let range_header = optional_str(headers, "range").ok().flatten();
     let range = range::parse(range_header, *size_bytes)?;
+    let mut room = None;
     let body = if range.is_none() && *size_bytes <= VERIFY_BEFORE_SEND_MAX {
         // Small enough to check before the status line: a bad object is a 502, not a cut body.
+        // Held whole until sent, so it takes its room in the body buffer.
+        room = Some(state.limits.buffer(*size_bytes).await?);
         match objects::read_small(&state.objects, object_key, blake3_hex, &state.metrics).await? {
             Some(bytes) => Body::from(bytes),
             None => {
@@ -251,7 +254,11 @@ pub async fn serve_object(state: &AppState, lease: &Lease, headers: &HeaderMap) 
             format!("bytes {}-{}/{}", r.start, r.end - 1, size_bytes),
         );
     }
-    response.body(body).map_err(|e| ApiError::Internal(e.to_string()))
+    let response = response.body(body).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(match room {
+        Some(room) => crate::limits::hold(response, room),
+        None => response,
+    })
 }
 
 pub async fn delete(

@@ -7,7 +7,7 @@ use std::time::Duration;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use relay_raft::Delivery;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::render;
 use crate::ssrf::{GuardedResolver, Policy};
@@ -60,7 +60,7 @@ pub fn sign(key: &[u8], id: &str, timestamp: u64, body: &[u8]) -> String {
 /// `data_base64`; object-backed messages, and messages picked up before the attempt, are
 /// announced without their bytes.
 pub fn payload(delivery: &Delivery, inline_body: Option<&[u8]>) -> Vec<u8> {
-    let mut v = json!({
+    let v = json!({
         "type": "mailbox.message",
         "lease_id": delivery.lease_id,
         "message_id": crate::mailbox::message_id(delivery.seq),
@@ -68,13 +68,7 @@ pub fn payload(delivery: &Delivery, inline_body: Option<&[u8]>) -> Vec<u8> {
         "content_type": delivery.content_type,
         "received_at": render::timestamp(delivery.received_at_ms),
     });
-    if let Some(bytes) = inline_body {
-        match serde_json::from_slice::<Value>(bytes) {
-            Ok(data) => v["data"] = data,
-            Err(_) => v["data_base64"] = json!(STANDARD.encode(bytes)),
-        }
-    }
-    serde_json::to_vec(&v).expect("a JSON value serializes")
+    render::with_data(v, inline_body).into_bytes()
 }
 
 /// The client every delivery goes through: guarded DNS, no redirects, no proxy, a timeout.

@@ -26,25 +26,30 @@ pub struct Bootstrap<'a> {
     pub agent_key: Option<&'a str>,
     pub admin_key: Option<&'a str>,
     pub balance_micros: u64,
+    /// Make new keys where none is given or saved: only the node that founds the cluster does;
+    /// a member (restarted with or without `--join`) registers only keys it was given or keeps.
+    pub mint: bool,
 }
 
 /// Registers the admin key and the first account with its agent key, unless already there.
 pub async fn ensure(ledger: &Ledger, b: Bootstrap<'_>) -> Result<(), NodeError> {
-    ensure_admin_key(ledger, b.data_dir, b.admin_key).await?;
-    ensure_account(ledger, b.data_dir, b.agent_key, b.balance_micros).await
+    ensure_admin_key(ledger, b.data_dir, b.admin_key, b.mint).await?;
+    ensure_account(ledger, b.data_dir, b.agent_key, b.balance_micros, b.mint).await
 }
 
-/// The given key, else the saved one, else a new one; and whether it is new.
+/// The given key, else the saved one, else (when minting) a new one; and whether it is new.
 fn choose_key(
     path: &Path,
     given: Option<&str>,
+    mint: bool,
     make: impl FnOnce() -> Result<String, NodeError>,
-) -> Result<(String, bool), NodeError> {
+) -> Result<Option<(String, bool)>, NodeError> {
     let stored = std::fs::read_to_string(path).ok().map(|s| s.trim().to_string());
     Ok(match (given, stored) {
-        (Some(k), _) => (k.to_string(), false),
-        (None, Some(k)) if !k.is_empty() => (k, false),
-        (None, _) => (make()?, true),
+        (Some(k), _) => Some((k.to_string(), false)),
+        (None, Some(k)) if !k.is_empty() => Some((k, false)),
+        (None, _) if mint => Some((make()?, true)),
+        (None, _) => None,
     })
 }
 
@@ -55,13 +60,16 @@ fn idem(step: &str, hash: &[u8; 32]) -> Option<IdempotencyKey> {
     ))
 }
 
-async fn ensure_admin_key(ledger: &Ledger, data_dir: &Path, given: Option<&str>) -> Result<(), NodeError> {
+async fn ensure_admin_key(ledger: &Ledger, data_dir: &Path, given: Option<&str>, mint: bool) -> Result<(), NodeError> {
     let path = data_dir.join(ADMIN_KEY_FILE);
-    let (key, fresh) = choose_key(&path, given, || {
+    let chosen = choose_key(&path, given, mint, || {
         relay_api::ids::secret_hex()
             .map(|s| format!("{ADMIN_KEY_PREFIX}{s}"))
             .map_err(|e| NodeError::Bootstrap(e.to_string()))
     })?;
+    let Some((key, fresh)) = chosen else {
+        return Ok(());
+    };
     let hash = key_hash(&key);
     if !ledger.reader().is_admin_key_hash(&hash)? {
         let added = ledger
@@ -92,11 +100,15 @@ async fn ensure_account(
     data_dir: &Path,
     given: Option<&str>,
     balance_micros: u64,
+    mint: bool,
 ) -> Result<(), NodeError> {
     let path = data_dir.join(AGENT_KEY_FILE);
-    let (key, fresh) = choose_key(&path, given, || {
+    let chosen = choose_key(&path, given, mint, || {
         relay_api::ids::api_key().map_err(|e| NodeError::Bootstrap(e.to_string()))
     })?;
+    let Some((key, fresh)) = chosen else {
+        return Ok(());
+    };
     let hash = key_hash(&key);
     if ledger.reader().account_for_key_hash(&hash)?.is_some() {
         info!("bootstrap: account and key already present");

@@ -150,6 +150,10 @@ pub struct ServeArgs {
     /// Open HTTP connections at most; more wait to be accepted.
     #[arg(long, env = "RELAY_MAX_CONNECTIONS", default_value_t = 4096)]
     pub max_connections: usize,
+    /// Open HTTP connections from one client address (IPv6: one /64); more are answered 429 and
+    /// closed.
+    #[arg(long, env = "RELAY_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
+    pub max_connections_per_ip: usize,
     /// Requests handled at once; more are answered 503 with Retry-After.
     #[arg(long, env = "RELAY_MAX_REQUESTS_IN_FLIGHT", default_value_t = 1024)]
     pub max_requests_in_flight: usize,
@@ -162,6 +166,10 @@ pub struct ServeArgs {
     /// Uploads streaming to the object store at once; a request waits up to 5 s for a slot.
     #[arg(long, env = "RELAY_MAX_CONCURRENT_UPLOADS", default_value_t = 16)]
     pub max_concurrent_uploads: usize,
+    /// Uploads streaming at once from one account, and from one client address; more are
+    /// answered 429.
+    #[arg(long, env = "RELAY_MAX_UPLOADS_PER_CLIENT", default_value_t = 4)]
+    pub max_uploads_per_client: usize,
     /// Bytes of small request bodies (checkpoint states, messages) held in memory at once.
     #[arg(long, env = "RELAY_BODY_BUFFER_BYTES", default_value_t = 256 << 20)]
     pub body_buffer_bytes: u64,
@@ -172,6 +180,10 @@ pub struct ServeArgs {
     /// A connection that moves no byte either way for this long is closed, seconds.
     #[arg(long, env = "RELAY_IDLE_TIMEOUT_SECONDS", default_value_t = 60)]
     pub idle_timeout_seconds: u64,
+    /// An answer the client takes no byte of for this long is cut off (its connection closed),
+    /// seconds.
+    #[arg(long, env = "RELAY_SEND_TIMEOUT_SECONDS", default_value_t = 20)]
+    pub send_timeout_seconds: u64,
     /// A request body that sends nothing for this long is cut off with 408, seconds.
     #[arg(long, env = "RELAY_BODY_IDLE_TIMEOUT_SECONDS", default_value_t = 10)]
     pub body_idle_timeout_seconds: u64,
@@ -290,12 +302,14 @@ impl ServeArgs {
             }
         }
         if self.max_connections == 0
+            || self.max_connections_per_ip == 0
+            || self.max_uploads_per_client == 0
             || self.max_requests_in_flight == 0
             || self.max_requests_per_ip == 0
             || self.max_requests_per_account == 0
             || self.max_concurrent_uploads == 0
         {
-            return bad("--max-connections, --max-requests-* and --max-concurrent-uploads must be at least 1".into());
+            return bad("--max-connections*, --max-requests-*, --max-concurrent-uploads and --max-uploads-per-client must be at least 1".into());
         }
         if self.body_buffer_bytes < self.checkpoint_max_body_bytes.max(self.mailbox_max_message_bytes) {
             return bad(
@@ -305,6 +319,7 @@ impl ServeArgs {
         }
         if !(1..=3600).contains(&self.header_read_timeout_seconds)
             || !(1..=3600).contains(&self.idle_timeout_seconds)
+            || !(1..=3600).contains(&self.send_timeout_seconds)
             || !(1..=3600).contains(&self.body_idle_timeout_seconds)
         {
             return bad("the --*-timeout-seconds values must be within 1..=3600".into());
@@ -341,6 +356,7 @@ impl ServeArgs {
             max_in_flight_per_ip: self.max_requests_per_ip,
             max_in_flight_per_account: self.max_requests_per_account,
             max_concurrent_uploads: self.max_concurrent_uploads,
+            max_uploads_per_client: self.max_uploads_per_client,
             body_buffer_bytes: self.body_buffer_bytes,
             ..Default::default()
         }
@@ -351,6 +367,8 @@ impl ServeArgs {
         use std::time::Duration;
         relay_api::listener::ListenerConfig {
             max_connections: self.max_connections,
+            max_connections_per_ip: self.max_connections_per_ip,
+            send_timeout: Duration::from_secs(self.send_timeout_seconds),
             header_read_timeout: Duration::from_secs(self.header_read_timeout_seconds),
             idle_timeout: Duration::from_secs(self.idle_timeout_seconds),
             max_header_bytes: self.max_header_bytes,

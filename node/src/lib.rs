@@ -7,12 +7,14 @@
 //! - [`cluster`]: the cluster secret, joining a cluster.
 //! - [`workers`]: the leader's sweeper (expiry) and GC (object deletion); [`orphans`]: deletes
 //!   blobs no lease references; [`webhooks`]: delivers mailbox webhooks, fairly between hosts.
-//! - [`objects`]: opens the object store named by `--objects`.
+//! - [`objects`]: opens the object store named by `--objects`; [`fds`]: the open-file limit and
+//!   the share of it client connections may take.
 
 pub mod admin;
 pub mod bootstrap;
 pub mod cluster;
 pub mod config;
+pub mod fds;
 pub mod objects;
 pub mod orphans;
 pub mod server;

@@ -64,6 +64,16 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
         warn!(pairs = ?args.chaos_dial, "TEST ONLY: peers are reached through chaos proxies");
         relay_raft::chaos::set_dial(relay_raft::chaos::parse_dial(&args.chaos_dial).map_err(ConfigError)?);
     }
+    let open_files_limit = crate::fds::raise_limit();
+    let max_connections = crate::fds::connection_cap(args.max_connections, open_files_limit)?;
+    if max_connections < args.max_connections {
+        warn!(
+            open_files_limit,
+            configured = args.max_connections,
+            max_connections,
+            "fewer client connections than configured: the open-file limit leaves room for no more"
+        );
+    }
     std::fs::create_dir_all(&args.data_dir).map_err(|source| NodeError::DataDir {
         path: args.data_dir.display().to_string(),
         source,
@@ -118,20 +128,20 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
     ledger.wait_ready(Duration::from_secs(60)).await?;
     info!(status = ?ledger.status(), "step 5/7: leader known, state caught up");
 
-    // Only the founding node mints keys; members that joined use the founder's (or given ones).
-    let key_file_exists = args.data_dir.join("bootstrap-api-key").exists();
-    if founded || args.bootstrap_api_key.is_some() || key_file_exists || args.join.is_none() {
-        bootstrap::ensure(
-            &ledger,
-            bootstrap::Bootstrap {
-                data_dir: &args.data_dir,
-                agent_key: args.bootstrap_api_key.as_deref(),
-                admin_key: args.admin_api_key.as_deref(),
-                balance_micros: args.bootstrap_balance_micros()?,
-            },
-        )
-        .await?;
-    }
+    // Only the founding node mints keys (also when it stopped before it could, the first time); a
+    // member registers only keys it was given or keeps.
+    let mint = founded || (args.join.is_none() && !ledger.reader().has_admin_key()?);
+    bootstrap::ensure(
+        &ledger,
+        bootstrap::Bootstrap {
+            data_dir: &args.data_dir,
+            agent_key: args.bootstrap_api_key.as_deref(),
+            admin_key: args.admin_api_key.as_deref(),
+            balance_micros: args.bootstrap_balance_micros()?,
+            mint,
+        },
+    )
+    .await?;
 
     let metrics = Metrics::new();
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -193,7 +203,10 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
     let mut term = signal(SignalKind::terminate()).map_err(NodeError::Signal)?;
     let mut int = signal(SignalKind::interrupt()).map_err(NodeError::Signal)?;
     let (drain_tx, mut drain_rx) = watch::channel(false);
-    let listener_config = args.listener();
+    let listener_config = relay_api::listener::ListenerConfig {
+        max_connections,
+        ..args.listener()
+    };
     info!(?listener_config, limits = ?args.limits(), "http bounds");
     let server = tokio::spawn(relay_api::listener::serve(listener, app, listener_config, async move {
         let _ = drain_rx.changed().await;
@@ -201,9 +214,17 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
     info!(%http_addr, "step 7/7: serving HTTP");
     println!("relay: listening on http://{http_addr}");
 
+    // A storage failure (a full disk, no file handles) stops Raft for good: exit, so a supervisor
+    // restarts the node, rather than answer every request with an error.
+    let mut fatal = None;
     let which = tokio::select! {
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",
+        reason = ledger.stopped() => {
+            tracing::error!(%reason, "the ledger stopped; shutting down");
+            fatal = Some(reason);
+            "ledger stopped"
+        }
     };
     info!(signal = which, "shutdown: draining in-flight requests");
     let _ = drain_tx.send(true);
@@ -225,5 +246,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
     let _ = raft_server.await;
     ledger.shutdown().await;
     info!("shutdown: complete");
-    Ok(())
+    match fatal {
+        Some(reason) => Err(NodeError::Ledger(LedgerError::Fatal(reason))),
+        None => Ok(()),
+    }
 }

@@ -3,8 +3,10 @@
 //! accepted before a leader dies is made by the next one (at least once).
 //!
 //! Fairness: one receiving host gets at most [`PER_HOST`] attempts at once, and the scan of the
-//! queue walks past deliveries whose host is saturated, so a slow or dead receiver (each attempt
-//! may take the full 10 s timeout) delays only its own deliveries, never another mailbox's.
+//! queue walks past deliveries whose host is saturated, resuming each tick where the last one
+//! stopped (and wrapping round), so however many deliveries a slow or dead receiver has queued
+//! (each attempt may take the full 10 s timeout), another host's due delivery is reached within
+//! one pass over the queue, [`SCAN_MAX`] deliveries a tick.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -23,6 +25,8 @@ const CONCURRENCY: usize = 64;
 /// Attempts in flight to one receiving host.
 const PER_HOST: usize = 8;
 /// Due deliveries looked at per tick, at most (those of saturated hosts are walked past).
+/// A full pass over the largest queue the ledger allows takes
+/// `WEBHOOKS_PENDING_MAX / SCAN_MAX` ticks (about half a second at 20 ms).
 const SCAN_MAX: usize = 4096;
 /// How long finished attempts wait to be recorded together.
 const RECORD_LINGER: Duration = Duration::from_millis(5);
@@ -55,6 +59,8 @@ pub async fn run(
     let recorder = tokio::spawn(record(ledger.clone(), done_rx, in_flight.clone()));
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Where the last scan stopped; the next one goes on from there.
+    let mut cursor: Option<Vec<u8>> = None;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -63,7 +69,9 @@ pub async fn run(
         if !ledger.is_leader() || slots.available_permits() == 0 {
             continue;
         }
-        for (delivery, target) in pick(&ledger, &slots, &in_flight, &per_host) {
+        let (picked, next) = pick(&ledger, &slots, &in_flight, &per_host, cursor.take());
+        cursor = next;
+        for (delivery, target) in picked {
             let Ok(permit) = slots.clone().try_acquire_owned() else {
                 break;
             };
@@ -91,44 +99,107 @@ pub async fn run(
     let _ = recorder.await;
 }
 
-/// Chooses the deliveries to attempt now, oldest first: not already in flight, and whose host has
-/// a free place (taken here). Each comes with its mailbox's webhook and host, or `None` when the
-/// mailbox is gone (the delivery is then just dropped).
+/// A delivery to attempt, with its mailbox's webhook and host (`None`: the mailbox is gone and
+/// the delivery is just dropped).
+type Picked = (Delivery, Option<(Webhook, String)>);
+
+/// Chooses the deliveries to attempt now, in queue order from `cursor` (wrapping round once):
+/// not already in flight, and whose host has a free place (taken here). Also returns where the
+/// next scan should go on from.
 fn pick(
     ledger: &Ledger,
     slots: &Semaphore,
     in_flight: &InFlight,
     per_host: &PerHost,
-) -> Vec<(Delivery, Option<(Webhook, String)>)> {
-    let free = slots.available_permits();
-    let now_ms = ledger.now_ms();
-    let mut targets: HashMap<String, Option<(Webhook, String)>> = HashMap::new();
-    let mut chosen = Vec::new();
-    let scan = ledger.reader().scan_due_deliveries(now_ms, SCAN_MAX, |delivery| {
-        let key = (delivery.lease_id.clone(), delivery.seq);
-        if in_flight.lock().expect("in-flight set").contains(&key) {
+    cursor: Option<Vec<u8>>,
+) -> (Vec<Picked>, Option<Vec<u8>>) {
+    let mut picker = Picker {
+        ledger,
+        in_flight,
+        per_host,
+        free: slots.available_permits(),
+        now_ms: ledger.now_ms(),
+        targets: HashMap::new(),
+        chosen: Vec::new(),
+        walked: 0,
+        last: None,
+    };
+    let reader = ledger.reader();
+    let now_ms = picker.now_ms;
+    let scanned = reader.scan_due_deliveries(now_ms, cursor.as_deref(), SCAN_MAX, |k, d| picker.visit(k, d));
+    let next = match scanned {
+        // The end was reached from the middle: go round from the start, up to where this began.
+        Ok(true) if cursor.is_some() => {
+            let budget = SCAN_MAX.saturating_sub(picker.walked);
+            let stop = cursor.as_deref().unwrap_or_default();
+            let mut came_round = false;
+            let wrapped = reader.scan_due_deliveries(now_ms, None, budget, |k, d| {
+                if k >= stop {
+                    came_round = true;
+                    return false;
+                }
+                picker.visit(k, d)
+            });
+            match wrapped {
+                // Came round to where it began (or the queue ended first): the whole queue was seen.
+                Ok(end) if end || came_round => None,
+                Ok(_) => picker.last.take(),
+                Err(e) => {
+                    warn!(error = %e, "webhooks: reading the queue");
+                    None
+                }
+            }
+        }
+        // The walk reached the end: the next starts from the beginning.
+        Ok(true) => None,
+        Ok(false) => picker.last.take(),
+        Err(e) => {
+            warn!(error = %e, "webhooks: reading the queue");
+            None
+        }
+    };
+    (picker.chosen, next)
+}
+
+struct Picker<'a> {
+    ledger: &'a Ledger,
+    in_flight: &'a InFlight,
+    per_host: &'a PerHost,
+    free: usize,
+    now_ms: u64,
+    targets: HashMap<String, Option<(Webhook, String)>>,
+    chosen: Vec<Picked>,
+    walked: usize,
+    last: Option<Vec<u8>>,
+}
+
+impl Picker<'_> {
+    /// Takes `delivery` if it may go now; returns whether to look at more.
+    fn visit(&mut self, key: &[u8], delivery: Delivery) -> bool {
+        self.walked += 1;
+        self.last = Some(key.to_vec());
+        let id = (delivery.lease_id.clone(), delivery.seq);
+        if self.in_flight.lock().expect("in-flight set").contains(&id) {
             return true;
         }
-        let target = targets
+        let (ledger, now_ms) = (self.ledger, self.now_ms);
+        let target = self
+            .targets
             .entry(delivery.lease_id.clone())
             .or_insert_with(|| target_of(ledger, &delivery.lease_id, now_ms))
             .clone();
         if let Some((_, host)) = &target {
-            let mut hosts = per_host.lock().expect("per-host counts");
+            let mut hosts = self.per_host.lock().expect("per-host counts");
             let n = hosts.entry(host.clone()).or_insert(0);
             if *n >= PER_HOST {
                 return true;
             }
             *n += 1;
         }
-        in_flight.lock().expect("in-flight set").insert(key);
-        chosen.push((delivery, target));
-        chosen.len() < free
-    });
-    if let Err(e) = scan {
-        warn!(error = %e, "webhooks: reading the queue");
+        self.in_flight.lock().expect("in-flight set").insert(id);
+        self.chosen.push((delivery, target));
+        self.chosen.len() < self.free
     }
-    chosen
 }
 
 /// A live mailbox's webhook and the host it goes to; `None` when the mailbox is gone.

@@ -207,3 +207,35 @@ async fn large_inline_bodies_replicate_in_bounded_entries() {
         assert!(applied >= target, "node {i} applied {applied} of {target}");
     }
 }
+
+/// Only the founding node mints keys: a member restarted without `--join` (as the README says)
+/// prints and registers no new admin or agent key, and the cluster still knows one admin key.
+#[tokio::test]
+async fn a_restarted_member_mints_no_keys() {
+    let mut cluster = Cluster::start(3, &[]).await;
+    let http = client();
+    let node = &mut cluster.nodes[2];
+    assert!(node.terminate().success());
+    node.restart_without_join();
+    assert!(
+        !node
+            .stdout
+            .iter()
+            .any(|l| l.contains("admin key") || l.contains("API key")),
+        "{:?}",
+        node.stdout
+    );
+    assert!(!node.data_dir().join("admin-api-key").exists());
+    let admin = cluster.nodes[0].admin_auth();
+    let status = http
+        .get(cluster.nodes[2].url("/cluster/status"))
+        .header("authorization", &admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        status.status(),
+        200,
+        "the founder's admin key works on the restarted member"
+    );
+}

@@ -218,6 +218,9 @@ async fn stalled_connections_are_cut_off() {
         "2",
         "--max-concurrent-uploads",
         "4",
+        // One account streams them all here: the node-wide slots are what is under test.
+        "--max-uploads-per-client",
+        "16",
     ]);
     let http = client();
     let mb = mailbox(&relay, &http, &[]).await;
@@ -459,6 +462,28 @@ async fn replayed_claims_serve_what_the_first_served() {
     assert_eq!(claim(&http, &url, None).await.0, 410);
     let leases = relay.leases(&http).await;
     assert_eq!(leases["leases"][0]["access_count"], 2, "{leases}");
+
+    // Revoking a token ends its replays too.
+    let h: Value = http
+        .post(relay.url(&format!("/api/handoff/{lease_id}")))
+        .header("authorization", relay.auth())
+        .json(&json!({"max_claims": 3}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = h["claim_url"].as_str().unwrap().to_string();
+    assert_eq!(claim(&http, &url, Some("r-1")).await.0, 200);
+    let revoked = http
+        .delete(relay.url(&format!("/api/handoffs/{}", h["handoff_id"].as_str().unwrap())))
+        .header("authorization", relay.auth())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    assert_eq!(claim(&http, &url, Some("r-1")).await.0, 404);
 }
 
 /// Invented methods all count under one `other` label, so /metrics stays bounded.
@@ -488,8 +513,9 @@ async fn metrics_labels_stay_bounded() {
     assert!(text.contains("method=\"other\""));
 }
 
-/// A receiver that never answers gets at most a few attempts at once; another mailbox's webhooks
-/// (another host) are delivered without waiting for it.
+/// A receiver that never answers gets at most a few attempts at once, and however many of its
+/// deliveries are queued (more than one scan of the queue takes), another mailbox's webhooks
+/// (another host) are delivered without waiting behind them.
 #[tokio::test]
 async fn a_slow_receiver_does_not_delay_others() {
     let relay = Relay::start(&["--webhook-allow-cidr", "127.0.0.0/8", "--webhook-allow-cidr", "::1/128"]);
@@ -520,12 +546,34 @@ async fn a_slow_receiver_does_not_delay_others() {
     );
     tokio::spawn(async move { axum::serve(fast, app).await });
 
-    let slow_box = mailbox(&relay, &http, &[("x-webhook-url", &slow_url)]).await;
+    // 5 × 900 deliveries to the slow host: past the 4096 the worker looks at per tick.
+    let mut drops = Vec::new();
+    for _ in 0..5 {
+        let b = relay
+            .mailbox(
+                &http,
+                1 << 20,
+                &[("x-webhook-url", &slow_url), ("x-max-messages", "1000")],
+            )
+            .await;
+        drops.push(b["drop_url"].as_str().unwrap().to_string());
+    }
     let fast_box = mailbox(&relay, &http, &[("x-webhook-url", &fast_url)]).await;
-    let slow_drop = slow_box["drop_url"].as_str().unwrap();
-    for i in 0..100 {
-        let r = http.post(slow_drop).body(format!("slow {i}")).send().await.unwrap();
-        assert_eq!(r.status(), 201);
+    let tasks: Vec<_> = drops
+        .into_iter()
+        .flat_map(|url| (0..3).map(move |part| (url.clone(), part)))
+        .map(|(url, part)| {
+            let http = http.clone();
+            tokio::spawn(async move {
+                for i in 0..300 {
+                    let r = http.post(&url).body(format!("slow {part} {i}")).send().await.unwrap();
+                    assert_eq!(r.status(), 201);
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
@@ -602,4 +650,78 @@ async fn caps_per_address_and_per_node() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(ok, "slots were not given back");
+}
+
+/// A client that stops reading answers cannot hold more than its address's share of the memory
+/// behind them, and its stalled answers are cut off after the send timeout; other addresses are
+/// served meanwhile. One account cannot take every upload slot either.
+#[tokio::test]
+async fn slow_readers_and_uploaders_hold_only_their_share() {
+    let relay = Relay::start(&["--body-buffer-bytes", "33554432", "--send-timeout-seconds", "2"]);
+    let http = client();
+    let state = format!("[{}]", vec!["1234567"; 750_000].join(","));
+    let created = http
+        .post(relay.url("/api/checkpoint"))
+        .header("authorization", relay.auth())
+        .header("x-workflow-id", "big")
+        .header("x-duration-seconds", "600")
+        .header("x-max-body-bytes", (8u64 << 20).to_string())
+        .body(state.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let get = format!(
+        "GET /api/checkpoint/big HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\n\r\n",
+        relay.auth()
+    );
+    // Five readers on one address that never read: one holds its share, the rest are refused.
+    let mut readers = Vec::new();
+    for _ in 0..5 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let mut s = socket.connect(relay.http_addr().parse().unwrap()).await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut s, get.as_bytes())
+            .await
+            .unwrap();
+        readers.push(s);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(status_from("127.0.0.1", &relay, &get).await, 429);
+    assert_eq!(status_from("127.0.0.2", &relay, &get).await, 200);
+    // The stalled answer is cut off after the send timeout, and the share comes back.
+    let mut ok = false;
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if status_from("127.0.0.1", &relay, &get).await == 200 {
+            ok = true;
+            break;
+        }
+    }
+    assert!(ok, "the stalled answer was never cut off");
+    drop(readers);
+
+    // Four stalled uploads are one account's share of the upload slots: a fifth is refused.
+    let head = format!(
+        "POST /api/store HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nX-File-Name: s.bin\r\n\
+         X-Size-Bytes: 1000\r\nX-Duration-Seconds: 60\r\nContent-Length: 1000\r\n\r\nA",
+        relay.auth()
+    );
+    let uploads: Vec<TcpStream> = (0..4).map(|_| stalled(&relay, &head)).collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let resp = http
+        .post(relay.url("/api/store"))
+        .header("authorization", relay.auth())
+        .header("x-file-name", "fifth.bin")
+        .header("x-size-bytes", "3")
+        .header("x-duration-seconds", "60")
+        .body("abc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 429);
+    assert!(resp.headers().contains_key("retry-after"));
+    drop(uploads);
 }

@@ -482,6 +482,24 @@ impl Ledger {
         &self.reader
     }
 
+    /// Whether Raft still runs (a storage failure stops it for good; the node must restart).
+    pub fn is_running(&self) -> bool {
+        self.raft.metrics().borrow().running_state.is_ok()
+    }
+
+    /// Resolves when Raft has stopped on a fatal error, with that error.
+    pub async fn stopped(&self) -> String {
+        let mut metrics = self.raft.metrics();
+        loop {
+            if let Err(fatal) = &metrics.borrow().running_state {
+                return fatal.to_string();
+            }
+            if metrics.changed().await.is_err() {
+                return "raft metrics closed".into();
+            }
+        }
+    }
+
     pub fn is_leader(&self) -> bool {
         self.raft.metrics().borrow().state == ServerState::Leader
     }

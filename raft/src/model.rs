@@ -95,6 +95,8 @@ pub struct Delivery {
     pub received_at_ms: u64,
     pub size_bytes: u64,
     pub content_type: String,
+    /// The mailbox's owner, whose share of the queue this delivery takes.
+    pub owner: String,
 }
 
 /// The current state of a Checkpoint lease. Only the latest body exists; superseded bodies are

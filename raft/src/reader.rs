@@ -71,6 +71,11 @@ impl StateReader {
         Ok(self.db.get_cf(cf(&self.db, "admin_keys")?, key_hash)?.is_some())
     }
 
+    /// Whether any admin key has been registered (a cluster whose founder has finished bootstrapping).
+    pub fn has_admin_key(&self) -> Result<bool, StoreError> {
+        Ok(!scan_range(&self.db, "admin_keys", &[], &[0xff; 33], 1)?.is_empty())
+    }
+
     /// What the ledger remembers of an idempotency key in `scope`, if anything.
     pub fn idempotency_record(&self, scope: &str, key: &str) -> Result<Option<crate::sm::dedup::Record>, StoreError> {
         self.get("dedup", &keys::dedup_record(scope, key))
@@ -181,35 +186,43 @@ impl StateReader {
     /// Webhook deliveries due at `now_ms`, oldest first.
     pub fn due_deliveries(&self, now_ms: u64, limit: usize) -> Result<Vec<Delivery>, StoreError> {
         let mut out = Vec::new();
-        self.scan_due_deliveries(now_ms, limit, |d| {
+        self.scan_due_deliveries(now_ms, None, limit, |_, d| {
             out.push(d);
             true
         })?;
         Ok(out)
     }
 
-    /// Walks up to `scan_max` webhook deliveries due at `now_ms`, oldest first, while `visit`
-    /// returns true.
+    /// Walks the webhook deliveries due at `now_ms` in key order (oldest first), starting after
+    /// the key `after` (or at the first), at most `scan_max` of them, while `visit` returns true.
+    /// Returns whether the walk reached the last due delivery.
     pub fn scan_due_deliveries(
         &self,
         now_ms: u64,
+        after: Option<&[u8]>,
         scan_max: usize,
-        mut visit: impl FnMut(Delivery) -> bool,
-    ) -> Result<(), StoreError> {
+        mut visit: impl FnMut(&[u8], Delivery) -> bool,
+    ) -> Result<bool, StoreError> {
         let end = now_ms.saturating_add(1).to_be_bytes();
-        let iter = self
-            .db
-            .iterator_cf(cf(&self.db, "webhooks")?, rocksdb::IteratorMode::Start);
-        for item in iter.take(scan_max) {
+        let mode = match after {
+            Some(key) => rocksdb::IteratorMode::From(key, rocksdb::Direction::Forward),
+            None => rocksdb::IteratorMode::Start,
+        };
+        let mut walked = 0;
+        for item in self.db.iterator_cf(cf(&self.db, "webhooks")?, mode) {
             let (k, v) = item?;
             if k.as_ref() >= end.as_slice() {
-                break;
+                return Ok(true);
             }
-            if !visit(decode("webhooks", &v)?) {
-                break;
+            if after == Some(k.as_ref()) {
+                continue;
             }
+            if walked >= scan_max || !visit(&k, decode("webhooks", &v)?) {
+                return Ok(false);
+            }
+            walked += 1;
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Webhook deliveries queued in the whole cluster (the ledger's own count).

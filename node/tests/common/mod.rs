@@ -158,6 +158,14 @@ impl Relay {
         panic!("relay did not exit within 15 s of SIGTERM; log:\n{}", self.logs());
     }
 
+    /// Starts again as the README says a member restarts: the same command minus `--join`.
+    pub fn restart_without_join(&mut self) {
+        if let Some(i) = self.args.iter().position(|a| a == "--join") {
+            self.args.drain(i..i + 2);
+        }
+        self.restart();
+    }
+
     /// Starts again on the same data dir (a new HTTP port).
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "stop it first");

@@ -20,10 +20,21 @@ pub const CONTENT_TYPE_MAX_LEN: usize = 255;
 /// Webhook deliveries one mailbox may have queued; further drops are refused (429) until the
 /// receiver catches up or the deliveries are given up.
 pub const WEBHOOKS_PENDING_PER_MAILBOX_MAX: u64 = 1_000;
+/// Webhook deliveries one owner's mailboxes may have queued, together (a tenth of the cluster's,
+/// so no one owner can fill the queue for everyone).
+pub const WEBHOOKS_PENDING_PER_OWNER_MAX: u64 = 10_000;
 /// Webhook deliveries the whole cluster may have queued.
 pub const WEBHOOKS_PENDING_MAX: u64 = 100_000;
 /// `meta` key of the number of queued webhook deliveries.
 pub const META_WEBHOOKS_PENDING: &[u8] = b"webhooks_pending";
+
+/// `meta` key of the number of webhook deliveries queued for one owner's mailboxes.
+pub fn owner_pending_key(owner: &str) -> Vec<u8> {
+    let mut k = META_WEBHOOKS_PENDING.to_vec();
+    k.push(b'/');
+    k.extend_from_slice(owner.as_bytes());
+    k
+}
 
 pub fn create(txn: &mut Txn<'_>, now_ms: u64, new: &NewLease) -> Result<Response, StoreError> {
     let LeaseKind::Mailbox(mb) = &new.kind else {
@@ -102,12 +113,18 @@ pub fn drop_message(
             mb.used_bytes, mb.capacity_bytes
         ))));
     }
-    let webhooks_total = webhooks_pending_total(txn)?;
+    let owner_key = owner_pending_key(&lease.owner);
+    let (webhooks_total, webhooks_owner) = (pending(txn, META_WEBHOOKS_PENDING)?, pending(txn, &owner_key)?);
     if mb.webhook.is_some() {
         if mb.webhooks_pending >= WEBHOOKS_PENDING_PER_MAILBOX_MAX {
             return Ok(Err(Rejection::WebhookBacklog(format!(
                 "this mailbox has {} webhook deliveries waiting for its receiver",
                 mb.webhooks_pending
+            ))));
+        }
+        if webhooks_owner >= WEBHOOKS_PENDING_PER_OWNER_MAX {
+            return Ok(Err(Rejection::WebhookBacklog(format!(
+                "this owner's mailboxes have {webhooks_owner} webhook deliveries waiting"
             ))));
         }
         if webhooks_total >= WEBHOOKS_PENDING_MAX {
@@ -144,10 +161,12 @@ pub fn drop_message(
             received_at_ms: now_ms,
             size_bytes: body.size_bytes,
             content_type: message.content_type.clone(),
+            owner: lease.owner.clone(),
         };
         txn.put("webhooks", &keys::delivery(now_ms, &lease_id, message.seq), &delivery)?;
         mb.webhooks_pending += 1;
-        set_webhooks_pending_total(txn, webhooks_total + 1)?;
+        set_pending(txn, META_WEBHOOKS_PENDING, webhooks_total + 1)?;
+        set_pending(txn, &owner_key, webhooks_owner + 1)?;
     }
     mb.next_seq += 1;
     mb.message_count += 1;
@@ -211,6 +230,7 @@ pub fn webhooks_attempted(txn: &mut Txn<'_>, results: &[WebhookResult]) -> Resul
     // each mailbox's count is read once and written once.
     let mut seen = std::collections::BTreeSet::new();
     let mut done_per_mailbox = std::collections::BTreeMap::<&str, u64>::new();
+    let mut done_per_owner = std::collections::BTreeMap::<String, u64>::new();
     let mut found = 0;
     for r in results {
         let key = keys::delivery(r.due_ms, &r.lease_id, r.seq);
@@ -235,13 +255,21 @@ pub fn webhooks_attempted(txn: &mut Txn<'_>, results: &[WebhookResult]) -> Resul
                     &delivery,
                 )?;
             }
-            _ => *done_per_mailbox.entry(r.lease_id.as_str()).or_default() += 1,
+            _ => {
+                *done_per_mailbox.entry(r.lease_id.as_str()).or_default() += 1;
+                *done_per_owner.entry(delivery.owner).or_default() += 1;
+            }
         }
     }
     let done: u64 = done_per_mailbox.values().sum();
     if done > 0 {
-        let total = webhooks_pending_total(txn)?;
-        set_webhooks_pending_total(txn, total.saturating_sub(done))?;
+        let total = pending(txn, META_WEBHOOKS_PENDING)?;
+        set_pending(txn, META_WEBHOOKS_PENDING, total.saturating_sub(done))?;
+    }
+    for (owner, n) in done_per_owner {
+        let key = owner_pending_key(&owner);
+        let held = pending(txn, &key)?;
+        set_pending(txn, &key, held.saturating_sub(n))?;
     }
     for (lease_id, n) in done_per_mailbox {
         // The mailbox may be closed (its tombstone still counts) or already forgotten.
@@ -255,17 +283,22 @@ pub fn webhooks_attempted(txn: &mut Txn<'_>, results: &[WebhookResult]) -> Resul
     Ok(Ok(Outcome::WebhooksRecorded { found }))
 }
 
-/// Webhook deliveries queued in the whole cluster.
-pub fn webhooks_pending_total(txn: &Txn<'_>) -> Result<u64, StoreError> {
+/// A count of queued webhook deliveries (`meta` key: the cluster's, or one owner's).
+fn pending(txn: &Txn<'_>, key: &[u8]) -> Result<u64, StoreError> {
     Ok(txn
-        .get_raw("meta", META_WEBHOOKS_PENDING)?
+        .get_raw("meta", key)?
         .as_deref()
         .and_then(keys::parse_u64)
         .unwrap_or(0))
 }
 
-fn set_webhooks_pending_total(txn: &mut Txn<'_>, n: u64) -> Result<(), StoreError> {
-    txn.put_raw("meta", META_WEBHOOKS_PENDING, &n.to_be_bytes())
+/// Sets a count; a count of zero is removed, so owners with nothing queued leave no record.
+fn set_pending(txn: &mut Txn<'_>, key: &[u8], n: u64) -> Result<(), StoreError> {
+    if n == 0 {
+        txn.delete("meta", key)
+    } else {
+        txn.put_raw("meta", key, &n.to_be_bytes())
+    }
 }
 
 /// The owner's live mailbox and one of its messages.

@@ -435,6 +435,15 @@ fn check_invariants(db: &DB, responses: &[crate::Response], requests: &[Request]
         .unwrap_or(0);
     assert_eq!(total, deliveries.len() as u64, "webhook queue total");
     assert!(total <= crate::sm::mailbox::WEBHOOKS_PENDING_MAX);
+    for owner in ACCOUNTS {
+        let held = db
+            .get_cf(cf(db, "meta").unwrap(), crate::sm::mailbox::owner_pending_key(owner))
+            .unwrap()
+            .and_then(|b| keys::parse_u64(&b))
+            .unwrap_or(0);
+        let queued = deliveries.iter().filter(|(_, d)| d.owner == owner).count() as u64;
+        assert_eq!(held, queued, "webhooks pending for {owner}");
+    }
     for (_, lease) in &leases {
         if let LeaseKind::Mailbox(mb) = &lease.kind {
             let queued = deliveries.iter().filter(|(_, d)| d.lease_id == lease.lease_id).count() as u64;

@@ -44,6 +44,10 @@ pub const STATE_CFS: &[&str] = &[
     // Appended, never inserted: snapshots name column families by their index here.
     "admin_keys",
 ];
+/// The most files RocksDB keeps open (it closes and reopens the rest as needed), so the node's
+/// file descriptors are bounded and client connections can be capped around them.
+pub const ROCKSDB_MAX_OPEN_FILES: i32 = 256;
+
 /// Column families private to this node's Raft log.
 pub const LOG_CFS: &[&str] = &["log", "raft"];
 
@@ -55,6 +59,7 @@ pub fn open_db(path: &Path) -> Result<Arc<DB>, StoreError> {
     // Bounded background work on a 2-core machine; RocksDB picks sensible sizes otherwise.
     opts.increase_parallelism(2);
     opts.set_max_total_wal_size(256 << 20);
+    opts.set_max_open_files(ROCKSDB_MAX_OPEN_FILES);
     let cfs = STATE_CFS
         .iter()
         .chain(LOG_CFS)
