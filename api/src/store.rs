@@ -318,24 +318,30 @@ pub(crate) fn file_name(headers: &HeaderMap) -> ApiResult<String> {
     {
         return Err(ApiError::InvalidHeader {
             name: NAME,
-            reason: "must be a plain file name".into(),
+            reason: "must be a plain file name: no path separators, control, invisible, format or private-use characters".into(),
         });
     }
     Ok(name.to_string())
 }
 
-/// Characters that change how a name is displayed without showing themselves: bidirectional
-/// overrides and isolates (`invoice\u{202e}fdp.exe` shows as `invoiceexe.pdf`), zero-width
-/// characters and the byte-order mark.
+/// Characters that change how a name is displayed without showing themselves, or show as
+/// nothing: bidirectional overrides and isolates (`invoice\u{202e}fdp.exe` shows as
+/// `invoiceexe.pdf`), Unicode's format characters and default-ignorable code points (zero-width
+/// characters, variation selectors, tag characters, fillers), line and paragraph separators,
+/// blank-looking letters, and private-use characters (no one knows how they render).
 fn is_invisible_format(c: char) -> bool {
     matches!(c,
-        '\u{00ad}' | '\u{061c}' | '\u{180e}'
-        | '\u{200b}'..='\u{200f}'
-        | '\u{202a}'..='\u{202e}'
-        | '\u{2060}'..='\u{2064}'
-        | '\u{2066}'..='\u{206f}'
-        | '\u{feff}'
-        | '\u{fff9}'..='\u{fffb}'
+        // Format (Cf) and default-ignorable code points, and line and paragraph separators.
+        '\u{00ad}' | '\u{034f}' | '\u{061c}' | '\u{0600}'..='\u{0605}' | '\u{06dd}' | '\u{070f}'
+        | '\u{0890}'..='\u{0891}' | '\u{08e2}' | '\u{115f}'..='\u{1160}' | '\u{17b4}'..='\u{17b5}'
+        | '\u{180b}'..='\u{180f}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}'
+        | '\u{2060}'..='\u{206f}' | '\u{3164}' | '\u{fe00}'..='\u{fe0f}' | '\u{feff}' | '\u{ffa0}'
+        | '\u{fff0}'..='\u{fffc}' | '\u{110bd}' | '\u{110cd}' | '\u{13430}'..='\u{1343f}'
+        | '\u{1bca0}'..='\u{1bca3}' | '\u{1d173}'..='\u{1d17a}' | '\u{e0000}'..='\u{e0fff}'
+        // Blank-looking: the Braille blank, and the Hangul fillers above.
+        | '\u{2800}'
+        // Private use.
+        | '\u{e000}'..='\u{f8ff}' | '\u{f0000}'..='\u{10ffff}'
     )
 }
 
@@ -407,6 +413,22 @@ mod tests {
             ("a\u{200b}b.txt", false),
             ("\u{feff}x.txt", false),
             ("x\u{2067}y", false),
+            ("a\u{e0041}\u{e0001}.txt", false),
+            ("a\u{2028}b", false),
+            ("a\u{fe0f}b", false),
+            ("a\u{e0100}b", false),
+            ("\u{3164}.txt", false),
+            ("\u{ffa0}.txt", false),
+            ("\u{2800}.txt", false),
+            ("a\u{034f}b", false),
+            ("a\u{1d173}b", false),
+            ("\u{0600}x", false),
+            ("a\u{fffc}b", false),
+            ("a\u{17b4}b", false),
+            ("a\u{180b}b", false),
+            ("a\u{e000}b", false),
+            ("日本語のファイル.txt", true),
+            ("emoji-😀.png", true),
         ] {
             h.insert("x-file-name", HeaderValue::from_bytes(name.as_bytes()).unwrap());
             assert_eq!(file_name(&h).is_ok(), ok, "{name:?}");
