@@ -318,7 +318,9 @@ pub(crate) fn file_name(headers: &HeaderMap) -> ApiResult<String> {
     {
         return Err(ApiError::InvalidHeader {
             name: NAME,
-            reason: "must be a plain file name: no path separators, control, invisible, format or private-use characters".into(),
+            reason:
+                "must be a plain file name: no path separators, control, invisible, format or private-use characters"
+                    .into(),
         });
     }
     Ok(name.to_string())

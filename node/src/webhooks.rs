@@ -2,7 +2,8 @@
 //! attempt each (bounded concurrency), and records the result in the ledger, so a delivery
 //! accepted before a leader dies is made by the next one (at least once).
 //!
-//! Fairness: one receiving host gets at most [`PER_HOST`] attempts at once, and the scan of the
+//! Fairness: one receiving host gets [`PER_HOST`] attempts at once, and more (up to
+//! [`HOST_MAX`]) only while [`KEPT_FOR_OTHERS`] slots stay free for other hosts; the scan of the
 //! queue walks past deliveries whose host is saturated, resuming each tick where the last one
 //! stopped (and wrapping round), so however many deliveries a slow or dead receiver has queued
 //! (each attempt may take the full 10 s timeout), another host's due delivery is reached within
@@ -22,19 +23,29 @@ use tracing::{debug, warn};
 
 /// Attempts in flight at once.
 const CONCURRENCY: usize = 64;
-/// Attempts in flight to one receiving host.
+/// Attempts in flight to one receiving host, always allowed.
 const PER_HOST: usize = 8;
-/// Due deliveries looked at per tick, at most (those of saturated hosts are walked past).
-/// A full pass over the largest queue the ledger allows takes
-/// `WEBHOOKS_PENDING_MAX / SCAN_MAX` ticks (about half a second at 20 ms).
-const SCAN_MAX: usize = 4096;
+/// Attempts in flight to one receiving host, at most, when slots are free (a single busy
+/// receiver may use most of the worker).
+const HOST_MAX: usize = 48;
+/// Slots a host beyond its [`PER_HOST`] share never takes, so other hosts' deliveries always find
+/// room, however slow the busy host is.
+const KEPT_FOR_OTHERS: usize = CONCURRENCY - HOST_MAX;
+/// Due deliveries looked at per scan, at most (those in flight or of saturated hosts are walked
+/// past by their key alone, without decoding them). A full pass over the largest queue the
+/// ledger allows takes `WEBHOOKS_PENDING_MAX / SCAN_MAX` scans.
+const SCAN_MAX: usize = 2048;
+/// After a scan that found nothing to send, the next scans come this many ticks apart (work
+/// finishing, or new deliveries, wait at most that long).
+const IDLE_SCAN_EVERY: u32 = 5;
 /// How long finished attempts wait to be recorded together.
 const RECORD_LINGER: Duration = Duration::from_millis(5);
 /// First retry after this long, doubling per attempt up to `BACKOFF_MAX`.
 const BACKOFF_BASE: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
-type InFlight = Arc<Mutex<HashSet<(String, u64)>>>;
+/// Deliveries attempted and not yet recorded, by message key (`lease_id ‖ 0 ‖ seq`).
+type InFlight = Arc<Mutex<HashSet<Vec<u8>>>>;
 type PerHost = Arc<Mutex<HashMap<String, usize>>>;
 
 pub async fn run(
@@ -61,6 +72,7 @@ pub async fn run(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Where the last scan stopped; the next one goes on from there.
     let mut cursor: Option<Vec<u8>> = None;
+    let mut idle_ticks = 0u32;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -69,12 +81,18 @@ pub async fn run(
         if !ledger.is_leader() || slots.available_permits() == 0 {
             continue;
         }
+        if idle_ticks > 0 {
+            idle_ticks -= 1;
+            continue;
+        }
         let (picked, next) = pick(&ledger, &slots, &in_flight, &per_host, cursor.take());
         cursor = next;
+        if picked.is_empty() {
+            idle_ticks = IDLE_SCAN_EVERY - 1;
+        }
         for (delivery, target) in picked {
-            let Ok(permit) = slots.clone().try_acquire_owned() else {
-                break;
-            };
+            // Only this loop takes slots, and `pick` took no more than were free.
+            let permit = slots.clone().try_acquire_owned().expect("a slot pick counted as free");
             let host = target.as_ref().map(|(_, host)| host.clone());
             let (ledger, policy, metrics, client, done_tx, per_host) = (
                 ledger.clone(),
@@ -174,29 +192,46 @@ struct Picker<'a> {
 }
 
 impl Picker<'_> {
-    /// Takes `delivery` if it may go now; returns whether to look at more.
-    fn visit(&mut self, key: &[u8], delivery: Delivery) -> bool {
+    /// Takes the delivery at `key` if it may go now; returns whether to look at more. Entries
+    /// that may not go are judged by their key and a per-scan cache alone.
+    fn visit(&mut self, key: &[u8], value: &[u8]) -> bool {
         self.walked += 1;
         self.last = Some(key.to_vec());
-        let id = (delivery.lease_id.clone(), delivery.seq);
-        if self.in_flight.lock().expect("in-flight set").contains(&id) {
+        let Some((lease_id, _, message_key)) = relay_raft::store::keys::delivery_parts(key) else {
+            return true;
+        };
+        if self.in_flight.lock().expect("in-flight set").contains(message_key) {
             return true;
         }
-        let (ledger, now_ms) = (self.ledger, self.now_ms);
-        let target = self
-            .targets
-            .entry(delivery.lease_id.clone())
-            .or_insert_with(|| target_of(ledger, &delivery.lease_id, now_ms))
-            .clone();
+        if !self.targets.contains_key(lease_id) {
+            let target = target_of(self.ledger, lease_id, self.now_ms);
+            self.targets.insert(lease_id.to_string(), target);
+        }
+        let target = self.targets.get(lease_id).cloned().flatten();
         if let Some((_, host)) = &target {
+            let still_free = self.free.saturating_sub(self.chosen.len());
             let mut hosts = self.per_host.lock().expect("per-host counts");
             let n = hosts.entry(host.clone()).or_insert(0);
-            if *n >= PER_HOST {
+            let beyond_share_ok = *n < HOST_MAX && still_free > KEPT_FOR_OTHERS;
+            if *n >= PER_HOST && !beyond_share_ok {
                 return true;
             }
             *n += 1;
         }
-        self.in_flight.lock().expect("in-flight set").insert(id);
+        let delivery = match relay_raft::StateReader::delivery(value) {
+            Ok(d) => d,
+            Err(e) => {
+                warn!(error = %e, "webhooks: a corrupt delivery record; skipping it");
+                if let Some((_, host)) = &target {
+                    release_host(self.per_host, host);
+                }
+                return true;
+            }
+        };
+        self.in_flight
+            .lock()
+            .expect("in-flight set")
+            .insert(message_key.to_vec());
         self.chosen.push((delivery, target));
         self.chosen.len() < self.free
     }
@@ -241,7 +276,10 @@ async fn record(ledger: Arc<Ledger>, mut done: mpsc::Receiver<WebhookResult>, in
                 _ = &mut linger => break,
             }
         }
-        let keys: Vec<(String, u64)> = results.iter().map(|r| (r.lease_id.clone(), r.seq)).collect();
+        let keys: Vec<Vec<u8>> = results
+            .iter()
+            .map(|r| relay_raft::store::keys::message(&r.lease_id, r.seq))
+            .collect();
         if let Err(e) = ledger.write(None, Command::WebhooksAttempted { results }).await {
             // Not recorded: the deliveries stay due and are attempted again (at least once).
             warn!(error = %e, "webhooks: recording attempts");

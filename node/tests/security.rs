@@ -513,7 +513,7 @@ async fn metrics_labels_stay_bounded() {
     assert!(text.contains("method=\"other\""));
 }
 
-/// A receiver that never answers gets at most a few attempts at once, and however many of its
+/// A receiver that never answers never gets every delivery slot, and however many of its
 /// deliveries are queued (more than one scan of the queue takes), another mailbox's webhooks
 /// (another host) are delivered without waiting behind them.
 #[tokio::test]
@@ -576,8 +576,9 @@ async fn a_slow_receiver_does_not_delay_others() {
         t.await.unwrap();
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
+    // It may use most of the worker's 64 slots while they are free, never all of them.
     assert!(
-        held.lock().unwrap().len() <= 8,
+        held.lock().unwrap().len() <= 48,
         "{} connections to the slow receiver",
         held.lock().unwrap().len()
     );

@@ -186,22 +186,34 @@ impl StateReader {
     /// Webhook deliveries due at `now_ms`, oldest first.
     pub fn due_deliveries(&self, now_ms: u64, limit: usize) -> Result<Vec<Delivery>, StoreError> {
         let mut out = Vec::new();
-        self.scan_due_deliveries(now_ms, None, limit, |_, d| {
-            out.push(d);
-            true
+        let mut failed = None;
+        self.scan_due_deliveries(now_ms, None, limit, |_, value| match Self::delivery(value) {
+            Ok(d) => {
+                out.push(d);
+                true
+            }
+            Err(e) => {
+                failed = Some(e);
+                false
+            }
         })?;
-        Ok(out)
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
     }
 
     /// Walks the webhook deliveries due at `now_ms` in key order (oldest first), starting after
     /// the key `after` (or at the first), at most `scan_max` of them, while `visit` returns true.
+    /// `visit` gets the raw key (see [`keys::delivery_parts`]) and value (see
+    /// [`StateReader::delivery`]), so a caller can pass over entries without decoding them.
     /// Returns whether the walk reached the last due delivery.
     pub fn scan_due_deliveries(
         &self,
         now_ms: u64,
         after: Option<&[u8]>,
         scan_max: usize,
-        mut visit: impl FnMut(&[u8], Delivery) -> bool,
+        mut visit: impl FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<bool, StoreError> {
         let end = now_ms.saturating_add(1).to_be_bytes();
         let mode = match after {
@@ -217,12 +229,17 @@ impl StateReader {
             if after == Some(k.as_ref()) {
                 continue;
             }
-            if walked >= scan_max || !visit(&k, decode("webhooks", &v)?) {
+            if walked >= scan_max || !visit(&k, &v) {
                 return Ok(false);
             }
             walked += 1;
         }
         Ok(true)
+    }
+
+    /// Decodes a delivery's stored value.
+    pub fn delivery(value: &[u8]) -> Result<Delivery, StoreError> {
+        decode("webhooks", value)
     }
 
     /// Webhook deliveries queued in the whole cluster (the ledger's own count).

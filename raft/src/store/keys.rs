@@ -92,6 +92,18 @@ pub fn delivery(due_ms: u64, lease_id: &str, seq: u64) -> Vec<u8> {
     k
 }
 
+/// The lease id and sequence number in a `webhooks` key, and the part after the due time (the
+/// message's key, the same for every attempt at it).
+pub fn delivery_parts(key: &[u8]) -> Option<(&str, u64, &[u8])> {
+    let message = key.get(8..)?;
+    let (lease_id, seq) = message.split_at_checked(message.len().checked_sub(9)?)?;
+    let (sep, seq) = seq.split_first()?;
+    if *sep != 0 {
+        return None;
+    }
+    Some((std::str::from_utf8(lease_id).ok()?, parse_u64(seq)?, message))
+}
+
 /// `handoffs_by_lease`: lease_id ‖ 0x00 ‖ handoff_id.
 pub fn lease_handoff(lease_id: &str, handoff_id: &str) -> Vec<u8> {
     let mut k = message_prefix(lease_id);
@@ -116,4 +128,19 @@ pub fn dedup_age(at_ms: u64, record_key: &[u8]) -> Vec<u8> {
     k.extend_from_slice(&at_ms.to_be_bytes());
     k.extend_from_slice(record_key);
     k
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A delivery key gives back its lease id, sequence number and message key.
+    #[test]
+    fn delivery_keys_come_apart() {
+        let key = delivery(77, "lse_01ABC", 5);
+        let (lease_id, seq, message_key) = delivery_parts(&key).unwrap();
+        assert_eq!((lease_id, seq), ("lse_01ABC", 5));
+        assert_eq!(message_key, message("lse_01ABC", 5).as_slice());
+        assert!(delivery_parts(&key[..10]).is_none());
+    }
 }
