@@ -4,12 +4,13 @@
 //!
 //! Fairness: one receiving host gets [`PER_HOST`] attempts at once, and more (up to
 //! [`HOST_MAX`]) only while [`KEPT_FOR_OTHERS`] slots stay free for other hosts; the scan of the
-//! queue walks past deliveries whose host is saturated, resuming each tick where the last one
-//! stopped (and wrapping round), so however many deliveries a slow or dead receiver has queued
-//! (each attempt may take the full 10 s timeout), another host's due delivery is reached within
-//! one pass over the queue, [`SCAN_MAX`] deliveries a tick.
+//! queue walks past deliveries whose host is saturated: half of each scan from the oldest, half
+//! going on from where the last stopped, so however many deliveries a slow or dead receiver has
+//! queued (each attempt may take the full 10 s timeout), another host's due delivery is reached
+//! within one pass over the queue, [`SCAN_MAX`]/2 deliveries a scan.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,16 +19,16 @@ use relay_api::{webhook, Metrics};
 use relay_raft::command::WebhookResult;
 use relay_raft::sm::mailbox::{WEBHOOK_ATTEMPTS_MAX, WEBHOOK_BATCH_MAX};
 use relay_raft::{Command, Delivery, LeaseKind, Ledger, Webhook};
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch, Notify, Semaphore};
 use tracing::{debug, warn};
 
 /// Attempts in flight at once.
-const CONCURRENCY: usize = 64;
+const CONCURRENCY: usize = 96;
 /// Attempts in flight to one receiving host, always allowed.
 const PER_HOST: usize = 8;
 /// Attempts in flight to one receiving host, at most, when slots are free (a single busy
 /// receiver may use most of the worker).
-const HOST_MAX: usize = 48;
+const HOST_MAX: usize = 80;
 /// Slots a host beyond its [`PER_HOST`] share never takes, so other hosts' deliveries always find
 /// room, however slow the busy host is.
 const KEPT_FOR_OTHERS: usize = CONCURRENCY - HOST_MAX;
@@ -35,8 +36,13 @@ const KEPT_FOR_OTHERS: usize = CONCURRENCY - HOST_MAX;
 /// past by their key alone, without decoding them). A full pass over the largest queue the
 /// ledger allows takes `WEBHOOKS_PENDING_MAX / SCAN_MAX` scans.
 const SCAN_MAX: usize = 2048;
-/// After a scan that found nothing to send, the next scans come this many ticks apart (work
-/// finishing, or new deliveries, wait at most that long).
+/// Free slots that start a scan before the next tick.
+const REFILL_AT: usize = CONCURRENCY / 12;
+/// Deliveries a scan that found nothing to send must have walked past before the next scans
+/// back off (a short walk, say past deliveries waiting to be recorded, is cheap to repeat).
+const IDLE_AFTER_WALKING: usize = 256;
+/// After a long scan that found nothing to send, while no attempt finishes, the next scans come this
+/// many ticks apart (new deliveries wait at most that long).
 const IDLE_SCAN_EVERY: u32 = 5;
 /// How long finished attempts wait to be recorded together.
 const RECORD_LINGER: Duration = Duration::from_millis(5);
@@ -73,34 +79,48 @@ pub async fn run(
     // Where the last scan stopped; the next one goes on from there.
     let mut cursor: Option<Vec<u8>> = None;
     let mut idle_ticks = 0u32;
+    // Attempts finished so far, and as of the last scan that found nothing to send.
+    let finished = Arc::new(AtomicU64::new(0));
+    let freed = Arc::new(Notify::new());
+    let mut finished_at_idle = 0;
     loop {
-        tokio::select! {
-            _ = tick.tick() => {}
+        let freed_only = tokio::select! {
+            _ = tick.tick() => false,
+            _ = freed.notified() => true,
             _ = stop.changed() => break,
-        }
-        if !ledger.is_leader() || slots.available_permits() == 0 {
+        };
+        // Slots coming free are filled before the next tick once enough have (a scan per
+        // finished attempt would cost more than it saves).
+        let wanted = if freed_only { REFILL_AT } else { 1 };
+        if !ledger.is_leader() || slots.available_permits() < wanted {
             continue;
         }
-        if idle_ticks > 0 {
+        // Nothing could go last time and nothing has finished since: look again only now and then.
+        if idle_ticks > 0 && finished.load(Ordering::Relaxed) == finished_at_idle {
             idle_ticks -= 1;
             continue;
         }
-        let (picked, next) = pick(&ledger, &slots, &in_flight, &per_host, cursor.take());
+        let (picked, walked, next) = pick(&ledger, &slots, &in_flight, &per_host, cursor.take());
         cursor = next;
-        if picked.is_empty() {
+        idle_ticks = 0;
+        // A short walk costs little: only a long one that found nothing backs off.
+        if picked.is_empty() && walked >= IDLE_AFTER_WALKING {
             idle_ticks = IDLE_SCAN_EVERY - 1;
+            finished_at_idle = finished.load(Ordering::Relaxed);
         }
         for (delivery, target) in picked {
             // Only this loop takes slots, and `pick` took no more than were free.
             let permit = slots.clone().try_acquire_owned().expect("a slot pick counted as free");
             let host = target.as_ref().map(|(_, host)| host.clone());
-            let (ledger, policy, metrics, client, done_tx, per_host) = (
+            let (ledger, policy, metrics, client, done_tx, per_host, finished, freed) = (
                 ledger.clone(),
                 policy.clone(),
                 metrics.clone(),
                 client.clone(),
                 done_tx.clone(),
                 per_host.clone(),
+                finished.clone(),
+                freed.clone(),
             );
             tokio::spawn(async move {
                 let hook = target.map(|(hook, _)| hook);
@@ -108,8 +128,10 @@ pub async fn run(
                 if let Some(host) = host {
                     release_host(&per_host, &host);
                 }
+                finished.fetch_add(1, Ordering::Relaxed);
                 let _ = done_tx.send(result).await;
                 drop(permit);
+                freed.notify_one();
             });
         }
     }
@@ -121,16 +143,17 @@ pub async fn run(
 /// the delivery is just dropped).
 type Picked = (Delivery, Option<(Webhook, String)>);
 
-/// Chooses the deliveries to attempt now, in queue order from `cursor` (wrapping round once):
-/// not already in flight, and whose host has a free place (taken here). Also returns where the
-/// next scan should go on from.
+/// Chooses the deliveries to attempt now: not already in flight, and whose host has a free place
+/// (taken here). Half of the scan walks from the oldest due delivery, so the queue drains in
+/// order; the other half goes on from `cursor`, where the last scan stopped, so deliveries behind
+/// a long run that cannot go (a saturated host's) are reached too. Returns the new cursor.
 fn pick(
     ledger: &Ledger,
     slots: &Semaphore,
     in_flight: &InFlight,
     per_host: &PerHost,
     cursor: Option<Vec<u8>>,
-) -> (Vec<Picked>, Option<Vec<u8>>) {
+) -> (Vec<Picked>, usize, Option<Vec<u8>>) {
     let mut picker = Picker {
         ledger,
         in_flight,
@@ -144,39 +167,34 @@ fn pick(
     };
     let reader = ledger.reader();
     let now_ms = picker.now_ms;
-    let scanned = reader.scan_due_deliveries(now_ms, cursor.as_deref(), SCAN_MAX, |k, d| picker.visit(k, d));
-    let next = match scanned {
-        // The end was reached from the middle: go round from the start, up to where this began.
-        Ok(true) if cursor.is_some() => {
-            let budget = SCAN_MAX.saturating_sub(picker.walked);
-            let stop = cursor.as_deref().unwrap_or_default();
-            let mut came_round = false;
-            let wrapped = reader.scan_due_deliveries(now_ms, None, budget, |k, d| {
-                if k >= stop {
-                    came_round = true;
-                    return false;
-                }
-                picker.visit(k, d)
-            });
-            match wrapped {
-                // Came round to where it began (or the queue ended first): the whole queue was seen.
-                Ok(end) if end || came_round => None,
-                Ok(_) => picker.last.take(),
+    let half = SCAN_MAX / 2;
+    let oldest = reader.scan_due_deliveries(now_ms, None, half, |k, v| picker.visit(k, v));
+    let from_oldest = picker.last.take();
+    let next = match oldest {
+        // The oldest half reached the end, or filled every free slot: start afresh next time.
+        Ok(true) => None,
+        Ok(false) if picker.chosen.len() >= picker.free => cursor,
+        Ok(false) => {
+            // Go on from the cursor when it lies beyond the part just walked, else from there.
+            let start = match (cursor, from_oldest) {
+                (Some(c), Some(f)) if c > f => Some(c),
+                (_, f) => f,
+            };
+            match reader.scan_due_deliveries(now_ms, start.as_deref(), half, |k, v| picker.visit(k, v)) {
+                Ok(true) => None,
+                Ok(false) => picker.last.take().or(start),
                 Err(e) => {
                     warn!(error = %e, "webhooks: reading the queue");
                     None
                 }
             }
         }
-        // The walk reached the end: the next starts from the beginning.
-        Ok(true) => None,
-        Ok(false) => picker.last.take(),
         Err(e) => {
             warn!(error = %e, "webhooks: reading the queue");
             None
         }
     };
-    (picker.chosen, next)
+    (picker.chosen, picker.walked, next)
 }
 
 struct Picker<'a> {
@@ -217,6 +235,14 @@ impl Picker<'_> {
                 return true;
             }
             *n += 1;
+        }
+        // The scan reads one view of the queue, and a delivery recorded (and let out of the
+        // in-flight set) since that view was taken would be sent twice: check it is still there.
+        if !self.ledger.reader().delivery_queued(key).unwrap_or(false) {
+            if let Some((_, host)) = &target {
+                release_host(self.per_host, host);
+            }
+            return true;
         }
         let delivery = match relay_raft::StateReader::delivery(value) {
             Ok(d) => d,

@@ -300,3 +300,53 @@ async fn webhook_targets_are_guarded() {
         assert_eq!(resp.status(), 200);
     }
 }
+
+/// A healthy receiver hears of each drop once: many concurrent drops, each webhook-id seen a
+/// single time (the worker's queue scans must not pick a delivery recorded since they began).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_drop_is_announced_once() {
+    let receiver = Arc::new(Receiver::default());
+    receiver.accepting.store(true, std::sync::atomic::Ordering::SeqCst);
+    let hook_url = start_receiver(receiver.clone()).await;
+    let relay = Relay::start(&["--webhook-allow-cidr", "127.0.0.0/8"]);
+    let mb = created(
+        &relay,
+        &[
+            ("x-capacity-bytes", "10000000"),
+            ("x-max-messages", "1000"),
+            ("x-webhook-url", hook_url.as_str()),
+        ],
+    )
+    .await;
+    let drop_url = mb["drop_url"].as_str().unwrap().to_string();
+    const DROPS: usize = 1000;
+    let tasks: Vec<_> = (0..16)
+        .map(|part| {
+            let url = drop_url.clone();
+            tokio::spawn(async move {
+                for i in (part..DROPS).step_by(16) {
+                    let r = drop_to(&url, format!("{{\"n\":{i}}}").as_bytes()).await;
+                    assert_eq!(r.status(), 201);
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let started = Instant::now();
+    while receiver.seen.lock().unwrap().len() < DROPS {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{} of {DROPS} webhooks delivered",
+            receiver.seen.lock().unwrap().len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Room for a late duplicate to arrive.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let seen = receiver.seen.lock().unwrap();
+    let ids: std::collections::BTreeSet<&str> = seen.iter().map(|(h, _)| h["webhook-id"].to_str().unwrap()).collect();
+    assert_eq!(ids.len(), DROPS);
+    assert_eq!(seen.len(), DROPS, "{} deliveries for {DROPS} drops", seen.len());
+}

@@ -546,7 +546,7 @@ async fn a_slow_receiver_does_not_delay_others() {
     );
     tokio::spawn(async move { axum::serve(fast, app).await });
 
-    // 5 × 900 deliveries to the slow host: past the 4096 the worker looks at per tick.
+    // 5 × 900 deliveries to the slow host: more than one scan of the queue (2 × 1024) takes.
     let mut drops = Vec::new();
     for _ in 0..5 {
         let b = relay
@@ -576,9 +576,9 @@ async fn a_slow_receiver_does_not_delay_others() {
         t.await.unwrap();
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    // It may use most of the worker's 64 slots while they are free, never all of them.
+    // It may use most of the worker's 96 slots while they are free, never all of them.
     assert!(
-        held.lock().unwrap().len() <= 48,
+        held.lock().unwrap().len() <= 80,
         "{} connections to the slow receiver",
         held.lock().unwrap().len()
     );

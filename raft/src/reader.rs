@@ -237,6 +237,11 @@ impl StateReader {
         Ok(true)
     }
 
+    /// Whether a webhook delivery is still queued under `key` (read now, not from a scan's view).
+    pub fn delivery_queued(&self, key: &[u8]) -> Result<bool, StoreError> {
+        Ok(self.db.get_pinned_cf(cf(&self.db, "webhooks")?, key)?.is_some())
+    }
+
     /// Decodes a delivery's stored value.
     pub fn delivery(value: &[u8]) -> Result<Delivery, StoreError> {
         decode("webhooks", value)
