@@ -18,10 +18,11 @@ use serde_json::json;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::headers::{check_duration, optional_str, parse_u64, query_map, required_u64, reservation};
+use crate::headers::{optional_str, parse_u64, query_map, required_u64, reservation};
 use crate::idempotency::{self, Part};
+use crate::purchase::{self, Reservation};
 use crate::state::AppState;
-use crate::{bodies, ids, limits, objects, render};
+use crate::{blobs, bodies, ids, limits, objects, render};
 
 /// How often a read retries when the body it was pointed at was replaced under it.
 const READ_ATTEMPTS: usize = 3;
@@ -47,17 +48,13 @@ pub async fn create(
         "X-Max-Body-Bytes",
         cfg.checkpoint_max_body_bytes,
     )?;
-    check_duration(duration_seconds, cfg.min_duration_seconds, cfg.max_duration_seconds)?;
-    let cost_micros = cfg.pricing.price_micros(max_body_bytes, duration_seconds);
+    let reservation = Reservation {
+        billable_bytes: max_body_bytes,
+        duration_seconds,
+    };
+    purchase::quote(&state, reservation)?;
     let keyed = idempotency::begin(&state, &headers, &caller.account_id, CREATE_ROUTE)?;
-    if let Some(account) = state.ledger.reader().account(&caller.account_id)? {
-        if account.balance_micros < cost_micros {
-            return Err(ApiError::InsufficientBalance {
-                balance_micros: account.balance_micros,
-                needed_micros: cost_micros,
-            });
-        }
-    }
+    purchase::begin(&state, &caller, keyed.as_ref(), reservation)?;
     let body = read_json_body(&state, body, &headers, max_body_bytes).await?;
     let idem = keyed.as_ref().map(|k| {
         k.seal(&[
@@ -67,7 +64,7 @@ pub async fn create(
             Part::Value(blake3::hash(&body.bytes).as_bytes()),
         ])
     });
-    let (body_ref, inline_body) = bodies::store(&state, body.bytes.clone()).await?;
+    let small = blobs::small(&state, body.bytes.clone()).await?;
     let new = NewLease {
         lease_id: ids::lease_id(),
         ledger_id: ids::ledger_id(),
@@ -77,30 +74,26 @@ pub async fn create(
             max_body_bytes,
             version: 1,
             updated_at_ms: 0,
-            body: body_ref.clone(),
+            body: small.body,
         }),
         duration_seconds,
-        cost_micros,
     };
-    let outcome = state
+    let answer = state
         .ledger
-        .write(idem, Command::CreateCheckpoint { new, inline_body })
+        .write(
+            idem,
+            Command::CreateCheckpoint {
+                new,
+                inline_body: small.inline,
+            },
+        )
         .await;
-    let lease = match settle(&state, &body_ref, outcome).await? {
+    small.staged.settle(&state, &answer).await;
+    let lease = match outcome(answer)? {
         Outcome::LeaseCreated { lease, .. } => lease,
         other => return Err(ApiError::unexpected(other)),
     };
-    // A replayed create (same Idempotency-Key) answers with the first lease; our object is spare.
-    let cell = match cell(&lease) {
-        Ok(cell) => cell,
-        Err(e) => {
-            bodies::discard(&state, &body_ref).await;
-            return Err(e);
-        }
-    };
-    if body_ref.object_key.is_some() && cell.body.object_key != body_ref.object_key {
-        bodies::discard(&state, &body_ref).await;
-    }
+    let cell = cell(&lease)?;
     Ok((
         StatusCode::CREATED,
         Json(json!({
@@ -240,8 +233,8 @@ pub async fn write(
             Part::Value(blake3::hash(&body.bytes).as_bytes()),
         ])
     });
-    let (body_ref, inline_body) = bodies::store(&state, body.bytes.clone()).await?;
-    let outcome = state
+    let small = blobs::small(&state, body.bytes.clone()).await?;
+    let answer = state
         .ledger
         .write(
             idem,
@@ -249,20 +242,17 @@ pub async fn write(
                 owner: caller.account_id,
                 workflow_id,
                 if_version,
-                body: body_ref.clone(),
-                inline_body,
+                body: small.body,
+                inline_body: small.inline,
             },
         )
         .await;
-    let lease = match settle(&state, &body_ref, outcome).await? {
+    small.staged.settle(&state, &answer).await;
+    let lease = match outcome(answer)? {
         Outcome::CheckpointWritten { lease } => lease,
         other => return Err(ApiError::unexpected(other)),
     };
     let cell = cell(&lease)?;
-    // A replay (same Idempotency-Key) answers with the first write; our object was never used.
-    if body_ref.object_key.is_some() && cell.body.object_key != body_ref.object_key {
-        bodies::discard(&state, &body_ref).await;
-    }
     let json = json!({
         "status": "ok",
         "lease_id": lease.lease_id,
@@ -307,23 +297,9 @@ pub async fn delete(
     .into_response())
 }
 
-/// Maps a write's result; on any failure the object it uploaded (if any) is deleted again.
-async fn settle(
-    state: &AppState,
-    body: &BodyRef,
-    outcome: Result<relay_raft::Response, relay_raft::LedgerError>,
-) -> ApiResult<Outcome> {
-    match outcome {
-        Ok(Ok(outcome)) => Ok(outcome),
-        Ok(Err(rejection)) => {
-            bodies::discard(state, body).await;
-            Err(ApiError::from_rejection(rejection, "checkpoint"))
-        }
-        Err(e) => {
-            bodies::discard(state, body).await;
-            Err(e.into())
-        }
-    }
+/// A write's answer as an outcome or the API error it means.
+fn outcome(answer: Result<relay_raft::Response, relay_raft::LedgerError>) -> ApiResult<Outcome> {
+    answer?.map_err(|rejection| ApiError::from_rejection(rejection, "checkpoint"))
 }
 
 /// The body's bytes; `None` when its object has already been replaced and collected.

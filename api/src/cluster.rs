@@ -5,7 +5,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::Json;
-use relay_raft::{NodeId, RelayNode};
+use relay_raft::{Command, NodeId, Outcome, RelayNode};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -173,4 +173,49 @@ pub async fn remove(
     let b: NodeBody = json_body(body)?;
     on_leader(&state, b.node_id, || state.ledger.remove(b.node_id)).await?;
     Ok(Json(json!({"status": "ok", "node_id": b.node_id})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PricingBody {
+    rate_micros_per_gb_day: Option<u64>,
+    min_charge_micros: Option<u64>,
+}
+
+/// `POST /cluster/pricing`: changes the cluster's prices (either figure, or both) in the ledger;
+/// every node quotes and charges them from the moment the change commits. Leases already bought
+/// keep what they paid.
+pub async fn set_pricing(
+    State(state): State<AppState>,
+    _: Admin,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    let b: PricingBody = json_body(body)?;
+    if b.rate_micros_per_gb_day.is_none() && b.min_charge_micros.is_none() {
+        return Err(ApiError::BadRequest(
+            "give rate_micros_per_gb_day, min_charge_micros, or both".into(),
+        ));
+    }
+    let mut pricing = state.ledger.linearizable().await?.pricing()?;
+    if let Some(rate) = b.rate_micros_per_gb_day {
+        pricing.rate_micros_per_gb_day = rate;
+    }
+    if let Some(min) = b.min_charge_micros {
+        pricing.min_charge_micros = min;
+    }
+    let pricing = match state.ledger.write(None, Command::SetPricing(pricing)).await? {
+        Ok(Outcome::PricingSet { pricing }) => pricing,
+        Ok(other) => return Err(ApiError::unexpected(other)),
+        Err(rejection) => return Err(ApiError::from_rejection(rejection, "pricing")),
+    };
+    tracing::info!(
+        rate_micros_per_gb_day = pricing.rate_micros_per_gb_day,
+        min_charge_micros = pricing.min_charge_micros,
+        "cluster prices changed"
+    );
+    Ok(Json(json!({
+        "status": "ok",
+        "rate_micros_per_gb_day": pricing.rate_micros_per_gb_day,
+        "min_charge_micros": pricing.min_charge_micros,
+    })))
 }

@@ -1,13 +1,10 @@
-//! Limits and prices the API enforces; filled from the node's flags.
-
-use relay_raft::pricing::Pricing;
+//! Limits the API enforces; filled from the node's flags. (Prices are the cluster's, in the
+//! ledger.)
 
 use crate::error::{ApiError, ApiResult};
-use crate::headers::check_duration;
 
 #[derive(Clone, Debug)]
 pub struct ApiConfig {
-    pub pricing: Pricing,
     /// Shortest lease a client may buy.
     pub min_duration_seconds: u64,
     /// Longest lease a client may buy.
@@ -50,7 +47,6 @@ pub struct ApiConfig {
 impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
-            pricing: Pricing::default(),
             min_duration_seconds: 60,
             max_duration_seconds: 365 * 86_400,
             max_object_bytes: 5 << 30,
@@ -73,16 +69,14 @@ impl Default for ApiConfig {
 }
 
 impl ApiConfig {
-    /// The price of a lease of `size_bytes` for `duration_seconds`, after checking both against
-    /// the limits; `size_field` names the size in the error.
-    pub fn price_checked(&self, size_field: &'static str, size_bytes: u64, duration_seconds: u64) -> ApiResult<u64> {
+    /// Refuses an object larger than a Storage lease may hold; `size_field` names the size.
+    pub fn check_object_size(&self, size_field: &'static str, size_bytes: u64) -> ApiResult<()> {
         if size_bytes > self.max_object_bytes {
             return Err(ApiError::TooLarge {
                 what: size_field,
                 limit: self.max_object_bytes,
             });
         }
-        check_duration(duration_seconds, self.min_duration_seconds, self.max_duration_seconds)?;
-        Ok(self.pricing.price_micros(size_bytes, duration_seconds))
+        Ok(())
     }
 }

@@ -11,13 +11,16 @@
 //! - [`idempotency`]: `Idempotency-Key`, scoped by route and bound to the request's fingerprint.
 //! - [`error`]: [`ApiError`] and its one mapping to status codes and JSON bodies;
 //!   [`request_id`]: the id every answer and log line carries.
-//! - [`objects`]: streaming, hashing object store I/O; [`bodies`]: small bodies, inline or not.
+//! - [`blobs`]: an uploaded object's life (staged, then kept, deleted, or left to the orphan
+//!   sweeper by the ledger's answer); [`objects`]: streaming, hashing object store I/O;
+//!   [`bodies`]: small bodies read within the body buffer.
 //! - [`webhook`] (Standard Webhooks signing and delivery) behind [`ssrf`] (where they may go).
 //! - [`headers`], [`range`], [`render`], [`ids`]: parsing in, formatting out.
 //!
 //! Handlers translate HTTP to ledger commands; business rules live in the ledger.
 
 pub mod auth;
+pub mod blobs;
 pub mod bodies;
 pub mod checkpoint;
 pub mod claim;
@@ -36,6 +39,7 @@ pub mod mailbox;
 pub mod metrics;
 pub mod objects;
 pub mod pricing;
+pub mod purchase;
 pub mod range;
 pub mod render;
 pub mod request_id;
@@ -91,6 +95,7 @@ pub fn router(state: AppState) -> Router {
         .route("/cluster/join", post(cluster::join).layer(admin_body_limit()))
         .route("/cluster/promote", post(cluster::promote).layer(admin_body_limit()))
         .route("/cluster/remove", post(cluster::remove).layer(admin_body_limit()))
+        .route("/cluster/pricing", post(cluster::set_pricing).layer(admin_body_limit()))
         .fallback(|| async { ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         // Innermost first: a panic still gets the JSON shape; the caps answer before any handler

@@ -17,10 +17,11 @@ use serde_json::json;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::headers::{check_duration, optional_str, parse_u64, required_u64, reservation};
+use crate::headers::{optional_str, parse_u64, required_u64, reservation};
 use crate::idempotency::{self, Part};
+use crate::purchase::{self, Reservation};
 use crate::state::AppState;
-use crate::{bodies, ids, objects, render, webhook};
+use crate::{blobs, bodies, ids, objects, render, webhook};
 
 const CREATE_ROUTE: &str = "POST /api/mailbox";
 const DROP_ROUTE: &str = "POST /api/mailbox/drop/{token}";
@@ -68,10 +69,14 @@ pub async fn create(State(state): State<AppState>, caller: Caller, headers: Head
             })
         }
     };
-    check_duration(duration_seconds, cfg.min_duration_seconds, cfg.max_duration_seconds)?;
+    let reservation = Reservation {
+        billable_bytes: capacity_bytes,
+        duration_seconds,
+    };
+    purchase::quote(&state, reservation)?;
     let webhook = webhook_settings(&state, &headers).await?;
     let keyed = idempotency::begin(&state, &headers, &caller.account_id, CREATE_ROUTE)?;
-    let cost_micros = cfg.pricing.price_micros(capacity_bytes, duration_seconds);
+    purchase::begin(&state, &caller, keyed.as_ref(), reservation)?;
     let token = new_token()?;
     let new = NewLease {
         lease_id: ids::lease_id(),
@@ -90,7 +95,6 @@ pub async fn create(State(state): State<AppState>, caller: Caller, headers: Head
             webhooks_pending: 0,
         }),
         duration_seconds,
-        cost_micros,
     };
     let idem = keyed.as_ref().map(|k| {
         k.seal(&[
@@ -224,36 +228,24 @@ pub async fn drop_message(
             Part::Value(blake3::hash(&body.bytes).as_bytes()),
         ])
     });
-    let bytes = body.bytes.clone();
-    let (body_ref, inline_body) = bodies::store(&state, bytes).await?;
-    let outcome = state
+    let small = blobs::small(&state, body.bytes.clone()).await?;
+    let answer = state
         .ledger
         .write(
             idem,
             Command::DropMessage {
                 token_hash_hex: hash.to_hex().to_string(),
                 content_type,
-                body: body_ref.clone(),
-                inline_body,
+                body: small.body,
+                inline_body: small.inline,
             },
         )
         .await;
-    let message = match outcome {
-        Ok(Ok(Outcome::MessageDropped { message, .. })) => {
-            // A replay answers with the first message; our object (if any) is spare.
-            if body_ref.object_key.is_some() && message.body.object_key != body_ref.object_key {
-                bodies::discard(&state, &body_ref).await;
-            }
-            message
-        }
-        other => {
-            bodies::discard(&state, &body_ref).await;
-            return Err(match other {
-                Ok(Ok(o)) => ApiError::unexpected(o),
-                Ok(Err(rejection)) => ApiError::from_rejection(rejection, "mailbox"),
-                Err(e) => e.into(),
-            });
-        }
+    small.staged.settle(&state, &answer).await;
+    let message = match answer? {
+        Ok(Outcome::MessageDropped { message, .. }) => message,
+        Ok(other) => return Err(ApiError::unexpected(other)),
+        Err(rejection) => return Err(ApiError::from_rejection(rejection, "mailbox")),
     };
     state.metrics.messages_dropped.inc();
     Ok((

@@ -1,19 +1,20 @@
-//! `GET /api/pricing` and `GET /api/quote`: the live figures, computed by the same formula the
-//! ledger charges with.
+//! `GET /api/pricing` and `GET /api/quote`: the cluster's prices, read from the ledger after a
+//! read barrier (so every node answers alike, and a price just changed shows at once), by the same
+//! formula the ledger charges with.
 
 use axum::extract::{RawQuery, State};
 use axum::Json;
 use serde_json::{json, Value};
 
 use crate::error::ApiResult;
-use crate::headers::{query_map, query_u64};
+use crate::headers::{check_duration, query_map, query_u64};
 use crate::render;
 use crate::state::AppState;
 
-pub async fn pricing(State(state): State<AppState>) -> Json<Value> {
+pub async fn pricing(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     let cfg = &state.config;
-    let p = cfg.pricing;
-    Json(json!({
+    let p = state.ledger.linearizable().await?.pricing()?;
+    Ok(Json(json!({
         "status": "ok",
         "currency": "USDC",
         "rateUsdcPerGbDay": render::usdc(p.rate_micros_per_gb_day),
@@ -34,14 +35,18 @@ pub async fn pricing(State(state): State<AppState>) -> Json<Value> {
             "quote": "GET /api/quote?size_bytes={n}&duration_seconds={s}",
             "pricing": "GET /api/pricing",
         },
-    }))
+    })))
 }
 
 pub async fn quote(State(state): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
     let q = query_map(raw.as_deref())?;
     let size_bytes = query_u64(&q, "size_bytes")?;
     let duration_seconds = query_u64(&q, "duration_seconds")?;
-    let micros = state.config.price_checked("size_bytes", size_bytes, duration_seconds)?;
+    let cfg = &state.config;
+    cfg.check_object_size("size_bytes", size_bytes)?;
+    check_duration(duration_seconds, cfg.min_duration_seconds, cfg.max_duration_seconds)?;
+    let pricing = state.ledger.linearizable().await?.pricing()?;
+    let micros = pricing.price_micros(size_bytes, duration_seconds);
     let expires_at_ms = state
         .ledger
         .now_ms()

@@ -16,8 +16,9 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::headers::{optional_str, required_u64};
 use crate::idempotency::{self, Part};
+use crate::purchase::{self, Reservation};
 use crate::state::AppState;
-use crate::{ids, objects, range, render};
+use crate::{blobs, ids, objects, range, render};
 
 const FILE_NAME_MAX_BYTES: usize = 255;
 /// Objects up to this size are read whole and checked before the answer starts; larger ones
@@ -38,7 +39,7 @@ pub async fn create(
     let content_type = content_type(&headers)?;
     let keyed = idempotency::begin(&state, &headers, &caller.account_id, CREATE_ROUTE)?;
     let cfg = &state.config;
-    let cost_micros = cfg.price_checked("X-Size-Bytes", size_bytes, duration_seconds)?;
+    cfg.check_object_size("X-Size-Bytes", size_bytes)?;
     if let Some(length) = optional_str(&headers, "content-length")? {
         if length.parse::<u64>().ok() != Some(size_bytes) {
             return Err(ApiError::SizeMismatch {
@@ -47,42 +48,30 @@ pub async fn create(
             });
         }
     }
-    // Refuse before taking the bytes when the balance clearly cannot pay; the ledger checks again.
-    if let Some(account) = state.ledger.reader().account(&caller.account_id)? {
-        if account.balance_micros < cost_micros {
-            return Err(ApiError::InsufficientBalance {
-                balance_micros: account.balance_micros,
-                needed_micros: cost_micros,
-            });
-        }
-    }
+    purchase::begin(
+        &state,
+        &caller,
+        keyed.as_ref(),
+        Reservation {
+            billable_bytes: size_bytes,
+            duration_seconds,
+        },
+    )?;
 
     let _slot = state.limits.upload_slot(&caller.account_id).await?;
-    let object_key = ids::blob_key();
-    let uploaded = objects::upload(
-        &state.objects,
-        &object_key,
-        body,
-        size_bytes,
-        cfg.single_put_max_bytes,
-        cfg.multipart_part_bytes,
-    )
-    .await?;
-    state.metrics.bytes_uploaded.inc_by(uploaded.size_bytes);
-
+    let upload = blobs::upload(&state, body, size_bytes).await?;
     let new = NewLease {
         lease_id: ids::lease_id(),
         ledger_id: ids::ledger_id(),
         owner: caller.account_id.clone(),
         kind: LeaseKind::Storage {
-            object_key: uploaded.object_key,
+            object_key: upload.object_key,
             file_name,
             content_type,
-            size_bytes: uploaded.size_bytes,
-            blake3_hex: uploaded.blake3_hex,
+            size_bytes: upload.size_bytes,
+            blake3_hex: upload.blake3_hex,
         },
         duration_seconds,
-        cost_micros,
     };
     let idem = keyed.as_ref().map(|k| {
         k.seal(&[
@@ -93,28 +82,13 @@ pub async fn create(
             Part::Value(blake3_of(&new.kind).as_bytes()),
         ])
     });
-    let outcome = state.ledger.write(idem, Command::CreateLease(new)).await;
-    let lease = match outcome {
-        Ok(Ok(Outcome::LeaseCreated { lease, .. })) => lease,
-        Ok(Ok(other)) => {
-            objects::discard(&state.objects, &object_key).await;
-            return Err(ApiError::unexpected(other));
-        }
-        Ok(Err(rejection)) => {
-            objects::discard(&state.objects, &object_key).await;
-            return Err(ApiError::from_rejection(rejection, "account"));
-        }
-        Err(e) => {
-            // Unknown outcome: the blob stays only if the command did commit (the orphan sweeper
-            // handles the rare case of a lost answer); here the write is not acknowledged.
-            objects::discard(&state.objects, &object_key).await;
-            return Err(e.into());
-        }
+    let answer = state.ledger.write(idem, Command::CreateLease(new)).await;
+    upload.staged.settle(&state, &answer).await;
+    let lease = match answer? {
+        Ok(Outcome::LeaseCreated { lease, .. }) => lease,
+        Ok(other) => return Err(ApiError::unexpected(other)),
+        Err(rejection) => return Err(ApiError::from_rejection(rejection, "account")),
     };
-    // A retried request (same Idempotency-Key) answers with the first lease; our bytes are spare.
-    if !lease.kind.object_keys().contains(&object_key) {
-        objects::discard(&state.objects, &object_key).await;
-    }
     Ok((StatusCode::CREATED, Json(receipt(&lease)?)).into_response())
 }
 

@@ -12,8 +12,9 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use relay_api::auth::{key_hash, ADMIN_KEY_PREFIX, BOOTSTRAP_ACCOUNT_ID};
+use relay_raft::pricing::Pricing;
 use relay_raft::{Command, IdempotencyKey, Ledger, Outcome};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::server::NodeError;
 
@@ -26,15 +27,57 @@ pub struct Bootstrap<'a> {
     pub agent_key: Option<&'a str>,
     pub admin_key: Option<&'a str>,
     pub balance_micros: u64,
+    /// The prices the flags name: the cluster's, when this node founds it.
+    pub pricing: Pricing,
     /// Make new keys where none is given or saved: only the node that founds the cluster does;
     /// a member (restarted with or without `--join`) registers only keys it was given or keeps.
     pub mint: bool,
 }
 
-/// Registers the admin key and the first account with its agent key, unless already there.
+/// Registers the admin key and the first account with its agent key, and the founder's prices,
+/// unless already there.
 pub async fn ensure(ledger: &Ledger, b: Bootstrap<'_>) -> Result<(), NodeError> {
     ensure_admin_key(ledger, b.data_dir, b.admin_key, b.mint).await?;
+    ensure_pricing(ledger, b.pricing, b.mint).await?;
     ensure_account(ledger, b.data_dir, b.agent_key, b.balance_micros, b.mint).await
+}
+
+/// Seeds the cluster's prices from the founder's flags. Prices live in the ledger: a node whose
+/// flags say otherwise charges the ledger's, and says so.
+async fn ensure_pricing(ledger: &Ledger, flags: Pricing, founding: bool) -> Result<(), NodeError> {
+    // A member may still be catching up: its own state is enough for a warning.
+    let set = match founding {
+        true => ledger.linearizable().await?.pricing_set()?,
+        false => ledger.reader().pricing_set()?,
+    };
+    match set {
+        None if founding => {
+            let answer = ledger
+                .write(
+                    Some(IdempotencyKey::internal(BOOTSTRAP_ACCOUNT_ID, "bootstrap-pricing")),
+                    Command::SetPricing(flags),
+                )
+                .await?;
+            if let Err(rejection) = answer {
+                return Err(NodeError::Bootstrap(format!("prices: {rejection}")));
+            }
+            info!(
+                rate_micros_per_gb_day = flags.rate_micros_per_gb_day,
+                min_charge_micros = flags.min_charge_micros,
+                "bootstrap: cluster prices set"
+            );
+        }
+        Some(cluster) if cluster != flags => warn!(
+            cluster_rate_micros_per_gb_day = cluster.rate_micros_per_gb_day,
+            cluster_min_charge_micros = cluster.min_charge_micros,
+            flag_rate_micros_per_gb_day = flags.rate_micros_per_gb_day,
+            flag_min_charge_micros = flags.min_charge_micros,
+            "the cluster's prices (in the ledger) differ from this node's flags; the cluster's apply \
+             (change them with POST /cluster/pricing)"
+        ),
+        _ => {}
+    }
+    Ok(())
 }
 
 /// The given key, else the saved one, else (when minting) a new one; and whether it is new.

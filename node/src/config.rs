@@ -128,10 +128,12 @@ pub struct ServeArgs {
     /// request's Host header over http.
     #[arg(long, env = "RELAY_PUBLIC_URL")]
     pub public_url: Option<String>,
-    /// Price in micro-USDC per GiB-day.
+    /// Price in micro-USDC per GiB-day. The node that founds a cluster writes its prices into
+    /// the ledger; after that the ledger's apply on every node (change them with
+    /// `POST /cluster/pricing`).
     #[arg(long, env = "RELAY_RATE_MICROS_PER_GB_DAY", default_value_t = 1_000)]
     pub rate_micros_per_gb_day: u64,
-    /// Minimum charge per lease, micro-USDC.
+    /// Minimum charge per lease, micro-USDC (seeded into the ledger like the rate).
     #[arg(long, env = "RELAY_MIN_CHARGE_MICROS", default_value_t = 29)]
     pub min_charge_micros: u64,
     /// Snapshot the ledger (and purge the log behind it) every this many entries.

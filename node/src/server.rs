@@ -138,6 +138,10 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
             agent_key: args.bootstrap_api_key.as_deref(),
             admin_key: args.admin_api_key.as_deref(),
             balance_micros: args.bootstrap_balance_micros()?,
+            pricing: Pricing {
+                rate_micros_per_gb_day: args.rate_micros_per_gb_day,
+                min_charge_micros: args.min_charge_micros,
+            },
             mint,
         },
     )
@@ -178,10 +182,6 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
     );
 
     let api_config = ApiConfig {
-        pricing: Pricing {
-            rate_micros_per_gb_day: args.rate_micros_per_gb_day,
-            min_charge_micros: args.min_charge_micros,
-        },
         min_duration_seconds: args.min_duration_seconds,
         max_duration_seconds: args.max_duration_seconds,
         max_object_bytes: args.max_object_bytes,

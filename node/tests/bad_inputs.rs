@@ -161,6 +161,12 @@ fn cases() -> Vec<Case> {
         admin("remove an unknown node", "POST", "/cluster/remove", Some(common::SECRET), r#"{"node_id":9}"#, 404, "not_found"),
         admin("join with node id zero", "POST", "/cluster/join", Some(common::SECRET), r#"{"node_id":0,"raft_addr":"127.0.0.1:1","http_addr":"x"}"#, 422, "invalid_value"),
         admin("join with a bad address", "POST", "/cluster/join", Some(common::SECRET), r#"{"node_id":2,"raft_addr":"nowhere","http_addr":"x"}"#, 422, "invalid_value"),
+        admin("pricing without a secret", "POST", "/cluster/pricing", None, r#"{"rate_micros_per_gb_day":1}"#, 401, "unauthorized"),
+        admin("pricing with malformed JSON", "POST", "/cluster/pricing", Some(common::SECRET), "{", 400, "bad_request"),
+        admin("pricing with nothing to change", "POST", "/cluster/pricing", Some(common::SECRET), "{}", 400, "bad_request"),
+        admin("pricing with a negative rate", "POST", "/cluster/pricing", Some(common::SECRET), r#"{"rate_micros_per_gb_day":-5}"#, 400, "bad_request"),
+        admin("pricing with an unknown field", "POST", "/cluster/pricing", Some(common::SECRET), r#"{"min_charge_micros":1,"currency":"EUR"}"#, 400, "bad_request"),
+        admin("pricing beyond the cap", "POST", "/cluster/pricing", Some(common::SECRET), r#"{"min_charge_micros":1000000000001}"#, 422, "invalid_value"),
         with("bidi override in file name", &[("x-file-name", "invoice\u{202e}fdp.exe")], 400, "invalid_header"),
         with("zero-width space in file name", &[("x-file-name", "a\u{200b}.txt")], 400, "invalid_header"),
         with("admin key on an agent route", &[("authorization", "ADMIN")], 403, "forbidden"),
@@ -340,6 +346,7 @@ async fn no_route_answers_a_5xx_to_anything() {
         ("POST", "/cluster/join".into()),
         ("POST", "/cluster/promote".into()),
         ("POST", "/cluster/remove".into()),
+        ("POST", "/cluster/pricing".into()),
     ];
     for id in ids(&lease) {
         targets.push(("GET", format!("/api/download/{id}")));

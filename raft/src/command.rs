@@ -60,7 +60,10 @@ pub enum Command {
     /// Let an admin key (stored as its blake3 hash, hex) administer the cluster. Admin keys act for
     /// no account, and no account key is ever an admin key.
     AddAdminKey { key_hash_hex: String },
-    /// Debit the owner and create the lease, or do neither.
+    /// Replace the cluster's prices (an admin's act; seeded by the founding node from its flags).
+    SetPricing(crate::pricing::Pricing),
+    /// Debit the owner the price of the lease (by the prices in the ledger) and create it, or do
+    /// neither.
     CreateLease(NewLease),
     /// Append to a lease's access history. With `owner`, only that owner's lease counts; the
     /// answer carries the lease, so this one write is also the linearizable access check.
@@ -178,7 +181,6 @@ pub struct NewLease {
     pub owner: String,
     pub kind: LeaseKind,
     pub duration_seconds: u64,
-    pub cost_micros: u64,
 }
 
 pub type Response = Result<Outcome, Rejection>;
@@ -192,6 +194,9 @@ pub enum Outcome {
     },
     ApiKeyAdded,
     AdminKeyAdded,
+    PricingSet {
+        pricing: crate::pricing::Pricing,
+    },
     LeaseCreated {
         lease: Lease,
         balance_micros: u64,

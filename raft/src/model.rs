@@ -131,6 +131,16 @@ impl LeaseKind {
         }
     }
 
+    /// The bytes a lease of this kind is charged for: the object's size, the checkpoint's
+    /// reserved body, the mailbox's capacity.
+    pub fn billable_bytes(&self) -> u64 {
+        match self {
+            LeaseKind::Storage { size_bytes, .. } => *size_bytes,
+            LeaseKind::Checkpoint(c) => c.max_body_bytes,
+            LeaseKind::Mailbox(m) => m.capacity_bytes,
+        }
+    }
+
     /// Object store keys this lease holds bytes under.
     pub fn object_keys(&self) -> Vec<String> {
         match self {

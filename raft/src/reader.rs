@@ -237,6 +237,16 @@ impl StateReader {
         Ok(true)
     }
 
+    /// The cluster's prices: the ones set in the ledger, or the defaults before any were.
+    pub fn pricing(&self) -> Result<crate::pricing::Pricing, StoreError> {
+        Ok(self.pricing_set()?.unwrap_or_default())
+    }
+
+    /// The prices set in the ledger, if any have been.
+    pub fn pricing_set(&self) -> Result<Option<crate::pricing::Pricing>, StoreError> {
+        self.get("meta", crate::store::keys::META_PRICING)
+    }
+
     /// Whether a webhook delivery is still queued under `key` (read now, not from a scan's view).
     pub fn delivery_queued(&self, key: &[u8]) -> Result<bool, StoreError> {
         Ok(self.db.get_pinned_cf(cf(&self.db, "webhooks")?, key)?.is_some())

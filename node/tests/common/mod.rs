@@ -448,11 +448,36 @@ impl Cluster {
         objects_url: &str,
         env: &[(String, String)],
     ) -> Cluster {
+        Cluster::start_nodes(n, extra, objects, objects_url, env, &mut |_, _| Vec::new()).await
+    }
+
+    /// Like [`Cluster::start`], with more arguments for node `i` (0-based) chosen by `per_node`
+    /// when it starts, from the nodes already running.
+    pub async fn start_each(
+        n: usize,
+        extra: &[&str],
+        per_node: &mut dyn FnMut(usize, &[Relay]) -> Vec<String>,
+    ) -> Cluster {
+        let objects = tempfile::tempdir().expect("tempdir");
+        let objects_url = format!("file://{}", objects.path().display());
+        Cluster::start_nodes(n, extra, objects, &objects_url, &[], per_node).await
+    }
+
+    async fn start_nodes(
+        n: usize,
+        extra: &[&str],
+        objects: tempfile::TempDir,
+        objects_url: &str,
+        env: &[(String, String)],
+        per_node: &mut dyn FnMut(usize, &[Relay]) -> Vec<String>,
+    ) -> Cluster {
         let mut nodes = Vec::new();
         for id in 1..=n {
             let id_s = id.to_string();
+            let own = per_node(id - 1, &nodes);
             let mut args = vec!["--node-id", &id_s, "--cluster-secret", SECRET, "--objects", objects_url];
             args.extend_from_slice(extra);
+            args.extend(own.iter().map(String::as_str));
             let join;
             if id > 1 {
                 join = nodes.first().map(|n: &Relay| n.base.clone()).unwrap();

@@ -46,7 +46,6 @@ fn create(lease_id: &str, workflow_id: &str, (body, inline_body): (BodyRef, Opti
                 body,
             }),
             duration_seconds: 10,
-            cost_micros: 5,
         },
         inline_body,
     }
@@ -116,7 +115,12 @@ fn versions_and_compare_and_set() {
     );
     assert_eq!(r[2], Err(Rejection::WorkflowExists));
     assert_eq!(raw(&db, "bodies"), before);
-    assert_eq!(all::<crate::model::Account>(&db, "accounts")[0].1.balance_micros, 95);
+    // One lease charged, at the default prices' minimum.
+    let charged = crate::pricing::Pricing::default().min_charge_micros;
+    assert_eq!(
+        all::<crate::model::Account>(&db, "accounts")[0].1.balance_micros,
+        100 - charged
+    );
     let r = apply_all(&db, &[at(T0 + 3, put(None, inline(b"{\"n\":3}")))]);
     assert_eq!(version(&r[0]), 3);
 }

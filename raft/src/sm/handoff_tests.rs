@@ -67,7 +67,6 @@ fn setup() -> (tempfile::TempDir, std::sync::Arc<rocksdb::DB>) {
                         blake3_hex: "00".into(),
                     },
                     duration_seconds: 100,
-                    cost_micros: 1,
                 }),
             ),
         ],

@@ -3,7 +3,9 @@
 use crate::command::{NewLease, Outcome, Rejection, Response};
 use crate::error::StoreError;
 use crate::model::{Access, AccessActor, Lease, LeaseKind, LeaseState};
-use crate::sm::{accounts, handoffs, mailbox, objects, ACCESS_HISTORY_MAX, BYTES_HOLD_MS, TOMBSTONE_RETENTION_MS};
+use crate::sm::{
+    accounts, handoffs, mailbox, objects, pricing, ACCESS_HISTORY_MAX, BYTES_HOLD_MS, TOMBSTONE_RETENTION_MS,
+};
 use crate::store::keys::{self, Timer};
 use crate::store::txn::Txn;
 
@@ -27,7 +29,8 @@ pub fn create(txn: &mut Txn<'_>, now_ms: u64, new: &NewLease) -> Result<Response
             return Ok(Err(Rejection::Invalid("object key is queued for deletion".into())));
         }
     }
-    let balance_micros = match accounts::debit(txn, &new.owner, new.cost_micros)? {
+    let cost_micros = pricing::charge(txn, &new.kind, new.duration_seconds)?;
+    let balance_micros = match accounts::debit(txn, &new.owner, cost_micros)? {
         Ok(left) => left,
         Err(rejection) => return Ok(Err(rejection)),
     };
@@ -39,7 +42,7 @@ pub fn create(txn: &mut Txn<'_>, now_ms: u64, new: &NewLease) -> Result<Response
         created_at_ms: now_ms,
         expires_at_ms,
         duration_seconds: new.duration_seconds,
-        cost_micros: new.cost_micros,
+        cost_micros,
         state: LeaseState::Active,
         access_count: 0,
         recent_access: Vec::new(),

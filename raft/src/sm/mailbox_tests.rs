@@ -54,7 +54,6 @@ fn setup(keep_on_read: bool) -> (tempfile::TempDir, std::sync::Arc<rocksdb::DB>)
                             webhooks_pending: 0,
                         }),
                         duration_seconds: 10,
-                        cost_micros: 5,
                     },
                 },
             ),

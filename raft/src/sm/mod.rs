@@ -3,7 +3,7 @@
 //! [`apply_request`] is a pure function of the stored state and the [`Request`]: it reads no clock,
 //! no randomness and no network. Time is the cluster clock, `max(stored clock, request.now_ms)`, so
 //! it never runs backwards across leader changes. One file per command family:
-//! [`accounts`], [`leases`], [`checkpoints`], [`mailbox`], [`handoffs`], [`sweep`]; [`dedup`] answers retried commands.
+//! [`accounts`], [`leases`], [`checkpoints`], [`mailbox`], [`handoffs`], [`pricing`], [`sweep`]; [`dedup`] answers retried commands.
 
 pub mod accounts;
 pub mod bodies;
@@ -13,6 +13,7 @@ pub mod handoffs;
 pub mod leases;
 pub mod mailbox;
 pub mod objects;
+pub mod pricing;
 pub mod sweep;
 
 use crate::command::{Command, Outcome, Rejection, Request, Response, BATCH_MAX};
@@ -106,6 +107,7 @@ fn apply_command(txn: &mut Txn<'_>, now_ms: u64, command: &Command) -> Result<Re
             key_hash_hex,
         } => accounts::add_key(txn, account_id, key_hash_hex),
         Command::AddAdminKey { key_hash_hex } => accounts::add_admin_key(txn, key_hash_hex),
+        Command::SetPricing(p) => pricing::set(txn, p),
         Command::CreateLease(new) => leases::create(txn, now_ms, new),
         Command::RecordAccess { lease_id, actor, owner } => {
             leases::record_access(txn, now_ms, lease_id, *actor, owner.as_deref())

@@ -11,6 +11,7 @@ use crate::command::{Command, IdempotencyKey, NewLease, Outcome, Request, Served
 use crate::model::{
     AccessActor, Account, BodyRef, Checkpoint, Handoff, Lease, LeaseKind, LeaseState, Mailbox, Message, Webhook,
 };
+use crate::pricing::Pricing;
 use crate::sm::apply_entry;
 use crate::store::keys::{self, Timer};
 use crate::store::{cf, decode, open_db, snapshot, STATE_CFS};
@@ -30,7 +31,7 @@ fn arb_command() -> impl Strategy<Value = Command> {
             account_id: a,
             balance_micros: OPENING_BALANCE
         }),
-        (account.clone(), lease.clone(), 1u64..30, 0u64..4_000).prop_map(|(owner, lease_id, duration, cost)| {
+        (account.clone(), lease.clone(), 1u64..30, 0u64..4_000).prop_map(|(owner, lease_id, duration, _cost)| {
             Command::CreateLease(NewLease {
                 ledger_id: format!("led_{lease_id}"),
                 kind: LeaseKind::Storage {
@@ -43,7 +44,6 @@ fn arb_command() -> impl Strategy<Value = Command> {
                 lease_id,
                 owner,
                 duration_seconds: duration,
-                cost_micros: cost,
             })
         }),
         (lease.clone(), proptest::option::of(account.clone())).prop_map(|(lease_id, owner)| Command::RecordAccess {
@@ -62,6 +62,10 @@ fn arb_command() -> impl Strategy<Value = Command> {
         )
         .prop_map(|object_keys| Command::RecordObjectsDeleted { object_keys }),
         lease.clone().prop_map(|lease_id| Command::ReleaseBytes { lease_id }),
+        (0u64..2_000_000_000, 0u64..4_000).prop_map(|(rate, min)| Command::SetPricing(Pricing {
+            rate_micros_per_gb_day: rate,
+            min_charge_micros: min,
+        })),
     ]
 }
 
@@ -102,7 +106,7 @@ fn arb_checkpoint_command() -> impl Strategy<Value = Command> {
             0u64..2_000,
             arb_body()
         )
-            .prop_map(|(owner, workflow_id, lease_id, duration, cost, (body, inline_body))| {
+            .prop_map(|(owner, workflow_id, lease_id, duration, _cost, (body, inline_body))| {
                 Command::CreateCheckpoint {
                     new: NewLease {
                         ledger_id: format!("led_{lease_id}"),
@@ -116,7 +120,6 @@ fn arb_checkpoint_command() -> impl Strategy<Value = Command> {
                         lease_id,
                         owner,
                         duration_seconds: duration,
-                        cost_micros: cost,
                     },
                     inline_body,
                 }
@@ -218,7 +221,7 @@ fn arb_mailbox_command() -> impl Strategy<Value = Command> {
             any::<bool>(),
             any::<bool>()
         )
-            .prop_map(|(owner, n, duration, cost, max_messages, keep_on_read, webhook)| {
+            .prop_map(|(owner, n, duration, _cost, max_messages, keep_on_read, webhook)| {
                 Command::CreateMailbox {
                     new: NewLease {
                         lease_id: lease_id(n),
@@ -240,7 +243,6 @@ fn arb_mailbox_command() -> impl Strategy<Value = Command> {
                             webhooks_pending: 0,
                         }),
                         duration_seconds: duration,
-                        cost_micros: cost,
                     },
                 }
             }),
@@ -767,6 +769,13 @@ fn expiry_is_exact_and_sweep_queues_bytes() {
             ),
             create(
                 t0,
+                Command::SetPricing(Pricing {
+                    rate_micros_per_gb_day: 0,
+                    min_charge_micros: 40,
+                }),
+            ),
+            create(
+                t0,
                 Command::CreateLease(NewLease {
                     lease_id: lease_id(1),
                     ledger_id: "led_1".into(),
@@ -779,7 +788,6 @@ fn expiry_is_exact_and_sweep_queues_bytes() {
                         blake3_hex: "00".into(),
                     },
                     duration_seconds: 2,
-                    cost_micros: 40,
                 }),
             ),
         ],
@@ -813,6 +821,16 @@ fn expiry_is_exact_and_sweep_queues_bytes() {
     let lease: Lease = all(&db, "leases").remove(0).1;
     assert_eq!(lease.state, LeaseState::Expired { at_ms: t0 + 2_000 });
     // Insufficient balance: nothing is created and nothing is charged.
+    let set_min = |now, min| {
+        create(
+            now,
+            Command::SetPricing(Pricing {
+                rate_micros_per_gb_day: 0,
+                min_charge_micros: min,
+            }),
+        )
+    };
+    apply_all(&db, &[set_min(t0 + 3_000, 61)]);
     let rejected = apply_all(
         &db,
         &[create(
@@ -829,7 +847,6 @@ fn expiry_is_exact_and_sweep_queues_bytes() {
                     blake3_hex: "00".into(),
                 },
                 duration_seconds: 10,
-                cost_micros: 61,
             }),
         )],
     )
@@ -843,6 +860,7 @@ fn expiry_is_exact_and_sweep_queues_bytes() {
     );
     assert_eq!(all::<Lease>(&db, "leases").len(), 1);
     // Bytes queued for deletion can never back a new lease.
+    apply_all(&db, &[set_min(t0 + 3_000, 1)]);
     let reused = apply_all(
         &db,
         &[create(
@@ -853,10 +871,71 @@ fn expiry_is_exact_and_sweep_queues_bytes() {
                 owner: "acct_a".into(),
                 kind: lease.kind.clone(),
                 duration_seconds: 10,
-                cost_micros: 1,
             }),
         )],
     )
     .remove(0);
     assert!(matches!(reused, Err(crate::Rejection::Invalid(_))), "{reused:?}");
+}
+
+/// The state machine charges by the prices in the ledger, not by anything the command says:
+/// the same lease costs what the current prices make it, and a price change applies to the next
+/// purchase only.
+#[test]
+fn charges_follow_the_ledgers_prices() {
+    let (_dir, db) = fresh_db();
+    let at = |now_ms, command| Request {
+        now_ms,
+        idempotency: None,
+        command,
+    };
+    let lease = |n: u8| {
+        Command::CreateLease(NewLease {
+            lease_id: lease_id(n),
+            ledger_id: format!("led_{n}"),
+            owner: "acct_a".into(),
+            kind: LeaseKind::Storage {
+                object_key: format!("blobs/{n}"),
+                file_name: "f".into(),
+                content_type: "text/plain".into(),
+                size_bytes: 1 << 30,
+                blake3_hex: "00".into(),
+            },
+            duration_seconds: 86_400,
+        })
+    };
+    let set = |rate, min| {
+        Command::SetPricing(Pricing {
+            rate_micros_per_gb_day: rate,
+            min_charge_micros: min,
+        })
+    };
+    let r = apply_all(
+        &db,
+        &[
+            at(
+                1,
+                Command::CreateAccount {
+                    account_id: "acct_a".into(),
+                    balance_micros: 1_000_000,
+                },
+            ),
+            at(2, lease(1)),
+            at(3, set(5_000, 10)),
+            at(4, lease(2)),
+            at(5, set(crate::sm::pricing::PRICE_MAX_MICROS + 1, 0)),
+            at(6, lease(3)),
+        ],
+    );
+    let cost = |r: &crate::command::Response| match r {
+        Ok(Outcome::LeaseCreated { lease, .. }) => lease.cost_micros,
+        other => panic!("{other:?}"),
+    };
+    // One GiB-day: the default rate, then the new one.
+    assert_eq!(cost(&r[1]), Pricing::default().rate_micros_per_gb_day);
+    assert_eq!(cost(&r[3]), 5_000);
+    assert!(matches!(r[4], Err(crate::Rejection::Invalid(_))), "{:?}", r[4]);
+    assert_eq!(cost(&r[5]), 5_000, "a refused change leaves the prices as they were");
+    let account: crate::model::Account = all(&db, "accounts").remove(0).1;
+    assert_eq!(account.balance_micros, 1_000_000 - 1_000 - 5_000 - 5_000);
 }

@@ -4,6 +4,8 @@
 pub const META_LAST_APPLIED: &[u8] = b"last_applied";
 pub const META_MEMBERSHIP: &[u8] = b"membership";
 pub const META_CLOCK_MS: &[u8] = b"clock_ms";
+/// The cluster's prices ([`crate::pricing::Pricing`]).
+pub const META_PRICING: &[u8] = b"pricing";
 
 /// `raft` keys.
 pub const RAFT_VOTE: &[u8] = b"vote";

@@ -1,0 +1,52 @@
+//! The path every paid create walks before its command is proposed: the reservation is priced
+//! by the cluster's prices (replicated in the ledger, the same on every node), its duration is
+//! checked against the limits, and the payer's balance is pre-checked, so a purchase that clearly
+//! cannot be paid is refused before any bytes are taken. The ledger prices and debits again when
+//! it applies the command; that charge is the one that counts.
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::headers::check_duration;
+use crate::idempotency::Keyed;
+use crate::state::AppState;
+
+/// What a create asks to buy: `billable_bytes` (the object's size, a checkpoint's reserved body,
+/// a mailbox's capacity) for `duration_seconds`.
+#[derive(Clone, Copy, Debug)]
+pub struct Reservation {
+    pub billable_bytes: u64,
+    pub duration_seconds: u64,
+}
+
+/// The price of `reservation` by the prices this node has applied, after checking its duration.
+pub fn quote(state: &AppState, reservation: Reservation) -> ApiResult<u64> {
+    let cfg = &state.config;
+    check_duration(
+        reservation.duration_seconds,
+        cfg.min_duration_seconds,
+        cfg.max_duration_seconds,
+    )?;
+    let pricing = state.ledger.reader().pricing()?;
+    Ok(pricing.price_micros(reservation.billable_bytes, reservation.duration_seconds))
+}
+
+/// Prices `reservation` and refuses it when the payer's balance clearly cannot pay; a retry of a
+/// keyed request the ledger already answered is not refused (the ledger replays its answer).
+pub fn begin(state: &AppState, payer: &Caller, keyed: Option<&Keyed>, reservation: Reservation) -> ApiResult<u64> {
+    let cost_micros = quote(state, reservation)?;
+    let reader = state.ledger.reader();
+    if let Some(k) = keyed {
+        if reader.idempotency_record(k.scope(), k.key())?.is_some() {
+            return Ok(cost_micros);
+        }
+    }
+    if let Some(account) = reader.account(&payer.account_id)? {
+        if account.balance_micros < cost_micros {
+            return Err(ApiError::InsufficientBalance {
+                balance_micros: account.balance_micros,
+                needed_micros: cost_micros,
+            });
+        }
+    }
+    Ok(cost_micros)
+}
