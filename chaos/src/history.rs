@@ -57,6 +57,9 @@ pub enum Op {
         lease_id: Option<String>,
         expires_at_ms: Option<u64>,
     },
+    /// After the run: body numbers the account holds more than one Storage lease of (each create
+    /// and its retry carry one Idempotency-Key, so one body must make at most one lease).
+    Census { duplicated: Vec<(u64, u32)> },
     /// Storage download; whether the bytes were exactly the created body.
     Download {
         lease_id: String,

@@ -1,4 +1,6 @@
 //! Every checkpoint register's history must be linearizable (compare-and-set register model).
+//! A write and its retry (one Idempotency-Key, one value) are one operation, from the first
+//! attempt's invocation to the answer that settled it: the service promises one effect for both.
 
 use std::collections::BTreeMap;
 
@@ -13,9 +15,10 @@ pub const INITIAL: State = (1, 0);
 const SLICE_TAIL: usize = 12;
 
 pub fn check(history: &[Entry], params: Params) -> Vec<Violation> {
+    let merged = merge_retries(history);
     let mut by_key: BTreeMap<&str, Vec<(usize, LinOp)>> = BTreeMap::new();
     let mut vanished = Vec::new();
-    for e in history {
+    for e in &merged {
         let (key, op) = match (&e.op, e.outcome) {
             (
                 Op::Read {
@@ -108,6 +111,45 @@ pub fn check(history: &[Entry], params: Params) -> Vec<Violation> {
         }
     }
     violations
+}
+
+/// The history with each write's attempts (same register, same value) folded into one entry:
+/// invoked when the first was, and settled by an acknowledgement, else by a 412 (a retry refused
+/// by the ledger means the key's one effect was that refusal), else unknown if any attempt was.
+fn merge_retries(history: &[Entry]) -> Vec<Entry> {
+    let mut attempts: std::collections::HashMap<(&str, u64), Vec<&Entry>> = std::collections::HashMap::new();
+    for e in history {
+        if let Op::Cas { key, value, .. } = &e.op {
+            attempts.entry((key.as_str(), *value)).or_default().push(e);
+        }
+    }
+    let mut out = Vec::with_capacity(history.len());
+    for e in history {
+        let Op::Cas { key, value, .. } = &e.op else {
+            out.push(e.clone());
+            continue;
+        };
+        let all = &attempts[&(key.as_str(), *value)];
+        if all.len() == 1 {
+            out.push(e.clone());
+            continue;
+        }
+        // Emitted once, at the first attempt's place.
+        if all[0].index != e.index {
+            continue;
+        }
+        let settled = all
+            .iter()
+            .find(|a| a.outcome == Outcome::Ok)
+            .or_else(|| all.iter().find(|a| a.outcome == Outcome::Fail && a.status == Some(412)))
+            .or_else(|| all.iter().find(|a| a.outcome == Outcome::Unknown))
+            .unwrap_or(&all[0]);
+        let mut one = (*settled).clone();
+        one.index = e.index;
+        one.invoke_us = all.iter().map(|a| a.invoke_us).min().unwrap_or(e.invoke_us);
+        out.push(one);
+    }
+    out
 }
 
 /// The prefix of the history (operations invoked before some instant, those still running then
@@ -218,6 +260,23 @@ mod tests {
         h.ok(0, 100, cas(1, 5, Some(3)));
         let v = check(&h.0, P);
         assert!(v.iter().any(|v| v.message.contains("reported version 3")), "{v:?}");
+    }
+
+    /// A lost answer, a read that sees the write, then the retry's replayed acknowledgement:
+    /// one write, linearizable. Two effects of one key (the value written twice) are not.
+    #[test]
+    fn a_retry_is_one_write_with_its_first_attempt() {
+        let mut h = Builder::default();
+        h.unknown(0, 10, cas(1, 5, None))
+            .ok(20, 30, read(2, 5))
+            .ok(40, 50, cas(1, 5, Some(2)));
+        assert!(check(&h.0, P).is_empty(), "{:?}", check(&h.0, P));
+        let mut h = Builder::default();
+        h.unknown(0, 10, cas(1, 5, None))
+            .ok(20, 30, read(2, 5))
+            .ok(40, 50, cas(2, 5, Some(3)))
+            .ok(60, 70, read(3, 5));
+        assert!(!check(&h.0, P).is_empty());
     }
 
     #[test]

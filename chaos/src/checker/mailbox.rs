@@ -1,6 +1,8 @@
 //! Mailboxes: every picked-up message was dropped (never invented), into that mailbox, and is
 //! picked up at most once; every acknowledged drop is picked up by the end (the run drains every
-//! mailbox after the final restart) unless a pickup of it had an unknown outcome.
+//! mailbox after the final restart) unless a pickup of it had an unknown outcome. A drop and its
+//! retry (one Idempotency-Key, one body) make one message: it is picked up once, under the id
+//! any acknowledgement gave.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -9,13 +11,22 @@ use crate::history::{Entry, Op, Outcome};
 
 pub fn check(history: &[Entry]) -> Vec<Violation> {
     let mut violations = Vec::new();
-    // drop number → its drop operation (the last one, should a client ever retry).
+    // drop number → the attempt that speaks for it: an acknowledged one, else one that may have
+    // happened, else the refused first (a retry refused as in flight does not undo the first).
     let mut drops: HashMap<u64, &Entry> = HashMap::new();
     let mut picked: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
     let mut unknown_pickups: HashSet<(usize, &str)> = HashSet::new();
     for e in history {
         if let Op::Drop { drop, .. } = &e.op {
-            drops.insert(*drop, e);
+            let rank = |e: &Entry| match e.outcome {
+                Outcome::Ok => 2,
+                Outcome::Unknown => 1,
+                Outcome::Fail => 0,
+            };
+            let speaks = drops.get(drop).is_none_or(|prev| rank(e) > rank(prev));
+            if speaks {
+                drops.insert(*drop, e);
+            }
         }
     }
     for e in history {

@@ -1,6 +1,8 @@
 //! Storage leases: an acknowledged create is readable, with its exact bytes, from its
 //! acknowledgement until its `expires_at` unless deleted; nothing is served after `expires_at`
-//! (beyond the skew bound) or after an acknowledged delete.
+//! (beyond the skew bound) or after an acknowledged delete. A create and its retry (one
+//! Idempotency-Key, one body) make one lease: every acknowledgement names the same lease, and the
+//! final census finds no body with two.
 
 use std::collections::HashMap;
 
@@ -50,7 +52,7 @@ pub fn check(history: &[Entry], params: Params) -> Vec<Violation> {
             }
         }
     }
-    let mut violations = Vec::new();
+    let mut violations = once(history);
     for e in history {
         let (lease_id, body_ok) = match &e.op {
             Op::Download { lease_id, body_ok, .. } => (lease_id, *body_ok),
@@ -101,6 +103,55 @@ pub fn check(history: &[Entry], params: Params) -> Vec<Violation> {
                         ),
                         vec![],
                     );
+                }
+            }
+            _ => {}
+        }
+    }
+    violations
+}
+
+/// One effect per body: acknowledged creates of a body agree on its lease, and the census found
+/// no body with more than one.
+fn once(history: &[Entry]) -> Vec<Violation> {
+    let mut violations = Vec::new();
+    let mut first: HashMap<u64, (usize, &str)> = HashMap::new();
+    for e in history {
+        match (&e.op, e.outcome) {
+            (
+                Op::Create {
+                    body,
+                    lease_id: Some(id),
+                    ..
+                },
+                Outcome::Ok,
+            ) => match first.get(body) {
+                Some((at, other)) if *other != id.as_str() => violations.push(Violation {
+                    checker: "storage",
+                    key: format!("body {body}"),
+                    message: format!("one Idempotency-Key acknowledged two leases: {other} and {id}"),
+                    slice: slice(history, vec![*at, e.index]),
+                }),
+                Some(_) => {}
+                None => {
+                    first.insert(*body, (e.index, id));
+                }
+            },
+            (Op::Census { duplicated }, _) => {
+                for (body, leases) in duplicated {
+                    let mut s = vec![e.index];
+                    s.extend(
+                        history
+                            .iter()
+                            .filter(|c| matches!(&c.op, Op::Create { body: b, .. } if b == body))
+                            .map(|c| c.index),
+                    );
+                    violations.push(Violation {
+                        checker: "storage",
+                        key: format!("body {body}"),
+                        message: format!("one Idempotency-Key made {leases} leases"),
+                        slice: slice(history, s),
+                    });
                 }
             }
             _ => {}
@@ -171,6 +222,31 @@ mod tests {
         let mut h = Builder::default();
         h.ok(0, 1_000, create(5_000)).fail(2_000, 3_000, 404, delete());
         assert_eq!(check(&h.0, P).len(), 1);
+    }
+
+    #[test]
+    fn two_effects_of_one_key_are_caught() {
+        let other = Op::Create {
+            body: 1,
+            lease_id: Some("M".into()),
+            expires_at_ms: Some(5_000),
+        };
+        let mut h = Builder::default();
+        h.unknown(0, 1_000, create(5_000)).ok(1_000, 2_000, create(5_000));
+        assert!(check(&h.0, P).is_empty());
+        h.ok(2_000, 3_000, other);
+        assert!(check(&h.0, P)[0].message.contains("two leases"));
+        let mut h = Builder::default();
+        h.unknown(0, 1_000, create(5_000)).ok(1_000, 2_000, create(5_000)).ok(
+            9_000,
+            9_000,
+            Op::Census {
+                duplicated: vec![(1, 2)],
+            },
+        );
+        let v = check(&h.0, P);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].message.contains("made 2 leases"));
     }
 
     #[test]

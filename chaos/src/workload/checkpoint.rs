@@ -89,6 +89,51 @@ async fn read(ctx: &Ctx, client: &str, node: usize, k: &str) -> Result<Option<u6
     }
 }
 
+/// One compare-and-set write of `{"w": value}` (keyed by `value`): the new version, or the
+/// definite refusal's status, or `Err(None)` when the outcome is unknown.
+async fn cas(
+    ctx: &Ctx,
+    client: &str,
+    node: usize,
+    k: &str,
+    expect: u64,
+    value: u64,
+    body: &str,
+) -> Result<u64, Option<u16>> {
+    let invoke = ctx.clock.now_us();
+    let result = ctx
+        .send(
+            ctx.http
+                .put(format!("{}/api/checkpoint/{k}", ctx.nodes[node]))
+                .header("authorization", &ctx.auth)
+                .header("if-match", expect.to_string())
+                .header("idempotency-key", format!("cas-{value}"))
+                .body(body.to_string()),
+        )
+        .await;
+    let new_version = match &result {
+        Ok(a) if a.status == 200 => header_u64(a, "x-checkpoint-version"),
+        _ => None,
+    };
+    ctx.record(
+        client,
+        node,
+        invoke,
+        &result,
+        Op::Cas {
+            key: k.to_string(),
+            expect,
+            value,
+            new_version,
+        },
+    );
+    match (&result, new_version) {
+        (_, Some(v)) => Ok(v),
+        (Ok(a), None) if a.status < 500 => Err(Some(a.status)),
+        _ => Err(None),
+    }
+}
+
 pub async fn client(ctx: Arc<Ctx>, regs: Arc<Registers>, name: String, mut rng: StdRng) {
     let id: u64 = name.rsplit('-').next().and_then(|s| s.parse().ok()).unwrap_or(0);
     let mut seen: HashMap<String, u64> = HashMap::new();
@@ -102,41 +147,24 @@ pub async fn client(ctx: Arc<Ctx>, regs: Arc<Registers>, name: String, mut rng: 
             Some(expect) if rng.random_bool(0.6) => {
                 counter += 1;
                 let value = ((id + 1) << 40) | counter;
-                let invoke = ctx.clock.now_us();
-                let result = ctx
-                    .send(
-                        ctx.http
-                            .put(format!("{}/api/checkpoint/{k}", ctx.nodes[node]))
-                            .header("authorization", &ctx.auth)
-                            .header("if-match", expect.to_string())
-                            .body(super::padded_json("w", value, &mut rng)),
-                    )
-                    .await;
-                let new_version = match &result {
-                    Ok(a) if a.status == 200 => header_u64(a, "x-checkpoint-version"),
-                    _ => None,
-                };
-                ctx.record(
-                    &name,
-                    node,
-                    invoke,
-                    &result,
-                    Op::Cas {
-                        key: k.clone(),
-                        expect,
-                        value,
-                        new_version,
-                    },
-                );
-                match new_version {
-                    Some(v) => {
+                let body = super::padded_json("w", value, &mut rng);
+                let mut answer = cas(&ctx, &name, node, &k, expect, value, &body).await;
+                // An unknown outcome is retried once with the same Idempotency-Key: a replay of
+                // the first write's answer, or the write itself, never both (the register model
+                // then admits one effect only).
+                if matches!(answer, Err(None)) {
+                    ctx.think(&mut rng, true).await;
+                    answer = cas(&ctx, &name, ctx.node(&mut rng), &k, expect, value, &body).await;
+                }
+                match answer {
+                    Ok(v) => {
                         seen.insert(k, v);
                         false
                     }
-                    None => {
+                    Err(status) => {
                         // Refused or unknown: learn the version again before the next write.
                         seen.remove(&k);
-                        !matches!(&result, Ok(a) if a.status == 412)
+                        status != Some(412)
                     }
                 }
             }

@@ -107,31 +107,15 @@ pub async fn client(ctx: Arc<Ctx>, boxes: Arc<Mailboxes>, name: String, mut rng:
         let failed = if rng.random_bool(0.55) {
             counter += 1;
             let drop = ((id + 1) << 40) | counter;
-            let invoke = ctx.clock.now_us();
-            let result = ctx
-                .send(
-                    ctx.http
-                        .post(format!("{}{}", ctx.nodes[node], boxes.boxes[m].1))
-                        .header("content-type", "application/json")
-                        .body(super::padded_json("d", drop, &mut rng)),
-                )
-                .await;
-            let message_id = match &result {
-                Ok(a) if a.status == 201 => json(a)["id"].as_str().map(String::from),
-                _ => None,
-            };
-            ctx.record(
-                &name,
-                node,
-                invoke,
-                &result,
-                Op::Drop {
-                    mailbox: m,
-                    drop,
-                    message_id,
-                },
-            );
-            !matches!(&result, Ok(a) if a.status < 500)
+            let body = super::padded_json("d", drop, &mut rng);
+            let mut answered = drop_once(&ctx, &name, node, &boxes, m, drop, &body).await;
+            // An unknown outcome is retried once with the same Idempotency-Key and body: one
+            // message, whichever attempt made it.
+            if !answered {
+                ctx.think(&mut rng, true).await;
+                answered = drop_once(&ctx, &name, ctx.node(&mut rng), &boxes, m, drop, &body).await;
+            }
+            !answered
         } else {
             match list(&ctx, node, &boxes, m).await {
                 Some(ids) if !ids.is_empty() => {
@@ -145,6 +129,36 @@ pub async fn client(ctx: Arc<Ctx>, boxes: Arc<Mailboxes>, name: String, mut rng:
         };
         ctx.think(&mut rng, failed).await;
     }
+}
+
+/// One drop of `{"d": drop}` (keyed by `drop`); whether the answer was definite.
+async fn drop_once(ctx: &Ctx, client: &str, node: usize, boxes: &Mailboxes, m: usize, drop: u64, body: &str) -> bool {
+    let invoke = ctx.clock.now_us();
+    let result = ctx
+        .send(
+            ctx.http
+                .post(format!("{}{}", ctx.nodes[node], boxes.boxes[m].1))
+                .header("content-type", "application/json")
+                .header("idempotency-key", format!("drop-{drop}"))
+                .body(body.to_string()),
+        )
+        .await;
+    let message_id = match &result {
+        Ok(a) if a.status == 201 => json(a)["id"].as_str().map(String::from),
+        _ => None,
+    };
+    ctx.record(
+        client,
+        node,
+        invoke,
+        &result,
+        Op::Drop {
+            mailbox: m,
+            drop,
+            message_id,
+        },
+    );
+    matches!(&result, Ok(a) if a.status < 500)
 }
 
 /// After the final restart: every queued message picked up.

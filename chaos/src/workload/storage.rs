@@ -81,58 +81,79 @@ pub async fn client(ctx: Arc<Ctx>, leases: Arc<Leases>, name: String, mut rng: S
             _ => {
                 counter += 1;
                 let n = ((id + 1) << 40) | counter;
-                let bytes = body(n);
                 // Half expire within seconds, during the run; half outlive it.
                 let seconds = if rng.random_bool(0.5) {
                     rng.random_range(1..=6)
                 } else {
                     86_400
                 };
-                let invoke = ctx.clock.now_us();
-                let result = ctx
-                    .send(
-                        ctx.http
-                            .post(format!("{}/api/store", ctx.nodes[node]))
-                            .header("authorization", &ctx.auth)
-                            .header("x-file-name", "chaos.bin")
-                            .header("x-size-bytes", bytes.len().to_string())
-                            .header("x-duration-seconds", seconds.to_string())
-                            .body(bytes),
-                    )
-                    .await;
-                let (lease_id, expires_at_ms) = match &result {
-                    Ok(a) if a.status == 201 => {
-                        let v = json(a);
-                        (
-                            v["lease_id"].as_str().map(String::from),
-                            v["expires_at"].as_str().and_then(parse_ms),
-                        )
-                    }
-                    _ => (None, None),
-                };
-                if let Some(id) = &lease_id {
-                    leases
-                        .acked
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push((id.clone(), n));
+                let mut answered = create(&ctx, &leases, &name, node, n, seconds).await;
+                // An unknown outcome is retried once, with the same Idempotency-Key: the retry
+                // must answer with the lease the first made, if it made one, and its bytes.
+                if answered.is_none() {
+                    ctx.think(&mut rng, true).await;
+                    answered = create(&ctx, &leases, &name, ctx.node(&mut rng), n, seconds).await;
                 }
-                ctx.record(
-                    &name,
-                    node,
-                    invoke,
-                    &result,
-                    Op::Create {
-                        body: n,
-                        lease_id,
-                        expires_at_ms,
-                    },
-                );
-                matches!(&result, Ok(a) if a.status < 500)
+                answered.is_some()
             }
         };
         ctx.think(&mut rng, !answered).await;
     }
+}
+
+/// One create of body `n` (keyed by `n`); `Some(acknowledged)` when the answer was definite.
+async fn create(ctx: &Ctx, leases: &Leases, client: &str, node: usize, n: u64, seconds: u64) -> Option<bool> {
+    let bytes = body(n);
+    let invoke = ctx.clock.now_us();
+    let result = ctx
+        .send(
+            ctx.http
+                .post(format!("{}/api/store", ctx.nodes[node]))
+                .header("authorization", &ctx.auth)
+                .header("idempotency-key", format!("store-{n}"))
+                .header("x-file-name", file_name(n))
+                .header("x-size-bytes", bytes.len().to_string())
+                .header("x-duration-seconds", seconds.to_string())
+                .body(bytes),
+        )
+        .await;
+    let (lease_id, expires_at_ms) = match &result {
+        Ok(a) if a.status == 201 => {
+            let v = json(a);
+            (
+                v["lease_id"].as_str().map(String::from),
+                v["expires_at"].as_str().and_then(parse_ms),
+            )
+        }
+        _ => (None, None),
+    };
+    if let Some(id) = &lease_id {
+        let mut acked = leases.acked.lock().unwrap_or_else(|e| e.into_inner());
+        // A retry answered with the first create's lease is one lease, checked once at the end.
+        if !acked.iter().rev().take(RECENT).any(|(l, _)| l == id) {
+            acked.push((id.clone(), n));
+        }
+    }
+    ctx.record(
+        client,
+        node,
+        invoke,
+        &result,
+        Op::Create {
+            body: n,
+            lease_id,
+            expires_at_ms,
+        },
+    );
+    match &result {
+        Ok(a) if a.status < 500 => Some(a.status == 201),
+        _ => None,
+    }
+}
+
+/// The name a body's lease is stored under, so the final census can count leases per body.
+fn file_name(n: u64) -> String {
+    format!("chaos-{n}.bin")
 }
 
 fn parse_ms(ts: &str) -> Option<u64> {
@@ -171,5 +192,56 @@ pub async fn finish(ctx: &Arc<Ctx>, leases: &Leases, rng: &mut StdRng) -> Result
         w.await
             .map_err(|e| ChaosError::Workload(format!("final download worker: {e}")))??;
     }
-    Ok(())
+    census(ctx, rng).await
+}
+
+/// Listing pages read for the census, at most (200 leases each).
+const CENSUS_PAGES_MAX: usize = 5_000;
+
+/// Lists every lease of the account (tombstones included) and records the bodies that made more
+/// than one Storage lease.
+async fn census(ctx: &Arc<Ctx>, rng: &mut StdRng) -> Result<(), ChaosError> {
+    let mut per_body: std::collections::HashMap<u64, u32> = std::collections::HashMap::new();
+    let mut cursor: Option<String> = None;
+    let invoke = ctx.clock.now_us();
+    for _ in 0..CENSUS_PAGES_MAX {
+        let query = match &cursor {
+            Some(c) => format!("?limit=200&cursor={c}"),
+            None => "?limit=200".into(),
+        };
+        let (at, answer) = ctx
+            .until_definite("lease census", rng, |base| {
+                ctx.http
+                    .get(format!("{base}/api/leases{query}"))
+                    .header("authorization", &ctx.auth)
+            })
+            .await?;
+        super::expect_status("lease census", &answer, 200)?;
+        let page = json(&answer);
+        for lease in page["leases"].as_array().into_iter().flatten() {
+            let n = lease["file_name"]
+                .as_str()
+                .and_then(|f| f.strip_prefix("chaos-")?.strip_suffix(".bin")?.parse::<u64>().ok());
+            if let Some(n) = n {
+                *per_body.entry(n).or_default() += 1;
+            }
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => {
+                let mut duplicated: Vec<(u64, u32)> = per_body.into_iter().filter(|(_, c)| *c > 1).collect();
+                duplicated.sort_unstable();
+                let result = Ok(super::Answer {
+                    status: 200,
+                    headers: Default::default(),
+                    body: Vec::new(),
+                });
+                ctx.record("final", at, invoke, &result, Op::Census { duplicated });
+                return Ok(());
+            }
+        }
+    }
+    Err(ChaosError::Workload(format!(
+        "lease census: more than {CENSUS_PAGES_MAX} pages"
+    )))
 }
