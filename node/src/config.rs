@@ -52,6 +52,11 @@ pub enum ClusterAction {
 
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
+    /// A TOML file of settings, keys named like these flags without dashes
+    /// (`rate_micros_per_gb_day = 2000`); flags and `RELAY_*` variables override it. See
+    /// `relay.example.toml`.
+    #[arg(long, env = "RELAY_CONFIG")]
+    pub config: Option<PathBuf>,
     /// This node's id in the cluster (1 or more).
     #[arg(long, env = "RELAY_NODE_ID", default_value_t = 1)]
     pub node_id: u64,
@@ -207,6 +212,32 @@ pub struct ServeArgs {
     /// injecting proxy). Repeatable.
     #[arg(long, hide = true)]
     pub chaos_dial: Vec<String>,
+}
+
+/// Parses the command line; for `serve --config FILE`, the file's settings are added behind the
+/// flags given (which win). On a bad flag or file, prints why and returns exit code 2.
+pub fn parse(argv: Vec<std::ffi::OsString>) -> Result<Cli, std::process::ExitCode> {
+    use clap::{CommandFactory, FromArgMatches};
+    let command = Cli::command();
+    let matches = command.clone().try_get_matches_from(&argv).unwrap_or_else(|e| e.exit());
+    let Some(("serve", serve)) = matches.subcommand() else {
+        return Ok(Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()));
+    };
+    let Some(path) = serve.get_one::<PathBuf>("config") else {
+        return Ok(Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()));
+    };
+    let serve_command = command.find_subcommand("serve").expect("the serve subcommand");
+    let extra = match crate::config_file::flags_from(path, serve_command, serve) {
+        Ok(extra) => extra,
+        Err(e) => {
+            eprintln!("relay: {e}");
+            return Err(std::process::ExitCode::from(2));
+        }
+    };
+    let mut full = argv;
+    full.extend(extra);
+    let matches = command.try_get_matches_from(&full).unwrap_or_else(|e| e.exit());
+    Ok(Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()))
 }
 
 /// A configuration value that cannot work.

@@ -1,6 +1,7 @@
 //! The `relay` node: it wires the ledger ([`relay_raft`]) and the HTTP API ([`relay_api`]).
 //!
-//! - [`config`]: flags and `RELAY_*` environment, validated before anything starts.
+//! - [`config`]: flags and `RELAY_*` environment, validated before anything starts;
+//!   [`config_file`]: the same settings from `--config FILE` (TOML).
 //! - [`server`]: startup step by step, and the SIGTERM shutdown.
 //! - [`admin`]: `relay cluster …`, a client of the `/cluster/…` admin API.
 //! - [`bootstrap`]: the admin key, and the first account with its agents' API key.
@@ -14,6 +15,7 @@ pub mod admin;
 pub mod bootstrap;
 pub mod cluster;
 pub mod config;
+pub mod config_file;
 pub mod fds;
 pub mod objects;
 pub mod orphans;
@@ -50,7 +52,11 @@ pub fn run(cli: Cli) -> ExitCode {
         Err(e) => {
             tracing::error!(error = %e, "relay stopped with an error");
             eprintln!("relay: {e}");
-            ExitCode::FAILURE
+            // A setting that cannot work is a usage error, like a bad flag.
+            match e {
+                server::NodeError::Config(_) => ExitCode::from(2),
+                _ => ExitCode::FAILURE,
+            }
         }
     }
 }

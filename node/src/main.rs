@@ -1,8 +1,8 @@
-//! The `relay` binary: parse flags, hand over to [`relay_node::run`].
-
-use clap::Parser;
+//! The `relay` binary: parse flags (and `--config FILE`), hand over to [`relay_node::run`].
 
 fn main() -> std::process::ExitCode {
-    let cli = relay_node::config::Cli::parse();
-    relay_node::run(cli)
+    match relay_node::config::parse(std::env::args_os().collect()) {
+        Ok(cli) => relay_node::run(cli),
+        Err(code) => code,
+    }
 }
