@@ -20,7 +20,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::headers::{optional_str, parse_u64, query_map, required_u64, reservation};
 use crate::idempotency::{self, Part};
-use crate::purchase::{self, Reservation};
+use crate::purchase::{self, Payer, Reservation};
 use crate::state::AppState;
 use crate::{blobs, bodies, ids, limits, objects, render};
 
@@ -31,7 +31,7 @@ const WRITE_ROUTE: &str = "PUT /api/checkpoint/{workflow_id}";
 
 pub async fn create(
     State(state): State<AppState>,
-    caller: Caller,
+    payer: Payer,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
@@ -53,8 +53,8 @@ pub async fn create(
         duration_seconds,
     };
     purchase::quote(&state, reservation)?;
-    let keyed = idempotency::begin(&state, &headers, &caller.account_id, CREATE_ROUTE)?;
-    purchase::begin(&state, &caller, keyed.as_ref(), reservation)?;
+    let keyed = idempotency::begin(&state, &headers, payer.scope(), CREATE_ROUTE)?;
+    purchase::begin(&state, &payer, keyed.as_ref(), reservation)?;
     let body = read_json_body(&state, body, &headers, max_body_bytes).await?;
     let idem = keyed.as_ref().map(|k| {
         k.seal(&[
@@ -68,7 +68,7 @@ pub async fn create(
     let new = NewLease {
         lease_id: ids::lease_id(),
         ledger_id: ids::ledger_id(),
-        owner: caller.account_id.clone(),
+        owner: payer.account_id().to_string(),
         kind: LeaseKind::Checkpoint(Checkpoint {
             workflow_id,
             max_body_bytes,
@@ -96,20 +96,15 @@ pub async fn create(
     let cell = cell(&lease)?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "status": "ok",
-            "lease_id": lease.lease_id,
-            "workflow_id": cell.workflow_id,
-            "max_body_bytes": cell.max_body_bytes,
-            "version": cell.version,
-            "size_bytes": cell.body.size_bytes,
-            "expires_at": render::timestamp(lease.expires_at_ms),
-            "duration_seconds": lease.duration_seconds,
-            "duration_human": render::duration_human(lease.duration_seconds),
-            "cost_micros": lease.cost_micros.to_string(),
-            "paid_usdc": render::usdc(lease.cost_micros),
-            "ledger_id": lease.ledger_id,
-        })),
+        Json(purchase::receipt(
+            &lease,
+            json!({
+                "workflow_id": cell.workflow_id,
+                "max_body_bytes": cell.max_body_bytes,
+                "version": cell.version,
+                "size_bytes": cell.body.size_bytes,
+            }),
+        )),
     )
         .into_response())
 }

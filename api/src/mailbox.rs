@@ -19,7 +19,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::headers::{optional_str, parse_u64, required_u64, reservation};
 use crate::idempotency::{self, Part};
-use crate::purchase::{self, Reservation};
+use crate::purchase::{self, Payer, Reservation};
 use crate::state::AppState;
 use crate::{blobs, bodies, ids, objects, render, webhook};
 
@@ -30,7 +30,7 @@ const DROP_ROUTE: &str = "POST /api/mailbox/drop/{token}";
 const DROP_TOKEN_LEN: usize = 43;
 const WEBHOOK_URL_MAX_LEN: usize = 2048;
 
-pub async fn create(State(state): State<AppState>, caller: Caller, headers: HeaderMap) -> ApiResult<Response> {
+pub async fn create(State(state): State<AppState>, payer: Payer, headers: HeaderMap) -> ApiResult<Response> {
     let cfg = &state.config;
     let capacity_bytes = required_u64(&headers, "x-capacity-bytes")?;
     let duration_seconds = required_u64(&headers, "x-duration-seconds")?;
@@ -75,13 +75,13 @@ pub async fn create(State(state): State<AppState>, caller: Caller, headers: Head
     };
     purchase::quote(&state, reservation)?;
     let webhook = webhook_settings(&state, &headers).await?;
-    let keyed = idempotency::begin(&state, &headers, &caller.account_id, CREATE_ROUTE)?;
-    purchase::begin(&state, &caller, keyed.as_ref(), reservation)?;
+    let keyed = idempotency::begin(&state, &headers, payer.scope(), CREATE_ROUTE)?;
+    purchase::begin(&state, &payer, keyed.as_ref(), reservation)?;
     let token = new_token()?;
     let new = NewLease {
         lease_id: ids::lease_id(),
         ledger_id: ids::ledger_id(),
-        owner: caller.account_id.clone(),
+        owner: payer.account_id().to_string(),
         kind: LeaseKind::Mailbox(Mailbox {
             capacity_bytes,
             max_message_bytes,
@@ -123,24 +123,19 @@ pub async fn create(State(state): State<AppState>, caller: Caller, headers: Head
     let base = base_url(&state, &headers);
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "status": "ok",
-            "lease_id": lease.lease_id,
-            "drop_url": fresh.then(|| format!("{base}/api/mailbox/drop/{token}")),
-            "poll_url": format!("{base}/api/mailbox/{}/messages", lease.lease_id),
-            "webhook_url": mb.webhook.as_ref().map(|w| w.url.clone()),
-            "webhook_secret": if fresh { webhook.map(|w| w.secret) } else { None },
-            "capacity_bytes": mb.capacity_bytes,
-            "max_message_bytes": mb.max_message_bytes,
-            "max_messages": mb.max_messages,
-            "keep_on_read": mb.keep_on_read,
-            "expires_at": render::timestamp(lease.expires_at_ms),
-            "duration_seconds": lease.duration_seconds,
-            "duration_human": render::duration_human(lease.duration_seconds),
-            "cost_micros": lease.cost_micros.to_string(),
-            "paid_usdc": render::usdc(lease.cost_micros),
-            "ledger_id": lease.ledger_id,
-        })),
+        Json(purchase::receipt(
+            &lease,
+            json!({
+                "drop_url": fresh.then(|| format!("{base}/api/mailbox/drop/{token}")),
+                "poll_url": format!("{base}/api/mailbox/{}/messages", lease.lease_id),
+                "webhook_url": mb.webhook.as_ref().map(|w| w.url.clone()),
+                "webhook_secret": if fresh { webhook.map(|w| w.secret) } else { None },
+                "capacity_bytes": mb.capacity_bytes,
+                "max_message_bytes": mb.max_message_bytes,
+                "max_messages": mb.max_messages,
+                "keep_on_read": mb.keep_on_read,
+            }),
+        )),
     )
         .into_response())
 }

@@ -16,7 +16,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::headers::{optional_str, required_u64};
 use crate::idempotency::{self, Part};
-use crate::purchase::{self, Reservation};
+use crate::purchase::{self, Payer, Reservation};
 use crate::state::AppState;
 use crate::{blobs, ids, objects, range, render};
 
@@ -29,7 +29,7 @@ const CREATE_ROUTE: &str = "POST /api/store";
 
 pub async fn create(
     State(state): State<AppState>,
-    caller: Caller,
+    payer: Payer,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
@@ -37,7 +37,7 @@ pub async fn create(
     let duration_seconds = required_u64(&headers, "x-duration-seconds")?;
     let file_name = file_name(&headers)?;
     let content_type = content_type(&headers)?;
-    let keyed = idempotency::begin(&state, &headers, &caller.account_id, CREATE_ROUTE)?;
+    let keyed = idempotency::begin(&state, &headers, payer.scope(), CREATE_ROUTE)?;
     let cfg = &state.config;
     cfg.check_object_size("X-Size-Bytes", size_bytes)?;
     if let Some(length) = optional_str(&headers, "content-length")? {
@@ -50,7 +50,7 @@ pub async fn create(
     }
     purchase::begin(
         &state,
-        &caller,
+        &payer,
         keyed.as_ref(),
         Reservation {
             billable_bytes: size_bytes,
@@ -58,12 +58,12 @@ pub async fn create(
         },
     )?;
 
-    let _slot = state.limits.upload_slot(&caller.account_id).await?;
+    let _slot = state.limits.upload_slot(payer.account_id()).await?;
     let upload = blobs::upload(&state, body, size_bytes).await?;
     let new = NewLease {
         lease_id: ids::lease_id(),
         ledger_id: ids::ledger_id(),
-        owner: caller.account_id.clone(),
+        owner: payer.account_id().to_string(),
         kind: LeaseKind::Storage {
             object_key: upload.object_key,
             file_name,
@@ -110,19 +110,14 @@ fn receipt(lease: &Lease) -> ApiResult<serde_json::Value> {
             lease.kind.name()
         )));
     };
-    Ok(json!({
-        "status": "ok",
-        "actor_type": "account",
-        "lease_id": lease.lease_id,
-        "object_key": object_key,
-        "expires_at": render::timestamp(lease.expires_at_ms),
-        "duration_seconds": lease.duration_seconds,
-        "duration_human": render::duration_human(lease.duration_seconds),
-        "size_bytes": size_bytes,
-        "cost_micros": lease.cost_micros.to_string(),
-        "paid_usdc": render::usdc(lease.cost_micros),
-        "ledger_id": lease.ledger_id,
-    }))
+    Ok(purchase::receipt(
+        lease,
+        json!({
+            "actor_type": "account",
+            "object_key": object_key,
+            "size_bytes": size_bytes,
+        }),
+    ))
 }
 
 /// A lease id from the path; malformed ids cannot exist, so they are 404 like unknown ones.
