@@ -11,8 +11,9 @@
 //! - [`idempotency`]: `Idempotency-Key`, scoped by route and bound to the request's fingerprint.
 //! - [`error`]: [`ApiError`] and its one mapping to status codes and JSON bodies;
 //!   [`request_id`]: the id every answer and log line carries.
-//! - [`blobs`]: an uploaded object's life (staged, then kept, deleted, or left to the orphan
-//!   sweeper by the ledger's answer); [`objects`]: streaming, hashing object store I/O;
+//! - [`blobs`]: an uploaded object's whole life (staged; then kept, deleted, or left to the
+//!   orphan sweeper by the ledger's answer; collected once closed); [`objects`]: streaming,
+//!   hashing object store I/O;
 //!   [`bodies`]: small bodies read within the body buffer.
 //! - [`webhook`] (Standard Webhooks signing and delivery) behind [`ssrf`] (where they may go).
 //! - [`headers`], [`range`], [`render`], [`ids`]: parsing in, formatting out.

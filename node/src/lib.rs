@@ -6,8 +6,9 @@
 //! - [`admin`]: `relay cluster …`, a client of the `/cluster/…` admin API.
 //! - [`bootstrap`]: the admin key, and the first account with its agents' API key.
 //! - [`cluster`]: the cluster secret, joining a cluster.
-//! - [`workers`]: the leader's sweeper (expiry) and GC (object deletion); [`orphans`]: deletes
-//!   blobs no lease references; [`webhooks`]: delivers mailbox webhooks, fairly between hosts.
+//! - [`workers`]: the leader's sweeper (expiry, then object deletion) and [`orphans`] (blobs no
+//!   lease references): the schedules; what they delete is [`relay_api::blobs`].
+//!   [`webhooks`]: delivers mailbox webhooks, fairly between hosts.
 //! - [`objects`]: opens the object store named by `--objects`; [`fds`]: the open-file limit and
 //!   the share of it client connections may take.
 

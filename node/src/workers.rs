@@ -1,19 +1,15 @@
-//! Background work on the leader: expire due leases, then delete their bytes and record that it
-//! did. Both steps are in the ledger, so a crash between them only repeats the (idempotent) delete.
+//! Background work on the leader: expire due leases, then delete their bytes
+//! ([`relay_api::blobs::gc`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use object_store::ObjectStore;
-use relay_api::{objects, Metrics};
-use relay_raft::sm::{GC_BATCH_MAX, SWEEP_BATCH_MAX};
+use relay_api::Metrics;
+use relay_raft::sm::SWEEP_BATCH_MAX;
 use relay_raft::{Command, Ledger, Outcome};
 use tokio::sync::watch;
 use tracing::{debug, warn};
-
-/// Object deletions in flight at once.
-const DELETE_CONCURRENCY: usize = 8;
 
 pub async fn run_sweeper(
     ledger: Arc<Ledger>,
@@ -35,7 +31,7 @@ pub async fn run_sweeper(
         if let Err(e) = expire_due(&ledger, &metrics).await {
             warn!(error = %e, "sweeper: expiring leases");
         }
-        if let Err(e) = collect_garbage(&ledger, &store, &metrics).await {
+        if let Err(e) = relay_api::blobs::gc::collect_garbage(&ledger, &store, &metrics).await {
             warn!(error = %e, "gc: deleting objects");
         }
     }
@@ -66,45 +62,5 @@ async fn expire_due(ledger: &Ledger, metrics: &Metrics) -> Result<(), relay_raft
             }
         }
     }
-    Ok(())
-}
-
-async fn collect_garbage(
-    ledger: &Ledger,
-    store: &Arc<dyn ObjectStore>,
-    metrics: &Metrics,
-) -> Result<(), relay_raft::LedgerError> {
-    let pending = ledger.reader().gc_pending(GC_BATCH_MAX)?;
-    metrics.gc_pending.set(pending.len() as i64);
-    if pending.is_empty() {
-        return Ok(());
-    }
-    let results: Vec<(String, Result<(), object_store::Error>)> = futures::stream::iter(pending)
-        .map(|key| async move {
-            let r = objects::delete(store, &key).await;
-            (key, r)
-        })
-        .buffer_unordered(DELETE_CONCURRENCY)
-        .collect()
-        .await;
-    let mut deleted = Vec::new();
-    for (key, result) in results {
-        match result {
-            Ok(()) => deleted.push(key),
-            Err(e) => {
-                metrics.object_delete_failures.inc();
-                warn!(object_key = %key, error = %e, "gc: delete failed; will retry");
-            }
-        }
-    }
-    if deleted.is_empty() {
-        return Ok(());
-    }
-    let count = deleted.len() as u64;
-    ledger
-        .write(None, Command::RecordObjectsDeleted { object_keys: deleted })
-        .await?
-        .ok();
-    metrics.objects_deleted.inc_by(count);
     Ok(())
 }

@@ -7,8 +7,14 @@
 //!   is a replay of an earlier request that referenced other bytes; it is deleted now;
 //! - unknown outcome (the answer was lost): it is left alone. The command may have committed, and
 //!   a retry with the same Idempotency-Key will be answered with a lease that references these
-//!   bytes; only the orphan sweeper deletes them, once the ledger has shown it knows nothing of
-//!   them.
+//!   bytes; only the orphan sweeper ([`orphans`]) deletes them, once the ledger has shown it
+//!   knows nothing of them.
+//!
+//! A committed blob is deleted when what references it closes (expiry, delete, a consumed or
+//! replaced body): the ledger queues its key and [`gc`] deletes it.
+
+pub mod gc;
+pub mod orphans;
 
 use axum::body::Body;
 use bytes::Bytes;
