@@ -29,6 +29,15 @@ fn json_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> ApiRes
     serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
 }
 
+/// Like [`json_body`], for bodies that must be a JSON object (serde would also take an array).
+fn json_object<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> ApiResult<T> {
+    let value: Value = json_body(body)?;
+    if !value.is_object() {
+        return Err(ApiError::BadRequest("the body must be a JSON object".into()));
+    }
+    serde_json::from_value(value).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+}
+
 pub async fn status(State(state): State<AppState>, _: Admin) -> ApiResult<Json<Value>> {
     let s = state.ledger.status();
     let members = state.ledger.members();
@@ -190,20 +199,19 @@ pub async fn set_pricing(
     _: Admin,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
-    let b: PricingBody = json_body(body)?;
+    let b: PricingBody = json_object(body)?;
     if b.rate_micros_per_gb_day.is_none() && b.min_charge_micros.is_none() {
         return Err(ApiError::BadRequest(
             "give rate_micros_per_gb_day, min_charge_micros, or both".into(),
         ));
     }
-    let mut pricing = state.ledger.linearizable().await?.pricing()?;
-    if let Some(rate) = b.rate_micros_per_gb_day {
-        pricing.rate_micros_per_gb_day = rate;
-    }
-    if let Some(min) = b.min_charge_micros {
-        pricing.min_charge_micros = min;
-    }
-    let pricing = match state.ledger.write(None, Command::SetPricing(pricing)).await? {
+    // Only the figures given: the ledger merges them, so concurrent changes of different figures
+    // both land.
+    let change = Command::SetPricing {
+        rate_micros_per_gb_day: b.rate_micros_per_gb_day,
+        min_charge_micros: b.min_charge_micros,
+    };
+    let pricing = match state.ledger.write(None, change).await? {
         Ok(Outcome::PricingSet { pricing }) => pricing,
         Ok(other) => return Err(ApiError::unexpected(other)),
         Err(rejection) => return Err(ApiError::from_rejection(rejection, "pricing")),

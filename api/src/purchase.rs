@@ -65,14 +65,20 @@ pub fn quote(state: &AppState, reservation: Reservation) -> ApiResult<u64> {
     Ok(pricing.price_micros(reservation.billable_bytes, reservation.duration_seconds))
 }
 
-/// Prices `reservation` and refuses it when the payer's balance clearly cannot pay; a retry of a
-/// keyed request the ledger already answered is not refused (the ledger replays its answer).
+/// Prices `reservation` and refuses it when the payer's balance clearly cannot pay. A retry of a
+/// keyed purchase the ledger already made (the same size and duration) is not refused: the ledger
+/// replays its answer, and charges nothing again.
 pub fn begin(state: &AppState, payer: &Payer, keyed: Option<&Keyed>, reservation: Reservation) -> ApiResult<u64> {
     let cost_micros = quote(state, reservation)?;
     let reader = state.ledger.reader();
     if let Some(k) = keyed {
-        if reader.idempotency_record(k.scope(), k.key())?.is_some() {
-            return Ok(cost_micros);
+        let made = reader.idempotency_record(k.scope(), k.key())?.map(|r| r.response);
+        if let Some(Ok(relay_raft::Outcome::LeaseCreated { lease, .. })) = made {
+            if lease.kind.billable_bytes() == reservation.billable_bytes
+                && lease.duration_seconds == reservation.duration_seconds
+            {
+                return Ok(cost_micros);
+            }
         }
     }
     if let Some(account) = reader.account(payer.account_id())? {

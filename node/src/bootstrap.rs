@@ -55,7 +55,10 @@ async fn ensure_pricing(ledger: &Ledger, flags: Pricing, founding: bool) -> Resu
             let answer = ledger
                 .write(
                     Some(IdempotencyKey::internal(BOOTSTRAP_ACCOUNT_ID, "bootstrap-pricing")),
-                    Command::SetPricing(flags),
+                    Command::SetPricing {
+                        rate_micros_per_gb_day: Some(flags.rate_micros_per_gb_day),
+                        min_charge_micros: Some(flags.min_charge_micros),
+                    },
                 )
                 .await?;
             if let Err(rejection) = answer {

@@ -264,6 +264,12 @@ impl ServeArgs {
         if self.raft.parse::<SocketAddr>().is_err() {
             return bad(format!("--raft {:?} is not an IP:port address", self.raft));
         }
+        let price_max = relay_raft::sm::pricing::PRICE_MAX_MICROS;
+        if self.rate_micros_per_gb_day > price_max || !(1..=price_max).contains(&self.min_charge_micros) {
+            return bad(format!(
+                "--rate-micros-per-gb-day must be at most {price_max}, and --min-charge-micros from 1 to {price_max}"
+            ));
+        }
         if self.inline_max_bytes > relay_raft::sm::INLINE_BODY_MAX as u64 {
             return bad(format!(
                 "--inline-max-bytes must be at most {}",

@@ -9,6 +9,9 @@ use std::path::Path;
 use clap::parser::ValueSource;
 use clap::{ArgAction, ArgMatches, Command};
 
+/// Keys whose values never appear in an error.
+const SECRET_KEYS: &[&str] = &["cluster_secret", "bootstrap_api_key", "admin_api_key"];
+
 /// The largest config file read, bytes.
 const FILE_MAX_BYTES: u64 = 1 << 20;
 
@@ -27,12 +30,28 @@ pub fn flags_from(path: &Path, serve: &Command, given: &ArgMatches) -> Result<Ve
         file: path.display().to_string(),
         message,
     };
-    let size = std::fs::metadata(path).map_err(|e| fail(e.to_string()))?.len();
-    if size > FILE_MAX_BYTES {
+    // Read at most one byte past the cap, whatever the file claims to be (a device, a pipe).
+    let meta = std::fs::metadata(path).map_err(|e| fail(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(fail("not a regular file".into()));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| std::io::Read::read_to_end(&mut std::io::Read::take(f, FILE_MAX_BYTES + 1), &mut bytes))
+        .map_err(|e| fail(e.to_string()))?;
+    if bytes.len() as u64 > FILE_MAX_BYTES {
         return Err(fail(format!("larger than {FILE_MAX_BYTES} bytes")));
     }
-    let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
-    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| fail(e.to_string()))?;
+    let text = String::from_utf8(bytes).map_err(|_| fail("not UTF-8".into()))?;
+    // The parser's message and line, not its quote of the file (which may hold a secret).
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        let line = e.span().map(|s| {
+            let upto = s.start.min(text.len());
+            text.as_bytes()[..upto].iter().filter(|b| **b == b'\n').count() + 1
+        });
+        let at = line.map(|l| format!(" at line {l}")).unwrap_or_default();
+        fail(format!("not valid TOML{at}: {}", e.message().trim()))
+    })?;
     let mut flags = Vec::new();
     for (key, value) in &table {
         let arg = serve
@@ -55,19 +74,8 @@ pub fn flags_from(path: &Path, serve: &Command, given: &ArgMatches) -> Result<Ve
             toml::Value::Array(items) if matches!(arg.get_action(), ArgAction::Append) => items.iter().collect(),
             other => vec![other],
         };
+        let secret = SECRET_KEYS.contains(&key.as_str());
         for v in values {
-            let text = match v {
-                toml::Value::String(s) => s.clone(),
-                toml::Value::Integer(i) => i.to_string(),
-                toml::Value::Float(f) => f.to_string(),
-                toml::Value::Boolean(b) => b.to_string(),
-                other => {
-                    return Err(fail(format!(
-                        "`{key}`: a {} is not a value of {long}",
-                        other.type_str()
-                    )))
-                }
-            };
             if matches!(arg.get_action(), ArgAction::SetTrue) {
                 match v {
                     toml::Value::Boolean(true) => these.push(OsString::from(&long)),
@@ -76,13 +84,29 @@ pub fn flags_from(path: &Path, serve: &Command, given: &ArgMatches) -> Result<Ve
                 }
                 continue;
             }
-            // The flag's own parser judges the value, on its own.
+            // Strings and whole numbers, as the flag would take them; a float or a boolean is not
+            // quietly turned into something else.
+            let text = match v {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Integer(i) => i.to_string(),
+                other => {
+                    return Err(fail(format!(
+                        "`{key}`: a {} is not a value of {long} (give a string or a whole number)",
+                        other.type_str()
+                    )))
+                }
+            };
+            // `--flag=value`, so a value starting with `-` is a value; the flag's own parser
+            // judges it, on its own. A secret's value never appears in the error.
+            let flag = format!("{long}={text}");
             serve
                 .clone()
-                .try_get_matches_from(["serve", long.as_str(), text.as_str()])
-                .map_err(|e| fail(format!("`{key}` = {v}: {}", first_line(&e.to_string()))))?;
-            these.push(OsString::from(&long));
-            these.push(OsString::from(text));
+                .try_get_matches_from(["serve", flag.as_str()])
+                .map_err(|e| match secret {
+                    true => fail(format!("`{key}`: not a valid value")),
+                    false => fail(format!("`{key}` = {v}: {}", first_line(&e.to_string()))),
+                })?;
+            these.push(OsString::from(flag));
         }
         if !overridden {
             flags.extend(these);

@@ -128,9 +128,15 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
     ledger.wait_ready(Duration::from_secs(60)).await?;
     info!(status = ?ledger.status(), "step 5/7: leader known, state caught up");
 
-    // Only the founding node mints keys (also when it stopped before it could, the first time); a
-    // member registers only keys it was given or keeps.
-    let mint = founded || (args.join.is_none() && !ledger.reader().has_admin_key()?);
+    // Only the founding node mints keys and seeds prices (also when it stopped before it finished,
+    // the first time); a member registers only keys it was given or keeps.
+    let unfinished = {
+        let reader = ledger.reader();
+        !reader.has_admin_key()?
+            || reader.account(relay_api::auth::BOOTSTRAP_ACCOUNT_ID)?.is_none()
+            || reader.pricing_set()?.is_none()
+    };
+    let mint = founded || (args.join.is_none() && unfinished);
     bootstrap::ensure(
         &ledger,
         bootstrap::Bootstrap {

@@ -2,9 +2,11 @@
 //! attempt each (bounded concurrency), and records the result in the ledger, so a delivery
 //! accepted before a leader dies is made by the next one (at least once).
 //!
-//! Fairness: one receiving host gets [`PER_HOST`] attempts at once, and more (up to
-//! [`HOST_MAX`]) only while [`KEPT_FOR_OTHERS`] slots stay free for other hosts; the scan of the
-//! queue walks past deliveries whose host is saturated: half of each scan from the oldest, half
+//! Fairness: one receiving host always gets [`PER_HOST`] attempts at once, as long as its
+//! account holds fewer than [`OWNER_GUARANTEED`] such places over all its hosts; a host gets more
+//! (up to [`HOST_MAX`]) only while [`KEPT_FOR_OTHERS`] slots stay free. So neither one slow host
+//! nor one account with many slow hosts can take the slots another's deliveries need. The scan
+//! of the queue walks past deliveries whose host or account is saturated: half of each scan from the oldest, half
 //! going on from where the last stopped, so however many deliveries a slow or dead receiver has
 //! queued (each attempt may take the full 10 s timeout), another host's due delivery is reached
 //! within one pass over the queue, [`SCAN_MAX`]/2 deliveries a scan.
@@ -26,11 +28,14 @@ use tracing::{debug, warn};
 const CONCURRENCY: usize = 96;
 /// Attempts in flight to one receiving host, always allowed.
 const PER_HOST: usize = 8;
+/// How many of the always-allowed [`PER_HOST`] places one account's mailboxes may hold at once,
+/// over all the hosts they point at (an account can name as many hosts as it likes).
+const OWNER_GUARANTEED: usize = 48;
 /// Attempts in flight to one receiving host, at most, when slots are free (a single busy
 /// receiver may use most of the worker).
 const HOST_MAX: usize = 80;
-/// Slots a host beyond its [`PER_HOST`] share never takes, so other hosts' deliveries always find
-/// room, however slow the busy host is.
+/// Slots no host takes beyond its [`PER_HOST`] share, so other hosts' deliveries always find
+/// room, however slow the busy one is.
 const KEPT_FOR_OTHERS: usize = CONCURRENCY - HOST_MAX;
 /// Due deliveries looked at per scan, at most (those in flight or of saturated hosts are walked
 /// past by their key alone, without decoding them). A full pass over the largest queue the
@@ -108,10 +113,12 @@ pub async fn run(
             idle_ticks = IDLE_SCAN_EVERY - 1;
             finished_at_idle = finished.load(Ordering::Relaxed);
         }
-        for (delivery, target) in picked {
+        for (delivery, target, guaranteed) in picked {
             // Only this loop takes slots, and `pick` took no more than were free.
             let permit = slots.clone().try_acquire_owned().expect("a slot pick counted as free");
-            let host = target.as_ref().map(|(_, host)| host.clone());
+            let shares = target
+                .as_ref()
+                .map(|t| (t.host_key(), guaranteed.then(|| t.owner_key())));
             let (ledger, policy, metrics, client, done_tx, per_host, finished, freed) = (
                 ledger.clone(),
                 policy.clone(),
@@ -123,10 +130,13 @@ pub async fn run(
                 freed.clone(),
             );
             tokio::spawn(async move {
-                let hook = target.map(|(hook, _)| hook);
+                let hook = target.map(|t| t.hook);
                 let result = attempt(&ledger, &policy, &metrics, &client, delivery, hook).await;
-                if let Some(host) = host {
-                    release_host(&per_host, &host);
+                if let Some((host, owner)) = shares {
+                    release(&per_host, &host);
+                    if let Some(owner) = owner {
+                        release(&per_host, &owner);
+                    }
                 }
                 finished.fetch_add(1, Ordering::Relaxed);
                 let _ = done_tx.send(result).await;
@@ -139,9 +149,27 @@ pub async fn run(
     let _ = recorder.await;
 }
 
-/// A delivery to attempt, with its mailbox's webhook and host (`None`: the mailbox is gone and
-/// the delivery is just dropped).
-type Picked = (Delivery, Option<(Webhook, String)>);
+/// Where a live mailbox's deliveries go, and whose they are.
+#[derive(Clone)]
+struct Target {
+    hook: Webhook,
+    host: String,
+    owner: String,
+}
+
+impl Target {
+    /// Its counters in [`PerHost`] (hosts and accounts share the map, apart by prefix).
+    fn host_key(&self) -> String {
+        format!("h:{}", self.host)
+    }
+    fn owner_key(&self) -> String {
+        format!("g:{}", self.owner)
+    }
+}
+
+/// A delivery to attempt, with where it goes (`None`: the mailbox is gone and the delivery is
+/// just dropped), and whether it holds one of its host's always-allowed places.
+type Picked = (Delivery, Option<Target>, bool);
 
 /// Chooses the deliveries to attempt now: not already in flight, and whose host has a free place
 /// (taken here). Half of the scan walks from the oldest due delivery, so the queue drains in
@@ -203,7 +231,7 @@ struct Picker<'a> {
     per_host: &'a PerHost,
     free: usize,
     now_ms: u64,
-    targets: HashMap<String, Option<(Webhook, String)>>,
+    targets: HashMap<String, Option<Target>>,
     chosen: Vec<Picked>,
     walked: usize,
     last: Option<Vec<u8>>,
@@ -226,31 +254,40 @@ impl Picker<'_> {
             self.targets.insert(lease_id.to_string(), target);
         }
         let target = self.targets.get(lease_id).cloned().flatten();
-        if let Some((_, host)) = &target {
+        let mut guaranteed = false;
+        if let Some(t) = &target {
             let still_free = self.free.saturating_sub(self.chosen.len());
-            let mut hosts = self.per_host.lock().expect("per-host counts");
-            let n = hosts.entry(host.clone()).or_insert(0);
-            let beyond_share_ok = *n < HOST_MAX && still_free > KEPT_FOR_OTHERS;
-            if *n >= PER_HOST && !beyond_share_ok {
-                return true;
+            let mut counts = self.per_host.lock().expect("per-host counts");
+            let (host, owner) = (t.host_key(), t.owner_key());
+            let count = |key: &str| counts.get(key).copied().unwrap_or(0);
+            match admit(count(&host), count(&owner), still_free) {
+                None => return true,
+                Some(g) => guaranteed = g,
             }
-            *n += 1;
+            *counts.entry(host).or_insert(0) += 1;
+            if guaranteed {
+                *counts.entry(owner).or_insert(0) += 1;
+            }
         }
+        let unwind = |target: &Option<Target>| {
+            if let Some(t) = target {
+                release(self.per_host, &t.host_key());
+                if guaranteed {
+                    release(self.per_host, &t.owner_key());
+                }
+            }
+        };
         // The scan reads one view of the queue, and a delivery recorded (and let out of the
         // in-flight set) since that view was taken would be sent twice: check it is still there.
         if !self.ledger.reader().delivery_queued(key).unwrap_or(false) {
-            if let Some((_, host)) = &target {
-                release_host(self.per_host, host);
-            }
+            unwind(&target);
             return true;
         }
         let delivery = match relay_raft::StateReader::delivery(value) {
             Ok(d) => d,
             Err(e) => {
                 warn!(error = %e, "webhooks: a corrupt delivery record; skipping it");
-                if let Some((_, host)) = &target {
-                    release_host(self.per_host, host);
-                }
+                unwind(&target);
                 return true;
             }
         };
@@ -258,13 +295,26 @@ impl Picker<'_> {
             .lock()
             .expect("in-flight set")
             .insert(message_key.to_vec());
-        self.chosen.push((delivery, target));
+        self.chosen.push((delivery, target, guaranteed));
         self.chosen.len() < self.free
     }
 }
 
-/// A live mailbox's webhook and the host it goes to; `None` when the mailbox is gone.
-fn target_of(ledger: &Ledger, lease_id: &str, now_ms: u64) -> Option<(Webhook, String)> {
+/// Whether a delivery may go now, given the attempts in flight to its host, the always-allowed
+/// places its account holds, and the slots still free: `Some(true)` in one of its host's
+/// always-allowed places, `Some(false)` beyond them, `None` not now.
+fn admit(on_host: usize, owner_held: usize, still_free: usize) -> Option<bool> {
+    if on_host < PER_HOST && owner_held < OWNER_GUARANTEED {
+        Some(true)
+    } else if on_host < HOST_MAX && still_free > KEPT_FOR_OTHERS {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// A live mailbox's webhook, the host it goes to and its owner; `None` when the mailbox is gone.
+fn target_of(ledger: &Ledger, lease_id: &str, now_ms: u64) -> Option<Target> {
     let lease = ledger.reader().lease(lease_id).ok().flatten()?;
     if !lease.is_live_at(now_ms) {
         return None;
@@ -274,15 +324,19 @@ fn target_of(ledger: &Ledger, lease_id: &str, now_ms: u64) -> Option<(Webhook, S
     };
     let hook = mb.webhook?;
     let host = relay_api::webhook::host_of(&hook.url).unwrap_or_default();
-    Some((hook, host))
+    Some(Target {
+        hook,
+        host,
+        owner: lease.owner,
+    })
 }
 
-fn release_host(per_host: &PerHost, host: &str) {
-    let mut hosts = per_host.lock().expect("per-host counts");
-    if let Some(n) = hosts.get_mut(host) {
+fn release(counts: &PerHost, key: &str) {
+    let mut counts = counts.lock().expect("per-host counts");
+    if let Some(n) = counts.get_mut(key) {
         *n = n.saturating_sub(1);
         if *n == 0 {
-            hosts.remove(host);
+            counts.remove(key);
         }
     }
 }
@@ -390,6 +444,37 @@ fn backoff_ms(attempts: u32) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One account pointing its mailboxes at many slow hosts fills at most its always-allowed
+    /// places plus what leaves the last slots free: another account's first delivery still goes.
+    #[test]
+    fn many_hosts_of_one_account_leave_room_for_others() {
+        let mut per_host = vec![0usize; 12];
+        let (mut held, mut busy) = (0usize, 0usize);
+        // The attacker's hosts take turns until nothing more is admitted.
+        loop {
+            let mut admitted = false;
+            for n in per_host.iter_mut() {
+                if let Some(g) = admit(*n, held, CONCURRENCY - busy) {
+                    *n += 1;
+                    busy += 1;
+                    held += g as usize;
+                    admitted = true;
+                }
+            }
+            if !admitted {
+                break;
+            }
+        }
+        assert!(busy <= CONCURRENCY - KEPT_FOR_OTHERS, "{busy} slots taken");
+        // Another account's fresh host: admitted in an always-allowed place.
+        assert_eq!(admit(0, 0, CONCURRENCY - busy), Some(true));
+        // The same account's fresh host waits: its always-allowed places are used up.
+        assert_eq!(admit(0, held, CONCURRENCY - busy), None);
+        // One slow host alone: 8 places, then more only while 16 slots stay free.
+        assert_eq!(admit(PER_HOST, PER_HOST, KEPT_FOR_OTHERS + 1), Some(false));
+        assert_eq!(admit(PER_HOST, PER_HOST, KEPT_FOR_OTHERS), None);
+    }
 
     /// Backoff doubles, is capped, and jitters within ±25 %.
     #[test]

@@ -74,6 +74,9 @@ fn bad_files_exit_2_naming_the_key() {
         ("chaos_dial = [\"127.0.0.1:1=127.0.0.1:2\"]\n", "chaos_dial"),
         ("rate_micros_per_gb_day = \n", "bad.toml"),
         ("node_id = 0\n", "node-id"),
+        ("node_id = 1.0\n", "node_id"),
+        ("data_dir = false\n", "data_dir"),
+        ("min_charge_micros = 0\n", "min-charge-micros"),
     ] {
         let (code, stderr) = refused(text);
         assert_eq!(code, Some(2), "{text:?}: {stderr}");
@@ -88,4 +91,20 @@ fn bad_files_exit_2_naming_the_key() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
+    // A device is not read at all; a secret is never echoed.
+    let (code, stderr) = {
+        let out = Command::new(env!("CARGO_BIN_EXE_relay"))
+            .args(["serve", "--config", "/dev/zero"])
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("not a regular file"), "{stderr}");
+    let (code, stderr) = refused("admin_api_key = \"rs_admin_not valid at all\"\n");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("admin") && !stderr.contains("not valid at all"),
+        "{stderr}"
+    );
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{client, Cluster};
+use common::{client, Cluster, Relay};
 use serde_json::{json, Value};
 
 const GIB_DAY: &str = "size_bytes=1073741824&duration_seconds=86400";
@@ -92,4 +92,108 @@ async fn one_ledger_rate_on_every_node() {
     assert_eq!(body["min_charge_micros"], 29, "the figure not given is kept");
     assert_eq!(quotes(&cluster, &http).await, vec![(5000, "5000".to_string()); 3]);
     assert_eq!(charges(&cluster, &http, "after").await, vec!["5000"; 3]);
+}
+
+async fn set_prices(relay: &Relay, http: &reqwest::Client, body: Value) -> (u16, Value) {
+    let r = http
+        .post(relay.url("/cluster/pricing"))
+        .header("authorization", relay.admin_auth())
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap())
+}
+
+/// Two admins changing different figures at once both land (the ledger merges them); a body that
+/// is not a JSON object is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_changes_of_different_figures_both_land() {
+    let relay = Relay::start(&[]);
+    let http = client();
+    for round in 0..10u64 {
+        let (a, b) = tokio::join!(
+            set_prices(&relay, &http, json!({"rate_micros_per_gb_day": 5000 + round})),
+            set_prices(&relay, &http, json!({"min_charge_micros": 70 + round})),
+        );
+        assert_eq!((a.0, b.0), (200, 200));
+        let pricing = relay.get_json(&http, "/api/pricing").await;
+        assert_eq!(pricing["rateMicrosPerGbDay"], 5000 + round);
+        assert_eq!(pricing["minChargeMicros"], 70 + round);
+    }
+    let (status, body) = set_prices(&relay, &http, json!([2000, 30])).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = set_prices(&relay, &http, json!({"min_charge_micros": 0})).await;
+    assert_eq!(status, 422, "{body}");
+}
+
+/// A key the ledger already answered does not let a different, unaffordable purchase skip the
+/// balance check: it is refused before its body is read.
+#[tokio::test]
+async fn a_used_key_does_not_skip_the_balance_check() {
+    let relay = Relay::start(&["--bootstrap-balance-usdc", "1"]);
+    let http = client();
+    let store = |size: usize| {
+        http.post(relay.url("/api/store"))
+            .header("authorization", relay.auth())
+            .header("idempotency-key", "k1")
+            .header("x-file-name", "a.bin")
+            .header("x-size-bytes", size.to_string())
+            .header("x-duration-seconds", "60")
+            .body(vec![7u8; size])
+            .send()
+    };
+    assert_eq!(store(3).await.unwrap().status(), 201);
+    // A year-long day rate that one USDC cannot pay for 5 MB.
+    let (status, _) = set_prices(&relay, &http, json!({"rate_micros_per_gb_day": 1_000_000_000_000u64})).await;
+    assert_eq!(status, 200);
+    let uploaded = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with("relay_bytes_uploaded_total"))
+            .and_then(|l| l.split_whitespace().last()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let before = uploaded(
+        &http
+            .get(relay.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    // Only the head is sent: the answer must come without the body.
+    let head = format!(
+        "POST /api/store HTTP/1.1\r\nhost: x\r\nauthorization: {}\r\nidempotency-key: k1\r\n\
+         x-file-name: a.bin\r\nx-size-bytes: 5000000\r\nx-duration-seconds: 60\r\n\
+         content-length: 5000000\r\n\r\n",
+        relay.auth()
+    );
+    let answer = {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(relay.http_addr()).await.unwrap();
+        s.write_all(head.as_bytes()).await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("answered without the body")
+            .unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    assert!(answer.starts_with("HTTP/1.1 402"), "{answer}");
+    let after = uploaded(
+        &http
+            .get(relay.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(after, before, "no bytes were taken");
+    // The same purchase again is the replay, whatever the prices are now.
+    assert_eq!(store(3).await.unwrap().status(), 201);
 }

@@ -60,8 +60,6 @@ pub enum Command {
     /// Let an admin key (stored as its blake3 hash, hex) administer the cluster. Admin keys act for
     /// no account, and no account key is ever an admin key.
     AddAdminKey { key_hash_hex: String },
-    /// Replace the cluster's prices (an admin's act; seeded by the founding node from its flags).
-    SetPricing(crate::pricing::Pricing),
     /// Debit the owner the price of the lease (by the prices in the ledger) and create it, or do
     /// neither.
     CreateLease(NewLease),
@@ -150,6 +148,12 @@ pub enum Command {
     Batch(Vec<Request>),
     /// The webhook worker's results, batched (at most [`crate::sm::mailbox::WEBHOOK_BATCH_MAX`]).
     WebhooksAttempted { results: Vec<WebhookResult> },
+    /// Change the cluster's prices (an admin's act; seeded by the founding node from its flags).
+    /// A figure left `None` keeps its value, so two changes of different figures both land.
+    SetPricing {
+        rate_micros_per_gb_day: Option<u64>,
+        min_charge_micros: Option<u64>,
+    },
 }
 
 /// One delivery attempt: the delivery due at `due_ms` is done (delivered or given up), or
@@ -194,9 +198,6 @@ pub enum Outcome {
     },
     ApiKeyAdded,
     AdminKeyAdded,
-    PricingSet {
-        pricing: crate::pricing::Pricing,
-    },
     LeaseCreated {
         lease: Lease,
         balance_micros: u64,
@@ -259,6 +260,10 @@ pub enum Outcome {
     },
     HandoffRevoked {
         handoff: Handoff,
+    },
+    /// The prices now in force.
+    PricingSet {
+        pricing: crate::pricing::Pricing,
     },
 }
 

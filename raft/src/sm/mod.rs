@@ -107,7 +107,10 @@ fn apply_command(txn: &mut Txn<'_>, now_ms: u64, command: &Command) -> Result<Re
             key_hash_hex,
         } => accounts::add_key(txn, account_id, key_hash_hex),
         Command::AddAdminKey { key_hash_hex } => accounts::add_admin_key(txn, key_hash_hex),
-        Command::SetPricing(p) => pricing::set(txn, p),
+        Command::SetPricing {
+            rate_micros_per_gb_day,
+            min_charge_micros,
+        } => pricing::set(txn, *rate_micros_per_gb_day, *min_charge_micros),
         Command::CreateLease(new) => leases::create(txn, now_ms, new),
         Command::RecordAccess { lease_id, actor, owner } => {
             leases::record_access(txn, now_ms, lease_id, *actor, owner.as_deref())

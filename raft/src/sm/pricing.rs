@@ -12,15 +12,24 @@ use crate::store::txn::Txn;
 /// not a price.
 pub const PRICE_MAX_MICROS: u64 = 1_000_000_000_000;
 
-/// Replaces the prices; leases already bought keep what they paid.
-pub fn set(txn: &mut Txn<'_>, pricing: &Pricing) -> Result<Response, StoreError> {
-    if pricing.rate_micros_per_gb_day > PRICE_MAX_MICROS || pricing.min_charge_micros > PRICE_MAX_MICROS {
+/// Changes the figures given; leases already bought keep what they paid. Every lease costs at
+/// least one micro-USDC, so no purchase is free (each holds ledger state and maybe bytes).
+pub fn set(txn: &mut Txn<'_>, rate: Option<u64>, min_charge: Option<u64>) -> Result<Response, StoreError> {
+    let mut pricing = current(txn)?;
+    if let Some(rate) = rate {
+        pricing.rate_micros_per_gb_day = rate;
+    }
+    if let Some(min) = min_charge {
+        pricing.min_charge_micros = min;
+    }
+    if pricing.rate_micros_per_gb_day > PRICE_MAX_MICROS || !(1..=PRICE_MAX_MICROS).contains(&pricing.min_charge_micros)
+    {
         return Ok(Err(Rejection::Invalid(format!(
-            "rate and minimum charge must be at most {PRICE_MAX_MICROS} micro-USDC"
+            "the rate must be at most {PRICE_MAX_MICROS} micro-USDC, and the minimum charge from 1 to {PRICE_MAX_MICROS}"
         ))));
     }
-    txn.put("meta", keys::META_PRICING, pricing)?;
-    Ok(Ok(Outcome::PricingSet { pricing: *pricing }))
+    txn.put("meta", keys::META_PRICING, &pricing)?;
+    Ok(Ok(Outcome::PricingSet { pricing }))
 }
 
 /// The prices in force: the stored ones, or the defaults before any were set.

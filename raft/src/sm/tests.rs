@@ -62,10 +62,14 @@ fn arb_command() -> impl Strategy<Value = Command> {
         )
         .prop_map(|object_keys| Command::RecordObjectsDeleted { object_keys }),
         lease.clone().prop_map(|lease_id| Command::ReleaseBytes { lease_id }),
-        (0u64..2_000_000_000, 0u64..4_000).prop_map(|(rate, min)| Command::SetPricing(Pricing {
-            rate_micros_per_gb_day: rate,
-            min_charge_micros: min,
-        })),
+        (
+            proptest::option::of(0u64..2_000_000_000),
+            proptest::option::of(0u64..4_000)
+        )
+            .prop_map(|(rate, min)| Command::SetPricing {
+                rate_micros_per_gb_day: rate,
+                min_charge_micros: min,
+            }),
     ]
 }
 
@@ -769,10 +773,10 @@ fn expiry_is_exact_and_sweep_queues_bytes() {
             ),
             create(
                 t0,
-                Command::SetPricing(Pricing {
-                    rate_micros_per_gb_day: 0,
-                    min_charge_micros: 40,
-                }),
+                Command::SetPricing {
+                    rate_micros_per_gb_day: Some(0),
+                    min_charge_micros: Some(40),
+                },
             ),
             create(
                 t0,
@@ -824,10 +828,10 @@ fn expiry_is_exact_and_sweep_queues_bytes() {
     let set_min = |now, min| {
         create(
             now,
-            Command::SetPricing(Pricing {
-                rate_micros_per_gb_day: 0,
-                min_charge_micros: min,
-            }),
+            Command::SetPricing {
+                rate_micros_per_gb_day: Some(0),
+                min_charge_micros: Some(min),
+            },
         )
     };
     apply_all(&db, &[set_min(t0 + 3_000, 61)]);
@@ -904,11 +908,9 @@ fn charges_follow_the_ledgers_prices() {
             duration_seconds: 86_400,
         })
     };
-    let set = |rate, min| {
-        Command::SetPricing(Pricing {
-            rate_micros_per_gb_day: rate,
-            min_charge_micros: min,
-        })
+    let set = |rate, min| Command::SetPricing {
+        rate_micros_per_gb_day: Some(rate),
+        min_charge_micros: Some(min),
     };
     let r = apply_all(
         &db,
@@ -923,7 +925,7 @@ fn charges_follow_the_ledgers_prices() {
             at(2, lease(1)),
             at(3, set(5_000, 10)),
             at(4, lease(2)),
-            at(5, set(crate::sm::pricing::PRICE_MAX_MICROS + 1, 0)),
+            at(5, set(crate::sm::pricing::PRICE_MAX_MICROS + 1, 1)),
             at(6, lease(3)),
         ],
     );
