@@ -1,5 +1,5 @@
-//! Limits the API enforces; filled from the node's flags. (Prices are the cluster's, in the
-//! ledger.)
+//! Limits the API enforces, built from the node's flags (`relay_node::config::ServeArgs`), where
+//! each one's default and meaning are written once. (Prices are the cluster's, in the ledger.)
 
 use crate::error::{ApiError, ApiResult};
 
@@ -16,10 +16,6 @@ pub struct ApiConfig {
     pub limits: crate::limits::LimitsConfig,
     /// The secret shared by cluster members; also accepted by `/cluster/…`.
     pub cluster_secret: String,
-    /// Bodies up to this size are written with one PUT; larger ones with a multipart upload.
-    pub single_put_max_bytes: usize,
-    /// Part size of multipart uploads.
-    pub multipart_part_bytes: usize,
     /// Bodies (checkpoint states, messages) up to this size ride in the Raft entry; larger ones
     /// go to the object store.
     pub inline_max_bytes: u64,
@@ -42,30 +38,6 @@ pub struct ApiConfig {
     /// The base of the `drop_url`/`poll_url`/`claim_url` handed out; by default taken from the request's
     /// `Host` header.
     pub public_url: Option<String>,
-}
-
-impl Default for ApiConfig {
-    fn default() -> Self {
-        ApiConfig {
-            min_duration_seconds: 60,
-            max_duration_seconds: 365 * 86_400,
-            max_object_bytes: 5 << 30,
-            limits: Default::default(),
-            cluster_secret: String::new(),
-            single_put_max_bytes: 8 << 20,
-            multipart_part_bytes: 8 << 20,
-            inline_max_bytes: 64 << 10,
-            checkpoint_default_body_bytes: 256 << 10,
-            checkpoint_max_body_bytes: 8 << 20,
-            mailbox_max_capacity_bytes: 1 << 30,
-            mailbox_max_message_bytes: 8 << 20,
-            mailbox_default_messages: 1000,
-            mailbox_max_messages: 10_000,
-            webhook_policy: Default::default(),
-            public_url: None,
-            handoff_max_claims: 1000,
-        }
-    }
 }
 
 impl ApiConfig {

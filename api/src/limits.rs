@@ -30,7 +30,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
-/// The figures, all configurable (`relay serve --help`).
+/// The figures: the node's flags (`relay serve --help`, where each default is written).
 #[derive(Clone, Debug)]
 pub struct LimitsConfig {
     /// Requests handled at once by this node.
@@ -49,19 +49,8 @@ pub struct LimitsConfig {
     pub wait: Duration,
 }
 
-impl Default for LimitsConfig {
-    fn default() -> Self {
-        LimitsConfig {
-            max_in_flight: 1024,
-            max_in_flight_per_ip: 256,
-            max_in_flight_per_account: 256,
-            max_concurrent_uploads: 16,
-            max_uploads_per_client: 4,
-            body_buffer_bytes: 256 << 20,
-            wait: Duration::from_secs(5),
-        }
-    }
-}
+/// How long a request waits for an upload slot or buffer room before it is refused.
+pub const WAIT: Duration = Duration::from_secs(5);
 
 /// The client's address as the listener saw it.
 #[derive(Clone, Copy, Debug)]
@@ -381,8 +370,13 @@ mod tests {
     #[tokio::test]
     async fn one_address_holds_at_most_its_share_of_the_buffer() {
         let limits = Limits::new(LimitsConfig {
+            max_in_flight: 1024,
+            max_in_flight_per_ip: 256,
+            max_in_flight_per_account: 256,
+            max_concurrent_uploads: 16,
+            max_uploads_per_client: 4,
             body_buffer_bytes: 64 << 10,
-            ..Default::default()
+            wait: WAIT,
         });
         let held = CLIENT
             .scope("10.0.0.1".into(), async {

@@ -35,7 +35,8 @@ use tower::ServiceExt;
 use crate::error::ApiError;
 use crate::limits::{ip_key, ClientAddr, PerKey};
 
-/// The listener's figures, all configurable (`relay serve --help`).
+/// The listener's figures: the node's flags (`relay serve --help`, where each default is
+/// written), and the constants below.
 #[derive(Clone, Debug)]
 pub struct ListenerConfig {
     pub max_connections: usize,
@@ -50,22 +51,10 @@ pub struct ListenerConfig {
     pub min_body_bytes_per_second: u64,
 }
 
-impl Default for ListenerConfig {
-    fn default() -> Self {
-        ListenerConfig {
-            max_connections: 4096,
-            max_connections_per_ip: 256,
-            send_timeout: Duration::from_secs(20),
-            header_read_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(60),
-            max_header_bytes: 32 << 10,
-            max_headers: 100,
-            body_idle: Duration::from_secs(10),
-            body_grace: Duration::from_secs(10),
-            min_body_bytes_per_second: 8 << 10,
-        }
-    }
-}
+/// Headers in one request head, at most (431 beyond).
+pub const MAX_HEADERS: usize = 100;
+/// How long a request body may take before the minimum rate applies.
+pub const BODY_GRACE: Duration = Duration::from_secs(10);
 
 /// Serves `router` on `listener` until `shutdown` resolves, then stops accepting and waits for
 /// the open connections to finish (the caller bounds that wait).

@@ -389,6 +389,31 @@ impl ServeArgs {
     }
 
     /// The caps the API enforces.
+    /// What the API enforces, from these flags.
+    pub fn api_config(
+        &self,
+        webhook_policy: std::sync::Arc<relay_api::ssrf::Policy>,
+        cluster_secret: String,
+    ) -> relay_api::ApiConfig {
+        relay_api::ApiConfig {
+            min_duration_seconds: self.min_duration_seconds,
+            max_duration_seconds: self.max_duration_seconds,
+            max_object_bytes: self.max_object_bytes,
+            inline_max_bytes: self.inline_max_bytes,
+            checkpoint_default_body_bytes: self.checkpoint_default_body_bytes,
+            checkpoint_max_body_bytes: self.checkpoint_max_body_bytes,
+            mailbox_max_capacity_bytes: self.mailbox_max_capacity_bytes,
+            mailbox_max_message_bytes: self.mailbox_max_message_bytes,
+            mailbox_default_messages: self.mailbox_max_messages.min(1000),
+            mailbox_max_messages: self.mailbox_max_messages,
+            webhook_policy,
+            public_url: self.public_url.clone().map(|u| u.trim_end_matches('/').to_string()),
+            handoff_max_claims: self.handoff_max_claims,
+            cluster_secret,
+            limits: self.limits(),
+        }
+    }
+
     pub fn limits(&self) -> relay_api::limits::LimitsConfig {
         relay_api::limits::LimitsConfig {
             max_in_flight: self.max_requests_in_flight,
@@ -397,7 +422,7 @@ impl ServeArgs {
             max_concurrent_uploads: self.max_concurrent_uploads,
             max_uploads_per_client: self.max_uploads_per_client,
             body_buffer_bytes: self.body_buffer_bytes,
-            ..Default::default()
+            wait: relay_api::limits::WAIT,
         }
     }
 
@@ -413,7 +438,8 @@ impl ServeArgs {
             max_header_bytes: self.max_header_bytes,
             body_idle: Duration::from_secs(self.body_idle_timeout_seconds),
             min_body_bytes_per_second: self.min_body_bytes_per_second,
-            ..Default::default()
+            max_headers: relay_api::listener::MAX_HEADERS,
+            body_grace: relay_api::listener::BODY_GRACE,
         }
     }
 

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use relay_api::{ApiConfig, AppState, Metrics};
+use relay_api::{AppState, Metrics};
 use relay_raft::pricing::Pricing;
 use relay_raft::{Ledger, LedgerConfig, LedgerError, RelayNode, StoreError};
 use tokio::net::TcpListener;
@@ -187,24 +187,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
         "step 6/7: sweeper, gc, orphan and webhook workers started"
     );
 
-    let api_config = ApiConfig {
-        min_duration_seconds: args.min_duration_seconds,
-        max_duration_seconds: args.max_duration_seconds,
-        max_object_bytes: args.max_object_bytes,
-        inline_max_bytes: args.inline_max_bytes,
-        checkpoint_default_body_bytes: args.checkpoint_default_body_bytes,
-        checkpoint_max_body_bytes: args.checkpoint_max_body_bytes,
-        mailbox_max_capacity_bytes: args.mailbox_max_capacity_bytes,
-        mailbox_max_message_bytes: args.mailbox_max_message_bytes,
-        mailbox_default_messages: args.mailbox_max_messages.min(1000),
-        mailbox_max_messages: args.mailbox_max_messages,
-        webhook_policy,
-        public_url: args.public_url.clone().map(|u| u.trim_end_matches('/').to_string()),
-        handoff_max_claims: args.handoff_max_claims,
-        cluster_secret: cluster_secret.clone(),
-        limits: args.limits(),
-        ..ApiConfig::default()
-    };
+    let api_config = args.api_config(webhook_policy, cluster_secret.clone());
     let app = relay_api::router(AppState::new(ledger.clone(), store, api_config, metrics));
     let mut term = signal(SignalKind::terminate()).map_err(NodeError::Signal)?;
     let mut int = signal(SignalKind::interrupt()).map_err(NodeError::Signal)?;

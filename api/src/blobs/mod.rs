@@ -24,6 +24,12 @@ use crate::error::ApiResult;
 use crate::state::AppState;
 use crate::{ids, objects};
 
+/// Uploads up to this size are written with one PUT; larger ones with a multipart upload (each
+/// upload holds up to this much, or two parts, in memory).
+pub const SINGLE_PUT_MAX_BYTES: usize = 8 << 20;
+/// Part size of multipart uploads.
+pub const MULTIPART_PART_BYTES: usize = 8 << 20;
+
 /// A blob written for a command not yet answered. Settle it with [`Staged::settle`]; dropped
 /// unsettled, it is left to the orphan sweeper.
 #[must_use = "a staged blob is settled once the ledger answers"]
@@ -48,15 +54,14 @@ pub struct SmallBody {
 
 /// Streams `body` (exactly `declared_bytes`) to a fresh blob; on any error nothing is left behind.
 pub async fn upload(state: &AppState, body: Body, declared_bytes: u64) -> ApiResult<Upload> {
-    let cfg = &state.config;
     let object_key = ids::blob_key();
     let uploaded = objects::upload(
         &state.objects,
         &object_key,
         body,
         declared_bytes,
-        cfg.single_put_max_bytes,
-        cfg.multipart_part_bytes,
+        SINGLE_PUT_MAX_BYTES,
+        MULTIPART_PART_BYTES,
     )
     .await?;
     state.metrics.bytes_uploaded.inc_by(uploaded.size_bytes);
