@@ -22,7 +22,7 @@ use crate::headers::{optional_str, parse_u64, query_map, required_u64, reservati
 use crate::idempotency::{self, Part};
 use crate::purchase::{self, Payer, Reservation};
 use crate::state::AppState;
-use crate::{blobs, bodies, ids, limits, objects, render};
+use crate::{blobs, bodies, ids, limits, objects, ops, outcome, render};
 
 /// How often a read retries when the body it was pointed at was replaced under it.
 const READ_ATTEMPTS: usize = 3;
@@ -89,10 +89,11 @@ pub async fn create(
         )
         .await;
     small.staged.settle(&state, &answer).await;
-    let lease = match outcome(answer)? {
-        Outcome::LeaseCreated { lease, .. } => lease,
-        other => return Err(ApiError::unexpected(other)),
-    };
+    let lease = ops::answer(
+        answer,
+        "checkpoint",
+        outcome!(Outcome::LeaseCreated { lease, .. } => lease),
+    )?;
     let cell = cell(&lease)?;
     Ok((
         StatusCode::CREATED,
@@ -170,14 +171,9 @@ async fn read_and_delete(state: &AppState, owner: String, workflow_id: String) -
         _ => state.config.checkpoint_max_body_bytes,
     };
     let room = state.limits.buffer(reserved).await?;
-    let outcome = state
-        .ledger
-        .write(None, Command::ConsumeCheckpoint { owner, workflow_id })
-        .await?
-        .map_err(|r| ApiError::from_rejection(r, "checkpoint"))?;
-    let Outcome::CheckpointConsumed { lease, inline_body } = outcome else {
-        return Err(ApiError::unexpected(outcome));
-    };
+    let consume = Command::ConsumeCheckpoint { owner, workflow_id };
+    let pick = outcome!(Outcome::CheckpointConsumed { lease, inline_body } => (lease, inline_body));
+    let (lease, inline_body) = ops::run(state, None, consume, "checkpoint", pick).await?;
     let body = &cell(&lease)?.body;
     let bytes = fetch_body(state, body, inline_body).await;
     if body.object_key.is_some() {
@@ -243,10 +239,11 @@ pub async fn write(
         )
         .await;
     small.staged.settle(&state, &answer).await;
-    let lease = match outcome(answer)? {
-        Outcome::CheckpointWritten { lease } => lease,
-        other => return Err(ApiError::unexpected(other)),
-    };
+    let lease = ops::answer(
+        answer,
+        "checkpoint",
+        outcome!(Outcome::CheckpointWritten { lease } => lease),
+    )?;
     let cell = cell(&lease)?;
     let json = json!({
         "status": "ok",
@@ -268,20 +265,18 @@ pub async fn delete(
     path: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Response> {
     let workflow_id = workflow_id_param(path)?;
-    let outcome = state
-        .ledger
-        .write(
-            None,
-            Command::DeleteCheckpoint {
-                owner: caller.account_id,
-                workflow_id: workflow_id.clone(),
-            },
-        )
-        .await?
-        .map_err(|r| ApiError::from_rejection(r, "checkpoint"))?;
-    let Outcome::LeaseDeleted { lease } = outcome else {
-        return Err(ApiError::unexpected(outcome));
+    let delete = Command::DeleteCheckpoint {
+        owner: caller.account_id,
+        workflow_id: workflow_id.clone(),
     };
+    let lease = ops::run(
+        &state,
+        None,
+        delete,
+        "checkpoint",
+        outcome!(Outcome::LeaseDeleted { lease } => lease),
+    )
+    .await?;
     Ok(Json(json!({
         "status": "ok",
         "lease_id": lease.lease_id,
@@ -290,11 +285,6 @@ pub async fn delete(
         "refund_micros": "0",
     }))
     .into_response())
-}
-
-/// A write's answer as an outcome or the API error it means.
-fn outcome(answer: Result<relay_raft::Response, relay_raft::LedgerError>) -> ApiResult<Outcome> {
-    answer?.map_err(|rejection| ApiError::from_rejection(rejection, "checkpoint"))
 }
 
 /// The body's bytes; `None` when its object has already been replaced and collected.

@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use crate::error::{ApiError, ApiResult};
 use crate::idempotency::{self, Part};
 use crate::state::AppState;
-use crate::{handoff, mailbox, objects, render, store};
+use crate::{handoff, mailbox, objects, ops, outcome, render, store};
 
 const ROUTE: &str = "claim /api/claim/{token}";
 /// How often a claim is prepared again when the content changed before it was counted.
@@ -163,13 +163,8 @@ async fn recorded_linearizable(state: &AppState, idem: &IdempotencyKey) -> ApiRe
 /// still exists (the lease live and its content unchanged), else 410. A revoked or expired token
 /// ends replays too: revoking a leaked token must stop every way of using it.
 async fn replay(state: &AppState, token_hash: &[u8; 32], first: relay_raft::Response) -> ApiResult<Response> {
-    let (handoff, claimed, served) = match first {
-        Ok(Outcome::Claimed {
-            handoff, lease, served, ..
-        }) => (handoff, lease, served),
-        Ok(other) => return Err(ApiError::unexpected(other)),
-        Err(rejection) => return Err(ApiError::from_rejection(rejection, "handoff")),
-    };
+    let pick = outcome!(Outcome::Claimed { handoff, lease, served, .. } => (handoff, lease, served));
+    let (handoff, claimed, served) = ops::answer(Ok(first), "handoff", pick)?;
     let reader = state.ledger.linearizable().await?;
     let now_ms = state.ledger.now_ms();
     match reader.handoff_by_token_hash(token_hash)? {

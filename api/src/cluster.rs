@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 
 use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult};
-use crate::objects;
 use crate::state::AppState;
+use crate::{objects, ops, outcome};
 
 /// Admin bodies are tiny; anything larger is refused unread (axum's own cap, applied per route).
 pub const BODY_MAX_BYTES: usize = 4 << 10;
@@ -211,11 +211,14 @@ pub async fn set_pricing(
         rate_micros_per_gb_day: b.rate_micros_per_gb_day,
         min_charge_micros: b.min_charge_micros,
     };
-    let pricing = match state.ledger.write(None, change).await? {
-        Ok(Outcome::PricingSet { pricing }) => pricing,
-        Ok(other) => return Err(ApiError::unexpected(other)),
-        Err(rejection) => return Err(ApiError::from_rejection(rejection, "pricing")),
-    };
+    let pricing = ops::run(
+        &state,
+        None,
+        change,
+        "pricing",
+        outcome!(Outcome::PricingSet { pricing } => pricing),
+    )
+    .await?;
     tracing::info!(
         rate_micros_per_gb_day = pricing.rate_micros_per_gb_day,
         min_charge_micros = pricing.min_charge_micros,

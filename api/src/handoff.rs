@@ -19,7 +19,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::idempotency::{self, Part};
 use crate::state::AppState;
-use crate::{mailbox, objects, render, store};
+use crate::{mailbox, objects, ops, outcome, render, store};
 
 pub const TOKEN_PREFIX: &str = "hof_";
 /// `hof_` + 32 bytes from the OS RNG, base64url.
@@ -95,14 +95,8 @@ pub async fn create(
         require_post: params.require_post.unwrap_or(false),
         ttl_seconds,
     };
-    let (handoff, lease_expires_at_ms) = match state.ledger.write(idem, command).await? {
-        Ok(Outcome::HandoffCreated {
-            handoff,
-            lease_expires_at_ms,
-        }) => (handoff, lease_expires_at_ms),
-        Ok(other) => return Err(ApiError::unexpected(other)),
-        Err(rejection) => return Err(ApiError::from_rejection(rejection, "lease")),
-    };
+    let pick = outcome!(Outcome::HandoffCreated { handoff, lease_expires_at_ms } => (handoff, lease_expires_at_ms));
+    let (handoff, lease_expires_at_ms) = ops::run(&state, idem, command, "lease", pick).await?;
     // A replayed create answers with the first handoff, whose token was shown once.
     let fresh = handoff.token_hash_hex == blake3::hash(token.as_bytes()).to_hex().as_str();
     let base = mailbox::base_url(&state, &headers);
@@ -171,17 +165,21 @@ pub async fn revoke(
         owner: caller.account_id,
         handoff_id,
     };
-    match state.ledger.write(None, command).await? {
-        Ok(Outcome::HandoffRevoked { handoff }) => Ok(Json(json!({
-            "status": "ok",
-            "handoff_id": handoff.handoff_id,
-            "revoked": true,
-            "claims_used": handoff.max_claims - handoff.claims_remaining,
-        }))
-        .into_response()),
-        Ok(other) => Err(ApiError::unexpected(other)),
-        Err(rejection) => Err(ApiError::from_rejection(rejection, "handoff")),
-    }
+    let handoff = ops::run(
+        &state,
+        None,
+        command,
+        "handoff",
+        outcome!(Outcome::HandoffRevoked { handoff } => handoff),
+    )
+    .await?;
+    Ok(Json(json!({
+        "status": "ok",
+        "handoff_id": handoff.handoff_id,
+        "revoked": true,
+        "claims_used": handoff.max_claims - handoff.claims_remaining,
+    }))
+    .into_response())
 }
 
 /// `GET /api/handoffs/:id` names a lease, `DELETE` a handoff: one route, dispatched by the id.

@@ -9,6 +9,8 @@
 //! - [`listener`]: the HTTP server loop and its time bounds; [`limits`]: caps on requests in
 //!   flight (global, per address, per account), uploads and buffered bodies.
 //! - [`idempotency`]: `Idempotency-Key`, scoped by route and bound to the request's fingerprint.
+//! - [`ops`]: the one ledger call handlers make (a command's typed outcome, or the error its
+//!   rejection means); [`purchase`]: the path every paid create walks, and its receipt.
 //! - [`error`]: [`ApiError`] and its one mapping to status codes and JSON bodies;
 //!   [`request_id`]: the id every answer and log line carries.
 //! - [`blobs`]: an uploaded object's whole life (staged; then kept, deleted, or left to the
@@ -18,7 +20,8 @@
 //! - [`webhook`] (Standard Webhooks signing and delivery) behind [`ssrf`] (where they may go).
 //! - [`headers`], [`range`], [`render`], [`ids`]: parsing in, formatting out.
 //!
-//! Handlers translate HTTP to ledger commands; business rules live in the ledger.
+//! Handlers parse, run one ledger command ([`ops::run`]), render; business rules live in the
+//! ledger.
 
 pub mod auth;
 pub mod blobs;
@@ -39,6 +42,7 @@ pub mod listener;
 pub mod mailbox;
 pub mod metrics;
 pub mod objects;
+pub mod ops;
 pub mod pricing;
 pub mod purchase;
 pub mod range;

@@ -21,7 +21,7 @@ use crate::headers::{optional_str, parse_u64, required_u64, reservation};
 use crate::idempotency::{self, Part};
 use crate::purchase::{self, Payer, Reservation};
 use crate::state::AppState;
-use crate::{blobs, bodies, ids, objects, render, webhook};
+use crate::{blobs, bodies, ids, objects, ops, outcome, render, webhook};
 
 const CREATE_ROUTE: &str = "POST /api/mailbox";
 const DROP_ROUTE: &str = "POST /api/mailbox/drop/{token}";
@@ -107,11 +107,15 @@ pub async fn create(State(state): State<AppState>, payer: Payer, headers: Header
             Part::Header(&headers, "x-webhook-secret"),
         ])
     });
-    let lease = match state.ledger.write(idem, Command::CreateMailbox { new }).await? {
-        Ok(Outcome::LeaseCreated { lease, .. }) => lease,
-        Ok(other) => return Err(ApiError::unexpected(other)),
-        Err(rejection) => return Err(ApiError::from_rejection(rejection, "account")),
-    };
+    let create = Command::CreateMailbox { new };
+    let lease = ops::run(
+        &state,
+        idem,
+        create,
+        "account",
+        outcome!(Outcome::LeaseCreated { lease, .. } => lease),
+    )
+    .await?;
     let LeaseKind::Mailbox(mb) = &lease.kind else {
         return Err(ApiError::Internal(format!(
             "mailbox create answered with a {}",
@@ -237,11 +241,11 @@ pub async fn drop_message(
         )
         .await;
     small.staged.settle(&state, &answer).await;
-    let message = match answer? {
-        Ok(Outcome::MessageDropped { message, .. }) => message,
-        Ok(other) => return Err(ApiError::unexpected(other)),
-        Err(rejection) => return Err(ApiError::from_rejection(rejection, "mailbox")),
-    };
+    let message = ops::answer(
+        answer,
+        "mailbox",
+        outcome!(Outcome::MessageDropped { message, .. } => message),
+    )?;
     state.metrics.messages_dropped.inc();
     Ok((
         StatusCode::CREATED,
@@ -317,24 +321,13 @@ pub async fn pickup(
         ),
         None => None,
     };
-    let outcome = state
-        .ledger
-        .write(
-            None,
-            Command::PickupMessage {
-                owner: caller.account_id,
-                lease_id,
-                seq,
-            },
-        )
-        .await?
-        .map_err(|r| ApiError::from_rejection(r, "mailbox"))?;
-    let Outcome::MessagePicked {
-        message, inline_body, ..
-    } = outcome
-    else {
-        return Err(ApiError::unexpected(outcome));
+    let pickup = Command::PickupMessage {
+        owner: caller.account_id,
+        lease_id,
+        seq,
     };
+    let pick = outcome!(Outcome::MessagePicked { message, inline_body, .. } => (message, inline_body));
+    let (message, inline_body) = ops::run(&state, None, pickup, "mailbox", pick).await?;
     let bytes = match (prefetched, inline_body) {
         (Some(bytes), _) => bytes,
         (None, Some(bytes)) => Bytes::from(bytes),
@@ -350,24 +343,13 @@ pub async fn delete_message(
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> ApiResult<Response> {
     let (lease_id, seq) = message_params(path)?;
-    match state
-        .ledger
-        .write(
-            None,
-            Command::DeleteMessage {
-                owner: caller.account_id,
-                lease_id,
-                seq,
-            },
-        )
-        .await?
-    {
-        Ok(Outcome::MessageDeleted) => {
-            Ok(Json(json!({"status": "ok", "id": message_id(seq), "deleted": true})).into_response())
-        }
-        Ok(other) => Err(ApiError::unexpected(other)),
-        Err(rejection) => Err(ApiError::from_rejection(rejection, "mailbox")),
-    }
+    let delete = Command::DeleteMessage {
+        owner: caller.account_id,
+        lease_id,
+        seq,
+    };
+    ops::run(&state, None, delete, "mailbox", outcome!(Outcome::MessageDeleted => ())).await?;
+    Ok(Json(json!({"status": "ok", "id": message_id(seq), "deleted": true})).into_response())
 }
 
 /// `DELETE /api/mailbox/:lease_id`: the mailbox and every message, now; no refund.

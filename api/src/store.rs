@@ -18,7 +18,7 @@ use crate::headers::{optional_str, required_u64};
 use crate::idempotency::{self, Part};
 use crate::purchase::{self, Payer, Reservation};
 use crate::state::AppState;
-use crate::{blobs, ids, objects, range, render};
+use crate::{blobs, ids, objects, ops, outcome, range, render};
 
 const FILE_NAME_MAX_BYTES: usize = 255;
 /// Objects up to this size are read whole and checked before the answer starts; larger ones
@@ -84,11 +84,11 @@ pub async fn create(
     });
     let answer = state.ledger.write(idem, Command::CreateLease(new)).await;
     upload.staged.settle(&state, &answer).await;
-    let lease = match answer? {
-        Ok(Outcome::LeaseCreated { lease, .. }) => lease,
-        Ok(other) => return Err(ApiError::unexpected(other)),
-        Err(rejection) => return Err(ApiError::from_rejection(rejection, "account")),
-    };
+    let lease = ops::answer(
+        answer,
+        "account",
+        outcome!(Outcome::LeaseCreated { lease, .. } => lease),
+    )?;
     Ok((StatusCode::CREATED, Json(receipt(&lease)?)).into_response())
 }
 
@@ -148,22 +148,19 @@ pub async fn download(
     }
     // The access record is a linearizable write that also checks ownership and expiry with the
     // leader's clock, so a lease is never served after `expires_at` or after a delete.
-    let lease = match state
-        .ledger
-        .write(
-            None,
-            Command::RecordAccess {
-                lease_id,
-                actor: AccessActor::Owner,
-                owner: Some(caller.account_id),
-            },
-        )
-        .await?
-    {
-        Ok(Outcome::AccessRecorded { lease }) => lease,
-        Ok(other) => return Err(ApiError::unexpected(other)),
-        Err(rejection) => return Err(ApiError::from_rejection(rejection, "lease")),
+    let access = Command::RecordAccess {
+        lease_id,
+        actor: AccessActor::Owner,
+        owner: Some(caller.account_id),
     };
+    let lease = ops::run(
+        &state,
+        None,
+        access,
+        "lease",
+        outcome!(Outcome::AccessRecorded { lease } => lease),
+    )
+    .await?;
     serve_object(&state, &lease, &headers).await
 }
 
@@ -246,21 +243,22 @@ pub async fn delete_lease(
     lease_id: String,
     what: &'static str,
 ) -> ApiResult<Response> {
-    match state
-        .ledger
-        .write(None, Command::DeleteLease { owner, lease_id })
-        .await?
-    {
-        Ok(Outcome::LeaseDeleted { lease }) => Ok(Json(json!({
-            "status": "ok",
-            "lease_id": lease.lease_id,
-            "deleted": true,
-            "refund_micros": "0",
-        }))
-        .into_response()),
-        Ok(other) => Err(ApiError::unexpected(other)),
-        Err(rejection) => Err(ApiError::from_rejection(rejection, what)),
-    }
+    let delete = Command::DeleteLease { owner, lease_id };
+    let lease = ops::run(
+        state,
+        None,
+        delete,
+        what,
+        outcome!(Outcome::LeaseDeleted { lease } => lease),
+    )
+    .await?;
+    Ok(Json(json!({
+        "status": "ok",
+        "lease_id": lease.lease_id,
+        "deleted": true,
+        "refund_micros": "0",
+    }))
+    .into_response())
 }
 
 pub(crate) fn file_name(headers: &HeaderMap) -> ApiResult<String> {
