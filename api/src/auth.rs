@@ -65,14 +65,16 @@ fn bearer(parts: &Parts) -> Result<Bearer<'_>, ApiError> {
     let value = parts
         .headers
         .get(AUTHORIZATION)
-        .ok_or(ApiError::Unauthorized("missing Authorization: Bearer rs_live_… header"))?;
+        .ok_or(ApiError::Unauthorized("missing Authorization: Bearer <key> header"))?;
     let value = value
         .to_str()
         .map_err(|_| ApiError::Unauthorized("malformed Authorization header"))?;
+    // The scheme is case-insensitive (RFC 9110 §11.1).
     let key = value
-        .strip_prefix("Bearer ")
-        .map(str::trim)
-        .ok_or(ApiError::Unauthorized("Authorization must be Bearer rs_live_…"))?;
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, key)| key.trim())
+        .ok_or(ApiError::Unauthorized("Authorization must be Bearer <key>"))?;
     if is_well_formed_key(key) {
         Ok(Bearer::Agent(key))
     } else if is_well_formed_admin_key(key) {
@@ -160,5 +162,32 @@ mod tests {
         assert!(is_well_formed_admin_key(admin) && !is_well_formed_key(admin));
         assert!(!is_well_formed_key("rs_live_short"));
         assert!(!is_well_formed_admin_key("rs_admin_bad key with spaces"));
+    }
+
+    /// `Bearer`, `bearer` and `BEARER` name one scheme; other schemes and bare keys are refused.
+    #[test]
+    fn the_scheme_is_case_insensitive() {
+        let parts = |value: &str| {
+            let (parts, _) = axum::http::Request::builder()
+                .header(AUTHORIZATION, value)
+                .body(())
+                .unwrap()
+                .into_parts();
+            parts
+        };
+        for ok in [
+            "Bearer rs_live_0123456789abcdef",
+            "bearer rs_live_0123456789abcdef",
+            "BEARER  rs_live_0123456789abcdef",
+        ] {
+            assert!(matches!(bearer(&parts(ok)), Ok(Bearer::Agent(_))), "{ok}");
+        }
+        for bad in [
+            "Basic rs_live_0123456789abcdef",
+            "rs_live_0123456789abcdef",
+            "Bearerrs_live_0123456789abcdef",
+        ] {
+            assert!(bearer(&parts(bad)).is_err(), "{bad}");
+        }
     }
 }
