@@ -18,6 +18,8 @@ pub async fn run(
     min_age: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
+    // Where the last pass stopped, when it stopped short of the end.
+    let mut after = None;
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -28,11 +30,13 @@ pub async fn run(
         if !ledger.is_leader() {
             continue;
         }
-        match relay_api::blobs::orphans::sweep(&ledger, &store, min_age).await {
-            Ok(0) => {}
-            Ok(n) => {
-                metrics.orphans_deleted.inc_by(n);
-                info!(deleted = n, "orphan sweeper: deleted unreferenced objects");
+        match relay_api::blobs::orphans::sweep(&ledger, &store, min_age, after.as_ref()).await {
+            Ok(pass) => {
+                after = pass.next;
+                if pass.deleted > 0 {
+                    metrics.orphans_deleted.inc_by(pass.deleted);
+                    info!(deleted = pass.deleted, "orphan sweeper: deleted unreferenced objects");
+                }
             }
             Err(e) => warn!(error = %e, "orphan sweeper: pass failed; will retry"),
         }

@@ -16,18 +16,37 @@ use crate::objects;
 /// Objects looked at per pass; the rest wait for the next one.
 const SCAN_MAX: usize = 100_000;
 
-/// One pass: deletes the unreferenced blobs older than `min_age`; returns how many.
-pub async fn sweep(ledger: &Ledger, store: &Arc<dyn ObjectStore>, min_age: Duration) -> Result<u64, String> {
+/// What a pass did, and where the next one goes on from (`None`: from the start; every blob is
+/// reached within `objects / SCAN_MAX + 1` passes, however many live ones come first).
+pub struct Pass {
+    pub deleted: u64,
+    pub next: Option<Path>,
+}
+
+/// One pass over up to [`SCAN_MAX`] blobs after `after`: deletes the unreferenced ones older
+/// than `min_age`.
+pub async fn sweep(
+    ledger: &Ledger,
+    store: &Arc<dyn ObjectStore>,
+    min_age: Duration,
+    after: Option<&Path>,
+) -> Result<Pass, String> {
     let cutoff = chrono_now() - chrono::Duration::from_std(min_age).map_err(|e| e.to_string())?;
-    let mut listing = store.list(Some(&Path::from(objects::BLOB_PREFIX)));
+    let prefix = Path::from(objects::BLOB_PREFIX);
+    let mut listing = match after {
+        Some(after) => store.list_with_offset(Some(&prefix), after),
+        None => store.list(Some(&prefix)),
+    };
     let mut deleted = 0;
     let mut seen = 0;
+    let mut last = None;
     while let Some(meta) = listing.next().await {
         let meta = meta.map_err(|e| e.to_string())?;
         seen += 1;
         if seen > SCAN_MAX {
-            break;
+            return Ok(Pass { deleted, next: last });
         }
+        last = Some(meta.location.clone());
         if meta.last_modified > cutoff {
             continue;
         }
@@ -49,7 +68,7 @@ pub async fn sweep(ledger: &Ledger, store: &Arc<dyn ObjectStore>, min_age: Durat
         warn!(object_key = %key, age = ?meta.last_modified, "orphan sweeper: deleted an unreferenced object");
         deleted += 1;
     }
-    Ok(deleted)
+    Ok(Pass { deleted, next: None })
 }
 
 fn chrono_now() -> chrono::DateTime<chrono::Utc> {
