@@ -9,8 +9,8 @@
 //! - [`workers`]: the leader's sweeper (expiry, then object deletion) and [`orphans`] (blobs no
 //!   lease references): the schedules; what they delete is [`relay_api::blobs`].
 //!   [`webhooks`]: delivers mailbox webhooks, fairly between hosts.
-//! - [`objects`]: opens the object store named by `--objects`; [`fds`]: the open-file limit and
-//!   the share of it client connections may take.
+//! - [`fds`]: the open-file limit and the share of it client connections may take. (The object
+//!   store named by `--objects` is opened by [`relay_api::blobs::store`].)
 
 pub mod admin;
 pub mod bootstrap;
@@ -18,7 +18,6 @@ pub mod cluster;
 pub mod config;
 pub mod config_file;
 pub mod fds;
-pub mod objects;
 pub mod orphans;
 pub mod server;
 pub mod webhooks;

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::config::{ConfigError, ServeArgs};
-use crate::{bootstrap, cluster, objects, orphans, webhooks, workers};
+use crate::{bootstrap, cluster, orphans, webhooks, workers};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -79,7 +79,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
         source,
     })?;
     let objects_url = args.objects_url();
-    let store = objects::open(&objects_url)?;
+    let store = relay_api::blobs::store::open(&objects_url).map_err(|e| NodeError::Objects(e.to_string()))?;
     info!(objects = %objects_url, "step 2/7: object store open");
 
     let (listener, http_addr) = bind(&args.http).await?;

@@ -13,8 +13,10 @@
 //! A committed blob is deleted when what references it closes (expiry, delete, a consumed or
 //! replaced body): the ledger queues its key and [`gc`] deletes it.
 
+// Opening the store `--objects` names; deleting closed leases' bytes; deleting what no lease knows.
 pub mod gc;
 pub mod orphans;
+pub mod store;
 
 use axum::body::Body;
 use bytes::Bytes;

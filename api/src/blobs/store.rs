@@ -8,29 +8,32 @@ use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
 
-use crate::server::NodeError;
+/// Why the `--objects` URL names no usable store.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StoreUrlError(pub String);
 
-pub fn open(url: &str) -> Result<Arc<dyn ObjectStore>, NodeError> {
+pub fn open(url: &str) -> Result<Arc<dyn ObjectStore>, StoreUrlError> {
     if let Some(path) = url.strip_prefix("file://") {
         return open_local(url, path);
     }
     if let Some(rest) = url.strip_prefix("s3://") {
         return open_s3(url, rest);
     }
-    Err(NodeError::Objects(format!(
+    Err(StoreUrlError(format!(
         "{url}: unsupported object store URL (expected file://PATH or s3://BUCKET?endpoint=URL&region=R)"
     )))
 }
 
 /// A directory on local disk, fsynced on write so an acknowledged lease's bytes survive a power
 /// cut like its ledger entry does.
-fn open_local(url: &str, path: &str) -> Result<Arc<dyn ObjectStore>, NodeError> {
+fn open_local(url: &str, path: &str) -> Result<Arc<dyn ObjectStore>, StoreUrlError> {
     if path.is_empty() {
-        return Err(NodeError::Objects(format!("{url}: empty path")));
+        return Err(StoreUrlError(format!("{url}: empty path")));
     }
-    std::fs::create_dir_all(path).map_err(|e| NodeError::Objects(format!("{url}: {e}")))?;
+    std::fs::create_dir_all(path).map_err(|e| StoreUrlError(format!("{url}: {e}")))?;
     let fs = LocalFileSystem::new_with_prefix(path)
-        .map_err(|e| NodeError::Objects(format!("{url}: {e}")))?
+        .map_err(|e| StoreUrlError(format!("{url}: {e}")))?
         .with_automatic_cleanup(true)
         .with_fsync(true);
     Ok(Arc::new(fs))
@@ -41,8 +44,8 @@ fn open_local(url: &str, path: &str) -> Result<Arc<dyn ObjectStore>, NodeError> 
 /// …); the URL's `endpoint`, `region` and `allow_http` override them. Requests are path-style,
 /// which every S3-compatible server accepts. Retries and timeouts are bounded, so a store that is
 /// down turns into a quick 503 rather than a hung request.
-fn open_s3(url: &str, rest: &str) -> Result<Arc<dyn ObjectStore>, NodeError> {
-    let bad = |why: String| NodeError::Objects(format!("{url}: {why}"));
+fn open_s3(url: &str, rest: &str) -> Result<Arc<dyn ObjectStore>, StoreUrlError> {
+    let bad = |why: String| StoreUrlError(format!("{url}: {why}"));
     let (bucket, query) = rest.split_once('?').unwrap_or((rest, ""));
     let valid_bucket = (3..=63).contains(&bucket.len())
         && bucket
