@@ -128,6 +128,22 @@ async fn concurrent_changes_of_different_figures_both_land() {
     assert_eq!(status, 422, "{body}");
 }
 
+/// `relay_bytes_uploaded_total` as the node's metrics say now.
+async fn bytes_uploaded(relay: &Relay, http: &reqwest::Client) -> u64 {
+    let text = http
+        .get(relay.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find(|l| l.starts_with("relay_bytes_uploaded_total"))
+        .and_then(|l| l.split_whitespace().last()?.parse::<u64>().ok())
+        .unwrap_or(0)
+}
+
 /// A key the ledger already answered does not let a different, unaffordable purchase skip the
 /// balance check: it is refused before its body is read.
 #[tokio::test]
@@ -148,22 +164,7 @@ async fn a_used_key_does_not_skip_the_balance_check() {
     // A year-long day rate that one USDC cannot pay for 5 MB.
     let (status, _) = set_prices(&relay, &http, json!({"rate_micros_per_gb_day": 1_000_000_000_000u64})).await;
     assert_eq!(status, 200);
-    let uploaded = |text: &str| {
-        text.lines()
-            .find(|l| l.starts_with("relay_bytes_uploaded_total"))
-            .and_then(|l| l.split_whitespace().last()?.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    let before = uploaded(
-        &http
-            .get(relay.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    );
+    let before = bytes_uploaded(&relay, &http).await;
     // Only the head is sent: the answer must come without the body.
     let head = format!(
         "POST /api/store HTTP/1.1\r\nhost: x\r\nauthorization: {}\r\nidempotency-key: k1\r\n\
@@ -183,16 +184,7 @@ async fn a_used_key_does_not_skip_the_balance_check() {
         String::from_utf8_lossy(&buf[..n]).into_owned()
     };
     assert!(answer.starts_with("HTTP/1.1 402"), "{answer}");
-    let after = uploaded(
-        &http
-            .get(relay.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    );
+    let after = bytes_uploaded(&relay, &http).await;
     assert_eq!(after, before, "no bytes were taken");
     // The same purchase again is the replay, whatever the prices are now.
     assert_eq!(store(3).await.unwrap().status(), 201);
