@@ -13,7 +13,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
 use relay_raft::command::NewLease;
-use relay_raft::{BodyRef, Checkpoint, Command, Lease, LeaseKind, Outcome};
+use relay_raft::ops::{
+    CheckpointConsumed, ConsumeCheckpoint, CreateCheckpoint, DeleteCheckpoint, ReleaseBytes, WriteCheckpoint,
+};
+use relay_raft::{BodyRef, Checkpoint, Lease, LeaseKind};
 use serde_json::json;
 
 use crate::auth::Caller;
@@ -22,7 +25,7 @@ use crate::headers::{optional_str, parse_u64, query_map, required_u64, reservati
 use crate::idempotency::{self, Part};
 use crate::purchase::{self, Payer, Reservation};
 use crate::state::AppState;
-use crate::{blobs, bodies, ids, limits, objects, ops, outcome, render};
+use crate::{blobs, bodies, ids, limits, objects, ops, render};
 
 /// How often a read retries when the body it was pointed at was replaced under it.
 const READ_ATTEMPTS: usize = 3;
@@ -78,22 +81,13 @@ pub async fn create(
         }),
         duration_seconds,
     };
-    let answer = state
-        .ledger
-        .write(
-            idem,
-            Command::CreateCheckpoint {
-                new,
-                inline_body: small.inline,
-            },
-        )
-        .await;
+    let create = CreateCheckpoint {
+        new,
+        inline_body: small.inline,
+    };
+    let answer = state.ledger.run(idem, create).await;
     small.staged.settle(&state, &answer).await;
-    let lease = ops::answer(
-        answer,
-        "checkpoint",
-        outcome!(Outcome::LeaseCreated { lease, .. } => lease),
-    )?;
+    let lease = ops::answer(answer, "checkpoint")?.lease;
     let cell = cell(&lease)?;
     Ok((
         StatusCode::CREATED,
@@ -171,22 +165,16 @@ async fn read_and_delete(state: &AppState, owner: String, workflow_id: String) -
         _ => state.config.checkpoint_max_body_bytes,
     };
     let room = state.limits.buffer(reserved).await?;
-    let consume = Command::ConsumeCheckpoint { owner, workflow_id };
-    let pick = outcome!(Outcome::CheckpointConsumed { lease, inline_body } => (lease, inline_body));
-    let (lease, inline_body) = ops::run(state, None, consume, "checkpoint", pick).await?;
+    let CheckpointConsumed { lease, inline_body } =
+        ops::run(state, None, ConsumeCheckpoint { owner, workflow_id }, "checkpoint").await?;
     let body = &cell(&lease)?.body;
     let bytes = fetch_body(state, body, inline_body).await;
     if body.object_key.is_some() {
         // The ledger held the object for this read; let it go now, whatever the read's fate.
-        let _ = state
-            .ledger
-            .write(
-                None,
-                Command::ReleaseBytes {
-                    lease_id: lease.lease_id.clone(),
-                },
-            )
-            .await;
+        let release = ReleaseBytes {
+            lease_id: lease.lease_id.clone(),
+        };
+        let _ = state.ledger.run(None, release).await;
     }
     match bytes? {
         Some(bytes) => Ok(limits::hold(respond(&lease, bytes)?, room)),
@@ -225,25 +213,16 @@ pub async fn write(
         ])
     });
     let small = blobs::small(&state, body.bytes.clone()).await?;
-    let answer = state
-        .ledger
-        .write(
-            idem,
-            Command::WriteCheckpoint {
-                owner: caller.account_id,
-                workflow_id,
-                if_version,
-                body: small.body,
-                inline_body: small.inline,
-            },
-        )
-        .await;
+    let write = WriteCheckpoint {
+        owner: caller.account_id,
+        workflow_id,
+        if_version,
+        body: small.body,
+        inline_body: small.inline,
+    };
+    let answer = state.ledger.run(idem, write).await;
     small.staged.settle(&state, &answer).await;
-    let lease = ops::answer(
-        answer,
-        "checkpoint",
-        outcome!(Outcome::CheckpointWritten { lease } => lease),
-    )?;
+    let lease = ops::answer(answer, "checkpoint")?;
     let cell = cell(&lease)?;
     let json = json!({
         "status": "ok",
@@ -265,18 +244,11 @@ pub async fn delete(
     path: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Response> {
     let workflow_id = workflow_id_param(path)?;
-    let delete = Command::DeleteCheckpoint {
+    let delete = DeleteCheckpoint {
         owner: caller.account_id,
         workflow_id: workflow_id.clone(),
     };
-    let lease = ops::run(
-        &state,
-        None,
-        delete,
-        "checkpoint",
-        outcome!(Outcome::LeaseDeleted { lease } => lease),
-    )
-    .await?;
+    let lease = ops::run(&state, None, delete, "checkpoint").await?;
     Ok(Json(json!({
         "status": "ok",
         "lease_id": lease.lease_id,

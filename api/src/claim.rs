@@ -15,14 +15,15 @@ use axum::http::Method;
 use axum::response::Response;
 use bytes::Bytes;
 use futures::StreamExt;
+use relay_raft::ops::{typed, Claim, Claimed, ReleaseBytes};
 use relay_raft::sm::{dedup, handoffs};
-use relay_raft::{Command, Handoff, IdempotencyKey, Lease, LeaseKind, Message, Outcome, Rejection, Served};
+use relay_raft::{Handoff, IdempotencyKey, Lease, LeaseKind, Message, Rejection, Served};
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
 use crate::idempotency::{self, Part};
 use crate::state::AppState;
-use crate::{handoff, mailbox, objects, ops, outcome, render, store};
+use crate::{handoff, mailbox, objects, ops, render, store};
 
 const ROUTE: &str = "claim /api/claim/{token}";
 /// How often a claim is prepared again when the content changed before it was counted.
@@ -81,13 +82,13 @@ pub async fn claim(
         }
 
         // 3. The one command that counts, naming what is served.
-        let command = Command::Claim {
+        let claim = Claim {
             token_hash_hex: token_hash_hex.clone(),
             post,
             served: content.served,
         };
-        match state.ledger.write(idem.clone(), command).await? {
-            Ok(Outcome::Claimed {
+        match state.ledger.run(idem.clone(), claim).await? {
+            Ok(Claimed {
                 handoff,
                 closed,
                 served,
@@ -100,8 +101,7 @@ pub async fn claim(
                 return Ok(content.into_response(&handoff, guard));
             }
             // The same key was counted first elsewhere (another node): that claim's answer.
-            Ok(first @ Outcome::Claimed { .. }) => return replay(&state, hash.as_bytes(), Ok(first)).await,
-            Ok(other) => return Err(ApiError::unexpected(other)),
+            Ok(first) => return replay(&state, hash.as_bytes(), Ok(first)).await,
             Err(Rejection::ContentChanged) => continue,
             Err(rejection) => return Err(ApiError::from_rejection(rejection, "handoff")),
         }
@@ -145,16 +145,18 @@ async fn judge(state: &AppState, hash: &[u8; 32], post: bool) -> ApiResult<(Hand
 }
 
 /// The first answer to this key, as far as this node has applied.
-fn recorded(state: &AppState, idem: &IdempotencyKey) -> ApiResult<Option<relay_raft::Response>> {
-    Ok(state
-        .ledger
-        .reader()
-        .idempotency_record(&idem.scope, &idem.key)?
-        .map(|record| dedup::replay(&record, idem)))
+fn recorded(state: &AppState, idem: &IdempotencyKey) -> ApiResult<Option<Result<Claimed, Rejection>>> {
+    let Some(record) = state.ledger.reader().idempotency_record(&idem.scope, &idem.key)? else {
+        return Ok(None);
+    };
+    Ok(Some(typed::<Claim>(Ok(dedup::replay(&record, idem)))?))
 }
 
 /// The first answer to this key, after a read barrier.
-async fn recorded_linearizable(state: &AppState, idem: &IdempotencyKey) -> ApiResult<Option<relay_raft::Response>> {
+async fn recorded_linearizable(
+    state: &AppState,
+    idem: &IdempotencyKey,
+) -> ApiResult<Option<Result<Claimed, Rejection>>> {
     state.ledger.linearizable().await?;
     recorded(state, idem)
 }
@@ -162,9 +164,13 @@ async fn recorded_linearizable(state: &AppState, idem: &IdempotencyKey) -> ApiRe
 /// Answers a retried claim from what the first one did: its refusal, or what it served if that
 /// still exists (the lease live and its content unchanged), else 410. A revoked or expired token
 /// ends replays too: revoking a leaked token must stop every way of using it.
-async fn replay(state: &AppState, token_hash: &[u8; 32], first: relay_raft::Response) -> ApiResult<Response> {
-    let pick = outcome!(Outcome::Claimed { handoff, lease, served, .. } => (handoff, lease, served));
-    let (handoff, claimed, served) = ops::answer(Ok(first), "handoff", pick)?;
+async fn replay(state: &AppState, token_hash: &[u8; 32], first: Result<Claimed, Rejection>) -> ApiResult<Response> {
+    let Claimed {
+        handoff,
+        lease: claimed,
+        served,
+        ..
+    } = ops::answer(Ok(first), "handoff")?;
     let reader = state.ledger.linearizable().await?;
     let now_ms = state.ledger.now_ms();
     match reader.handoff_by_token_hash(token_hash)? {
@@ -387,7 +393,7 @@ impl Drop for ReleaseOnDrop {
         let ledger = self.state.ledger.clone();
         let lease_id = std::mem::take(&mut self.lease_id);
         tokio::spawn(async move {
-            if let Err(e) = ledger.write(None, Command::ReleaseBytes { lease_id }).await {
+            if let Err(e) = ledger.run(None, ReleaseBytes { lease_id }).await {
                 tracing::warn!(error = %e, "releasing a claimed lease's content; the hold timer will");
             }
         });

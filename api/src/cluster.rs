@@ -5,7 +5,8 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::Json;
-use relay_raft::{Command, NodeId, Outcome, RelayNode};
+use relay_raft::ops::SetPricing;
+use relay_raft::{NodeId, RelayNode};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -13,7 +14,7 @@ use serde_json::{json, Value};
 use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-use crate::{objects, ops, outcome};
+use crate::{objects, ops};
 
 /// Admin bodies are tiny; anything larger is refused unread (axum's own cap, applied per route).
 pub const BODY_MAX_BYTES: usize = 4 << 10;
@@ -207,18 +208,11 @@ pub async fn set_pricing(
     }
     // Only the figures given: the ledger merges them, so concurrent changes of different figures
     // both land.
-    let change = Command::SetPricing {
+    let change = SetPricing {
         rate_micros_per_gb_day: b.rate_micros_per_gb_day,
         min_charge_micros: b.min_charge_micros,
     };
-    let pricing = ops::run(
-        &state,
-        None,
-        change,
-        "pricing",
-        outcome!(Outcome::PricingSet { pricing } => pricing),
-    )
-    .await?;
+    let pricing = ops::run(&state, None, change, "pricing").await?;
     tracing::info!(
         rate_micros_per_gb_day = pricing.rate_micros_per_gb_day,
         min_charge_micros = pricing.min_charge_micros,

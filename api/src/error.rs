@@ -166,11 +166,6 @@ impl ApiError {
         }
     }
 
-    /// The ledger answered a command with an outcome of another command: a bug, never input.
-    pub fn unexpected(outcome: relay_raft::Outcome) -> ApiError {
-        ApiError::Internal(format!("unexpected ledger outcome {outcome:?}"))
-    }
-
     /// Maps a domain rejection from the ledger. `what` names the resource in 404/410 messages.
     pub fn from_rejection(rejection: Rejection, what: &'static str) -> ApiError {
         match rejection {
@@ -221,7 +216,9 @@ impl From<LedgerError> for ApiError {
                 what: "request",
                 limit: limit_bytes,
             },
-            LedgerError::Store(_) | LedgerError::Fatal(_) => ApiError::Internal(e.to_string()),
+            LedgerError::Store(_) | LedgerError::Fatal(_) | LedgerError::Mismatch(_) => {
+                ApiError::Internal(e.to_string())
+            }
         }
     }
 }

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use relay_raft::{Command, Outcome};
+use relay_raft::ops::{CreateHandoff, HandoffCreated, RevokeHandoff};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -19,7 +19,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::idempotency::{self, Part};
 use crate::state::AppState;
-use crate::{mailbox, objects, ops, outcome, render, store};
+use crate::{mailbox, objects, ops, render, store};
 
 pub const TOKEN_PREFIX: &str = "hof_";
 /// `hof_` + 32 bytes from the OS RNG, base64url.
@@ -84,7 +84,7 @@ pub async fn create(
         });
     }
     let token = new_token()?;
-    let command = Command::CreateHandoff {
+    let create = CreateHandoff {
         owner: caller.account_id.clone(),
         lease_id,
         handoff_id: format!("hnd_{}", ulid::Ulid::new()),
@@ -95,8 +95,10 @@ pub async fn create(
         require_post: params.require_post.unwrap_or(false),
         ttl_seconds,
     };
-    let pick = outcome!(Outcome::HandoffCreated { handoff, lease_expires_at_ms } => (handoff, lease_expires_at_ms));
-    let (handoff, lease_expires_at_ms) = ops::run(&state, idem, command, "lease", pick).await?;
+    let HandoffCreated {
+        handoff,
+        lease_expires_at_ms,
+    } = ops::run(&state, idem, create, "lease").await?;
     // A replayed create answers with the first handoff, whose token was shown once.
     let fresh = handoff.token_hash_hex == blake3::hash(token.as_bytes()).to_hex().as_str();
     let base = mailbox::base_url(&state, &headers);
@@ -161,18 +163,11 @@ pub async fn revoke(
         Ok(Path(id)) if is_handoff_id(&id) => id,
         _ => return Err(ApiError::NotFound("handoff")),
     };
-    let command = Command::RevokeHandoff {
+    let revoke = RevokeHandoff {
         owner: caller.account_id,
         handoff_id,
     };
-    let handoff = ops::run(
-        &state,
-        None,
-        command,
-        "handoff",
-        outcome!(Outcome::HandoffRevoked { handoff } => handoff),
-    )
-    .await?;
+    let handoff = ops::run(&state, None, revoke, "handoff").await?;
     Ok(Json(json!({
         "status": "ok",
         "handoff_id": handoff.handoff_id,

@@ -9,7 +9,7 @@
 //! - [`listener`]: the HTTP server loop and its time bounds; [`limits`]: caps on requests in
 //!   flight (global, per address, per account), uploads and buffered bodies.
 //! - [`idempotency`]: `Idempotency-Key`, scoped by route and bound to the request's fingerprint.
-//! - [`ops`]: the one ledger call handlers make (a command's typed outcome, or the error its
+//! - [`ops`]: the one ledger call handlers make (an operation's own typed output, or the error its
 //!   rejection means); [`purchase`]: the path every paid create walks, and its receipt.
 //! - [`error`]: [`ApiError`] and its one mapping to status codes and JSON bodies;
 //!   [`request_id`]: the id every answer and log line carries.

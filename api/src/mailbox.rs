@@ -12,7 +12,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use bytes::Bytes;
 use relay_raft::command::NewLease;
-use relay_raft::{Command, Lease, LeaseKind, Mailbox, Message, Outcome, Webhook};
+use relay_raft::ops::{CreateMailbox, DeleteMessage, DropMessage, MessagePicked, PickupMessage};
+use relay_raft::{Lease, LeaseKind, Mailbox, Message, Webhook};
 use serde_json::json;
 
 use crate::auth::Caller;
@@ -21,7 +22,7 @@ use crate::headers::{optional_str, parse_u64, required_u64, reservation};
 use crate::idempotency::{self, Part};
 use crate::purchase::{self, Payer, Reservation};
 use crate::state::AppState;
-use crate::{blobs, bodies, ids, objects, ops, outcome, render, webhook};
+use crate::{blobs, bodies, ids, objects, ops, render, webhook};
 
 const CREATE_ROUTE: &str = "POST /api/mailbox";
 const DROP_ROUTE: &str = "POST /api/mailbox/drop/{token}";
@@ -107,15 +108,7 @@ pub async fn create(State(state): State<AppState>, payer: Payer, headers: Header
             Part::Header(&headers, "x-webhook-secret"),
         ])
     });
-    let create = Command::CreateMailbox { new };
-    let lease = ops::run(
-        &state,
-        idem,
-        create,
-        "account",
-        outcome!(Outcome::LeaseCreated { lease, .. } => lease),
-    )
-    .await?;
+    let lease = ops::run(&state, idem, CreateMailbox { new }, "account").await?.lease;
     let LeaseKind::Mailbox(mb) = &lease.kind else {
         return Err(ApiError::Internal(format!(
             "mailbox create answered with a {}",
@@ -228,24 +221,15 @@ pub async fn drop_message(
         ])
     });
     let small = blobs::small(&state, body.bytes.clone()).await?;
-    let answer = state
-        .ledger
-        .write(
-            idem,
-            Command::DropMessage {
-                token_hash_hex: hash.to_hex().to_string(),
-                content_type,
-                body: small.body,
-                inline_body: small.inline,
-            },
-        )
-        .await;
+    let drop = DropMessage {
+        token_hash_hex: hash.to_hex().to_string(),
+        content_type,
+        body: small.body,
+        inline_body: small.inline,
+    };
+    let answer = state.ledger.run(idem, drop).await;
     small.staged.settle(&state, &answer).await;
-    let message = ops::answer(
-        answer,
-        "mailbox",
-        outcome!(Outcome::MessageDropped { message, .. } => message),
-    )?;
+    let message = ops::answer(answer, "mailbox")?.message;
     state.metrics.messages_dropped.inc();
     Ok((
         StatusCode::CREATED,
@@ -321,13 +305,14 @@ pub async fn pickup(
         ),
         None => None,
     };
-    let pickup = Command::PickupMessage {
+    let pickup = PickupMessage {
         owner: caller.account_id,
         lease_id,
         seq,
     };
-    let pick = outcome!(Outcome::MessagePicked { message, inline_body, .. } => (message, inline_body));
-    let (message, inline_body) = ops::run(&state, None, pickup, "mailbox", pick).await?;
+    let MessagePicked {
+        message, inline_body, ..
+    } = ops::run(&state, None, pickup, "mailbox").await?;
     let bytes = match (prefetched, inline_body) {
         (Some(bytes), _) => bytes,
         (None, Some(bytes)) => Bytes::from(bytes),
@@ -343,12 +328,12 @@ pub async fn delete_message(
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> ApiResult<Response> {
     let (lease_id, seq) = message_params(path)?;
-    let delete = Command::DeleteMessage {
+    let delete = DeleteMessage {
         owner: caller.account_id,
         lease_id,
         seq,
     };
-    ops::run(&state, None, delete, "mailbox", outcome!(Outcome::MessageDeleted => ())).await?;
+    ops::run(&state, None, delete, "mailbox").await?;
     Ok(Json(json!({"status": "ok", "id": message_id(seq), "deleted": true})).into_response())
 }
 

@@ -1,47 +1,27 @@
-//! One ledger call for every handler: a command's outcome, as the value the handler wants, or the
-//! API error its rejection or failure means, mapped here once. A handler reads parse → run →
-//! render:
+//! One ledger call for every handler: a typed operation's own output, or the API error its
+//! rejection or failure means, mapped here once. A handler reads parse → run → render:
 //!
 //! ```ignore
-//! let lease = ops::run(&state, idem, command, "lease", outcome!(Outcome::LeaseDeleted { lease } => lease)).await?;
+//! let lease = ops::run(&state, idem, DeleteLease { owner, lease_id }, "lease").await?;
 //! ```
 
-use relay_raft::{Command, IdempotencyKey, LedgerError, Outcome, Response};
+use relay_raft::{IdempotencyKey, LedgerError, Op, Rejection};
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
-/// Picks the wanted value out of an outcome, or gives the outcome back (a bug: another command's
-/// answer).
-pub type Pick<T> = fn(Outcome) -> Result<T, Outcome>;
-
-/// Runs `command` through the ledger; `what` names the resource in a 404 or 410.
-pub async fn run<T>(
+/// Runs `op` through the ledger; `what` names the resource in a 404 or 410.
+pub async fn run<O: Op>(
     state: &AppState,
     idempotency: Option<IdempotencyKey>,
-    command: Command,
+    op: O,
     what: &'static str,
-    pick: Pick<T>,
-) -> ApiResult<T> {
-    answer(state.ledger.write(idempotency, command).await, what, pick)
+) -> ApiResult<O::Output> {
+    answer(state.ledger.run(idempotency, op).await, what)
 }
 
 /// Maps an answer already in hand (when something else must see it first, such as a staged
 /// blob).
-pub fn answer<T>(answer: Result<Response, LedgerError>, what: &'static str, pick: Pick<T>) -> ApiResult<T> {
-    match answer? {
-        Ok(outcome) => pick(outcome).map_err(ApiError::unexpected),
-        Err(rejection) => Err(ApiError::from_rejection(rejection, what)),
-    }
-}
-
-/// A [`Pick`] from one pattern: `outcome!(Outcome::LeaseCreated { lease, .. } => lease)`.
-#[macro_export]
-macro_rules! outcome {
-    ($pattern:pat => $value:expr) => {
-        |outcome: relay_raft::Outcome| match outcome {
-            $pattern => Ok($value),
-            other => Err(other),
-        }
-    };
+pub fn answer<T>(answer: Result<Result<T, Rejection>, LedgerError>, what: &'static str) -> ApiResult<T> {
+    answer?.map_err(|rejection| ApiError::from_rejection(rejection, what))
 }

@@ -6,7 +6,8 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use relay_raft::Lease;
+use relay_raft::ops::LeaseCreated;
+use relay_raft::{Lease, Outcome};
 use serde_json::{json, Value};
 
 use crate::auth::Caller;
@@ -73,7 +74,7 @@ pub fn begin(state: &AppState, payer: &Payer, keyed: Option<&Keyed>, reservation
     let reader = state.ledger.reader();
     if let Some(k) = keyed {
         let made = reader.idempotency_record(k.scope(), k.key())?.map(|r| r.response);
-        if let Some(Ok(relay_raft::Outcome::LeaseCreated { lease, .. })) = made {
+        if let Some(Ok(Outcome::LeaseCreated(LeaseCreated { lease, .. }))) = made {
             if lease.kind.billable_bytes() == reservation.billable_bytes
                 && lease.duration_seconds == reservation.duration_seconds
             {

@@ -9,7 +9,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use relay_raft::command::NewLease;
-use relay_raft::{AccessActor, Command, Lease, LeaseKind, Outcome};
+use relay_raft::ops::{DeleteLease, RecordAccess};
+use relay_raft::{AccessActor, Lease, LeaseKind};
 use serde_json::json;
 
 use crate::auth::Caller;
@@ -18,7 +19,7 @@ use crate::headers::{optional_str, required_u64};
 use crate::idempotency::{self, Part};
 use crate::purchase::{self, Payer, Reservation};
 use crate::state::AppState;
-use crate::{blobs, ids, objects, ops, outcome, range, render};
+use crate::{blobs, ids, objects, ops, range, render};
 
 const FILE_NAME_MAX_BYTES: usize = 255;
 /// Objects up to this size are read whole and checked before the answer starts; larger ones
@@ -82,13 +83,9 @@ pub async fn create(
             Part::Value(blake3_of(&new.kind).as_bytes()),
         ])
     });
-    let answer = state.ledger.write(idem, Command::CreateLease(new)).await;
+    let answer = state.ledger.run(idem, new).await;
     upload.staged.settle(&state, &answer).await;
-    let lease = ops::answer(
-        answer,
-        "account",
-        outcome!(Outcome::LeaseCreated { lease, .. } => lease),
-    )?;
+    let lease = ops::answer(answer, "account")?.lease;
     Ok((StatusCode::CREATED, Json(receipt(&lease)?)).into_response())
 }
 
@@ -148,19 +145,12 @@ pub async fn download(
     }
     // The access record is a linearizable write that also checks ownership and expiry with the
     // leader's clock, so a lease is never served after `expires_at` or after a delete.
-    let access = Command::RecordAccess {
+    let access = RecordAccess {
         lease_id,
         actor: AccessActor::Owner,
         owner: Some(caller.account_id),
     };
-    let lease = ops::run(
-        &state,
-        None,
-        access,
-        "lease",
-        outcome!(Outcome::AccessRecorded { lease } => lease),
-    )
-    .await?;
+    let lease = ops::run(&state, None, access, "lease").await?;
     serve_object(&state, &lease, &headers).await
 }
 
@@ -243,15 +233,7 @@ pub async fn delete_lease(
     lease_id: String,
     what: &'static str,
 ) -> ApiResult<Response> {
-    let delete = Command::DeleteLease { owner, lease_id };
-    let lease = ops::run(
-        state,
-        None,
-        delete,
-        what,
-        outcome!(Outcome::LeaseDeleted { lease } => lease),
-    )
-    .await?;
+    let lease = ops::run(state, None, DeleteLease { owner, lease_id }, what).await?;
     Ok(Json(json!({
         "status": "ok",
         "lease_id": lease.lease_id,

@@ -12,8 +12,9 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use relay_api::auth::{key_hash, ADMIN_KEY_PREFIX, BOOTSTRAP_ACCOUNT_ID};
+use relay_raft::ops::{AddAdminKey, AddApiKey, CreateAccount, SetPricing};
 use relay_raft::pricing::Pricing;
-use relay_raft::{Command, IdempotencyKey, Ledger, Outcome};
+use relay_raft::{IdempotencyKey, Ledger};
 use tracing::{info, warn};
 
 use crate::server::NodeError;
@@ -53,9 +54,9 @@ async fn ensure_pricing(ledger: &Ledger, flags: Pricing, founding: bool) -> Resu
     match set {
         None if founding => {
             let answer = ledger
-                .write(
+                .run(
                     Some(IdempotencyKey::internal(BOOTSTRAP_ACCOUNT_ID, "bootstrap-pricing")),
-                    Command::SetPricing {
+                    SetPricing {
                         rate_micros_per_gb_day: Some(flags.rate_micros_per_gb_day),
                         min_charge_micros: Some(flags.min_charge_micros),
                     },
@@ -119,9 +120,9 @@ async fn ensure_admin_key(ledger: &Ledger, data_dir: &Path, given: Option<&str>,
     let hash = key_hash(&key);
     if !ledger.reader().is_admin_key_hash(&hash)? {
         let added = ledger
-            .write(
+            .run(
                 idem("admin-key", &hash),
-                Command::AddAdminKey {
+                AddAdminKey {
                     key_hash_hex: hex::encode(hash),
                 },
             )
@@ -161,24 +162,24 @@ async fn ensure_account(
         return Ok(());
     }
     let created = ledger
-        .write(
+        .run(
             idem("account", &hash),
-            Command::CreateAccount {
+            CreateAccount {
                 account_id: BOOTSTRAP_ACCOUNT_ID.into(),
                 balance_micros,
             },
         )
         .await?;
-    if let Ok(Outcome::AccountCreated { created: true }) = created {
+    if let Ok(true) = created {
         info!(
             account = BOOTSTRAP_ACCOUNT_ID,
             balance_micros, "bootstrap: account created"
         );
     }
     let added = ledger
-        .write(
+        .run(
             idem("key", &hash),
-            Command::AddApiKey {
+            AddApiKey {
                 account_id: BOOTSTRAP_ACCOUNT_ID.into(),
                 key_hash_hex: hex::encode(hash),
             },

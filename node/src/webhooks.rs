@@ -19,8 +19,9 @@ use std::time::Duration;
 use relay_api::ssrf::Policy;
 use relay_api::{webhook, Metrics};
 use relay_raft::command::WebhookResult;
+use relay_raft::ops::WebhooksAttempted;
 use relay_raft::sm::mailbox::{WEBHOOK_ATTEMPTS_MAX, WEBHOOK_BATCH_MAX};
-use relay_raft::{Command, Delivery, LeaseKind, Ledger, Webhook};
+use relay_raft::{Delivery, LeaseKind, Ledger, Webhook};
 use tokio::sync::{mpsc, watch, Notify, Semaphore};
 use tracing::{debug, warn};
 
@@ -360,7 +361,7 @@ async fn record(ledger: Arc<Ledger>, mut done: mpsc::Receiver<WebhookResult>, in
             .iter()
             .map(|r| relay_raft::store::keys::message(&r.lease_id, r.seq))
             .collect();
-        if let Err(e) = ledger.write(None, Command::WebhooksAttempted { results }).await {
+        if let Err(e) = ledger.run(None, WebhooksAttempted { results }).await {
             // Not recorded: the deliveries stay due and are attempted again (at least once).
             warn!(error = %e, "webhooks: recording attempts");
         }

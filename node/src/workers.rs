@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use object_store::ObjectStore;
 use relay_api::Metrics;
+use relay_raft::ops::{ExpireDue, Swept};
 use relay_raft::sm::SWEEP_BATCH_MAX;
-use relay_raft::{Command, Ledger, Outcome};
+use relay_raft::Ledger;
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
@@ -44,8 +45,8 @@ async fn expire_due(ledger: &Ledger, metrics: &Metrics) -> Result<(), relay_raft
         if due.is_none_or(|d| d > ledger.now_ms()) {
             return Ok(());
         }
-        match ledger.write(None, Command::ExpireDue { max: SWEEP_BATCH_MAX }).await? {
-            Ok(Outcome::Swept {
+        match ledger.run(None, ExpireDue { max: SWEEP_BATCH_MAX }).await? {
+            Ok(Swept {
                 expired,
                 purged,
                 dedup_pruned,
@@ -56,8 +57,8 @@ async fn expire_due(ledger: &Ledger, metrics: &Metrics) -> Result<(), relay_raft
                     return Ok(());
                 }
             }
-            other => {
-                warn!(?other, "sweeper: unexpected answer");
+            Err(rejection) => {
+                warn!(%rejection, "sweeper: refused");
                 return Ok(());
             }
         }

@@ -204,7 +204,7 @@ mod tests {
         Request {
             now_ms: 0,
             idempotency: Some(IdempotencyKey::internal("s", "k")),
-            command: Command::DropMessage {
+            command: Command::DropMessage(crate::ops::DropMessage {
                 token_hash_hex: String::new(),
                 content_type: "x/y".into(),
                 body: crate::BodyRef {
@@ -213,7 +213,7 @@ mod tests {
                     object_key: None,
                 },
                 inline_body: Some(vec![7; bytes]),
-            },
+            }),
         }
     }
 

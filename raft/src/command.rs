@@ -5,7 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{AccessActor, BodyRef, Handoff, Lease, LeaseKind, Message};
+use crate::model::{Handoff, Lease, LeaseKind};
+use crate::ops;
 
 /// A command as it travels through the Raft log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,109 +52,38 @@ pub const ENTRY_MAX_BYTES: u64 = 2 << 20;
 /// Maximum length of a client-supplied idempotency key.
 pub const IDEMPOTENCY_KEY_MAX_LEN: usize = 128;
 
+/// Every state change, in the order of the log's encoding (variants are only ever appended). Each
+/// payload is an [`crate::ops::Op`] that names its own answer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
-    /// Create an account with an opening balance. Creating an existing account is a no-op.
-    CreateAccount { account_id: String, balance_micros: u64 },
-    /// Let an API key (stored as its blake3 hash, hex) act for an account.
-    AddApiKey { account_id: String, key_hash_hex: String },
-    /// Let an admin key (stored as its blake3 hash, hex) administer the cluster. Admin keys act for
-    /// no account, and no account key is ever an admin key.
-    AddAdminKey { key_hash_hex: String },
+    CreateAccount(ops::CreateAccount),
+    AddApiKey(ops::AddApiKey),
+    AddAdminKey(ops::AddAdminKey),
     /// Debit the owner the price of the lease (by the prices in the ledger) and create it, or do
     /// neither.
     CreateLease(NewLease),
-    /// Append to a lease's access history. With `owner`, only that owner's lease counts; the
-    /// answer carries the lease, so this one write is also the linearizable access check.
-    RecordAccess {
-        lease_id: String,
-        actor: AccessActor,
-        owner: Option<String>,
-    },
-    /// Early delete by the owner; no refund.
-    DeleteLease { owner: String, lease_id: String },
-    /// Expire due leases, purge old tombstones and idempotency records, at most `max` of each.
-    ExpireDue { max: u32 },
-    /// The GC worker deleted these objects from the object store.
-    RecordObjectsDeleted { object_keys: Vec<String> },
-    /// A lease that was closed while its bytes were still being streamed out (a consume, a final
-    /// claim) no longer needs them: queue them for deletion now instead of at the hold's end.
-    ReleaseBytes { lease_id: String },
-    /// Debit the owner and create a Checkpoint lease (`new.kind` is a Checkpoint at version 1)
-    /// whose `workflow_id` no live checkpoint of the owner uses. `inline_body` holds the bytes
-    /// when the body rides in the ledger.
-    CreateCheckpoint {
-        new: NewLease,
-        #[serde(with = "crate::bytes::option")]
-        inline_body: Option<Vec<u8>>,
-    },
-    /// Replace a checkpoint's body, version + 1; with `if_version`, only if the current version
-    /// is that one (compare-and-set).
-    WriteCheckpoint {
-        owner: String,
-        workflow_id: String,
-        if_version: Option<u64>,
-        body: BodyRef,
-        #[serde(with = "crate::bytes::option")]
-        inline_body: Option<Vec<u8>>,
-    },
-    /// Read and delete a checkpoint in one step; the answer carries an inline body.
-    ConsumeCheckpoint { owner: String, workflow_id: String },
-    /// Early delete of a checkpoint by its owner; no refund.
-    DeleteCheckpoint { owner: String, workflow_id: String },
-    /// Debit the owner and create a Mailbox lease (`new.kind` is an empty Mailbox).
-    CreateMailbox { new: NewLease },
-    /// Append a message to the live mailbox whose drop token hashes to `token_hash_hex`, within
-    /// its limits; queue its webhook delivery when it has one.
-    DropMessage {
-        token_hash_hex: String,
-        content_type: String,
-        body: BodyRef,
-        #[serde(with = "crate::bytes::option")]
-        inline_body: Option<Vec<u8>>,
-    },
-    /// The owner picks a message up: it is answered (with its inline bytes) and, unless the
-    /// mailbox keeps messages on read, removed.
-    PickupMessage { owner: String, lease_id: String, seq: u64 },
-    /// The owner removes one message.
-    DeleteMessage { owner: String, lease_id: String, seq: u64 },
-    /// Issue a claim token for the owner's live lease; `ttl_seconds` is clamped to the lease's
-    /// expiry.
-    CreateHandoff {
-        owner: String,
-        lease_id: String,
-        handoff_id: String,
-        token_hash_hex: String,
-        token_prefix: String,
-        max_claims: u32,
-        delete_on_claim: bool,
-        require_post: bool,
-        ttl_seconds: u64,
-    },
-    /// Count one claim: the token must be known, not revoked, not expired, with claims left, its
-    /// lease live, and (when it requires POST) the claim made with POST. `served` is the content the
-    /// claimer was prepared to serve; it must still be the lease's content (else `ContentChanged`)
-    /// and is recorded in the answer, so a replay serves the same thing. The final claim of a
-    /// `delete_on_claim` handoff deletes the lease, holding its content for the stream.
-    Claim {
-        token_hash_hex: String,
-        post: bool,
-        served: Served,
-    },
-    /// The owner revokes a handoff; completed claims stand.
-    RevokeHandoff { owner: String, handoff_id: String },
+    RecordAccess(ops::RecordAccess),
+    DeleteLease(ops::DeleteLease),
+    ExpireDue(ops::ExpireDue),
+    RecordObjectsDeleted(ops::RecordObjectsDeleted),
+    ReleaseBytes(ops::ReleaseBytes),
+    CreateCheckpoint(ops::CreateCheckpoint),
+    WriteCheckpoint(ops::WriteCheckpoint),
+    ConsumeCheckpoint(ops::ConsumeCheckpoint),
+    DeleteCheckpoint(ops::DeleteCheckpoint),
+    CreateMailbox(ops::CreateMailbox),
+    DropMessage(ops::DropMessage),
+    PickupMessage(ops::PickupMessage),
+    DeleteMessage(ops::DeleteMessage),
+    CreateHandoff(ops::CreateHandoff),
+    Claim(ops::Claim),
+    RevokeHandoff(ops::RevokeHandoff),
     /// Several requests committed as one Raft entry (group commit: one log fsync for all).
     /// Each is applied on its own, in order, with its own idempotency key; a batch may not
     /// contain a batch.
     Batch(Vec<Request>),
-    /// The webhook worker's results, batched (at most [`crate::sm::mailbox::WEBHOOK_BATCH_MAX`]).
-    WebhooksAttempted { results: Vec<WebhookResult> },
-    /// Change the cluster's prices (an admin's act; seeded by the founding node from its flags).
-    /// A figure left `None` keeps its value, so two changes of different figures both land.
-    SetPricing {
-        rate_micros_per_gb_day: Option<u64>,
-        min_charge_micros: Option<u64>,
-    },
+    WebhooksAttempted(ops::WebhooksAttempted),
+    SetPricing(ops::SetPricing),
 }
 
 /// One delivery attempt: the delivery due at `due_ms` is done (delivered or given up), or
@@ -198,21 +128,14 @@ pub enum Outcome {
     },
     ApiKeyAdded,
     AdminKeyAdded,
-    LeaseCreated {
-        lease: Lease,
-        balance_micros: u64,
-    },
+    LeaseCreated(ops::LeaseCreated),
     AccessRecorded {
         lease: Lease,
     },
     LeaseDeleted {
         lease: Lease,
     },
-    Swept {
-        expired: u32,
-        purged: u32,
-        dedup_pruned: u32,
-    },
+    Swept(ops::Swept),
     ObjectsDeleted {
         count: u32,
     },
@@ -222,42 +145,17 @@ pub enum Outcome {
     CheckpointWritten {
         lease: Lease,
     },
-    /// The lease as it was when consumed (active, with its body reference); `inline_body` holds
-    /// the bytes when they rode in the ledger. Object bytes stay until `ReleaseBytes`.
-    CheckpointConsumed {
-        lease: Lease,
-        #[serde(with = "crate::bytes::option")]
-        inline_body: Option<Vec<u8>>,
-    },
-    MessageDropped {
-        lease_id: String,
-        message: Message,
-    },
-    /// `removed`: the message is gone from the queue (its object, if any, queued for deletion).
-    MessagePicked {
-        message: Message,
-        #[serde(with = "crate::bytes::option")]
-        inline_body: Option<Vec<u8>>,
-        removed: bool,
-    },
+    CheckpointConsumed(ops::CheckpointConsumed),
+    MessageDropped(ops::MessageDropped),
+    MessagePicked(ops::MessagePicked),
     MessageDeleted,
     WebhooksRecorded {
         found: u32,
     },
     /// The answers of a [`Command::Batch`], in order.
     Batch(Vec<Response>),
-    HandoffCreated {
-        handoff: Handoff,
-        lease_expires_at_ms: u64,
-    },
-    /// The handoff after this claim, and the lease as it was when claimed (still active);
-    /// `closed` when this claim deleted it; `served` what the claimer got.
-    Claimed {
-        handoff: Handoff,
-        lease: Lease,
-        closed: bool,
-        served: Served,
-    },
+    HandoffCreated(ops::HandoffCreated),
+    Claimed(ops::Claimed),
     HandoffRevoked {
         handoff: Handoff,
     },

@@ -34,6 +34,10 @@ pub enum LedgerError {
     Store(#[from] StoreError),
     #[error("ledger stopped: {0}")]
     Fatal(String),
+    /// The ledger answered an operation with another operation's outcome (a bug: an idempotency
+    /// key reused across operations by the node itself).
+    #[error("the ledger answered with another operation's outcome: {0}")]
+    Mismatch(String),
 }
 
 impl From<StoreError> for openraft::StorageError<NodeId> {

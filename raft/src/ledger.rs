@@ -10,9 +10,10 @@ use openraft::{ChangeMembers, Config, ServerState, SnapshotPolicy};
 use tracing::info;
 
 use crate::batcher::Batcher;
-use crate::command::{Command, IdempotencyKey, Request, Response};
+use crate::command::{Command, IdempotencyKey, Rejection, Request, Response};
 use crate::error::LedgerError;
 use crate::grpc::client::{Method, Network, Peers};
+use crate::ops::{typed, Op};
 use crate::reader::StateReader;
 use crate::store::{open_db, LogStore, StateMachineStore};
 use crate::{NodeId, Raft, RelayNode};
@@ -237,6 +238,15 @@ impl Ledger {
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_millis(100));
         }
+    }
+
+    /// Runs one typed operation through [`Ledger::write`]: its own output, or its rejection.
+    pub async fn run<O: Op>(
+        &self,
+        idempotency: Option<IdempotencyKey>,
+        op: O,
+    ) -> Result<Result<O::Output, Rejection>, LedgerError> {
+        typed::<O>(self.write(idempotency, op.into()).await)
     }
 
     /// Proposes on this node, which must be the leader; stamps the leader's clock. Keyed

@@ -6,6 +6,7 @@
 //!
 //! - [`model`]: what the ledger stores: accounts, leases and their lifecycle.
 //! - [`command`]: the [`Command`] / [`Response`] vocabulary, one variant per state change.
+//! - [`ops`]: each command's payload as a typed operation ([`Op`]) with its own answer.
 //! - [`sm`]: `apply`, one file per command family; a pure function of (state, request).
 //! - [`store`]: RocksDB column families, the Raft log store and the state machine store.
 //! - [`reader`]: read-only queries against the applied state.
@@ -22,6 +23,7 @@ pub mod error;
 pub mod grpc;
 pub mod ledger;
 pub mod model;
+pub mod ops;
 pub mod pricing;
 pub mod reader;
 pub mod sm;
@@ -34,6 +36,7 @@ pub use model::{
     Access, AccessActor, Account, BodyRef, Checkpoint, Delivery, Handoff, Lease, LeaseKind, LeaseState, Mailbox,
     Message, Webhook,
 };
+pub use ops::Op;
 pub use reader::{LeasePage, StateReader};
 
 /// Node ids are small integers chosen by the operator (`--node-id`).

@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use object_store::ObjectStore;
+use relay_raft::ops::RecordObjectsDeleted;
 use relay_raft::sm::GC_BATCH_MAX;
-use relay_raft::{Command, Ledger};
+use relay_raft::Ledger;
 use tracing::warn;
 
 use crate::{objects, Metrics};
@@ -49,7 +50,7 @@ pub async fn collect_garbage(
     }
     let count = deleted.len() as u64;
     ledger
-        .write(None, Command::RecordObjectsDeleted { object_keys: deleted })
+        .run(None, RecordObjectsDeleted { object_keys: deleted })
         .await?
         .ok();
     metrics.objects_deleted.inc_by(count);

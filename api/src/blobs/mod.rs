@@ -20,7 +20,8 @@ pub mod store;
 
 use axum::body::Body;
 use bytes::Bytes;
-use relay_raft::{BodyRef, LedgerError, Outcome, Response};
+use relay_raft::ops::{LeaseCreated, MessageDropped};
+use relay_raft::{BodyRef, Lease, LedgerError, Rejection};
 
 use crate::error::ApiResult;
 use crate::state::AppState;
@@ -109,13 +110,13 @@ pub async fn small(state: &AppState, bytes: Bytes) -> ApiResult<SmallBody> {
 }
 
 impl Staged {
-    /// Settles the blob by the ledger's answer to the command that was to reference it.
-    pub async fn settle(self, state: &AppState, answer: &Result<Response, LedgerError>) {
+    /// Settles the blob by the ledger's answer to the operation that was to reference it.
+    pub async fn settle<T: References>(self, state: &AppState, answer: &Result<Result<T, Rejection>, LedgerError>) {
         let Some(key) = self.object_key else {
             return;
         };
         let keep = match answer {
-            Ok(Ok(outcome)) => references(outcome, &key),
+            Ok(Ok(output)) => output.references(&key),
             Ok(Err(_)) | Err(LedgerError::TooLarge { .. }) => false,
             Err(e) => {
                 tracing::info!(object_key = %key, error = %e, "write outcome unknown: the blob is left to the orphan sweeper");
@@ -128,13 +129,26 @@ impl Staged {
     }
 }
 
-/// Whether a committed answer references the blob under `key`.
-fn references(outcome: &Outcome, key: &str) -> bool {
-    match outcome {
-        Outcome::LeaseCreated { lease, .. } | Outcome::CheckpointWritten { lease } => {
-            lease.kind.object_keys().iter().any(|k| k == key)
-        }
-        Outcome::MessageDropped { message, .. } => message.body.object_key.as_deref() == Some(key),
-        _ => false,
+/// An operation's output that may reference a staged blob. A replay of an earlier request
+/// answers with what that request referenced, which need not be this blob.
+pub trait References {
+    fn references(&self, key: &str) -> bool;
+}
+
+impl References for Lease {
+    fn references(&self, key: &str) -> bool {
+        self.kind.object_keys().iter().any(|k| k == key)
+    }
+}
+
+impl References for LeaseCreated {
+    fn references(&self, key: &str) -> bool {
+        self.lease.references(key)
+    }
+}
+
+impl References for MessageDropped {
+    fn references(&self, key: &str) -> bool {
+        self.message.body.object_key.as_deref() == Some(key)
     }
 }

@@ -268,7 +268,7 @@ mod tests {
             payload: EntryPayload::Normal(crate::command::Request {
                 now_ms: 0,
                 idempotency: None,
-                command: crate::Command::ExpireDue { max: bytes as u32 },
+                command: crate::Command::ExpireDue(crate::ops::ExpireDue { max: bytes as u32 }),
             }),
         }
     }

@@ -80,10 +80,10 @@ mod tests {
             command: Command::Batch(vec![Request {
                 now_ms: 0,
                 idempotency: Some(IdempotencyKey::internal("a|POST /x", "k2")),
-                command: Command::DeleteLease {
+                command: Command::DeleteLease(crate::ops::DeleteLease {
                     owner: "acct_a".into(),
                     lease_id: "lse_1".into(),
-                },
+                }),
             }]),
         }
     }

@@ -2,6 +2,7 @@
 
 use crate::command::{Command, NewLease, Outcome, Rejection, Request, Response};
 use crate::model::{BodyRef, Checkpoint, Lease, LeaseKind, LeaseState};
+use crate::ops;
 use crate::sm::tests::{all, apply_all, fresh_db, raw};
 
 const T0: u64 = 7_000_000;
@@ -33,7 +34,7 @@ fn object(key: &str, size_bytes: u64) -> (BodyRef, Option<Vec<u8>>) {
 }
 
 fn create(lease_id: &str, workflow_id: &str, (body, inline_body): (BodyRef, Option<Vec<u8>>)) -> Command {
-    Command::CreateCheckpoint {
+    Command::CreateCheckpoint(ops::CreateCheckpoint {
         new: NewLease {
             lease_id: lease_id.into(),
             ledger_id: format!("led_{lease_id}"),
@@ -48,25 +49,27 @@ fn create(lease_id: &str, workflow_id: &str, (body, inline_body): (BodyRef, Opti
             duration_seconds: 10,
         },
         inline_body,
-    }
+    })
 }
 
 fn put(if_version: Option<u64>, (body, inline_body): (BodyRef, Option<Vec<u8>>)) -> Command {
-    Command::WriteCheckpoint {
+    Command::WriteCheckpoint(ops::WriteCheckpoint {
         owner: "acct_a".into(),
         workflow_id: "wf".into(),
         if_version,
         body,
         inline_body,
-    }
+    })
 }
 
 fn version(response: &Response) -> u64 {
     match response {
-        Ok(Outcome::CheckpointWritten { lease }) | Ok(Outcome::LeaseCreated { lease, .. }) => match &lease.kind {
-            LeaseKind::Checkpoint(c) => c.version,
-            _ => panic!("not a checkpoint"),
-        },
+        Ok(Outcome::CheckpointWritten { lease }) | Ok(Outcome::LeaseCreated(ops::LeaseCreated { lease, .. })) => {
+            match &lease.kind {
+                LeaseKind::Checkpoint(c) => c.version,
+                _ => panic!("not a checkpoint"),
+            }
+        }
         other => panic!("unexpected {other:?}"),
     }
 }
@@ -78,10 +81,10 @@ fn setup() -> (tempfile::TempDir, std::sync::Arc<rocksdb::DB>) {
         &[
             at(
                 T0,
-                Command::CreateAccount {
+                Command::CreateAccount(ops::CreateAccount {
                     account_id: "acct_a".into(),
                     balance_micros: 100,
-                },
+                }),
             ),
             at(T0, create("lse_1", "wf", inline(b"{\"n\":0}"))),
         ],
@@ -147,13 +150,13 @@ fn superseded_objects_are_queued() {
 #[test]
 fn consume_reads_once() {
     let (_dir, db) = setup();
-    let consume = Command::ConsumeCheckpoint {
+    let consume = Command::ConsumeCheckpoint(ops::ConsumeCheckpoint {
         owner: "acct_a".into(),
         workflow_id: "wf".into(),
-    };
+    });
     let r = apply_all(&db, &[at(T0 + 1, consume.clone()), at(T0 + 2, consume)]);
     match &r[0] {
-        Ok(Outcome::CheckpointConsumed { inline_body, lease }) => {
+        Ok(Outcome::CheckpointConsumed(ops::CheckpointConsumed { inline_body, lease })) => {
             assert_eq!(inline_body.as_deref(), Some(&b"{\"n\":0}"[..]));
             assert_eq!(lease.state, LeaseState::Deleted { at_ms: T0 + 1 });
         }
@@ -174,20 +177,23 @@ fn consumed_object_is_held_then_released() {
         &db,
         &[at(
             T0 + 2,
-            Command::ConsumeCheckpoint {
+            Command::ConsumeCheckpoint(ops::ConsumeCheckpoint {
                 owner: "acct_a".into(),
                 workflow_id: "wf".into(),
-            },
+            }),
         )],
     );
     assert!(matches!(
         &r[0],
-        Ok(Outcome::CheckpointConsumed { inline_body: None, .. })
+        Ok(Outcome::CheckpointConsumed(ops::CheckpointConsumed {
+            inline_body: None,
+            ..
+        }))
     ));
     assert!(raw(&db, "gc").is_empty(), "held bytes must not be queued yet");
-    let release = Command::ReleaseBytes {
+    let release = Command::ReleaseBytes(ops::ReleaseBytes {
         lease_id: "lse_1".into(),
-    };
+    });
     let r = apply_all(&db, &[at(T0 + 3, release.clone()), at(T0 + 4, release)]);
     assert_eq!(r[0], Ok(Outcome::BytesReleased { released: true }));
     assert_eq!(r[1], Ok(Outcome::BytesReleased { released: false }));
@@ -203,7 +209,7 @@ fn expiry_deletes_every_version() {
         &db,
         &[
             at(T0 + 10_000, put(None, inline(b"2"))),
-            at(T0 + 10_000, Command::ExpireDue { max: 10 }),
+            at(T0 + 10_000, Command::ExpireDue(ops::ExpireDue { max: 10 })),
         ],
     );
     assert_eq!(r[0], Err(Rejection::LeaseGone));
@@ -229,25 +235,27 @@ fn a_claim_of_a_replaced_version_counts_nothing() {
         }),
         command,
     };
-    let claim = |version| Command::Claim {
-        token_hash_hex: token.clone(),
-        post: false,
-        served: Served::Checkpoint { version },
+    let claim = |version| {
+        Command::Claim(ops::Claim {
+            token_hash_hex: token.clone(),
+            post: false,
+            served: Served::Checkpoint { version },
+        })
     };
     let r = apply_all(
         &db,
         &[
             at(
                 T0,
-                Command::CreateAccount {
+                Command::CreateAccount(ops::CreateAccount {
                     account_id: "acct_a".into(),
                     balance_micros: 100,
-                },
+                }),
             ),
             at(T0, create("lse_c", "wf", inline(b"{}"))),
             at(
                 T0 + 1,
-                Command::CreateHandoff {
+                Command::CreateHandoff(ops::CreateHandoff {
                     owner: "acct_a".into(),
                     lease_id: "lse_c".into(),
                     handoff_id: "hnd_1".into(),
@@ -257,7 +265,7 @@ fn a_claim_of_a_replaced_version_counts_nothing() {
                     delete_on_claim: false,
                     require_post: false,
                     ttl_seconds: 60,
-                },
+                }),
             ),
             at(T0 + 2, put(None, inline(b"[1]"))),
             keyed(T0 + 3, claim(1)),
@@ -266,7 +274,7 @@ fn a_claim_of_a_replaced_version_counts_nothing() {
         ],
     );
     assert_eq!(r[4], Err(Rejection::ContentChanged));
-    let Ok(Outcome::Claimed { handoff, served, .. }) = &r[5] else {
+    let Ok(Outcome::Claimed(ops::Claimed { handoff, served, .. })) = &r[5] else {
         panic!("{:?}", r[5]);
     };
     assert_eq!(

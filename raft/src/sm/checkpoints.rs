@@ -3,7 +3,8 @@
 
 use crate::command::{NewLease, Outcome, Rejection, Response};
 use crate::error::StoreError;
-use crate::model::{BodyRef, Checkpoint, Lease, LeaseKind, LeaseState};
+use crate::model::{Checkpoint, Lease, LeaseKind, LeaseState};
+use crate::ops::{CheckpointConsumed, WriteCheckpoint};
 use crate::sm::bodies::check_body;
 use crate::sm::{leases, objects};
 use crate::store::keys;
@@ -50,15 +51,15 @@ pub fn create(
     Ok(response)
 }
 
-pub fn write(
-    txn: &mut Txn<'_>,
-    now_ms: u64,
-    owner: &str,
-    workflow_id: &str,
-    if_version: Option<u64>,
-    body: &BodyRef,
-    inline_body: Option<&[u8]>,
-) -> Result<Response, StoreError> {
+pub fn write(txn: &mut Txn<'_>, now_ms: u64, op: &WriteCheckpoint) -> Result<Response, StoreError> {
+    let WriteCheckpoint {
+        owner,
+        workflow_id,
+        if_version,
+        body,
+        inline_body,
+    } = op;
+    let (if_version, inline_body) = (*if_version, inline_body.as_deref());
     let mut lease = match live(txn, now_ms, owner, workflow_id)? {
         Ok(lease) => lease,
         Err(rejection) => return Ok(Err(rejection)),
@@ -109,7 +110,10 @@ pub fn consume(txn: &mut Txn<'_>, now_ms: u64, owner: &str, workflow_id: &str) -
     lease.state = LeaseState::Deleted { at_ms: now_ms };
     // Object bytes are being streamed to the consumer; they go when it is done.
     leases::close(txn, now_ms, &lease, true)?;
-    Ok(Ok(Outcome::CheckpointConsumed { lease, inline_body }))
+    Ok(Ok(Outcome::CheckpointConsumed(CheckpointConsumed {
+        lease,
+        inline_body,
+    })))
 }
 
 pub fn delete(txn: &mut Txn<'_>, now_ms: u64, owner: &str, workflow_id: &str) -> Result<Response, StoreError> {

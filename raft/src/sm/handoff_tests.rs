@@ -3,6 +3,7 @@
 
 use crate::command::{Command, NewLease, Outcome, Rejection, Request, Response, Served};
 use crate::model::{Lease, LeaseKind, LeaseState};
+use crate::ops;
 use crate::sm::tests::{all, apply_all, fresh_db, raw};
 
 const T0: u64 = 11_000_000;
@@ -20,7 +21,7 @@ fn hash(n: u8) -> String {
 }
 
 fn handoff(n: u8, max_claims: u32, delete_on_claim: bool, require_post: bool, ttl_seconds: u64) -> Command {
-    Command::CreateHandoff {
+    Command::CreateHandoff(ops::CreateHandoff {
         owner: "acct_a".into(),
         lease_id: "lse_s".into(),
         handoff_id: format!("hnd_{n}"),
@@ -30,15 +31,15 @@ fn handoff(n: u8, max_claims: u32, delete_on_claim: bool, require_post: bool, tt
         delete_on_claim,
         require_post,
         ttl_seconds,
-    }
+    })
 }
 
 fn claim(n: u8, post: bool) -> Command {
-    Command::Claim {
+    Command::Claim(ops::Claim {
         token_hash_hex: hash(n),
         post,
         served: Served::Object,
-    }
+    })
 }
 
 fn setup() -> (tempfile::TempDir, std::sync::Arc<rocksdb::DB>) {
@@ -48,10 +49,10 @@ fn setup() -> (tempfile::TempDir, std::sync::Arc<rocksdb::DB>) {
         &[
             at(
                 T0,
-                Command::CreateAccount {
+                Command::CreateAccount(ops::CreateAccount {
                     account_id: "acct_a".into(),
                     balance_micros: 100,
-                },
+                }),
             ),
             at(
                 T0,
@@ -71,12 +72,14 @@ fn setup() -> (tempfile::TempDir, std::sync::Arc<rocksdb::DB>) {
             ),
         ],
     );
-    assert!(matches!(r[1], Ok(Outcome::LeaseCreated { .. })));
+    assert!(matches!(r[1], Ok(Outcome::LeaseCreated(ops::LeaseCreated { .. }))));
     (dir, db)
 }
 
 fn successes(r: &[Response]) -> usize {
-    r.iter().filter(|r| matches!(r, Ok(Outcome::Claimed { .. }))).count()
+    r.iter()
+        .filter(|r| matches!(r, Ok(Outcome::Claimed(ops::Claimed { .. }))))
+        .count()
 }
 
 /// Exactly max_claims claims succeed; the rest are exhausted.
@@ -111,31 +114,31 @@ fn post_only_revoke_and_expiry() {
             at(T0 + 2, claim(1, true)),
             at(
                 T0 + 3,
-                Command::RevokeHandoff {
+                Command::RevokeHandoff(ops::RevokeHandoff {
                     owner: "acct_a".into(),
                     handoff_id: "hnd_1".into(),
-                },
+                }),
             ),
             at(T0 + 4, claim(1, true)),
             at(
                 T0 + 5,
-                Command::RevokeHandoff {
+                Command::RevokeHandoff(ops::RevokeHandoff {
                     owner: "acct_a".into(),
                     handoff_id: "hnd_1".into(),
-                },
+                }),
             ),
             at(T0 + 5, claim(9, true)),
         ],
     );
     match &r[1] {
-        Ok(Outcome::HandoffCreated {
+        Ok(Outcome::HandoffCreated(ops::HandoffCreated {
             handoff,
             lease_expires_at_ms,
-        }) => assert_eq!(handoff.expires_at_ms, *lease_expires_at_ms, "ttl clamped to the lease"),
+        })) => assert_eq!(handoff.expires_at_ms, *lease_expires_at_ms, "ttl clamped to the lease"),
         other => panic!("unexpected {other:?}"),
     }
     assert_eq!(r[2], Err(Rejection::PostRequired));
-    assert!(matches!(&r[3], Ok(Outcome::Claimed { handoff, .. }) if handoff.claims_remaining == 1));
+    assert!(matches!(&r[3], Ok(Outcome::Claimed(ops::Claimed { handoff, .. })) if handoff.claims_remaining == 1));
     assert!(matches!(r[4], Ok(Outcome::HandoffRevoked { .. })));
     assert_eq!(r[5], Err(Rejection::HandoffNotFound));
     assert_eq!(r[6], Err(Rejection::HandoffNotFound));
@@ -159,8 +162,8 @@ fn final_claim_deletes_and_holds_bytes() {
             at(T0 + 4, claim(2, false)),
         ],
     );
-    assert!(matches!(r[2], Ok(Outcome::Claimed { closed: false, .. })));
-    assert!(matches!(r[3], Ok(Outcome::Claimed { closed: true, .. })));
+    assert!(matches!(r[2], Ok(Outcome::Claimed(ops::Claimed { closed: false, .. }))));
+    assert!(matches!(r[3], Ok(Outcome::Claimed(ops::Claimed { closed: true, .. }))));
     assert_eq!(r[4], Err(Rejection::LeaseGone));
     let lease: Lease = all(&db, "leases").remove(0).1;
     assert_eq!(lease.state, LeaseState::Deleted { at_ms: T0 + 3 });
@@ -169,9 +172,9 @@ fn final_claim_deletes_and_holds_bytes() {
         &db,
         &[at(
             T0 + 5,
-            Command::ReleaseBytes {
+            Command::ReleaseBytes(ops::ReleaseBytes {
                 lease_id: "lse_s".into(),
-            },
+            }),
         )],
     );
     assert_eq!(r[0], Ok(Outcome::BytesReleased { released: true }));

@@ -4,6 +4,7 @@
 use crate::command::{Outcome, Rejection, Response, Served};
 use crate::error::StoreError;
 use crate::model::{Access, AccessActor, Handoff, Lease, LeaseKind, LeaseState};
+use crate::ops::{Claim, Claimed, CreateHandoff, HandoffCreated};
 use crate::sm::{leases, ACCESS_HISTORY_MAX};
 use crate::store::keys;
 use crate::store::txn::Txn;
@@ -14,23 +15,22 @@ pub const HANDOFFS_PER_LEASE_MAX: u32 = 1000;
 pub const MAX_CLAIMS_MAX: u32 = 1_000_000;
 
 #[allow(clippy::too_many_arguments)]
-pub fn create(
-    txn: &mut Txn<'_>,
-    now_ms: u64,
-    owner: &str,
-    lease_id: &str,
-    handoff_id: &str,
-    token_hash_hex: &str,
-    token_prefix: &str,
-    max_claims: u32,
-    delete_on_claim: bool,
-    require_post: bool,
-    ttl_seconds: u64,
-) -> Result<Response, StoreError> {
+pub fn create(txn: &mut Txn<'_>, now_ms: u64, op: &CreateHandoff) -> Result<Response, StoreError> {
+    let &CreateHandoff {
+        ref owner,
+        ref lease_id,
+        ref handoff_id,
+        ref token_hash_hex,
+        ref token_prefix,
+        max_claims,
+        delete_on_claim,
+        require_post,
+        ttl_seconds,
+    } = op;
     let Some(lease) = txn.get::<Lease>("leases", lease_id.as_bytes())? else {
         return Ok(Err(Rejection::LeaseNotFound));
     };
-    if lease.owner != owner {
+    if lease.owner != *owner {
         return Ok(Err(Rejection::LeaseNotFound));
     }
     if !lease.is_live_at(now_ms) {
@@ -74,19 +74,18 @@ pub fn create(
     txn.put("handoffs", handoff_id.as_bytes(), &handoff)?;
     txn.put_raw("handoff_tokens", &token_hash, handoff_id.as_bytes())?;
     txn.put_raw("handoffs_by_lease", &keys::lease_handoff(lease_id, handoff_id), &[])?;
-    Ok(Ok(Outcome::HandoffCreated {
+    Ok(Ok(Outcome::HandoffCreated(HandoffCreated {
         handoff,
         lease_expires_at_ms: lease.expires_at_ms,
-    }))
+    })))
 }
 
-pub fn claim(
-    txn: &mut Txn<'_>,
-    now_ms: u64,
-    token_hash_hex: &str,
-    post: bool,
-    served: Served,
-) -> Result<Response, StoreError> {
+pub fn claim(txn: &mut Txn<'_>, now_ms: u64, op: &Claim) -> Result<Response, StoreError> {
+    let &Claim {
+        ref token_hash_hex,
+        post,
+        served,
+    } = op;
     let mut handoff = match check(txn, now_ms, token_hash_hex, post)? {
         Ok(h) => h,
         Err(rejection) => return Ok(Err(rejection)),
@@ -120,12 +119,12 @@ pub fn claim(
     } else {
         txn.put("leases", lease.lease_id.as_bytes(), &lease)?;
     }
-    Ok(Ok(Outcome::Claimed {
+    Ok(Ok(Outcome::Claimed(Claimed {
         handoff,
         lease: claimed,
         closed,
         served,
-    }))
+    })))
 }
 
 /// Whether `served` is still what the lease holds, so the answer recorded for this claim (and

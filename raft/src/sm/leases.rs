@@ -3,6 +3,7 @@
 use crate::command::{NewLease, Outcome, Rejection, Response};
 use crate::error::StoreError;
 use crate::model::{Access, AccessActor, Lease, LeaseKind, LeaseState};
+use crate::ops::LeaseCreated;
 use crate::sm::{
     accounts, handoffs, mailbox, objects, pricing, ACCESS_HISTORY_MAX, BYTES_HOLD_MS, TOMBSTONE_RETENTION_MS,
 };
@@ -61,7 +62,7 @@ pub fn create(txn: &mut Txn<'_>, now_ms: u64, new: &NewLease) -> Result<Response
         &keys::timer(expires_at_ms, &lease.lease_id),
         &[Timer::Expire as u8],
     )?;
-    Ok(Ok(Outcome::LeaseCreated { lease, balance_micros }))
+    Ok(Ok(Outcome::LeaseCreated(LeaseCreated { lease, balance_micros })))
 }
 
 pub fn record_access(

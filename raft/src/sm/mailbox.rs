@@ -3,7 +3,8 @@
 
 use crate::command::{NewLease, Outcome, Rejection, Response, WebhookResult};
 use crate::error::StoreError;
-use crate::model::{BodyRef, Delivery, Lease, LeaseKind, Mailbox, Message};
+use crate::model::{Delivery, Lease, LeaseKind, Mailbox, Message};
+use crate::ops::{DropMessage, MessageDropped, MessagePicked};
 use crate::sm::bodies::check_body;
 use crate::sm::{leases, objects};
 use crate::store::keys;
@@ -70,14 +71,14 @@ pub fn create(txn: &mut Txn<'_>, now_ms: u64, new: &NewLease) -> Result<Response
     Ok(response)
 }
 
-pub fn drop_message(
-    txn: &mut Txn<'_>,
-    now_ms: u64,
-    token_hash_hex: &str,
-    content_type: &str,
-    body: &BodyRef,
-    inline_body: Option<&[u8]>,
-) -> Result<Response, StoreError> {
+pub fn drop_message(txn: &mut Txn<'_>, now_ms: u64, op: &DropMessage) -> Result<Response, StoreError> {
+    let DropMessage {
+        token_hash_hex,
+        content_type,
+        body,
+        inline_body,
+    } = op;
+    let inline_body = inline_body.as_deref();
     let Some(lease_id) = token_hash(token_hash_hex)
         .map(|h| txn.get_raw("drop_tokens", &h))
         .transpose()?
@@ -172,7 +173,7 @@ pub fn drop_message(
     mb.message_count += 1;
     mb.used_bytes += body.size_bytes;
     txn.put("leases", lease_id.as_bytes(), &lease)?;
-    Ok(Ok(Outcome::MessageDropped { lease_id, message }))
+    Ok(Ok(Outcome::MessageDropped(MessageDropped { lease_id, message })))
 }
 
 pub fn pickup(txn: &mut Txn<'_>, now_ms: u64, owner: &str, lease_id: &str, seq: u64) -> Result<Response, StoreError> {
@@ -185,11 +186,11 @@ pub fn pickup(txn: &mut Txn<'_>, now_ms: u64, owner: &str, lease_id: &str, seq: 
     if !keep {
         remove(txn, now_ms, lease, &message)?;
     }
-    Ok(Ok(Outcome::MessagePicked {
+    Ok(Ok(Outcome::MessagePicked(MessagePicked {
         message,
         inline_body,
         removed: !keep,
-    }))
+    })))
 }
 
 pub fn delete_message(

@@ -2,6 +2,7 @@
 
 use crate::command::{Command, NewLease, Outcome, Rejection, Request, Response, WebhookResult};
 use crate::model::{BodyRef, Delivery, LeaseKind, Mailbox, Message, Webhook};
+use crate::ops;
 use crate::sm::mailbox::{WEBHOOKS_PENDING_PER_MAILBOX_MAX, WEBHOOK_ATTEMPTS_MAX};
 use crate::sm::tests::{all, apply_all, fresh_db, raw};
 
@@ -26,14 +27,14 @@ fn setup(keep_on_read: bool) -> (tempfile::TempDir, std::sync::Arc<rocksdb::DB>)
         &[
             at(
                 T0,
-                Command::CreateAccount {
+                Command::CreateAccount(ops::CreateAccount {
                     account_id: "acct_a".into(),
                     balance_micros: 100,
-                },
+                }),
             ),
             at(
                 T0,
-                Command::CreateMailbox {
+                Command::CreateMailbox(ops::CreateMailbox {
                     new: NewLease {
                         lease_id: "lse_m".into(),
                         ledger_id: "led_m".into(),
@@ -55,16 +56,20 @@ fn setup(keep_on_read: bool) -> (tempfile::TempDir, std::sync::Arc<rocksdb::DB>)
                         }),
                         duration_seconds: 10,
                     },
-                },
+                }),
             ),
         ],
     );
-    assert!(matches!(r[1], Ok(Outcome::LeaseCreated { .. })), "{:?}", r[1]);
+    assert!(
+        matches!(r[1], Ok(Outcome::LeaseCreated(ops::LeaseCreated { .. }))),
+        "{:?}",
+        r[1]
+    );
     (dir, db)
 }
 
 fn drop_msg(bytes: &[u8]) -> Command {
-    Command::DropMessage {
+    Command::DropMessage(ops::DropMessage {
         token_hash_hex: token(),
         content_type: "text/plain".into(),
         body: BodyRef {
@@ -73,20 +78,20 @@ fn drop_msg(bytes: &[u8]) -> Command {
             object_key: None,
         },
         inline_body: Some(bytes.to_vec()),
-    }
+    })
 }
 
 fn pickup(seq: u64) -> Command {
-    Command::PickupMessage {
+    Command::PickupMessage(ops::PickupMessage {
         owner: "acct_a".into(),
         lease_id: "lse_m".into(),
         seq,
-    }
+    })
 }
 
 fn seq(r: &Response) -> u64 {
     match r {
-        Ok(Outcome::MessageDropped { message, .. }) => message.seq,
+        Ok(Outcome::MessageDropped(ops::MessageDropped { message, .. })) => message.seq,
         other => panic!("unexpected {other:?}"),
     }
 }
@@ -136,16 +141,16 @@ fn pickup_removes_unless_kept() {
         apply_all(&db, &[at(T0 + 1, drop_msg(b"hi"))]);
         let r = apply_all(&db, &[at(T0 + 2, pickup(1)), at(T0 + 3, pickup(1))]);
         match &r[0] {
-            Ok(Outcome::MessagePicked {
+            Ok(Outcome::MessagePicked(ops::MessagePicked {
                 inline_body, removed, ..
-            }) => {
+            })) => {
                 assert_eq!(inline_body.as_deref(), Some(&b"hi"[..]));
                 assert_eq!(*removed, !keep);
             }
             other => panic!("unexpected {other:?}"),
         }
         if keep {
-            assert!(matches!(r[1], Ok(Outcome::MessagePicked { .. })));
+            assert!(matches!(r[1], Ok(Outcome::MessagePicked(ops::MessagePicked { .. }))));
         } else {
             assert_eq!(r[1], Err(Rejection::MessageNotFound));
         }
@@ -166,14 +171,14 @@ fn webhook_retries_are_bounded() {
             &db,
             &[at(
                 due,
-                Command::WebhooksAttempted {
+                Command::WebhooksAttempted(ops::WebhooksAttempted {
                     results: vec![WebhookResult {
                         due_ms: due,
                         lease_id: "lse_m".into(),
                         seq: 1,
                         retry_at_ms: Some(due + 100),
                     }],
-                },
+                }),
             )],
         );
         assert_eq!(r[0], Ok(Outcome::WebhooksRecorded { found: 1 }));
@@ -191,7 +196,11 @@ fn webhook_backlog_is_bounded_per_mailbox() {
     let mut queued = 0;
     while queued < WEBHOOKS_PENDING_PER_MAILBOX_MAX {
         let r = apply_all(&db, &[at(t, drop_msg(b"x")), at(t, pickup(queued + 1))]);
-        assert!(matches!(r[0], Ok(Outcome::MessageDropped { .. })), "{:?}", r[0]);
+        assert!(
+            matches!(r[0], Ok(Outcome::MessageDropped(ops::MessageDropped { .. }))),
+            "{:?}",
+            r[0]
+        );
         queued += 1;
         t += 1;
     }
@@ -206,20 +215,24 @@ fn webhook_backlog_is_bounded_per_mailbox() {
         &[
             at(
                 t,
-                Command::WebhooksAttempted {
+                Command::WebhooksAttempted(ops::WebhooksAttempted {
                     results: vec![WebhookResult {
                         due_ms: first.due_ms,
                         lease_id: first.lease_id.clone(),
                         seq: first.seq,
                         retry_at_ms: None,
                     }],
-                },
+                }),
             ),
             at(t, drop_msg(b"z")),
         ],
     );
     assert_eq!(r[0], Ok(Outcome::WebhooksRecorded { found: 1 }));
-    assert!(matches!(r[1], Ok(Outcome::MessageDropped { .. })), "{:?}", r[1]);
+    assert!(
+        matches!(r[1], Ok(Outcome::MessageDropped(ops::MessageDropped { .. }))),
+        "{:?}",
+        r[1]
+    );
 }
 
 /// At expiry every message (and its inline bytes) is gone.
@@ -232,7 +245,7 @@ fn expiry_clears_messages() {
         &db,
         &[
             at(T0 + 10_000, drop_msg(b"c")),
-            at(T0 + 10_000, Command::ExpireDue { max: 10 }),
+            at(T0 + 10_000, Command::ExpireDue(ops::ExpireDue { max: 10 })),
         ],
     );
     assert_eq!(r[0], Err(Rejection::LeaseGone));

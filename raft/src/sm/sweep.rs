@@ -4,6 +4,7 @@
 use crate::command::{Outcome, Rejection, Response};
 use crate::error::StoreError;
 use crate::model::{Lease, LeaseState};
+use crate::ops::Swept;
 use crate::sm::{leases, DEDUP_WINDOW_MS, GC_BATCH_MAX};
 use crate::store::keys::{self, Timer};
 use crate::store::txn::Txn;
@@ -37,11 +38,11 @@ pub fn expire_due(txn: &mut Txn<'_>, now_ms: u64, max: u32) -> Result<Response, 
         }
     }
     let dedup_pruned = prune_dedup(txn, now_ms, max)?;
-    Ok(Ok(Outcome::Swept {
+    Ok(Ok(Outcome::Swept(Swept {
         expired,
         purged,
         dedup_pruned,
-    }))
+    })))
 }
 
 fn prune_dedup(txn: &mut Txn<'_>, now_ms: u64, max: u32) -> Result<u32, StoreError> {

@@ -11,6 +11,7 @@ use crate::command::{Command, IdempotencyKey, NewLease, Outcome, Request, Served
 use crate::model::{
     AccessActor, Account, BodyRef, Checkpoint, Handoff, Lease, LeaseKind, LeaseState, Mailbox, Message, Webhook,
 };
+use crate::ops;
 use crate::pricing::Pricing;
 use crate::sm::apply_entry;
 use crate::store::keys::{self, Timer};
@@ -27,10 +28,10 @@ fn arb_command() -> impl Strategy<Value = Command> {
     let account = proptest::sample::select(ACCOUNTS.to_vec()).prop_map(String::from);
     let lease = (0u8..8).prop_map(lease_id);
     prop_oneof![
-        account.clone().prop_map(|a| Command::CreateAccount {
+        account.clone().prop_map(|a| Command::CreateAccount(ops::CreateAccount {
             account_id: a,
             balance_micros: OPENING_BALANCE
-        }),
+        })),
         (account.clone(), lease.clone(), 1u64..30, 0u64..4_000).prop_map(|(owner, lease_id, duration, _cost)| {
             Command::CreateLease(NewLease {
                 ledger_id: format!("led_{lease_id}"),
@@ -46,13 +47,16 @@ fn arb_command() -> impl Strategy<Value = Command> {
                 duration_seconds: duration,
             })
         }),
-        (lease.clone(), proptest::option::of(account.clone())).prop_map(|(lease_id, owner)| Command::RecordAccess {
-            lease_id,
-            actor: AccessActor::Owner,
-            owner
-        }),
-        (account, lease.clone()).prop_map(|(owner, lease_id)| Command::DeleteLease { owner, lease_id }),
-        (1u32..5).prop_map(|max| Command::ExpireDue { max }),
+        (lease.clone(), proptest::option::of(account.clone())).prop_map(|(lease_id, owner)| Command::RecordAccess(
+            ops::RecordAccess {
+                lease_id,
+                actor: AccessActor::Owner,
+                owner
+            }
+        )),
+        (account, lease.clone())
+            .prop_map(|(owner, lease_id)| Command::DeleteLease(ops::DeleteLease { owner, lease_id })),
+        (1u32..5).prop_map(|max| Command::ExpireDue(ops::ExpireDue { max })),
         proptest::collection::vec(
             prop_oneof![
                 lease.clone().prop_map(|l| format!("blobs/{l}")),
@@ -60,16 +64,18 @@ fn arb_command() -> impl Strategy<Value = Command> {
             ],
             0..4
         )
-        .prop_map(|object_keys| Command::RecordObjectsDeleted { object_keys }),
-        lease.clone().prop_map(|lease_id| Command::ReleaseBytes { lease_id }),
+        .prop_map(|object_keys| Command::RecordObjectsDeleted(ops::RecordObjectsDeleted { object_keys })),
+        lease
+            .clone()
+            .prop_map(|lease_id| Command::ReleaseBytes(ops::ReleaseBytes { lease_id })),
         (
             proptest::option::of(0u64..2_000_000_000),
             proptest::option::of(0u64..4_000)
         )
-            .prop_map(|(rate, min)| Command::SetPricing {
+            .prop_map(|(rate, min)| Command::SetPricing(ops::SetPricing {
                 rate_micros_per_gb_day: rate,
                 min_charge_micros: min,
-            }),
+            })),
     ]
 }
 
@@ -111,7 +117,7 @@ fn arb_checkpoint_command() -> impl Strategy<Value = Command> {
             arb_body()
         )
             .prop_map(|(owner, workflow_id, lease_id, duration, _cost, (body, inline_body))| {
-                Command::CreateCheckpoint {
+                Command::CreateCheckpoint(ops::CreateCheckpoint {
                     new: NewLease {
                         ledger_id: format!("led_{lease_id}"),
                         kind: LeaseKind::Checkpoint(Checkpoint {
@@ -126,7 +132,7 @@ fn arb_checkpoint_command() -> impl Strategy<Value = Command> {
                         duration_seconds: duration,
                     },
                     inline_body,
-                }
+                })
             }),
         (
             account.clone(),
@@ -135,17 +141,20 @@ fn arb_checkpoint_command() -> impl Strategy<Value = Command> {
             arb_body()
         )
             .prop_map(
-                |(owner, workflow_id, if_version, (body, inline_body))| Command::WriteCheckpoint {
-                    owner,
-                    workflow_id,
-                    if_version,
-                    body,
-                    inline_body,
-                }
+                |(owner, workflow_id, if_version, (body, inline_body))| Command::WriteCheckpoint(
+                    ops::WriteCheckpoint {
+                        owner,
+                        workflow_id,
+                        if_version,
+                        body,
+                        inline_body,
+                    }
+                )
             ),
         (account.clone(), workflow.clone())
-            .prop_map(|(owner, workflow_id)| Command::ConsumeCheckpoint { owner, workflow_id }),
-        (account, workflow).prop_map(|(owner, workflow_id)| Command::DeleteCheckpoint { owner, workflow_id }),
+            .prop_map(|(owner, workflow_id)| Command::ConsumeCheckpoint(ops::ConsumeCheckpoint { owner, workflow_id })),
+        (account, workflow)
+            .prop_map(|(owner, workflow_id)| Command::DeleteCheckpoint(ops::DeleteCheckpoint { owner, workflow_id })),
     ]
 }
 
@@ -183,32 +192,34 @@ fn arb_handoff_command() -> impl Strategy<Value = Command> {
             1u64..40
         )
             .prop_map(
-                |(owner, lease_id, n, max_claims, delete_on_claim, require_post, ttl_seconds)| Command::CreateHandoff {
-                    owner,
-                    lease_id,
-                    handoff_id: format!("hnd_{n}"),
-                    token_hash_hex: handoff_token_hash(n),
-                    token_prefix: format!("tok{n}"),
-                    max_claims,
-                    delete_on_claim,
-                    require_post,
-                    ttl_seconds,
-                }
+                |(owner, lease_id, n, max_claims, delete_on_claim, require_post, ttl_seconds)| Command::CreateHandoff(
+                    ops::CreateHandoff {
+                        owner,
+                        lease_id,
+                        handoff_id: format!("hnd_{n}"),
+                        token_hash_hex: handoff_token_hash(n),
+                        token_prefix: format!("tok{n}"),
+                        max_claims,
+                        delete_on_claim,
+                        require_post,
+                        ttl_seconds,
+                    }
+                )
             ),
-        (n.clone(), any::<bool>(), arb_served()).prop_map(|(n, post, served)| Command::Claim {
+        (n.clone(), any::<bool>(), arb_served()).prop_map(|(n, post, served)| Command::Claim(ops::Claim {
             token_hash_hex: handoff_token_hash(n),
             post,
             served
-        }),
-        (n.clone(), any::<bool>(), arb_served()).prop_map(|(n, post, served)| Command::Claim {
+        })),
+        (n.clone(), any::<bool>(), arb_served()).prop_map(|(n, post, served)| Command::Claim(ops::Claim {
             token_hash_hex: handoff_token_hash(n),
             post,
             served
-        }),
-        (account, n).prop_map(|(owner, n)| Command::RevokeHandoff {
+        })),
+        (account, n).prop_map(|(owner, n)| Command::RevokeHandoff(ops::RevokeHandoff {
             owner,
             handoff_id: format!("hnd_{n}")
-        }),
+        })),
     ]
 }
 
@@ -226,7 +237,7 @@ fn arb_mailbox_command() -> impl Strategy<Value = Command> {
             any::<bool>()
         )
             .prop_map(|(owner, n, duration, _cost, max_messages, keep_on_read, webhook)| {
-                Command::CreateMailbox {
+                Command::CreateMailbox(ops::CreateMailbox {
                     new: NewLease {
                         lease_id: lease_id(n),
                         ledger_id: format!("led_{n}"),
@@ -248,24 +259,24 @@ fn arb_mailbox_command() -> impl Strategy<Value = Command> {
                         }),
                         duration_seconds: duration,
                     },
-                }
+                })
             }),
-        (n.clone(), arb_body()).prop_map(|(n, (body, inline_body))| Command::DropMessage {
+        (n.clone(), arb_body()).prop_map(|(n, (body, inline_body))| Command::DropMessage(ops::DropMessage {
             token_hash_hex: token_hash(n),
             content_type: "application/json".into(),
             body,
             inline_body,
-        }),
-        (account.clone(), n.clone(), 1u64..5).prop_map(|(owner, n, seq)| Command::PickupMessage {
+        })),
+        (account.clone(), n.clone(), 1u64..5).prop_map(|(owner, n, seq)| Command::PickupMessage(ops::PickupMessage {
             owner,
             lease_id: lease_id(n),
             seq
-        }),
-        (account, n.clone(), 1u64..5).prop_map(|(owner, n, seq)| Command::DeleteMessage {
+        })),
+        (account, n.clone(), 1u64..5).prop_map(|(owner, n, seq)| Command::DeleteMessage(ops::DeleteMessage {
             owner,
             lease_id: lease_id(n),
             seq
-        }),
+        })),
     ]
 }
 
@@ -300,12 +311,12 @@ fn arb_requests() -> impl Strategy<Value = Vec<Request>> {
 /// The API gives every upload a fresh object key; so does the generator.
 fn unique_object_key(command: &mut Command, i: usize) {
     let body = match command {
-        Command::CreateCheckpoint { new, .. } => match &mut new.kind {
+        Command::CreateCheckpoint(ops::CreateCheckpoint { new, .. }) => match &mut new.kind {
             LeaseKind::Checkpoint(c) => &mut c.body,
             _ => return,
         },
-        Command::WriteCheckpoint { body, .. } => body,
-        Command::DropMessage { body, .. } => body,
+        Command::WriteCheckpoint(ops::WriteCheckpoint { body, .. }) => body,
+        Command::DropMessage(ops::DropMessage { body, .. }) => body,
         _ => return,
     };
     if let Some(key) = &mut body.object_key {
@@ -474,7 +485,7 @@ fn check_invariants(db: &DB, responses: &[crate::Response], requests: &[Request]
         let successes: BTreeSet<u32> = responses
             .iter()
             .filter_map(|r| match r {
-                Ok(Outcome::Claimed { handoff, .. })
+                Ok(Outcome::Claimed(ops::Claimed { handoff, .. }))
                     if handoff.handoff_id == h.handoff_id && handoff.created_at_ms == h.created_at_ms =>
                 {
                     Some(handoff.claims_remaining)
@@ -543,7 +554,7 @@ fn check_invariants(db: &DB, responses: &[crate::Response], requests: &[Request]
     let mut seen = BTreeSet::new();
     let responses = &flatten(responses);
     for r in responses {
-        if let Ok(Outcome::LeaseCreated { lease, .. }) = r {
+        if let Ok(Outcome::LeaseCreated(ops::LeaseCreated { lease, .. })) = r {
             // An idempotent replay answers with the same lease: count it once.
             if seen.insert(lease.lease_id.clone()) {
                 *charged.entry(lease.owner.clone()).or_default() += lease.cost_micros;
@@ -737,10 +748,10 @@ fn a_reused_key_with_another_request_is_refused() {
             key: "k".into(),
             fingerprint: [fingerprint; 32],
         }),
-        command: Command::CreateAccount {
+        command: Command::CreateAccount(ops::CreateAccount {
             account_id: format!("acct_{balance_micros}"),
             balance_micros,
-        },
+        }),
     };
     let first = apply_all(&db, &[keyed(1, 5)]);
     let before = dump(&db);
@@ -766,17 +777,17 @@ fn expiry_is_exact_and_sweep_queues_bytes() {
         &[
             create(
                 t0,
-                Command::CreateAccount {
+                Command::CreateAccount(ops::CreateAccount {
                     account_id: "acct_a".into(),
                     balance_micros: 100,
-                },
+                }),
             ),
             create(
                 t0,
-                Command::SetPricing {
+                Command::SetPricing(ops::SetPricing {
                     rate_micros_per_gb_day: Some(0),
                     min_charge_micros: Some(40),
-                },
+                }),
             ),
             create(
                 t0,
@@ -801,25 +812,29 @@ fn expiry_is_exact_and_sweep_queues_bytes() {
             &db,
             &[create(
                 now,
-                Command::RecordAccess {
+                Command::RecordAccess(ops::RecordAccess {
                     lease_id: lease_id(1),
                     actor: AccessActor::Owner,
                     owner: None,
-                },
+                }),
             )],
         )
         .remove(0)
     };
     assert!(matches!(access(t0 + 1_999), Ok(Outcome::AccessRecorded { .. })));
     assert_eq!(access(t0 + 2_000), Err(crate::Rejection::LeaseGone));
-    let swept = apply_all(&db, &[create(t0 + 2_000, Command::ExpireDue { max: 10 })]).remove(0);
+    let swept = apply_all(
+        &db,
+        &[create(t0 + 2_000, Command::ExpireDue(ops::ExpireDue { max: 10 }))],
+    )
+    .remove(0);
     assert_eq!(
         swept,
-        Ok(Outcome::Swept {
+        Ok(Outcome::Swept(ops::Swept {
             expired: 1,
             purged: 0,
             dedup_pruned: 0
-        })
+        }))
     );
     assert_eq!(raw(&db, "gc").len(), 1);
     let lease: Lease = all(&db, "leases").remove(0).1;
@@ -828,10 +843,10 @@ fn expiry_is_exact_and_sweep_queues_bytes() {
     let set_min = |now, min| {
         create(
             now,
-            Command::SetPricing {
+            Command::SetPricing(ops::SetPricing {
                 rate_micros_per_gb_day: Some(0),
                 min_charge_micros: Some(min),
-            },
+            }),
         )
     };
     apply_all(&db, &[set_min(t0 + 3_000, 61)]);
@@ -908,19 +923,21 @@ fn charges_follow_the_ledgers_prices() {
             duration_seconds: 86_400,
         })
     };
-    let set = |rate, min| Command::SetPricing {
-        rate_micros_per_gb_day: Some(rate),
-        min_charge_micros: Some(min),
+    let set = |rate, min| {
+        Command::SetPricing(ops::SetPricing {
+            rate_micros_per_gb_day: Some(rate),
+            min_charge_micros: Some(min),
+        })
     };
     let r = apply_all(
         &db,
         &[
             at(
                 1,
-                Command::CreateAccount {
+                Command::CreateAccount(ops::CreateAccount {
                     account_id: "acct_a".into(),
                     balance_micros: 1_000_000,
-                },
+                }),
             ),
             at(2, lease(1)),
             at(3, set(5_000, 10)),
@@ -930,7 +947,7 @@ fn charges_follow_the_ledgers_prices() {
         ],
     );
     let cost = |r: &crate::command::Response| match r {
-        Ok(Outcome::LeaseCreated { lease, .. }) => lease.cost_micros,
+        Ok(Outcome::LeaseCreated(ops::LeaseCreated { lease, .. })) => lease.cost_micros,
         other => panic!("{other:?}"),
     };
     // One GiB-day: the default rate, then the new one.
