@@ -84,6 +84,8 @@ pub enum Command {
     Batch(Vec<Request>),
     WebhooksAttempted(ops::WebhooksAttempted),
     SetPricing(ops::SetPricing),
+    PayX402(ops::PayX402),
+    SettleX402(ops::SettleX402),
 }
 
 /// One delivery attempt: the delivery due at `due_ms` is done (delivered or given up), or
@@ -163,6 +165,10 @@ pub enum Outcome {
     PricingSet {
         pricing: crate::pricing::Pricing,
     },
+    /// An x402 payment's record after its settlement was recorded.
+    X402Settled {
+        record: crate::model::X402Record,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -209,4 +215,14 @@ pub enum Rejection {
     /// The mailbox's (or the cluster's) webhook queue is full; nothing was dropped.
     #[error("webhook backlog full: {0}")]
     WebhookBacklog(String),
+    /// This payment authorization (`from`, `nonce`) has paid before.
+    #[error("this payment authorization was already used")]
+    PaymentReused,
+    /// The authorization pays another amount than the ledger's price (the prices changed, or it
+    /// was made for another request).
+    #[error("the payment is for {paid_micros} micro-USDC but the price is {price_micros}")]
+    PriceMismatch { paid_micros: u64, price_micros: u64 },
+    /// The authorization's validBefore has passed by the cluster clock.
+    #[error("the payment authorization has expired")]
+    PaymentExpired,
 }

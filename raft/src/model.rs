@@ -215,3 +215,25 @@ impl Lease {
         }
     }
 }
+
+/// What the ledger keeps of an x402 payment until its authorization expires: the lease it paid
+/// for and how its settlement went. Its key is the authorization's `(from, nonce)`, which can
+/// pay once.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct X402Record {
+    pub lease_id: String,
+    pub value_micros: u64,
+    pub valid_before_ms: u64,
+    pub settlement: Settlement,
+}
+
+/// Where an x402 payment's settlement stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Settlement {
+    /// The lease is written; the facilitator has not answered yet (or its answer was lost).
+    Pending,
+    /// Settled on chain by this transaction.
+    Settled { transaction: String, network: String },
+    /// The facilitator refused; the lease was voided.
+    Failed { reason: String },
+}

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::command::{Command, NewLease, Outcome, Rejection, Response, Served, WebhookResult};
 use crate::error::LedgerError;
-use crate::model::{AccessActor, BodyRef, Handoff, Lease, Message};
+use crate::model::{AccessActor, BodyRef, Handoff, Lease, Message, Settlement, X402Record};
 use crate::pricing::Pricing;
 
 /// An operation the ledger can run: the command it travels as and the answer it gets.
@@ -306,6 +306,38 @@ pub struct SetPricing {
     pub min_charge_micros: Option<u64>,
 }
 op!(SetPricing(SetPricing) -> Pricing, Outcome::PricingSet { pricing } => pricing);
+
+/// An x402 payment: an EIP-3009 authorization by `from` (checksummed) to the node's payTo, whose
+/// signature the proposing node checked and its facilitator verified. The ledger lets each
+/// `(from, nonce)` pay once, only for exactly the price it computes, and only before
+/// `valid_before_ms` by the cluster clock.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct X402Payment {
+    pub from: String,
+    /// `0x` + 32 bytes, lowercase hex.
+    pub nonce_hex: String,
+    pub value_micros: u64,
+    pub valid_before_ms: u64,
+}
+
+/// Create a lease (a `CreateLease`, `CreateCheckpoint` or `CreateMailbox`, owned by the payer)
+/// paid by an x402 payment instead of an account's balance.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayX402 {
+    pub payment: X402Payment,
+    pub purchase: Box<Command>,
+}
+op!(PayX402(PayX402) -> LeaseCreated, Outcome::LeaseCreated(created) => created);
+
+/// What the facilitator said when the payment was settled. A failed settlement voids the lease
+/// it paid for in the same step, so nothing half-paid remains.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettleX402 {
+    pub from: String,
+    pub nonce_hex: String,
+    pub settlement: Settlement,
+}
+op!(SettleX402(SettleX402) -> X402Record, Outcome::X402Settled { record } => record);
 
 #[cfg(test)]
 mod tests {

@@ -81,6 +81,14 @@ impl StateReader {
         self.get("dedup", &keys::dedup_record(scope, key))
     }
 
+    /// What the ledger keeps of the x402 payment `(from, nonce)`, if anything.
+    pub fn x402_record(&self, from: &str, nonce_hex: &str) -> Result<Option<crate::model::X402Record>, StoreError> {
+        match crate::sm::x402::record_key(from, nonce_hex) {
+            Some(key) => self.get("x402", &key),
+            None => Ok(None),
+        }
+    }
+
     /// Up to `limit` of the owner's leases after `cursor` (as returned by a previous page).
     pub fn leases_by_owner(&self, owner: &str, cursor: Option<&str>, limit: usize) -> Result<LeasePage, StoreError> {
         let prefix = keys::owner_prefix(owner);

@@ -4,7 +4,7 @@
 use crate::command::{NewLease, Outcome, Rejection, Response};
 use crate::error::StoreError;
 use crate::model::{Checkpoint, Lease, LeaseKind, LeaseState};
-use crate::ops::{CheckpointConsumed, WriteCheckpoint};
+use crate::ops::{CheckpointConsumed, WriteCheckpoint, X402Payment};
 use crate::sm::bodies::check_body;
 use crate::sm::{leases, objects};
 use crate::store::keys;
@@ -18,6 +18,7 @@ pub fn create(
     now_ms: u64,
     new: &NewLease,
     inline_body: Option<&[u8]>,
+    payment: Option<&X402Payment>,
 ) -> Result<Response, StoreError> {
     let LeaseKind::Checkpoint(cell) = &new.kind else {
         return Ok(Err(Rejection::Invalid("not a checkpoint".into())));
@@ -41,7 +42,7 @@ pub fn create(
         updated_at_ms: now_ms,
         ..cell.clone()
     });
-    let response = leases::create(txn, now_ms, &new)?;
+    let response = leases::create(txn, now_ms, &new, payment)?;
     if response.is_ok() {
         txn.put_raw("checkpoints", &index, new.lease_id.as_bytes())?;
         if let Some(bytes) = inline_body {

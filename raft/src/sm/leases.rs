@@ -3,14 +3,20 @@
 use crate::command::{NewLease, Outcome, Rejection, Response};
 use crate::error::StoreError;
 use crate::model::{Access, AccessActor, Lease, LeaseKind, LeaseState};
-use crate::ops::LeaseCreated;
+use crate::ops::{LeaseCreated, X402Payment};
 use crate::sm::{
-    accounts, handoffs, mailbox, objects, pricing, ACCESS_HISTORY_MAX, BYTES_HOLD_MS, TOMBSTONE_RETENTION_MS,
+    accounts, handoffs, mailbox, objects, pricing, x402, ACCESS_HISTORY_MAX, BYTES_HOLD_MS, TOMBSTONE_RETENTION_MS,
 };
 use crate::store::keys::{self, Timer};
 use crate::store::txn::Txn;
 
-pub fn create(txn: &mut Txn<'_>, now_ms: u64, new: &NewLease) -> Result<Response, StoreError> {
+/// Creates `new`, paid by its owner's balance or, with `payment`, by that x402 payment.
+pub fn create(
+    txn: &mut Txn<'_>,
+    now_ms: u64,
+    new: &NewLease,
+    payment: Option<&X402Payment>,
+) -> Result<Response, StoreError> {
     if new.lease_id.is_empty() || new.duration_seconds == 0 {
         return Ok(Err(Rejection::Invalid("empty lease id or zero duration".into())));
     }
@@ -31,7 +37,12 @@ pub fn create(txn: &mut Txn<'_>, now_ms: u64, new: &NewLease) -> Result<Response
         }
     }
     let cost_micros = pricing::charge(txn, &new.kind, new.duration_seconds)?;
-    let balance_micros = match accounts::debit(txn, &new.owner, cost_micros)? {
+    let paid = match payment {
+        None => accounts::debit(txn, &new.owner, cost_micros)?,
+        // A wallet keeps no balance here.
+        Some(payment) => x402::take(txn, now_ms, payment, new, cost_micros)?.map(|()| 0),
+    };
+    let balance_micros = match paid {
         Ok(left) => left,
         Err(rejection) => return Ok(Err(rejection)),
     };

@@ -4,7 +4,7 @@
 use crate::command::{NewLease, Outcome, Rejection, Response, WebhookResult};
 use crate::error::StoreError;
 use crate::model::{Delivery, Lease, LeaseKind, Mailbox, Message};
-use crate::ops::{DropMessage, MessageDropped, MessagePicked};
+use crate::ops::{DropMessage, MessageDropped, MessagePicked, X402Payment};
 use crate::sm::bodies::check_body;
 use crate::sm::{leases, objects};
 use crate::store::keys;
@@ -37,7 +37,12 @@ pub fn owner_pending_key(owner: &str) -> Vec<u8> {
     k
 }
 
-pub fn create(txn: &mut Txn<'_>, now_ms: u64, new: &NewLease) -> Result<Response, StoreError> {
+pub fn create(
+    txn: &mut Txn<'_>,
+    now_ms: u64,
+    new: &NewLease,
+    payment: Option<&X402Payment>,
+) -> Result<Response, StoreError> {
     let LeaseKind::Mailbox(mb) = &new.kind else {
         return Ok(Err(Rejection::Invalid("not a mailbox".into())));
     };
@@ -64,7 +69,7 @@ pub fn create(txn: &mut Txn<'_>, now_ms: u64, new: &NewLease) -> Result<Response
         webhooks_pending: 0,
         ..mb.clone()
     });
-    let response = leases::create(txn, now_ms, &new)?;
+    let response = leases::create(txn, now_ms, &new, payment)?;
     if response.is_ok() {
         txn.put_raw("drop_tokens", &token_hash, new.lease_id.as_bytes())?;
     }

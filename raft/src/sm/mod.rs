@@ -3,7 +3,7 @@
 //! [`apply_request`] is a pure function of the stored state and the [`Request`]: it reads no clock,
 //! no randomness and no network. Time is the cluster clock, `max(stored clock, request.now_ms)`, so
 //! it never runs backwards across leader changes. One file per command family:
-//! [`accounts`], [`leases`], [`checkpoints`], [`mailbox`], [`handoffs`], [`pricing`], [`sweep`]; [`dedup`] answers retried commands.
+//! [`accounts`], [`leases`], [`checkpoints`], [`mailbox`], [`handoffs`], [`pricing`], [`sweep`], [`x402`]; [`dedup`] answers retried commands.
 
 pub mod accounts;
 pub mod bodies;
@@ -15,6 +15,7 @@ pub mod mailbox;
 pub mod objects;
 pub mod pricing;
 pub mod sweep;
+pub mod x402;
 
 use crate::command::{Command, Outcome, Rejection, Request, Response, BATCH_MAX};
 use crate::error::StoreError;
@@ -102,17 +103,17 @@ fn apply_command(txn: &mut Txn<'_>, now_ms: u64, command: &Command) -> Result<Re
         Command::AddApiKey(op) => accounts::add_key(txn, &op.account_id, &op.key_hash_hex),
         Command::AddAdminKey(op) => accounts::add_admin_key(txn, &op.key_hash_hex),
         Command::SetPricing(op) => pricing::set(txn, op.rate_micros_per_gb_day, op.min_charge_micros),
-        Command::CreateLease(new) => leases::create(txn, now_ms, new),
+        Command::CreateLease(new) => leases::create(txn, now_ms, new, None),
         Command::RecordAccess(op) => leases::record_access(txn, now_ms, &op.lease_id, op.actor, op.owner.as_deref()),
         Command::DeleteLease(op) => leases::delete(txn, now_ms, &op.owner, &op.lease_id),
         Command::ExpireDue(op) => sweep::expire_due(txn, now_ms, op.max.min(SWEEP_BATCH_MAX)),
         Command::RecordObjectsDeleted(op) => sweep::record_objects_deleted(txn, &op.object_keys),
         Command::ReleaseBytes(op) => leases::release_bytes(txn, now_ms, &op.lease_id),
-        Command::CreateCheckpoint(op) => checkpoints::create(txn, now_ms, &op.new, op.inline_body.as_deref()),
+        Command::CreateCheckpoint(op) => checkpoints::create(txn, now_ms, &op.new, op.inline_body.as_deref(), None),
         Command::WriteCheckpoint(op) => checkpoints::write(txn, now_ms, op),
         Command::ConsumeCheckpoint(op) => checkpoints::consume(txn, now_ms, &op.owner, &op.workflow_id),
         Command::DeleteCheckpoint(op) => checkpoints::delete(txn, now_ms, &op.owner, &op.workflow_id),
-        Command::CreateMailbox(op) => mailbox::create(txn, now_ms, &op.new),
+        Command::CreateMailbox(op) => mailbox::create(txn, now_ms, &op.new, None),
         Command::DropMessage(op) => mailbox::drop_message(txn, now_ms, op),
         Command::PickupMessage(op) => mailbox::pickup(txn, now_ms, &op.owner, &op.lease_id, op.seq),
         Command::DeleteMessage(op) => mailbox::delete_message(txn, now_ms, &op.owner, &op.lease_id, op.seq),
@@ -120,6 +121,18 @@ fn apply_command(txn: &mut Txn<'_>, now_ms: u64, command: &Command) -> Result<Re
         Command::CreateHandoff(op) => handoffs::create(txn, now_ms, op),
         Command::Claim(op) => handoffs::claim(txn, now_ms, op),
         Command::RevokeHandoff(op) => handoffs::revoke(txn, &op.owner, &op.handoff_id),
+        Command::PayX402(op) => {
+            let payment = Some(&op.payment);
+            match &*op.purchase {
+                Command::CreateLease(new) => leases::create(txn, now_ms, new, payment),
+                Command::CreateCheckpoint(c) => {
+                    checkpoints::create(txn, now_ms, &c.new, c.inline_body.as_deref(), payment)
+                }
+                Command::CreateMailbox(c) => mailbox::create(txn, now_ms, &c.new, payment),
+                _ => Ok(Err(Rejection::Invalid("x402 pays only for a create".into()))),
+            }
+        }
+        Command::SettleX402(op) => x402::settle(txn, now_ms, op),
     }
 }
 
@@ -149,3 +162,5 @@ mod handoff_tests;
 mod mailbox_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod x402_tests;

@@ -282,12 +282,78 @@ fn arb_mailbox_command() -> impl Strategy<Value = Command> {
 
 /// Requests whose clock mostly moves forward in seconds but sometimes jumps back (a new leader with
 /// a slower clock), and which sometimes repeat an idempotency key.
+const WALLETS: [&str; 2] = [
+    "0x51d49d6D9e05F42a0117b104955f05b7b827232e",
+    "0x209693Bc6afc0C5328bA36FaF03C514EF312287C",
+];
+
+fn x402_nonce(n: u8) -> String {
+    format!("0x{}", hex::encode([n; 32]))
+}
+
+/// x402 purchases by two wallets with few nonces (so reuse is common), amounts that match the
+/// price only sometimes, authorizations that expire during the run, and settlements.
+fn arb_x402_command() -> impl Strategy<Value = Command> {
+    let wallet = proptest::sample::select(WALLETS.to_vec()).prop_map(String::from);
+    let valid_before = proptest::sample::select(vec![1_005_000u64, 1_060_000, u64::MAX]);
+    prop_oneof![
+        (
+            wallet.clone(),
+            0u8..3,
+            0u8..8,
+            1u64..30,
+            proptest::sample::select(vec![29u64, 30, 1]),
+            valid_before
+        )
+            .prop_map(|(from, nonce, lease, duration, value_micros, valid_before_ms)| {
+                let lease_id = format!("lse_w{lease}");
+                Command::PayX402(ops::PayX402 {
+                    payment: ops::X402Payment {
+                        from: from.clone(),
+                        nonce_hex: x402_nonce(nonce),
+                        value_micros,
+                        valid_before_ms,
+                    },
+                    purchase: Box::new(Command::CreateLease(NewLease {
+                        ledger_id: format!("led_{lease_id}"),
+                        kind: LeaseKind::Storage {
+                            object_key: format!("blobs/{lease_id}"),
+                            file_name: "f".into(),
+                            content_type: "text/plain".into(),
+                            size_bytes: 1,
+                            blake3_hex: "00".into(),
+                        },
+                        lease_id,
+                        owner: from,
+                        duration_seconds: duration,
+                    })),
+                })
+            }),
+        (wallet, 0u8..3, any::<bool>()).prop_map(|(from, nonce, ok)| {
+            Command::SettleX402(ops::SettleX402 {
+                from,
+                nonce_hex: x402_nonce(nonce),
+                settlement: match ok {
+                    true => crate::model::Settlement::Settled {
+                        transaction: "0xabc".into(),
+                        network: "base-sepolia".into(),
+                    },
+                    false => crate::model::Settlement::Failed {
+                        reason: "insufficient_funds".into(),
+                    },
+                },
+            })
+        }),
+    ]
+}
+
 fn arb_requests() -> impl Strategy<Value = Vec<Request>> {
     let command = prop_oneof![
         3 => arb_command(),
         2 => arb_checkpoint_command(),
         2 => arb_mailbox_command(),
-        2 => arb_handoff_command()
+        2 => arb_handoff_command(),
+        2 => arb_x402_command()
     ];
     proptest::collection::vec((command, -3_000i64..20_000, proptest::option::of(0u8..4)), 1..60).prop_map(|steps| {
         let mut now: i64 = 1_000_000;
@@ -545,6 +611,43 @@ fn check_invariants(db: &DB, responses: &[crate::Response], requests: &[Request]
             assert!(
                 live_workflows.insert((lease.owner.clone(), c.workflow_id.clone())),
                 "duplicate workflow"
+            );
+        }
+    }
+
+    // x402: an authorization paid for one lease at most, for exactly its price; a failed
+    // settlement left nothing active; every record has its age entry.
+    let mut paid_by: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (request, response) in requests.iter().zip(responses) {
+        if let (Command::PayX402(pay), Ok(Outcome::LeaseCreated(ops::LeaseCreated { lease, .. })), None) =
+            (&request.command, response, &request.idempotency)
+        {
+            // (Keyed requests may replay another command's answer: the generator shares keys.)
+            assert_eq!(lease.cost_micros, pay.payment.value_micros, "x402 paid another amount");
+            assert!(
+                request.now_ms < pay.payment.valid_before_ms,
+                "expired authorization paid"
+            );
+            let key = format!("{}{}", pay.payment.from, pay.payment.nonce_hex);
+            paid_by.entry(key).or_default().insert(lease.lease_id.clone());
+        }
+    }
+    for (key, leases_paid) in &paid_by {
+        assert_eq!(leases_paid.len(), 1, "authorization {key} paid for {leases_paid:?}");
+    }
+    let x402_rows = raw(db, "x402");
+    let records: Vec<_> = x402_rows.iter().filter(|(k, _)| k[0] == b'p').collect();
+    assert_eq!(records.len() * 2, x402_rows.len(), "x402 records and age entries");
+    for (_, value) in records {
+        let record: crate::model::X402Record = decode("x402", value).unwrap();
+        if let crate::model::Settlement::Failed { .. } = record.settlement {
+            let lease: Option<Lease> = all(db, "leases")
+                .into_iter()
+                .map(|(_, l): (Vec<u8>, Lease)| l)
+                .find(|l| l.lease_id == record.lease_id);
+            assert!(
+                lease.is_none_or(|l| l.state != LeaseState::Active),
+                "a failed settlement left its lease active"
             );
         }
     }

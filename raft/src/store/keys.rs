@@ -114,6 +114,16 @@ pub fn lease_handoff(lease_id: &str, handoff_id: &str) -> Vec<u8> {
 }
 
 /// `dedup` record: b'r' ‖ scope ‖ 0x00 ‖ key.
+/// An x402 payment's record: `p` ‖ from (20 bytes) ‖ nonce (32 bytes); its age index is
+/// [`dedup_age`] of `valid_before_ms` in the same column family.
+pub fn x402_record(from: &[u8; 20], nonce: &[u8; 32]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(53);
+    k.push(b'p');
+    k.extend_from_slice(from);
+    k.extend_from_slice(nonce);
+    k
+}
+
 pub fn dedup_record(scope: &str, key: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(2 + scope.len() + key.len());
     k.push(b'r');

@@ -1,0 +1,194 @@
+//! x402 payments step by step: one use per authorization (also across requests and after a
+//! failed settlement), exactly the ledger's price, never after expiry, and a failed settlement
+//! voids its lease; spent authorizations are forgotten only once expired.
+
+use crate::command::{Command, NewLease, Outcome, Rejection, Request};
+use crate::model::{Lease, LeaseKind, LeaseState, Settlement, X402Record};
+use crate::ops;
+use crate::sm::tests::{all, apply_all, fresh_db, raw};
+
+const T0: u64 = 50_000_000;
+const WALLET: &str = "0x51d49d6D9e05F42a0117b104955f05b7b827232e";
+/// The default minimum charge: a 1-byte lease's price.
+const PRICE: u64 = 29;
+
+fn at(now_ms: u64, command: Command) -> Request {
+    Request {
+        now_ms,
+        idempotency: None,
+        command,
+    }
+}
+
+fn nonce(n: u8) -> String {
+    format!("0x{}", hex::encode([n; 32]))
+}
+
+fn pay(lease: &str, n: u8, value_micros: u64, valid_before_ms: u64) -> Command {
+    Command::PayX402(ops::PayX402 {
+        payment: ops::X402Payment {
+            from: WALLET.into(),
+            nonce_hex: nonce(n),
+            value_micros,
+            valid_before_ms,
+        },
+        purchase: Box::new(Command::CreateLease(NewLease {
+            lease_id: lease.into(),
+            ledger_id: format!("led_{lease}"),
+            owner: WALLET.into(),
+            kind: LeaseKind::Storage {
+                object_key: format!("blobs/{lease}"),
+                file_name: "f".into(),
+                content_type: "text/plain".into(),
+                size_bytes: 1,
+                blake3_hex: "00".into(),
+            },
+            duration_seconds: 60,
+        })),
+    })
+}
+
+fn settle(n: u8, settlement: Settlement) -> Command {
+    Command::SettleX402(ops::SettleX402 {
+        from: WALLET.into(),
+        nonce_hex: nonce(n),
+        settlement,
+    })
+}
+
+fn lease(db: &rocksdb::DB, id: &str) -> Lease {
+    all::<Lease>(db, "leases")
+        .into_iter()
+        .map(|(_, l)| l)
+        .find(|l| l.lease_id == id)
+        .unwrap()
+}
+
+#[test]
+fn an_authorization_pays_once_for_exactly_the_price() {
+    let (_dir, db) = fresh_db();
+    let far = T0 + 3_600_000;
+    let r = apply_all(
+        &db,
+        &[
+            at(T0, pay("lse_1", 1, PRICE - 1, far)),
+            at(T0, pay("lse_1", 1, PRICE + 1, far)),
+            at(T0, pay("lse_1", 1, PRICE, far)),
+            at(T0 + 1, pay("lse_2", 1, PRICE, far)),
+            at(T0 + 2, pay("lse_3", 2, PRICE, T0 + 2)),
+        ],
+    );
+    assert_eq!(
+        r[0],
+        Err(Rejection::PriceMismatch {
+            paid_micros: PRICE - 1,
+            price_micros: PRICE
+        })
+    );
+    assert!(matches!(r[1], Err(Rejection::PriceMismatch { .. })));
+    let Ok(Outcome::LeaseCreated(created)) = &r[2] else {
+        panic!("{:?}", r[2]);
+    };
+    assert_eq!(created.lease.owner, WALLET);
+    assert_eq!(created.lease.cost_micros, PRICE);
+    assert_eq!(r[3], Err(Rejection::PaymentReused));
+    assert_eq!(r[4], Err(Rejection::PaymentExpired));
+    // Nothing refused left a lease or a record behind.
+    assert_eq!(all::<Lease>(&db, "leases").len(), 1);
+    assert_eq!(raw(&db, "x402").len(), 2, "one record and its age entry");
+}
+
+#[test]
+fn a_failed_settlement_voids_the_lease_and_burns_the_authorization() {
+    let (_dir, db) = fresh_db();
+    let far = T0 + 3_600_000;
+    let r = apply_all(
+        &db,
+        &[
+            at(T0, pay("lse_1", 1, PRICE, far)),
+            at(
+                T0 + 1,
+                settle(
+                    1,
+                    Settlement::Failed {
+                        reason: "insufficient_funds".into(),
+                    },
+                ),
+            ),
+            at(
+                T0 + 2,
+                settle(
+                    1,
+                    Settlement::Settled {
+                        transaction: "0x01".into(),
+                        network: "base-sepolia".into(),
+                    },
+                ),
+            ),
+            at(T0 + 3, pay("lse_2", 1, PRICE, far)),
+            at(T0 + 4, settle(9, Settlement::Failed { reason: "x".into() })),
+        ],
+    );
+    let Ok(Outcome::X402Settled { record }) = &r[1] else {
+        panic!("{:?}", r[1]);
+    };
+    assert!(matches!(record.settlement, Settlement::Failed { .. }));
+    assert!(matches!(lease(&db, "lse_1").state, LeaseState::Deleted { .. }));
+    // The first word stands.
+    let Ok(Outcome::X402Settled { record }) = &r[2] else {
+        panic!("{:?}", r[2]);
+    };
+    assert!(matches!(record.settlement, Settlement::Failed { .. }));
+    assert_eq!(r[3], Err(Rejection::PaymentReused));
+    assert!(matches!(r[4], Err(Rejection::Invalid(_))));
+}
+
+#[test]
+fn spent_authorizations_are_forgotten_only_after_they_expire() {
+    let (_dir, db) = fresh_db();
+    let until = T0 + 10_000;
+    let r = apply_all(
+        &db,
+        &[
+            at(T0, pay("lse_1", 1, PRICE, until)),
+            at(until - 1, Command::ExpireDue(ops::ExpireDue { max: 10 })),
+        ],
+    );
+    assert!(matches!(r[0], Ok(Outcome::LeaseCreated(_))));
+    let records: Vec<X402Record> = raw(&db, "x402")
+        .into_iter()
+        .filter(|(k, _)| k[0] == b'p')
+        .map(|(_, v)| crate::store::decode("x402", &v).unwrap())
+        .collect();
+    assert_eq!(records.len(), 1, "kept while the authorization is valid");
+    let r = apply_all(
+        &db,
+        &[
+            at(until + 1, Command::ExpireDue(ops::ExpireDue { max: 10 })),
+            at(until + 2, pay("lse_2", 1, PRICE, until)),
+        ],
+    );
+    assert!(matches!(r[0], Ok(Outcome::Swept(_))));
+    assert!(raw(&db, "x402").is_empty(), "forgotten once expired");
+    // Forgotten, and still refused by its time.
+    assert_eq!(r[1], Err(Rejection::PaymentExpired));
+}
+
+#[test]
+fn x402_pays_only_for_creates_by_the_payer() {
+    let (_dir, db) = fresh_db();
+    let mut foreign = pay("lse_1", 1, PRICE, u64::MAX);
+    if let Command::PayX402(p) = &mut foreign {
+        if let Command::CreateLease(new) = &mut *p.purchase {
+            new.owner = "acct_a".into();
+        }
+    }
+    let mut not_a_create = pay("lse_2", 2, PRICE, u64::MAX);
+    if let Command::PayX402(p) = &mut not_a_create {
+        p.purchase = Box::new(Command::ExpireDue(ops::ExpireDue { max: 1 }));
+    }
+    let r = apply_all(&db, &[at(T0, foreign), at(T0, not_a_create)]);
+    assert!(matches!(r[0], Err(Rejection::Invalid(_))), "{:?}", r[0]);
+    assert!(matches!(r[1], Err(Rejection::Invalid(_))), "{:?}", r[1]);
+    assert!(raw(&db, "x402").is_empty());
+}
