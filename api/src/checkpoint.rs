@@ -54,10 +54,11 @@ pub async fn create(
     let reservation = Reservation {
         billable_bytes: max_body_bytes,
         duration_seconds,
+        product: "Checkpoint",
     };
     purchase::quote(&state, reservation)?;
     let keyed = idempotency::begin(&state, &headers, payer.scope(), CREATE_ROUTE)?;
-    purchase::begin(&state, &payer, keyed.as_ref(), reservation)?;
+    let purchase = purchase::begin(&state, &payer, keyed.as_ref(), reservation).await?;
     let body = read_json_body(&state, body, &headers, max_body_bytes).await?;
     let idem = keyed.as_ref().map(|k| {
         k.seal(&[
@@ -85,11 +86,12 @@ pub async fn create(
         new,
         inline_body: small.inline,
     };
-    let answer = state.ledger.run(idem, create).await;
+    let answer = purchase.commit(&state, idem, create).await;
     small.staged.settle(&state, &answer).await;
-    let lease = ops::answer(answer, "checkpoint")?.lease;
+    let lease = purchase.answer(&state, answer, "checkpoint")?;
+    let paid = purchase.settle(&state).await?;
     let cell = cell(&lease)?;
-    Ok((
+    let response = (
         StatusCode::CREATED,
         Json(purchase::receipt(
             &lease,
@@ -101,7 +103,8 @@ pub async fn create(
             }),
         )),
     )
-        .into_response())
+        .into_response();
+    Ok(purchase::with_receipt(response, paid))
 }
 
 /// `GET`: the latest body. `?consume=true` reads and deletes in one step (never on `HEAD`).

@@ -38,6 +38,8 @@ pub struct ApiConfig {
     /// The base of the `drop_url`/`poll_url`/`claim_url` handed out; by default taken from the request's
     /// `Host` header.
     pub public_url: Option<String>,
+    /// x402 payments (`--x402-*`); `None`: paid creates need an API key.
+    pub x402: Option<crate::x402::X402Config>,
 }
 
 impl ApiConfig {

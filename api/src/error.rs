@@ -81,9 +81,28 @@ pub enum ApiError {
     ObjectStore(#[source] object_store::Error),
     #[error("stored object failed its integrity check")]
     Integrity,
+    /// The payment header is not a payment (bad base64 or JSON, fields missing, unknown version).
+    #[error("{0}")]
+    PaymentMalformed(String),
+    /// Payment is required, or the one given cannot pay for this request: an x402 402 with
+    /// this request's requirements.
+    #[error("{}", .0.message)]
+    PaymentRequired(Box<PaymentDemand>),
     /// A bug or a broken store. The detail is logged, never sent.
     #[error("internal error")]
     Internal(String),
+}
+
+/// What an x402 402 carries, built where the node's x402 settings are at hand.
+#[derive(Debug)]
+pub struct PaymentDemand {
+    /// Why: "payment required", or the reason a payment was refused.
+    pub message: String,
+    /// A reason code (the facilitators' own where one exists).
+    pub reason: String,
+    /// The 402 body without the request id (x402 v1 `accepts`).
+    pub offer: crate::x402::offer::Offer,
+    pub config: crate::x402::X402Config,
 }
 
 impl From<object_store::Error> for ApiError {
@@ -96,9 +115,12 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         use ApiError::*;
         match self {
-            MissingHeader(_) | InvalidHeader { .. } | BadRequest(_) | SizeMismatch { .. } | InvalidJson(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            MissingHeader(_)
+            | InvalidHeader { .. }
+            | BadRequest(_)
+            | SizeMismatch { .. }
+            | InvalidJson(_)
+            | PaymentMalformed(_) => StatusCode::BAD_REQUEST,
             Conflict(_) | IdempotencyInFlight => StatusCode::CONFLICT,
             MailboxFull(_) | WebhookBacklog(_) | TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             PostRequired => StatusCode::METHOD_NOT_ALLOWED,
@@ -106,7 +128,7 @@ impl ApiError {
             InvalidValue { .. } | IdempotencyKeyReused | JoinRefused(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Forbidden(_) => StatusCode::FORBIDDEN,
-            InsufficientBalance { .. } => StatusCode::PAYMENT_REQUIRED,
+            InsufficientBalance { .. } | PaymentRequired(_) => StatusCode::PAYMENT_REQUIRED,
             NotFound(_) => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Gone(_) => StatusCode::GONE,
@@ -150,6 +172,8 @@ impl ApiError {
             Unavailable(_) => "unavailable",
             ObjectStore(_) => "object_store_unavailable",
             Integrity => "integrity_error",
+            PaymentMalformed(_) => "invalid_payment",
+            PaymentRequired(_) => "payment_required",
             Internal(_) => "internal",
         }
     }
@@ -194,6 +218,13 @@ impl ApiError {
             Rejection::HandoffExpired => ApiError::Gone("handoff token has expired"),
             Rejection::HandoffExhausted => ApiError::Gone("handoff token has no claims left"),
             Rejection::PostRequired => ApiError::PostRequired,
+            // The purchase path answers these with a 402 and a fresh offer.
+            r @ (Rejection::PaymentReused | Rejection::PriceMismatch { .. } | Rejection::PaymentExpired) => {
+                ApiError::InvalidValue {
+                    field: "payment",
+                    reason: r.to_string(),
+                }
+            }
             Rejection::TooManyHandoffs(_) => {
                 ApiError::Conflict("this lease has reached its maximum number of handoffs")
             }
@@ -245,6 +276,9 @@ impl IntoResponse for ApiError {
             }
             _ => tracing::debug!(%request_id, code = self.code(), error = %self, "request rejected"),
         }
+        if let ApiError::PaymentRequired(demand) = &self {
+            return payment_required(demand, &request_id);
+        }
         let body = json!({"status": "error", "error": {
             "code": self.code(),
             "message": self.to_string(),
@@ -274,6 +308,19 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// The x402 402: the v1 body (x402's `error` is a string, so the project's code and request id sit
+/// beside it) and the v2 `PAYMENT-REQUIRED` header, both for this request's exact price.
+fn payment_required(demand: &PaymentDemand, request_id: &str) -> Response {
+    use crate::x402::offer;
+    let message = format!("{} ({})", demand.message, demand.reason);
+    let body = offer::body_v1(&demand.config, &demand.offer, &message, "payment_required", request_id);
+    let mut response = (StatusCode::PAYMENT_REQUIRED, axum::Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&offer::header_v2(&demand.config, &demand.offer, &message)) {
+        response.headers_mut().insert("payment-required", v);
+    }
+    response
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;

@@ -52,6 +52,7 @@ pub mod ssrf;
 pub mod state;
 pub mod store;
 pub mod webhook;
+pub mod x402;
 
 #[cfg(test)]
 mod parser_props;
@@ -93,6 +94,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/pricing", get(pricing::pricing))
         .route("/api/quote", get(pricing::quote))
+        .route("/.well-known/x402.json", get(pricing::well_known))
+        .route("/.well-known/x402", get(pricing::well_known))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::serve))

@@ -73,11 +73,12 @@ pub async fn create(State(state): State<AppState>, payer: Payer, headers: Header
     let reservation = Reservation {
         billable_bytes: capacity_bytes,
         duration_seconds,
+        product: "Mailbox",
     };
     purchase::quote(&state, reservation)?;
     let webhook = webhook_settings(&state, &headers).await?;
     let keyed = idempotency::begin(&state, &headers, payer.scope(), CREATE_ROUTE)?;
-    purchase::begin(&state, &payer, keyed.as_ref(), reservation)?;
+    let purchase = purchase::begin(&state, &payer, keyed.as_ref(), reservation).await?;
     let token = new_token()?;
     let new = NewLease {
         lease_id: ids::lease_id(),
@@ -108,7 +109,9 @@ pub async fn create(State(state): State<AppState>, payer: Payer, headers: Header
             Part::Header(&headers, "x-webhook-secret"),
         ])
     });
-    let lease = ops::run(&state, idem, CreateMailbox { new }, "account").await?.lease;
+    let answer = purchase.commit(&state, idem, CreateMailbox { new }).await;
+    let lease = purchase.answer(&state, answer, "account")?;
+    let paid = purchase.settle(&state).await?;
     let LeaseKind::Mailbox(mb) = &lease.kind else {
         return Err(ApiError::Internal(format!(
             "mailbox create answered with a {}",
@@ -118,7 +121,7 @@ pub async fn create(State(state): State<AppState>, payer: Payer, headers: Header
     // A replayed create answers with the first mailbox, whose token and secret were shown once.
     let fresh = mb.drop_token_hash_hex == blake3::hash(token.as_bytes()).to_hex().as_str();
     let base = base_url(&state, &headers);
-    Ok((
+    let response = (
         StatusCode::CREATED,
         Json(purchase::receipt(
             &lease,
@@ -134,7 +137,8 @@ pub async fn create(State(state): State<AppState>, payer: Payer, headers: Header
             }),
         )),
     )
-        .into_response())
+        .into_response();
+    Ok(purchase::with_receipt(response, paid))
 }
 
 /// `X-Webhook-Url` (checked against the SSRF policy now, and again at every connection) and

@@ -24,9 +24,9 @@ pub async fn pricing(State(state): State<AppState>) -> ApiResult<Json<Value>> {
         "minDurationSeconds": cfg.min_duration_seconds,
         "maxDurationSeconds": cfg.max_duration_seconds,
         "maxSizeBytes": cfg.max_object_bytes,
-        "walletAddress": null,
+        "walletAddress": cfg.x402.as_ref().map(|x| x.pay_to.checksummed()),
         "formula": "max(minChargeMicros, ceil(size_bytes * duration_seconds * rateMicrosPerGbDay / (1073741824 * 86400)))",
-        "paymentMethods": ["api_key"],
+        "paymentMethods": payment_methods(&state),
         "endpoints": {
             "store": "POST /api/store",
             "download": "GET /api/download/{lease_id}",
@@ -60,5 +60,74 @@ pub async fn quote(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Ap
         "size_bytes": size_bytes,
         "duration_seconds": duration_seconds,
         "duration_human": render::duration_human(duration_seconds),
+    })))
+}
+
+/// How this node takes payment: an API key always; x402 (both versions) when configured.
+fn payment_methods(state: &AppState) -> Vec<&'static str> {
+    match state.config.x402 {
+        Some(_) => vec!["api_key", "x402"],
+        None => vec!["api_key"],
+    }
+}
+
+/// The paid endpoints: method, path, and what the price is of.
+const PAID: &[(&str, &str, &str)] = &[
+    (
+        "POST",
+        "/api/store",
+        "size_bytes = X-Size-Bytes, duration_seconds = X-Duration-Seconds",
+    ),
+    (
+        "POST",
+        "/api/mailbox",
+        "size_bytes = X-Capacity-Bytes, duration_seconds = X-Duration-Seconds",
+    ),
+    (
+        "POST",
+        "/api/checkpoint",
+        "size_bytes = X-Max-Body-Bytes, duration_seconds = X-Duration-Seconds",
+    ),
+];
+
+/// `GET /.well-known/x402.json` (and `/.well-known/x402`): what can be bought here and how to
+/// pay for it. No standard exists yet; this carries the de-facto `version`/`resources` keys and
+/// everything a client needs to build a payment without a 402 round trip first.
+pub async fn well_known(State(state): State<AppState>, headers: axum::http::HeaderMap) -> ApiResult<Json<Value>> {
+    let p = state.ledger.reader().pricing()?;
+    let base = crate::mailbox::base_url(&state, &headers);
+    let x402 = state.config.x402.as_ref();
+    let endpoints: Vec<Value> = PAID
+        .iter()
+        .map(|(method, path, price_of)| {
+            json!({
+                "method": method,
+                "path": path,
+                "resource": format!("{base}{path}"),
+                "price": {
+                    "formula": "max(minChargeMicros, ceil(size_bytes * duration_seconds * rateMicrosPerGbDay / (1073741824 * 86400)))",
+                    "of": price_of,
+                    "rateMicrosPerGbDay": p.rate_micros_per_gb_day,
+                    "minChargeMicros": p.min_charge_micros,
+                },
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "version": 1,
+        "x402": x402.is_some(),
+        "x402Versions": if x402.is_some() { vec![1, 2] } else { vec![] },
+        "resources": PAID.iter().map(|(_, path, _)| format!("{base}{path}")).collect::<Vec<_>>(),
+        "scheme": "exact",
+        "network": x402.map(|x| x.network.v1_name.clone()),
+        "networkCaip2": x402.map(|x| x.network.caip2()),
+        "asset": x402.map(|x| x.asset.checksummed()),
+        "assetName": x402.map(|x| x.asset_name.clone()),
+        "assetVersion": x402.map(|x| x.asset_version.clone()),
+        "payTo": x402.map(|x| x.pay_to.checksummed()),
+        "maxTimeoutSeconds": x402.map(|x| x.max_timeout_seconds),
+        "paymentMethods": payment_methods(&state),
+        "endpoints": endpoints,
+        "instructions": "POST without credentials to get a 402 with this request's exact price; pay with X-PAYMENT (x402 v1) or PAYMENT-SIGNATURE (v2).",
     })))
 }

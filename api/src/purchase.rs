@@ -1,34 +1,58 @@
-//! The path every paid create walks before its command is proposed: the reservation is priced
-//! by the cluster's prices (replicated in the ledger, the same on every node), its duration is
-//! checked against the limits, and the payer's balance is pre-checked, so a purchase that clearly
-//! cannot be paid is refused before any bytes are taken. The ledger prices and debits again when
-//! it applies the command; that charge is the one that counts.
+//! The path every paid create walks. The reservation is priced by the cluster's prices
+//! (replicated in the ledger, the same on every node) and its duration checked; then the payer
+//! is checked before any bytes are taken: an account's balance is pre-checked, an x402 payment is
+//! checked offline and verified by the facilitator, and a request with no credentials is
+//! answered 402 with its exact price. The ledger prices again when it applies the command; that
+//! charge is the one that counts. An x402 payment is settled only after its lease is written, and
+//! a settlement that fails voids the lease.
 
 use axum::extract::FromRequestParts;
+use axum::http::header::{self, HeaderValue};
 use axum::http::request::Parts;
-use relay_raft::ops::LeaseCreated;
-use relay_raft::{Lease, Outcome};
+use axum::response::Response;
+use relay_raft::ops::{LeaseCreated, PayX402, SettleX402, X402Payment};
+use relay_raft::{Lease, LedgerError, Op, Outcome, Rejection, Settlement};
 use serde_json::{json, Value};
 
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, PaymentDemand};
 use crate::headers::check_duration;
 use crate::idempotency::Keyed;
 use crate::render;
 use crate::state::AppState;
+use crate::x402::evm::Address;
+use crate::x402::facilitator::FacilitatorError;
+use crate::x402::offer::{self, Offer, Receipt};
+use crate::x402::payment::{self, PaymentError, SignedPayment};
 
-/// Who pays for a purchase, and owns what it buys. Today an account, proven by its API key; the
-/// next ways to pay (an x402 payment, a session) become more variants, and the handlers that take
-/// a `Payer` do not change.
+/// Who pays for a purchase, and owns what it buys. Handlers take a `Payer` and never look
+/// inside: a new way to pay is a new variant here.
 pub enum Payer {
+    /// An account, proven by its API key; pays from its balance.
     Account(Caller),
+    /// An x402 payment; the lease belongs to the wallet that signed it.
+    Wallet(Box<Wallet>),
+    /// No credentials, on a node that takes x402: the purchase is answered 402 with its price.
+    Nobody { resource: String },
+}
+
+pub struct Wallet {
+    pub payment: SignedPayment,
+    /// The signer, or why the signature does not prove one (answered 402 once priced).
+    pub signer: Result<Address, PaymentError>,
+    /// The request's URL (the requirements' `resource`).
+    pub resource: String,
+    /// The claimed payer, checksummed: the owner once the signature is proven.
+    pub address: String,
 }
 
 impl Payer {
-    /// The account charged, and the owner of the lease bought.
+    /// The owner of what is bought: the account, or the wallet's checksummed address.
     pub fn account_id(&self) -> &str {
         match self {
             Payer::Account(caller) => &caller.account_id,
+            Payer::Wallet(w) => &w.address,
+            Payer::Nobody { .. } => "",
         }
     }
 
@@ -42,16 +66,43 @@ impl FromRequestParts<AppState> for Payer {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Payer, ApiError> {
-        Ok(Payer::Account(Caller::from_request_parts(parts, state).await?))
+        let Some(x402) = &state.config.x402 else {
+            return Ok(Payer::Account(Caller::from_request_parts(parts, state).await?));
+        };
+        if parts.headers.contains_key(header::AUTHORIZATION) {
+            return Ok(Payer::Account(Caller::from_request_parts(parts, state).await?));
+        }
+        let resource = format!(
+            "{}{}",
+            crate::mailbox::base_url(state, &parts.headers),
+            parts.uri.path()
+        );
+        match payment::from_headers(&parts.headers) {
+            Err(PaymentError::Malformed(m)) => Err(ApiError::PaymentMalformed(m)),
+            Err(refused) => Err(ApiError::PaymentMalformed(refused.to_string())),
+            Ok(None) => Ok(Payer::Nobody { resource }),
+            Ok(Some(payment)) => {
+                // Recovering the signer costs a fraction of a millisecond and proves who asks.
+                let signer = payment.signer(x402);
+                let address = payment.authorization.from.checksummed();
+                Ok(Payer::Wallet(Box::new(Wallet {
+                    payment,
+                    signer,
+                    resource,
+                    address,
+                })))
+            }
+        }
     }
 }
 
 /// What a create asks to buy: `billable_bytes` (the object's size, a checkpoint's reserved body,
-/// a mailbox's capacity) for `duration_seconds`.
+/// a mailbox's capacity) for `duration_seconds`; `product` names it in a payment offer.
 #[derive(Clone, Copy, Debug)]
 pub struct Reservation {
     pub billable_bytes: u64,
     pub duration_seconds: u64,
+    pub product: &'static str,
 }
 
 /// The price of `reservation` by the prices this node has applied, after checking its duration.
@@ -66,38 +117,314 @@ pub fn quote(state: &AppState, reservation: Reservation) -> ApiResult<u64> {
     Ok(pricing.price_micros(reservation.billable_bytes, reservation.duration_seconds))
 }
 
-/// Prices `reservation` and refuses it when the payer's balance clearly cannot pay. A retry of a
-/// keyed purchase the ledger already made (the same size and duration) is not refused: the ledger
-/// replays its answer, and charges nothing again.
-pub fn begin(state: &AppState, payer: &Payer, keyed: Option<&Keyed>, reservation: Reservation) -> ApiResult<u64> {
+/// A purchase whose payer has been checked: commit its create with [`Purchase::commit`], then
+/// [`Purchase::settle`] it.
+pub struct Purchase {
+    pub cost_micros: u64,
+    x402: Option<X402Purchase>,
+}
+
+struct X402Purchase {
+    version: u8,
+    raw: Value,
+    requirements: Value,
+    offer: Offer,
+    payment: X402Payment,
+}
+
+/// Checks the payer for `reservation` before anything is taken: see the module's description.
+/// A retry of a keyed purchase the ledger already made is not refused: the ledger replays its
+/// answer, and nothing is charged or settled again.
+pub async fn begin(
+    state: &AppState,
+    payer: &Payer,
+    keyed: Option<&Keyed>,
+    reservation: Reservation,
+) -> ApiResult<Purchase> {
     let cost_micros = quote(state, reservation)?;
-    let reader = state.ledger.reader();
-    if let Some(k) = keyed {
-        let made = reader.idempotency_record(k.scope(), k.key())?.map(|r| r.response);
-        if let Some(Ok(Outcome::LeaseCreated(LeaseCreated { lease, .. }))) = made {
-            if lease.kind.billable_bytes() == reservation.billable_bytes
-                && lease.duration_seconds == reservation.duration_seconds
-            {
-                return Ok(cost_micros);
+    let made = match keyed {
+        Some(k) => already_made(state, k, reservation)?,
+        None => false,
+    };
+    match payer {
+        Payer::Account(caller) => {
+            if !made {
+                if let Some(account) = state.ledger.reader().account(&caller.account_id)? {
+                    if account.balance_micros < cost_micros {
+                        return Err(ApiError::InsufficientBalance {
+                            balance_micros: account.balance_micros,
+                            needed_micros: cost_micros,
+                        });
+                    }
+                }
+            }
+            Ok(Purchase {
+                cost_micros,
+                x402: None,
+            })
+        }
+        Payer::Nobody { resource } => {
+            let offer = offer_for(resource, cost_micros, reservation);
+            Err(demand(state, offer, "payment required", "payment_required"))
+        }
+        Payer::Wallet(wallet) => wallet_purchase(state, wallet, cost_micros, reservation, made).await,
+    }
+}
+
+/// Whether the ledger already answered this key with a lease of this size and duration.
+fn already_made(state: &AppState, keyed: &Keyed, reservation: Reservation) -> ApiResult<bool> {
+    let made = state
+        .ledger
+        .reader()
+        .idempotency_record(keyed.scope(), keyed.key())?
+        .map(|r| r.response);
+    Ok(
+        matches!(made, Some(Ok(Outcome::LeaseCreated(LeaseCreated { lease, .. })))
+        if lease.kind.billable_bytes() == reservation.billable_bytes
+            && lease.duration_seconds == reservation.duration_seconds),
+    )
+}
+
+async fn wallet_purchase(
+    state: &AppState,
+    wallet: &Wallet,
+    cost_micros: u64,
+    reservation: Reservation,
+    made: bool,
+) -> ApiResult<Purchase> {
+    let Some(cfg) = &state.config.x402 else {
+        return Err(ApiError::Internal("an x402 payer on a node without x402".into()));
+    };
+    let offer = offer_for(&wallet.resource, cost_micros, reservation);
+    let refuse = |e: PaymentError, offer: Offer| match e {
+        PaymentError::Refused { reason, detail } => demand(state, offer, &detail, reason),
+        PaymentError::Malformed(m) => ApiError::PaymentMalformed(m),
+    };
+    let payment = &wallet.payment;
+    if let Err(e) = wallet.signer.clone() {
+        return Err(refuse(e, offer));
+    }
+    let now_s = relay_raft::wall_clock_ms() / 1000;
+    if let Err(e) = payment.check(cfg, cost_micros, now_s) {
+        return Err(refuse(e, offer));
+    }
+    let requirements = match payment.version {
+        1 => offer::v1_requirements(cfg, &offer),
+        _ => offer::v2_requirements(cfg, &offer),
+    };
+    let address = wallet.address.clone();
+    let purchase = Purchase {
+        cost_micros,
+        x402: Some(X402Purchase {
+            version: payment.version,
+            raw: payment.raw.clone(),
+            requirements,
+            payment: X402Payment {
+                from: address.clone(),
+                nonce_hex: payment.nonce_hex(),
+                value_micros: cost_micros,
+                valid_before_ms: payment.valid_before_ms(),
+            },
+            offer,
+        }),
+    };
+    if made {
+        return Ok(purchase);
+    }
+    let x = purchase.x402.as_ref().expect("just set");
+    // Spent here already: no need to ask the facilitator (the ledger refuses it anyway).
+    if state
+        .ledger
+        .reader()
+        .x402_record(&address, &x.payment.nonce_hex)?
+        .is_some()
+    {
+        return Err(demand(
+            state,
+            x.offer.clone(),
+            "this payment authorization was already used",
+            "invalid_exact_evm_nonce_already_used",
+        ));
+    }
+    let facilitator = state.facilitator()?;
+    match facilitator.verify(x.version, &x.raw, &x.requirements).await {
+        Ok(()) => Ok(purchase),
+        Err(FacilitatorError::Refused { reason }) => Err(demand(
+            state,
+            x.offer.clone(),
+            "the facilitator refused the payment",
+            &reason,
+        )),
+        Err(FacilitatorError::Unavailable(e)) => {
+            tracing::warn!(error = %e, "x402 verify");
+            Err(ApiError::Unavailable("the payment facilitator did not answer".into()))
+        }
+    }
+}
+
+impl Purchase {
+    /// Proposes the create: from the account's balance, or paid by the x402 payment.
+    pub async fn commit<O: Op<Output = LeaseCreated>>(
+        &self,
+        state: &AppState,
+        idempotency: Option<relay_raft::IdempotencyKey>,
+        op: O,
+    ) -> Result<Result<LeaseCreated, Rejection>, LedgerError> {
+        match &self.x402 {
+            None => state.ledger.run(idempotency, op).await,
+            Some(x) => {
+                let pay = PayX402 {
+                    payment: x.payment.clone(),
+                    purchase: Box::new(op.into()),
+                };
+                state.ledger.run(idempotency, pay).await
             }
         }
     }
-    if let Some(account) = reader.account(payer.account_id())? {
-        if account.balance_micros < cost_micros {
-            return Err(ApiError::InsufficientBalance {
-                balance_micros: account.balance_micros,
-                needed_micros: cost_micros,
-            });
+
+    /// Maps a refused commit: an x402 payment the ledger refused is a 402 with a fresh offer.
+    pub fn refused(&self, state: &AppState, rejection: Rejection, what: &'static str) -> ApiError {
+        match (&self.x402, &rejection) {
+            (Some(x), Rejection::PaymentReused | Rejection::PriceMismatch { .. } | Rejection::PaymentExpired) => {
+                let reason = match rejection {
+                    Rejection::PaymentReused => "invalid_exact_evm_nonce_already_used",
+                    Rejection::PaymentExpired => "invalid_exact_evm_payload_authorization_valid_before",
+                    _ => "invalid_exact_evm_payload_authorization_value",
+                };
+                demand(state, x.offer.clone(), &rejection.to_string(), reason)
+            }
+            _ => ApiError::from_rejection(rejection, what),
         }
     }
-    Ok(cost_micros)
+
+    /// The committed lease, or the error its answer means.
+    pub fn answer(
+        &self,
+        state: &AppState,
+        answer: Result<Result<LeaseCreated, Rejection>, LedgerError>,
+        what: &'static str,
+    ) -> ApiResult<Lease> {
+        match answer? {
+            Ok(created) => Ok(created.lease),
+            Err(rejection) => Err(self.refused(state, rejection, what)),
+        }
+    }
+
+    /// Settles an x402 payment for its written `lease` (nothing to do for an account): a payment
+    /// already settled (a replayed request) reports that settlement; a refused or unanswered
+    /// settlement voids the lease and answers 402.
+    pub async fn settle(&self, state: &AppState) -> ApiResult<Option<Receipt>> {
+        let Some(x) = &self.x402 else {
+            return Ok(None);
+        };
+        let receipt = |transaction: String, network: String| Receipt {
+            version: x.version,
+            transaction,
+            network,
+            payer: x.payment.from.clone(),
+        };
+        let record = state
+            .ledger
+            .linearizable()
+            .await?
+            .x402_record(&x.payment.from, &x.payment.nonce_hex)?;
+        match record.map(|r| r.settlement) {
+            Some(Settlement::Settled { transaction, network }) => return Ok(Some(receipt(transaction, network))),
+            Some(Settlement::Failed { reason }) => {
+                return Err(demand(state, x.offer.clone(), "the payment did not settle", &reason))
+            }
+            Some(Settlement::Pending) => {}
+            None => return Err(ApiError::Internal("x402 record missing after its create".into())),
+        }
+        let facilitator = state.facilitator()?;
+        let reason = match facilitator.settle(x.version, &x.raw, &x.requirements).await {
+            Ok(settled) => {
+                let network = if settled.network.is_empty() {
+                    x.requirements["network"].as_str().unwrap_or_default().to_string()
+                } else {
+                    settled.network
+                };
+                let settlement = Settlement::Settled {
+                    transaction: settled.transaction.clone(),
+                    network: network.clone(),
+                };
+                // The money moved: a failure to record it only leaves the record pending.
+                if let Err(e) = self.record(state, settlement).await {
+                    tracing::warn!(error = %e, "x402: recording a settlement");
+                }
+                return Ok(Some(receipt(settled.transaction, network)));
+            }
+            Err(FacilitatorError::Refused { reason }) => reason,
+            Err(FacilitatorError::Unavailable(e)) => {
+                tracing::warn!(error = %e, "x402 settle");
+                "settlement_unavailable".to_string()
+            }
+        };
+        self.record(state, Settlement::Failed { reason: reason.clone() })
+            .await?;
+        Err(demand(state, x.offer.clone(), "the payment did not settle", &reason))
+    }
+
+    async fn record(&self, state: &AppState, settlement: Settlement) -> ApiResult<()> {
+        let Some(x) = &self.x402 else {
+            return Ok(());
+        };
+        let op = SettleX402 {
+            from: x.payment.from.clone(),
+            nonce_hex: x.payment.nonce_hex.clone(),
+            settlement,
+        };
+        let key = relay_raft::IdempotencyKey::internal("x402", format!("settle:{}:{}", op.from, op.nonce_hex));
+        crate::ops::run(state, Some(key), op, "payment").await.map(|_| ())
+    }
 }
 
-/// The receipt of a purchase: what every paid create answers with (the lease, its term and what
-/// it cost), to which each resource adds its own fields.
+/// Adds a settlement's `X-PAYMENT-RESPONSE` / `PAYMENT-RESPONSE` to a paid answer.
+pub fn with_receipt(mut response: Response, receipt: Option<Receipt>) -> Response {
+    if let Some(r) = receipt {
+        let (name, value) = r.header();
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            response.headers_mut().insert(name, v);
+        }
+    }
+    response
+}
+
+fn offer_for(resource: &str, price_micros: u64, reservation: Reservation) -> Offer {
+    Offer {
+        price_micros,
+        resource: resource.to_string(),
+        description: format!(
+            "{} of {} bytes for {} seconds",
+            reservation.product, reservation.billable_bytes, reservation.duration_seconds
+        ),
+    }
+}
+
+/// A 402 for `offer`, or a 401 on a node that takes no x402 payments.
+fn demand(state: &AppState, offer: Offer, message: &str, reason: &str) -> ApiError {
+    match &state.config.x402 {
+        Some(config) => ApiError::PaymentRequired(Box::new(PaymentDemand {
+            message: message.to_string(),
+            reason: reason.to_string(),
+            offer,
+            config: config.clone(),
+        })),
+        None => ApiError::Unauthorized("missing or invalid credentials"),
+    }
+}
+
+/// The receipt of a purchase: what every paid create answers with (the lease, its term, what
+/// it cost and who owns it), to which each resource adds its own fields.
 pub fn receipt(lease: &Lease, own: Value) -> Value {
+    let actor_type = match Address::parse(&lease.owner) {
+        Some(_) => "wallet",
+        None => "account",
+    };
     let mut v = json!({
         "status": "ok",
+        "actor_type": actor_type,
+        "owner": lease.owner,
         "lease_id": lease.lease_id,
         "expires_at": render::timestamp(lease.expires_at_ms),
         "duration_seconds": lease.duration_seconds,

@@ -6,9 +6,11 @@ use object_store::ObjectStore;
 use relay_raft::Ledger;
 
 use crate::config::ApiConfig;
+use crate::error::{ApiError, ApiResult};
 use crate::idempotency::InFlightKeys;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
+use crate::x402::facilitator::Facilitator;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -18,17 +20,36 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub limits: Arc<Limits>,
     pub idempotency: Arc<InFlightKeys>,
+    /// The x402 facilitator's client, when x402 is on.
+    pub facilitator: Option<Facilitator>,
 }
 
 impl AppState {
-    pub fn new(ledger: Arc<Ledger>, objects: Arc<dyn ObjectStore>, config: ApiConfig, metrics: Arc<Metrics>) -> Self {
-        AppState {
+    pub fn new(
+        ledger: Arc<Ledger>,
+        objects: Arc<dyn ObjectStore>,
+        config: ApiConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, String> {
+        let facilitator = match &config.x402 {
+            Some(x) => Some(Facilitator::new(&x.facilitator_url, x.facilitator_timeout)?),
+            None => None,
+        };
+        Ok(AppState {
             ledger,
             objects,
             limits: Arc::new(Limits::new(config.limits.clone())),
             config: Arc::new(config),
             metrics,
             idempotency: Arc::default(),
-        }
+            facilitator,
+        })
+    }
+
+    /// The facilitator's client; only asked for on the x402 path, which exists only with it.
+    pub fn facilitator(&self) -> ApiResult<&Facilitator> {
+        self.facilitator
+            .as_ref()
+            .ok_or_else(|| ApiError::Internal("x402 payment without a facilitator".into()))
     }
 }

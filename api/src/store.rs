@@ -49,15 +49,12 @@ pub async fn create(
             });
         }
     }
-    purchase::begin(
-        &state,
-        &payer,
-        keyed.as_ref(),
-        Reservation {
-            billable_bytes: size_bytes,
-            duration_seconds,
-        },
-    )?;
+    let reservation = Reservation {
+        billable_bytes: size_bytes,
+        duration_seconds,
+        product: "Storage lease",
+    };
+    let purchase = purchase::begin(&state, &payer, keyed.as_ref(), reservation).await?;
 
     let _slot = state.limits.upload_slot(payer.account_id()).await?;
     let upload = blobs::upload(&state, body, size_bytes).await?;
@@ -83,10 +80,12 @@ pub async fn create(
             Part::Value(blake3_of(&new.kind).as_bytes()),
         ])
     });
-    let answer = state.ledger.run(idem, new).await;
+    let answer = purchase.commit(&state, idem, new).await;
     upload.staged.settle(&state, &answer).await;
-    let lease = ops::answer(answer, "account")?.lease;
-    Ok((StatusCode::CREATED, Json(receipt(&lease)?)).into_response())
+    let lease = purchase.answer(&state, answer, "account")?;
+    let paid = purchase.settle(&state).await?;
+    let response = (StatusCode::CREATED, Json(receipt(&lease)?)).into_response();
+    Ok(purchase::with_receipt(response, paid))
 }
 
 /// The body's hash, as uploaded.
@@ -110,7 +109,6 @@ fn receipt(lease: &Lease) -> ApiResult<serde_json::Value> {
     Ok(purchase::receipt(
         lease,
         json!({
-            "actor_type": "account",
             "object_key": object_key,
             "size_bytes": size_bytes,
         }),
