@@ -22,6 +22,9 @@ pub enum Commands {
     Serve(ServeArgs),
     /// Inspect or change cluster membership through any member's admin API.
     Cluster(ClusterArgs),
+    /// A local x402 facilitator for development and tests: really checks signatures, amounts,
+    /// times and nonces, keeps balances in memory, never touches a chain.
+    DevFacilitator(crate::dev_facilitator::DevFacilitatorArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -212,6 +215,8 @@ pub struct ServeArgs {
     /// injecting proxy). Repeatable.
     #[arg(long, hide = true)]
     pub chaos_dial: Vec<String>,
+    #[command(flatten)]
+    pub x402: crate::x402_args::X402Args,
 }
 
 /// Parses the command line; for `serve --config FILE`, the file's settings are added behind the
@@ -321,6 +326,7 @@ impl ServeArgs {
                 return bad("--cluster-secret must be 16 to 256 visible ASCII characters".into());
             }
         }
+        self.x402.config()?;
         if self.min_duration_seconds == 0 || self.min_duration_seconds > self.max_duration_seconds {
             return bad("need 1 <= --min-duration-seconds <= --max-duration-seconds".into());
         }
@@ -411,6 +417,8 @@ impl ServeArgs {
             handoff_max_claims: self.handoff_max_claims,
             cluster_secret,
             limits: self.limits(),
+            // Validated at startup.
+            x402: self.x402.config().ok().flatten(),
         }
     }
 

@@ -17,11 +17,13 @@ pub mod bootstrap;
 pub mod cluster;
 pub mod config;
 pub mod config_file;
+pub mod dev_facilitator;
 pub mod fds;
 pub mod orphans;
 pub mod server;
 pub mod webhooks;
 pub mod workers;
+pub mod x402_args;
 
 use std::process::ExitCode;
 
@@ -46,6 +48,15 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Commands::Serve(args) => runtime.block_on(server::serve(args)),
         Commands::Cluster(args) => runtime.block_on(admin::run(args)),
+        Commands::DevFacilitator(args) => {
+            return match runtime.block_on(dev_facilitator::run(args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("relay dev-facilitator: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -188,7 +188,15 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
     );
 
     let api_config = args.api_config(webhook_policy, cluster_secret.clone());
-    let app = relay_api::router(AppState::new(ledger.clone(), store, api_config, metrics));
+    let x402_on = api_config.x402.is_some();
+    let state = AppState::new(ledger.clone(), store, api_config, metrics)
+        .map_err(|e| NodeError::Config(ConfigError(format!("x402 facilitator client: {e}"))))?;
+    info!(
+        x402 = x402_on,
+        "payments: API keys{}",
+        if x402_on { " and x402" } else { "" }
+    );
+    let app = relay_api::router(state);
     let mut term = signal(SignalKind::terminate()).map_err(NodeError::Signal)?;
     let mut int = signal(SignalKind::interrupt()).map_err(NodeError::Signal)?;
     let (drain_tx, mut drain_rx) = watch::channel(false);
