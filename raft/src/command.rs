@@ -86,6 +86,9 @@ pub enum Command {
     SetPricing(ops::SetPricing),
     PayX402(ops::PayX402),
     SettleX402(ops::SettleX402),
+    AddSessionKey(ops::AddSessionKey),
+    OpenSession(ops::OpenSession),
+    RevokeSession(ops::RevokeSession),
 }
 
 /// One delivery attempt: the delivery due at `due_ms` is done (delivered or given up), or
@@ -169,6 +172,13 @@ pub enum Outcome {
     X402Settled {
         record: crate::model::X402Record,
     },
+    SessionKeyAdded,
+    SessionOpened {
+        session: crate::model::Session,
+    },
+    SessionRevoked {
+        session: crate::model::Session,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -225,4 +235,9 @@ pub enum Rejection {
     /// The authorization's validBefore has passed by the cluster clock.
     #[error("the payment authorization has expired")]
     PaymentExpired,
+    /// This sign-in nonce already opened a session.
+    #[error("this sign-in nonce was already used")]
+    NonceReused,
+    #[error("session not found")]
+    SessionNotFound,
 }

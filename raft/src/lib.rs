@@ -34,7 +34,7 @@ pub use error::{LedgerError, StoreError};
 pub use ledger::{wall_clock_ms, JoinOutcome, Ledger, LedgerConfig, LedgerStatus};
 pub use model::{
     Access, AccessActor, Account, BodyRef, Checkpoint, Delivery, Handoff, Lease, LeaseKind, LeaseState, Mailbox,
-    Message, Settlement, Webhook, X402Record,
+    Message, Session, SessionKey, Settlement, Webhook, X402Record,
 };
 pub use ops::Op;
 pub use reader::{LeasePage, StateReader};

@@ -237,3 +237,22 @@ pub enum Settlement {
     /// The facilitator refused; the lease was voided.
     Failed { reason: String },
 }
+
+/// A signed-in session (a wallet by Sign-In with Ethereum, or an account by its API key): the
+/// bearer token names it, and it acts for `subject` until it expires or is revoked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub session_id: String,
+    /// The account id, or the wallet's checksummed address.
+    pub subject: String,
+    pub created_at_ms: u64,
+    pub expires_at_ms: u64,
+    pub revoked: bool,
+}
+
+/// A key that signs session tokens (HMAC-SHA256), by its id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionKey {
+    pub kid: String,
+    pub key: Vec<u8>,
+}

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::command::{Command, NewLease, Outcome, Rejection, Response, Served, WebhookResult};
 use crate::error::LedgerError;
-use crate::model::{AccessActor, BodyRef, Handoff, Lease, Message, Settlement, X402Record};
+use crate::model::{AccessActor, BodyRef, Handoff, Lease, Message, Session, Settlement, X402Record};
 use crate::pricing::Pricing;
 
 /// An operation the ledger can run: the command it travels as and the answer it gets.
@@ -338,6 +338,35 @@ pub struct SettleX402 {
     pub settlement: Settlement,
 }
 op!(SettleX402(SettleX402) -> X402Record, Outcome::X402Settled { record } => record);
+
+/// Add a key that signs session tokens and make it the one new tokens use (seeded by the
+/// founding node; rotated by an admin). The newest few keys still verify, so a rotation does not
+/// end the sessions already open.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddSessionKey {
+    pub kid: String,
+    pub key_hex: String,
+}
+op!(AddSessionKey(AddSessionKey) -> (), Outcome::SessionKeyAdded => ());
+
+/// Open a session for `subject` until `expires_at_ms`. A Sign-In with Ethereum `nonce` opens one
+/// session only, so a signed sign-in message cannot be replayed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenSession {
+    pub session_id: String,
+    pub subject: String,
+    pub nonce: Option<String>,
+    pub expires_at_ms: u64,
+}
+op!(OpenSession(OpenSession) -> Session, Outcome::SessionOpened { session } => session);
+
+/// End `subject`'s session now.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokeSession {
+    pub session_id: String,
+    pub subject: String,
+}
+op!(RevokeSession(RevokeSession) -> Session, Outcome::SessionRevoked { session } => session);
 
 #[cfg(test)]
 mod tests {

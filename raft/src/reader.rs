@@ -81,6 +81,16 @@ impl StateReader {
         self.get("dedup", &keys::dedup_record(scope, key))
     }
 
+    /// A session by its id, as applied here (revoked or expired ones included).
+    pub fn session(&self, session_id: &str) -> Result<Option<crate::model::Session>, StoreError> {
+        self.get("sessions", &crate::sm::sessions::session_key(session_id))
+    }
+
+    /// The keys that sign session tokens, oldest first (the last signs new tokens).
+    pub fn session_keys(&self) -> Result<Vec<crate::model::SessionKey>, StoreError> {
+        Ok(self.get("meta", keys::META_SESSION_KEYS)?.unwrap_or_default())
+    }
+
     /// What the ledger keeps of the x402 payment `(from, nonce)`, if anything.
     pub fn x402_record(&self, from: &str, nonce_hex: &str) -> Result<Option<crate::model::X402Record>, StoreError> {
         match crate::sm::x402::record_key(from, nonce_hex) {

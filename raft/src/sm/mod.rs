@@ -3,7 +3,7 @@
 //! [`apply_request`] is a pure function of the stored state and the [`Request`]: it reads no clock,
 //! no randomness and no network. Time is the cluster clock, `max(stored clock, request.now_ms)`, so
 //! it never runs backwards across leader changes. One file per command family:
-//! [`accounts`], [`leases`], [`checkpoints`], [`mailbox`], [`handoffs`], [`pricing`], [`sweep`], [`x402`]; [`dedup`] answers retried commands.
+//! [`accounts`], [`leases`], [`checkpoints`], [`mailbox`], [`handoffs`], [`pricing`], [`sessions`], [`sweep`], [`x402`]; [`dedup`] answers retried commands.
 
 pub mod accounts;
 pub mod bodies;
@@ -14,6 +14,7 @@ pub mod leases;
 pub mod mailbox;
 pub mod objects;
 pub mod pricing;
+pub mod sessions;
 pub mod sweep;
 pub mod x402;
 
@@ -133,6 +134,9 @@ fn apply_command(txn: &mut Txn<'_>, now_ms: u64, command: &Command) -> Result<Re
             }
         }
         Command::SettleX402(op) => x402::settle(txn, now_ms, op),
+        Command::AddSessionKey(op) => sessions::add_key(txn, op),
+        Command::OpenSession(op) => sessions::open(txn, now_ms, op),
+        Command::RevokeSession(op) => sessions::revoke(txn, op),
     }
 }
 
@@ -160,6 +164,8 @@ mod checkpoint_tests;
 mod handoff_tests;
 #[cfg(test)]
 mod mailbox_tests;
+#[cfg(test)]
+mod sessions_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

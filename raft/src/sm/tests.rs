@@ -54,7 +54,7 @@ fn arb_command() -> impl Strategy<Value = Command> {
                 owner
             }
         )),
-        (account, lease.clone())
+        (account.clone(), lease.clone())
             .prop_map(|(owner, lease_id)| Command::DeleteLease(ops::DeleteLease { owner, lease_id })),
         (1u32..5).prop_map(|max| Command::ExpireDue(ops::ExpireDue { max })),
         proptest::collection::vec(
@@ -76,6 +76,22 @@ fn arb_command() -> impl Strategy<Value = Command> {
                 rate_micros_per_gb_day: rate,
                 min_charge_micros: min,
             })),
+        (
+            0u8..4,
+            account.clone(),
+            proptest::option::of(0u8..3),
+            proptest::sample::select(vec![1_005_000u64, 1_100_000, 90_000_000])
+        )
+            .prop_map(|(id, subject, nonce, expires_at_ms)| Command::OpenSession(ops::OpenSession {
+                session_id: format!("ses_{id}"),
+                subject,
+                nonce: nonce.map(|n| format!("nonce{n}")),
+                expires_at_ms,
+            })),
+        (0u8..4, account.clone()).prop_map(|(id, subject)| Command::RevokeSession(ops::RevokeSession {
+            session_id: format!("ses_{id}"),
+            subject,
+        })),
     ]
 }
 
@@ -646,7 +662,7 @@ fn check_invariants(db: &DB, responses: &[crate::Response], requests: &[Request]
                 .map(|(_, l): (Vec<u8>, Lease)| l)
                 .find(|l| l.lease_id == record.lease_id);
             assert!(
-                lease.is_none_or(|l| l.state != LeaseState::Active),
+                lease.is_none_or(|l| !l.is_live_at(clock)),
                 "a failed settlement left its lease active"
             );
         }

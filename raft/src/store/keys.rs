@@ -6,6 +6,8 @@ pub const META_MEMBERSHIP: &[u8] = b"membership";
 pub const META_CLOCK_MS: &[u8] = b"clock_ms";
 /// The cluster's prices ([`crate::pricing::Pricing`]).
 pub const META_PRICING: &[u8] = b"pricing";
+/// The keys that sign session tokens, oldest first; the last signs new ones.
+pub const META_SESSION_KEYS: &[u8] = b"session_keys";
 
 /// `raft` keys.
 pub const RAFT_VOTE: &[u8] = b"vote";

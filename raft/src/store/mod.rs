@@ -44,6 +44,7 @@ pub const STATE_CFS: &[&str] = &[
     // Appended, never inserted: snapshots name column families by their index here.
     "admin_keys",
     "x402",
+    "sessions",
 ];
 /// The most files RocksDB keeps open (it closes and reopens the rest as needed), so the node's
 /// file descriptors are bounded and client connections can be capped around them.
