@@ -86,10 +86,9 @@ pub async fn create(
         new,
         inline_body: small.inline,
     };
-    let answer = purchase.commit(&state, idem, create).await;
-    small.staged.settle(&state, &answer).await;
-    let lease = purchase.answer(&state, answer, "checkpoint")?;
-    let paid = purchase.settle(&state).await?;
+    let committed = purchase.commit(&state, idem, create).await;
+    small.staged.settle(&state, &committed.answer).await;
+    let (lease, paid) = purchase.answer(&state, committed, "checkpoint")?;
     let cell = cell(&lease)?;
     let response = (
         StatusCode::CREATED,

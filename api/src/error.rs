@@ -218,6 +218,8 @@ impl ApiError {
             Rejection::HandoffExpired => ApiError::Gone("handoff token has expired"),
             Rejection::HandoffExhausted => ApiError::Gone("handoff token has no claims left"),
             Rejection::PostRequired => ApiError::PostRequired,
+            Rejection::NonceReused => ApiError::Unauthorized("this sign-in message was already used"),
+            Rejection::SessionNotFound => ApiError::NotFound("session"),
             // The purchase path answers these with a 402 and a fresh offer.
             r @ (Rejection::PaymentReused | Rejection::PriceMismatch { .. } | Rejection::PaymentExpired) => {
                 ApiError::InvalidValue {

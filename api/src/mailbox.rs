@@ -76,9 +76,10 @@ pub async fn create(State(state): State<AppState>, payer: Payer, headers: Header
         product: "Mailbox",
     };
     purchase::quote(&state, reservation)?;
-    let webhook = webhook_settings(&state, &headers).await?;
     let keyed = idempotency::begin(&state, &headers, payer.scope(), CREATE_ROUTE)?;
+    // The payer first: resolving a webhook's host is work an unproven request does not get.
     let purchase = purchase::begin(&state, &payer, keyed.as_ref(), reservation).await?;
+    let webhook = webhook_settings(&state, &headers).await?;
     let token = new_token()?;
     let new = NewLease {
         lease_id: ids::lease_id(),
@@ -109,9 +110,8 @@ pub async fn create(State(state): State<AppState>, payer: Payer, headers: Header
             Part::Header(&headers, "x-webhook-secret"),
         ])
     });
-    let answer = purchase.commit(&state, idem, CreateMailbox { new }).await;
-    let lease = purchase.answer(&state, answer, "account")?;
-    let paid = purchase.settle(&state).await?;
+    let committed = purchase.commit(&state, idem, CreateMailbox { new }).await;
+    let (lease, paid) = purchase.answer(&state, committed, "account")?;
     let LeaseKind::Mailbox(mb) = &lease.kind else {
         return Err(ApiError::Internal(format!(
             "mailbox create answered with a {}",

@@ -10,7 +10,7 @@ use axum::extract::FromRequestParts;
 use axum::http::header::{self, HeaderValue};
 use axum::http::request::Parts;
 use axum::response::Response;
-use relay_raft::ops::{LeaseCreated, PayX402, SettleX402, X402Payment};
+use relay_raft::ops::{LeaseCreated, PayX402, X402Payment};
 use relay_raft::{Lease, LedgerError, Op, Outcome, Rejection, Settlement};
 use serde_json::{json, Value};
 
@@ -20,8 +20,9 @@ use crate::headers::check_duration;
 use crate::idempotency::Keyed;
 use crate::render;
 use crate::state::AppState;
+use crate::x402;
 use crate::x402::evm::Address;
-use crate::x402::facilitator::FacilitatorError;
+use crate::x402::facilitator::{self, FacilitatorError, NONCE_USED};
 use crate::x402::offer::{self, Offer, Receipt};
 use crate::x402::payment::{self, PaymentError, SignedPayment};
 
@@ -117,17 +118,18 @@ pub fn quote(state: &AppState, reservation: Reservation) -> ApiResult<u64> {
     Ok(pricing.price_micros(reservation.billable_bytes, reservation.duration_seconds))
 }
 
-/// A purchase whose payer has been checked: commit its create with [`Purchase::commit`], then
-/// [`Purchase::settle`] it.
+/// A purchase whose payer has been checked: [`Purchase::commit`] writes it (and settles an x402
+/// payment).
 pub struct Purchase {
     pub cost_micros: u64,
     x402: Option<X402Purchase>,
 }
 
+#[derive(Clone)]
 struct X402Purchase {
     version: u8,
-    raw: Value,
-    requirements: Value,
+    /// The network as the requirements name it (v1 name or CAIP-2).
+    network: String,
     offer: Offer,
     payment: X402Payment,
 }
@@ -144,11 +146,11 @@ pub async fn begin(
     let cost_micros = quote(state, reservation)?;
     let made = match keyed {
         Some(k) => already_made(state, k, reservation)?,
-        None => false,
+        None => None,
     };
     match payer {
         Payer::Account(caller) => {
-            if !made {
+            if made.is_none() {
                 if let Some(account) = state.ledger.reader().account(&caller.account_id)? {
                     if account.balance_micros < cost_micros {
                         return Err(ApiError::InsufficientBalance {
@@ -171,18 +173,22 @@ pub async fn begin(
     }
 }
 
-/// Whether the ledger already answered this key with a lease of this size and duration.
-fn already_made(state: &AppState, keyed: &Keyed, reservation: Reservation) -> ApiResult<bool> {
+/// The lease the ledger already made under this key, when it has this size and duration.
+fn already_made(state: &AppState, keyed: &Keyed, reservation: Reservation) -> ApiResult<Option<String>> {
     let made = state
         .ledger
         .reader()
         .idempotency_record(keyed.scope(), keyed.key())?
         .map(|r| r.response);
-    Ok(
-        matches!(made, Some(Ok(Outcome::LeaseCreated(LeaseCreated { lease, .. })))
-        if lease.kind.billable_bytes() == reservation.billable_bytes
-            && lease.duration_seconds == reservation.duration_seconds),
-    )
+    Ok(match made {
+        Some(Ok(Outcome::LeaseCreated(LeaseCreated { lease, .. })))
+            if lease.kind.billable_bytes() == reservation.billable_bytes
+                && lease.duration_seconds == reservation.duration_seconds =>
+        {
+            Some(lease.lease_id)
+        }
+        _ => None,
+    })
 }
 
 async fn wallet_purchase(
@@ -190,7 +196,7 @@ async fn wallet_purchase(
     wallet: &Wallet,
     cost_micros: u64,
     reservation: Reservation,
-    made: bool,
+    made: Option<String>,
 ) -> ApiResult<Purchase> {
     let Some(cfg) = &state.config.x402 else {
         return Err(ApiError::Internal("an x402 payer on a node without x402".into()));
@@ -213,81 +219,120 @@ async fn wallet_purchase(
         _ => offer::v2_requirements(cfg, &offer),
     };
     let address = wallet.address.clone();
-    let purchase = Purchase {
-        cost_micros,
-        x402: Some(X402Purchase {
-            version: payment.version,
-            raw: payment.raw.clone(),
-            requirements,
-            payment: X402Payment {
-                from: address.clone(),
-                nonce_hex: payment.nonce_hex(),
-                value_micros: cost_micros,
-                valid_before_ms: payment.valid_before_ms(),
-            },
-            offer,
-        }),
+    let settle_request = facilitator::request(payment.version, &payment.raw, &requirements);
+    let x = X402Purchase {
+        version: payment.version,
+        network: requirements["network"].as_str().unwrap_or_default().to_string(),
+        payment: X402Payment {
+            from: address.clone(),
+            nonce_hex: payment.nonce_hex(),
+            value_micros: cost_micros,
+            valid_before_ms: payment.valid_before_ms(),
+            settle_request,
+        },
+        offer,
     };
-    if made {
-        return Ok(purchase);
+    let spent = state.ledger.reader().x402_record(&address, &x.payment.nonce_hex)?;
+    if let Some(lease_id) = made {
+        // The ledger will replay its answer: only this payment's own answer may be replayed.
+        return match spent {
+            Some(record) if record.lease_id == lease_id => Ok(Purchase {
+                cost_micros,
+                x402: Some(x),
+            }),
+            _ => Err(ApiError::IdempotencyKeyReused),
+        };
     }
-    let x = purchase.x402.as_ref().expect("just set");
     // Spent here already: no need to ask the facilitator (the ledger refuses it anyway).
-    if state
-        .ledger
-        .reader()
-        .x402_record(&address, &x.payment.nonce_hex)?
-        .is_some()
-    {
+    if spent.is_some() {
         return Err(demand(
             state,
-            x.offer.clone(),
+            x.offer,
             "this payment authorization was already used",
-            "invalid_exact_evm_nonce_already_used",
+            NONCE_USED,
         ));
     }
-    let facilitator = state.facilitator()?;
-    match facilitator.verify(x.version, &x.raw, &x.requirements).await {
-        Ok(()) => Ok(purchase),
-        Err(FacilitatorError::Refused { reason }) => Err(demand(
-            state,
-            x.offer.clone(),
-            "the facilitator refused the payment",
-            &reason,
-        )),
-        Err(FacilitatorError::Unavailable(e)) => {
+    match state.facilitator()?.verify(&x.payment.settle_request).await {
+        Ok(()) => Ok(Purchase {
+            cost_micros,
+            x402: Some(x),
+        }),
+        Err(FacilitatorError::Refused { reason }) => {
+            Err(demand(state, x.offer, "the facilitator refused the payment", &reason))
+        }
+        Err(FacilitatorError::Unknown(e)) => {
             tracing::warn!(error = %e, "x402 verify");
             Err(ApiError::Unavailable("the payment facilitator did not answer".into()))
         }
     }
 }
 
+/// A create's answer from the ledger, and for an x402 purchase what became of its settlement.
+pub struct Committed {
+    pub answer: Result<Result<LeaseCreated, Rejection>, LedgerError>,
+    settled: Option<ApiResult<Receipt>>,
+}
+
 impl Purchase {
-    /// Proposes the create: from the account's balance, or paid by the x402 payment.
+    /// Proposes the create: from the account's balance, or paid by the x402 payment and then
+    /// settled. The x402 path runs in a task of its own, so a client that hangs up cannot stop
+    /// it between the write and the settlement.
     pub async fn commit<O: Op<Output = LeaseCreated>>(
         &self,
         state: &AppState,
         idempotency: Option<relay_raft::IdempotencyKey>,
         op: O,
-    ) -> Result<Result<LeaseCreated, Rejection>, LedgerError> {
-        match &self.x402 {
-            None => state.ledger.run(idempotency, op).await,
-            Some(x) => {
-                let pay = PayX402 {
-                    payment: x.payment.clone(),
-                    purchase: Box::new(op.into()),
-                };
-                state.ledger.run(idempotency, pay).await
-            }
-        }
+    ) -> Committed {
+        let Some(x) = &self.x402 else {
+            return Committed {
+                answer: state.ledger.run(idempotency, op).await,
+                settled: None,
+            };
+        };
+        let purchase: relay_raft::Command = op.into();
+        let ours = new_lease_id(&purchase).map(String::from);
+        let (state, x) = (state.clone(), x.clone());
+        let task = tokio::spawn(async move {
+            let pay = PayX402 {
+                payment: x.payment.clone(),
+                purchase: Box::new(purchase),
+            };
+            let answer = state.ledger.run(idempotency, pay).await;
+            let settled = match &answer {
+                Ok(Ok(created)) => {
+                    let fresh = ours.as_deref() == Some(created.lease.lease_id.as_str());
+                    Some(settle(&state, &x, fresh).await)
+                }
+                _ => None,
+            };
+            Committed { answer, settled }
+        });
+        task.await.unwrap_or_else(|e| Committed {
+            answer: Err(LedgerError::Unavailable(format!("purchase task: {e}"))),
+            settled: None,
+        })
     }
 
-    /// Maps a refused commit: an x402 payment the ledger refused is a 402 with a fresh offer.
-    pub fn refused(&self, state: &AppState, rejection: Rejection, what: &'static str) -> ApiError {
+    /// The committed lease and, for an x402 purchase, its settlement's receipt; or the error the
+    /// answer means (an x402 payment the ledger refused is a 402 with a fresh offer).
+    pub fn answer(
+        &self,
+        state: &AppState,
+        committed: Committed,
+        what: &'static str,
+    ) -> ApiResult<(Lease, Option<Receipt>)> {
+        let lease = match committed.answer? {
+            Ok(created) => created.lease,
+            Err(rejection) => return Err(self.refused(state, rejection, what)),
+        };
+        Ok((lease, committed.settled.transpose()?))
+    }
+
+    fn refused(&self, state: &AppState, rejection: Rejection, what: &'static str) -> ApiError {
         match (&self.x402, &rejection) {
             (Some(x), Rejection::PaymentReused | Rejection::PriceMismatch { .. } | Rejection::PaymentExpired) => {
                 let reason = match rejection {
-                    Rejection::PaymentReused => "invalid_exact_evm_nonce_already_used",
+                    Rejection::PaymentReused => NONCE_USED,
                     Rejection::PaymentExpired => "invalid_exact_evm_payload_authorization_valid_before",
                     _ => "invalid_exact_evm_payload_authorization_value",
                 };
@@ -296,87 +341,73 @@ impl Purchase {
             _ => ApiError::from_rejection(rejection, what),
         }
     }
+}
 
-    /// The committed lease, or the error its answer means.
-    pub fn answer(
-        &self,
-        state: &AppState,
-        answer: Result<Result<LeaseCreated, Rejection>, LedgerError>,
-        what: &'static str,
-    ) -> ApiResult<Lease> {
-        match answer? {
-            Ok(created) => Ok(created.lease),
-            Err(rejection) => Err(self.refused(state, rejection, what)),
-        }
+/// The lease id a create proposes.
+fn new_lease_id(command: &relay_raft::Command) -> Option<&str> {
+    use relay_raft::Command as C;
+    match command {
+        C::CreateLease(new) => Some(&new.lease_id),
+        C::CreateCheckpoint(c) => Some(&c.new.lease_id),
+        C::CreateMailbox(c) => Some(&c.new.lease_id),
+        _ => None,
     }
+}
 
-    /// Settles an x402 payment for its written `lease` (nothing to do for an account): a payment
-    /// already settled (a replayed request) reports that settlement; a refused or unanswered
-    /// settlement voids the lease and answers 402.
-    pub async fn settle(&self, state: &AppState) -> ApiResult<Option<Receipt>> {
-        let Some(x) = &self.x402 else {
-            return Ok(None);
+/// Settles a payment whose lease is written. Only the request that wrote it (`fresh`) calls the
+/// facilitator; a replay reports what is known, waiting a little for a settlement in progress.
+async fn settle(state: &AppState, x: &X402Purchase, fresh: bool) -> ApiResult<Receipt> {
+    let p = &x.payment;
+    let receipt = |transaction: String, network: String| Receipt {
+        version: x.version,
+        transaction,
+        network,
+        payer: p.from.clone(),
+    };
+    let pending = || {
+        ApiError::Unavailable("the payment's settlement is not known yet; retry with the same Idempotency-Key".into())
+    };
+    if fresh {
+        let settlement = match x402::settle::attempt(state, &p.settle_request, false).await? {
+            x402::settle::Outcome::Settled(s) => Settlement::Settled {
+                transaction: s.transaction,
+                network: if s.network.is_empty() {
+                    x.network.clone()
+                } else {
+                    s.network
+                },
+            },
+            x402::settle::Outcome::Refused(reason) => Settlement::Failed { reason },
+            x402::settle::Outcome::Unknown => Settlement::Pending,
         };
-        let receipt = |transaction: String, network: String| Receipt {
-            version: x.version,
-            transaction,
-            network,
-            payer: x.payment.from.clone(),
+        let recorded = x402::settle::record(state, &p.from, &p.nonce_hex, settlement.clone()).await;
+        return match (settlement, recorded) {
+            // The money moved: the receipt stands even if recording it must wait for the
+            // reconciler.
+            (Settlement::Settled { transaction, network }, _) => Ok(receipt(transaction, network)),
+            (Settlement::Failed { reason }, Ok(_)) => {
+                Err(demand(state, x.offer.clone(), "the payment did not settle", &reason))
+            }
+            (Settlement::Failed { .. }, Err(e)) => Err(e),
+            (Settlement::Pending, _) => Err(pending()),
         };
+    }
+    for _ in 0..20 {
         let record = state
             .ledger
             .linearizable()
             .await?
-            .x402_record(&x.payment.from, &x.payment.nonce_hex)?;
-        match record.map(|r| r.settlement) {
-            Some(Settlement::Settled { transaction, network }) => return Ok(Some(receipt(transaction, network))),
-            Some(Settlement::Failed { reason }) => {
+            .x402_record(&p.from, &p.nonce_hex)?
+            .ok_or_else(|| ApiError::Internal("x402 record missing after its create".into()))?;
+        match record.settlement {
+            Settlement::Settled { transaction, network } => return Ok(receipt(transaction, network)),
+            Settlement::Failed { reason } => {
                 return Err(demand(state, x.offer.clone(), "the payment did not settle", &reason))
             }
-            Some(Settlement::Pending) => {}
-            None => return Err(ApiError::Internal("x402 record missing after its create".into())),
+            Settlement::Pending => tokio::time::sleep(std::time::Duration::from_millis(250)).await,
         }
-        let facilitator = state.facilitator()?;
-        let reason = match facilitator.settle(x.version, &x.raw, &x.requirements).await {
-            Ok(settled) => {
-                let network = if settled.network.is_empty() {
-                    x.requirements["network"].as_str().unwrap_or_default().to_string()
-                } else {
-                    settled.network
-                };
-                let settlement = Settlement::Settled {
-                    transaction: settled.transaction.clone(),
-                    network: network.clone(),
-                };
-                // The money moved: a failure to record it only leaves the record pending.
-                if let Err(e) = self.record(state, settlement).await {
-                    tracing::warn!(error = %e, "x402: recording a settlement");
-                }
-                return Ok(Some(receipt(settled.transaction, network)));
-            }
-            Err(FacilitatorError::Refused { reason }) => reason,
-            Err(FacilitatorError::Unavailable(e)) => {
-                tracing::warn!(error = %e, "x402 settle");
-                "settlement_unavailable".to_string()
-            }
-        };
-        self.record(state, Settlement::Failed { reason: reason.clone() })
-            .await?;
-        Err(demand(state, x.offer.clone(), "the payment did not settle", &reason))
     }
-
-    async fn record(&self, state: &AppState, settlement: Settlement) -> ApiResult<()> {
-        let Some(x) = &self.x402 else {
-            return Ok(());
-        };
-        let op = SettleX402 {
-            from: x.payment.from.clone(),
-            nonce_hex: x.payment.nonce_hex.clone(),
-            settlement,
-        };
-        let key = relay_raft::IdempotencyKey::internal("x402", format!("settle:{}:{}", op.from, op.nonce_hex));
-        crate::ops::run(state, Some(key), op, "payment").await.map(|_| ())
-    }
+    Err(pending())
 }
 
 /// Adds a settlement's `X-PAYMENT-RESPONSE` / `PAYMENT-RESPONSE` to a paid answer.

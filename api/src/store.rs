@@ -80,10 +80,9 @@ pub async fn create(
             Part::Value(blake3_of(&new.kind).as_bytes()),
         ])
     });
-    let answer = purchase.commit(&state, idem, new).await;
-    upload.staged.settle(&state, &answer).await;
-    let lease = purchase.answer(&state, answer, "account")?;
-    let paid = purchase.settle(&state).await?;
+    let committed = purchase.commit(&state, idem, new).await;
+    upload.staged.settle(&state, &committed.answer).await;
+    let (lease, paid) = purchase.answer(&state, committed, "account")?;
     let response = (StatusCode::CREATED, Json(receipt(&lease)?)).into_response();
     Ok(purchase::with_receipt(response, paid))
 }

@@ -29,6 +29,11 @@ pub struct DevFacilitatorArgs {
     /// when settlement fails after its work is done.
     #[arg(long = "refuse-settle")]
     pub refuse_settle: Vec<String>,
+    /// Settle (move the money) at once but answer a settlement only after this many
+    /// milliseconds (refusals at once): to test a server whose settle call times out after the
+    /// money moved.
+    #[arg(long, default_value_t = 0)]
+    pub settle_answer_delay_ms: u64,
 }
 
 #[derive(Default)]
@@ -39,6 +44,7 @@ struct Books {
 
 struct Facilitator {
     default_balance: u64,
+    answer_delay: std::time::Duration,
     refuse_settle: HashSet<Address>,
     books: Mutex<Books>,
 }
@@ -60,6 +66,7 @@ pub async fn run(args: DevFacilitatorArgs) -> Result<(), String> {
         .collect::<Result<_, _>>()?;
     let state = Arc::new(Facilitator {
         default_balance: args.balance,
+        answer_delay: std::time::Duration::from_millis(args.settle_answer_delay_ms),
         refuse_settle,
         books: Mutex::new(books),
     });
@@ -213,6 +220,7 @@ async fn settle(State(f): State<Arc<Facilitator>>, Json(body): Json<Value>) -> J
     });
     match settled {
         Ok(c) => {
+            tokio::time::sleep(f.answer_delay).await;
             let mut seed = c.auth.from.0.to_vec();
             seed.extend_from_slice(&c.auth.nonce);
             Json(json!({

@@ -196,6 +196,13 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
         "payments: API keys{}",
         if x402_on { " and x402" } else { "" }
     );
+    let reconciler = x402_on.then(|| {
+        tokio::spawn(relay_api::x402::settle::run(
+            state.clone(),
+            Duration::from_secs(1),
+            stop_tx.subscribe(),
+        ))
+    });
     let app = relay_api::router(state);
     let mut term = signal(SignalKind::terminate()).map_err(NodeError::Signal)?;
     let mut int = signal(SignalKind::interrupt()).map_err(NodeError::Signal)?;
@@ -239,6 +246,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
     let _ = sweeper.await;
     let _ = webhooks.await;
     let _ = orphans.await;
+    if let Some(reconciler) = reconciler {
+        let _ = reconciler.await;
+    }
     let _ = raft_stop_tx.send(true);
     let _ = raft_server.await;
     ledger.shutdown().await;

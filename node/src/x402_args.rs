@@ -37,6 +37,11 @@ pub struct X402Args {
     /// How long one facilitator call may take before the request is answered 503, milliseconds.
     #[arg(long, env = "RELAY_X402_FACILITATOR_TIMEOUT_MS", default_value_t = 10_000)]
     pub x402_facilitator_timeout_ms: u64,
+    /// A payment whose settlement is unknown (the facilitator did not answer) is settled again
+    /// by the leader once its last attempt is this old, seconds; at least three facilitator
+    /// timeouts, so an attempt still under way is never doubled.
+    #[arg(long, env = "RELAY_X402_SETTLE_RETRY_SECONDS", default_value_t = 60)]
+    pub x402_settle_retry_seconds: u64,
 }
 
 impl X402Args {
@@ -91,6 +96,12 @@ impl X402Args {
         if !(100..=60_000).contains(&self.x402_facilitator_timeout_ms) {
             return bad("--x402-facilitator-timeout-ms must be 100 to 60000".into());
         }
+        if self.x402_settle_retry_seconds == 0
+            || self.x402_settle_retry_seconds * 1000 < 3 * self.x402_facilitator_timeout_ms
+            || self.x402_settle_retry_seconds > 3600
+        {
+            return bad("--x402-settle-retry-seconds: at least three facilitator timeouts, at most 3600".into());
+        }
         Ok(Some(X402Config {
             facilitator_url: url.trim_end_matches('/').to_string(),
             pay_to,
@@ -100,6 +111,7 @@ impl X402Args {
             asset_version,
             max_timeout_seconds: self.x402_max_timeout_seconds,
             facilitator_timeout: Duration::from_millis(self.x402_facilitator_timeout_ms),
+            settle_retry: Duration::from_secs(self.x402_settle_retry_seconds),
         }))
     }
 }

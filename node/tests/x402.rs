@@ -455,3 +455,82 @@ async fn three_nodes_take_payments_and_refuse_a_replay_on_every_node() {
         assert_eq!(r.status(), 402, "replay through {}", other.base);
     }
 }
+
+/// `POST /api/store` paid by `header` under Idempotency-Key `key`, with a client timeout.
+async fn keyed_store(
+    relay: &Relay,
+    header: &str,
+    key: &str,
+    timeout_ms: u64,
+) -> Result<reqwest::Response, reqwest::Error> {
+    client()
+        .post(relay.url("/api/store"))
+        .timeout(std::time::Duration::from_millis(timeout_ms))
+        .header("x-size-bytes", SIZE.to_string())
+        .header("x-duration-seconds", DURATION.to_string())
+        .header("x-file-name", "paid.bin")
+        .header("idempotency-key", key)
+        .header("x-payment", header)
+        .body(vec![7u8; SIZE])
+        .send()
+        .await
+}
+
+#[tokio::test]
+async fn a_settlement_without_a_clear_answer_is_settled_later_never_voided() {
+    // The facilitator moves the money at once but answers after 1.5 s; the node waits 0.5 s.
+    let f = Facilitator::start(&["--settle-answer-delay-ms", "1500"]);
+    let relay = node(
+        &f,
+        &[
+            "--x402-facilitator-timeout-ms",
+            "500",
+            "--x402-settle-retry-seconds",
+            "2",
+        ],
+    );
+    let wallet = Wallet::new("payer five");
+    let want = price(&relay, SIZE).await;
+    let header = wallet.v1(&wallet.terms(want));
+    let r = keyed_store(&relay, &header, "k-unknown", 30_000).await.unwrap();
+    assert_eq!(r.status(), 503, "the settlement's outcome is not known yet");
+    assert!(r.headers().contains_key("retry-after"));
+    // The leader settles it again: "already used" after our own attempt is our settlement.
+    let mut last = None;
+    for _ in 0..40 {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        let r = keyed_store(&relay, &header, "k-unknown", 30_000).await.unwrap();
+        if r.status() == 201 {
+            last = Some(r);
+            break;
+        }
+        assert_eq!(r.status(), 503);
+    }
+    let r = last.expect("settled by the reconciler");
+    let settled = decode(r.headers()["x-payment-response"].to_str().unwrap());
+    assert_eq!(settled["success"], true);
+    assert_eq!(objects(&relay), 1, "the paid lease was kept");
+
+    // The same key with another authorization is another request.
+    let other = wallet.v1(&wallet.terms(want));
+    let r = keyed_store(&relay, &other, "k-unknown", 30_000).await.unwrap();
+    assert_eq!(r.status(), 422);
+}
+
+#[tokio::test]
+async fn a_client_that_hangs_up_does_not_stop_the_settlement() {
+    let f = Facilitator::start(&["--settle-answer-delay-ms", "800"]);
+    let relay = node(&f, &[]);
+    let wallet = Wallet::new("payer six");
+    let want = price(&relay, SIZE).await;
+    let header = wallet.v1(&wallet.terms(want));
+    // Gone long before the settlement answers.
+    assert!(keyed_store(&relay, &header, "k-gone", 300).await.is_err());
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    // The retry finds it settled by the request that took it: a receipt with its transaction.
+    let r = keyed_store(&relay, &header, "k-gone", 30_000).await.unwrap();
+    assert_eq!(r.status(), 201);
+    let settled = decode(r.headers()["x-payment-response"].to_str().unwrap());
+    assert!(settled["transaction"].as_str().unwrap().starts_with("0x"), "{settled}");
+    assert_eq!(objects(&relay), 1);
+}

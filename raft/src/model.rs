@@ -225,12 +225,20 @@ pub struct X402Record {
     pub value_micros: u64,
     pub valid_before_ms: u64,
     pub settlement: Settlement,
+    /// The facilitator request that settles it, kept while it is pending so that any leader can
+    /// settle it after the node that took it is gone.
+    #[serde(with = "crate::bytes::option")]
+    pub settle_request: Option<Vec<u8>>,
+    /// Settle attempts whose outcome was unknown, and when the last was made.
+    pub attempts: u32,
+    pub last_attempt_ms: u64,
 }
 
 /// Where an x402 payment's settlement stands.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Settlement {
-    /// The lease is written; the facilitator has not answered yet (or its answer was lost).
+    /// The lease is written; no settlement is known yet. As a [`crate::ops::SettleX402`]: an
+    /// attempt was made and its outcome is unknown.
     Pending,
     /// Settled on chain by this transaction.
     Settled { transaction: String, network: String },

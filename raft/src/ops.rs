@@ -318,6 +318,8 @@ pub struct X402Payment {
     pub nonce_hex: String,
     pub value_micros: u64,
     pub valid_before_ms: u64,
+    /// The facilitator request that settles it (JSON), kept until it is settled.
+    pub settle_request: Vec<u8>,
 }
 
 /// Create a lease (a `CreateLease`, `CreateCheckpoint` or `CreateMailbox`, owned by the payer)

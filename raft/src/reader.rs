@@ -81,6 +81,20 @@ impl StateReader {
         self.get("dedup", &keys::dedup_record(scope, key))
     }
 
+    /// Up to `limit` x402 payments whose settlement is not known yet, as (from, nonce, record).
+    pub fn x402_pending(&self, limit: usize) -> Result<Vec<(String, String, crate::model::X402Record)>, StoreError> {
+        let mut out = Vec::new();
+        for (key, _) in scan_range(&self.db, "x402", b"q", b"r", limit)? {
+            let record_key = [b"p", &key[1..]].concat();
+            if let (Some(record), 53) = (self.get::<crate::model::X402Record>("x402", &record_key)?, key.len()) {
+                let from = format!("0x{}", hex::encode(&key[1..21]));
+                let nonce = format!("0x{}", hex::encode(&key[21..53]));
+                out.push((from, nonce, record));
+            }
+        }
+        Ok(out)
+    }
+
     /// A session by its id, as applied here (revoked or expired ones included).
     pub fn session(&self, session_id: &str) -> Result<Option<crate::model::Session>, StoreError> {
         self.get("sessions", &crate::sm::sessions::session_key(session_id))

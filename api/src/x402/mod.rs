@@ -16,6 +16,7 @@ pub mod evm;
 pub mod facilitator;
 pub mod offer;
 pub mod payment;
+pub mod settle;
 
 use std::time::Duration;
 
@@ -24,6 +25,8 @@ use evm::{Address, Domain};
 /// Seconds before `validBefore` under which an authorization is refused: it must still be valid
 /// when the facilitator settles it.
 pub const VALID_BEFORE_MARGIN_SECONDS: u64 = 6;
+/// The longest validity window taken (the ledger keeps each spent authorization that long).
+pub const VALIDITY_MAX_SECONDS: u64 = relay_raft::sm::x402::VALIDITY_MAX_MS / 1000;
 
 /// How this node takes x402 payments (`--x402-*`).
 #[derive(Clone, Debug)]
@@ -40,6 +43,8 @@ pub struct X402Config {
     pub max_timeout_seconds: u64,
     /// How long a facilitator call may take before the request is answered 503.
     pub facilitator_timeout: Duration,
+    /// A payment whose settlement is unknown is settled again once its last attempt is this old.
+    pub settle_retry: Duration,
 }
 
 impl X402Config {

@@ -10,7 +10,7 @@ use base64::Engine;
 use serde_json::Value;
 
 use super::evm::{self, Address, TransferWithAuthorization};
-use super::{X402Config, VALID_BEFORE_MARGIN_SECONDS};
+use super::{X402Config, VALIDITY_MAX_SECONDS, VALID_BEFORE_MARGIN_SECONDS};
 
 /// The largest decoded payment accepted; a real one is about 600 bytes.
 const DECODED_MAX_BYTES: usize = 8 << 10;
@@ -78,13 +78,16 @@ fn str_field<'a>(v: &'a Value, name: &str) -> Result<&'a str, PaymentError> {
         .ok_or_else(|| malformed(format!("{name} must be a string")))
 }
 
-/// A decimal string of a uint256; values past u128 saturate (they match no price or time).
+/// A decimal string of a uint256 below 2^128. Larger ones match no price or time Relay would
+/// take, and hashing them as anything but themselves would check another authorization than the
+/// one sent, so they are refused.
 fn uint(v: &Value, name: &str) -> Result<u128, PaymentError> {
     let s = str_field(v, name)?;
-    if s.is_empty() || s.len() > 78 || !s.bytes().all(|b| b.is_ascii_digit()) {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return Err(malformed(format!("{name} must be a decimal string")));
     }
-    Ok(s.parse::<u128>().unwrap_or(u128::MAX))
+    s.parse::<u128>()
+        .map_err(|_| malformed(format!("{name} is out of range")))
 }
 
 fn decode(raw: Value, header_version: u8) -> Result<SignedPayment, PaymentError> {
@@ -202,10 +205,16 @@ impl SignedPayment {
                 "the authorization is not valid yet",
             ));
         }
-        if a.valid_before <= (now_s + VALID_BEFORE_MARGIN_SECONDS) as u128 {
+        if a.valid_before < (now_s + VALID_BEFORE_MARGIN_SECONDS) as u128 {
             return Err(refused(
                 "invalid_exact_evm_payload_authorization_valid_before",
                 "the authorization expires too soon",
+            ));
+        }
+        if a.valid_before > (now_s + VALIDITY_MAX_SECONDS) as u128 {
+            return Err(refused(
+                "invalid_exact_evm_payload_authorization_valid_before",
+                "the authorization may be valid for a day at most",
             ));
         }
         Ok(())

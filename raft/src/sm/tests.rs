@@ -82,12 +82,14 @@ fn arb_command() -> impl Strategy<Value = Command> {
             proptest::option::of(0u8..3),
             proptest::sample::select(vec![1_005_000u64, 1_100_000, 90_000_000])
         )
-            .prop_map(|(id, subject, nonce, expires_at_ms)| Command::OpenSession(ops::OpenSession {
-                session_id: format!("ses_{id}"),
-                subject,
-                nonce: nonce.map(|n| format!("nonce{n}")),
-                expires_at_ms,
-            })),
+            .prop_map(
+                |(id, subject, nonce, expires_at_ms)| Command::OpenSession(ops::OpenSession {
+                    session_id: format!("ses_{id}"),
+                    subject,
+                    nonce: nonce.map(|n| format!("nonce{n}")),
+                    expires_at_ms,
+                })
+            ),
         (0u8..4, account.clone()).prop_map(|(id, subject)| Command::RevokeSession(ops::RevokeSession {
             session_id: format!("ses_{id}"),
             subject,
@@ -311,7 +313,7 @@ fn x402_nonce(n: u8) -> String {
 /// price only sometimes, authorizations that expire during the run, and settlements.
 fn arb_x402_command() -> impl Strategy<Value = Command> {
     let wallet = proptest::sample::select(WALLETS.to_vec()).prop_map(String::from);
-    let valid_before = proptest::sample::select(vec![1_005_000u64, 1_060_000, u64::MAX]);
+    let valid_before = proptest::sample::select(vec![1_005_000u64, 1_060_000, 50_000_000]);
     prop_oneof![
         (
             wallet.clone(),
@@ -329,6 +331,7 @@ fn arb_x402_command() -> impl Strategy<Value = Command> {
                         nonce_hex: x402_nonce(nonce),
                         value_micros,
                         valid_before_ms,
+                        settle_request: b"{}".to_vec(),
                     },
                     purchase: Box::new(Command::CreateLease(NewLease {
                         ledger_id: format!("led_{lease_id}"),
@@ -345,18 +348,19 @@ fn arb_x402_command() -> impl Strategy<Value = Command> {
                     })),
                 })
             }),
-        (wallet, 0u8..3, any::<bool>()).prop_map(|(from, nonce, ok)| {
+        (wallet, 0u8..3, 0u8..3).prop_map(|(from, nonce, outcome)| {
             Command::SettleX402(ops::SettleX402 {
                 from,
                 nonce_hex: x402_nonce(nonce),
-                settlement: match ok {
-                    true => crate::model::Settlement::Settled {
+                settlement: match outcome {
+                    0 => crate::model::Settlement::Settled {
                         transaction: "0xabc".into(),
                         network: "base-sepolia".into(),
                     },
-                    false => crate::model::Settlement::Failed {
+                    1 => crate::model::Settlement::Failed {
                         reason: "insufficient_funds".into(),
                     },
+                    _ => crate::model::Settlement::Pending,
                 },
             })
         }),
@@ -653,9 +657,26 @@ fn check_invariants(db: &DB, responses: &[crate::Response], requests: &[Request]
     }
     let x402_rows = raw(db, "x402");
     let records: Vec<_> = x402_rows.iter().filter(|(k, _)| k[0] == b'p').collect();
-    assert_eq!(records.len() * 2, x402_rows.len(), "x402 records and age entries");
-    for (_, value) in records {
+    let ages = x402_rows.iter().filter(|(k, _)| k[0] == b't').count();
+    let pending: BTreeSet<Vec<u8>> = x402_rows
+        .iter()
+        .filter(|(k, _)| k[0] == b'q')
+        .map(|(k, _)| k[1..].to_vec())
+        .collect();
+    assert_eq!(records.len(), ages, "one age entry per x402 record");
+    for (key, value) in records {
         let record: crate::model::X402Record = decode("x402", value).unwrap();
+        let is_pending = record.settlement == crate::model::Settlement::Pending;
+        assert_eq!(
+            pending.contains(&key[1..]),
+            is_pending,
+            "pending index of an x402 record"
+        );
+        assert_eq!(
+            record.settle_request.is_some(),
+            is_pending,
+            "settle request kept while pending"
+        );
         if let crate::model::Settlement::Failed { .. } = record.settlement {
             let lease: Option<Lease> = all(db, "leases")
                 .into_iter()

@@ -31,6 +31,7 @@ fn pay(lease: &str, n: u8, value_micros: u64, valid_before_ms: u64) -> Command {
             nonce_hex: nonce(n),
             value_micros,
             valid_before_ms,
+            settle_request: b"{}".to_vec(),
         },
         purchase: Box::new(Command::CreateLease(NewLease {
             lease_id: lease.into(),
@@ -95,7 +96,7 @@ fn an_authorization_pays_once_for_exactly_the_price() {
     assert_eq!(r[4], Err(Rejection::PaymentExpired));
     // Nothing refused left a lease or a record behind.
     assert_eq!(all::<Lease>(&db, "leases").len(), 1);
-    assert_eq!(raw(&db, "x402").len(), 2, "one record and its age entry");
+    assert_eq!(raw(&db, "x402").len(), 3, "one record, its age and pending entries");
 }
 
 #[test]
@@ -177,13 +178,13 @@ fn spent_authorizations_are_forgotten_only_after_they_expire() {
 #[test]
 fn x402_pays_only_for_creates_by_the_payer() {
     let (_dir, db) = fresh_db();
-    let mut foreign = pay("lse_1", 1, PRICE, u64::MAX);
+    let mut foreign = pay("lse_1", 1, PRICE, T0 + 60_000);
     if let Command::PayX402(p) = &mut foreign {
         if let Command::CreateLease(new) = &mut *p.purchase {
             new.owner = "acct_a".into();
         }
     }
-    let mut not_a_create = pay("lse_2", 2, PRICE, u64::MAX);
+    let mut not_a_create = pay("lse_2", 2, PRICE, T0 + 60_000);
     if let Command::PayX402(p) = &mut not_a_create {
         p.purchase = Box::new(Command::ExpireDue(ops::ExpireDue { max: 1 }));
     }
@@ -191,4 +192,52 @@ fn x402_pays_only_for_creates_by_the_payer() {
     assert!(matches!(r[0], Err(Rejection::Invalid(_))), "{:?}", r[0]);
     assert!(matches!(r[1], Err(Rejection::Invalid(_))), "{:?}", r[1]);
     assert!(raw(&db, "x402").is_empty());
+}
+
+#[test]
+fn unknown_attempts_keep_a_payment_pending_and_an_unsettled_one_is_voided_at_expiry() {
+    let (_dir, db) = fresh_db();
+    let until = T0 + 10_000;
+    let r = apply_all(
+        &db,
+        &[
+            at(T0, pay("lse_1", 1, PRICE, until)),
+            at(T0, pay("lse_2", 2, PRICE, until)),
+            at(T0 + 1, settle(1, Settlement::Pending)),
+            at(T0 + 2, settle(1, Settlement::Pending)),
+            at(
+                T0 + 3,
+                settle(
+                    2,
+                    Settlement::Settled {
+                        transaction: "0x02".into(),
+                        network: "base-sepolia".into(),
+                    },
+                ),
+            ),
+        ],
+    );
+    let Ok(Outcome::X402Settled { record }) = &r[3] else {
+        panic!("{:?}", r[3]);
+    };
+    assert_eq!(record.settlement, Settlement::Pending);
+    assert_eq!((record.attempts, record.last_attempt_ms), (2, T0 + 2));
+    assert!(record.settle_request.is_some(), "kept for the next attempt");
+    let Ok(Outcome::X402Settled { record }) = &r[4] else {
+        panic!("{:?}", r[4]);
+    };
+    assert!(record.settle_request.is_none(), "dropped once settled");
+    apply_all(&db, &[at(until + 1, Command::ExpireDue(ops::ExpireDue { max: 10 }))]);
+    assert!(
+        matches!(lease(&db, "lse_1").state, LeaseState::Deleted { .. }),
+        "never settled: voided"
+    );
+    assert_eq!(lease(&db, "lse_2").state, LeaseState::Active, "settled: kept");
+}
+
+#[test]
+fn an_authorization_valid_for_more_than_a_day_is_refused() {
+    let (_dir, db) = fresh_db();
+    let r = apply_all(&db, &[at(T0, pay("lse_1", 1, PRICE, T0 + 25 * 3600 * 1000))]);
+    assert!(matches!(r[0], Err(Rejection::Invalid(_))), "{:?}", r[0]);
 }
