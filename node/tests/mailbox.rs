@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, StatusCode};
-use common::{client, Cluster, Relay};
+use common::{client, Cluster, Relay, RelayExt};
 use serde_json::Value;
 
 async fn create(node: &Relay, headers: &[(&str, &str)]) -> reqwest::Response {
