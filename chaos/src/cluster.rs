@@ -58,7 +58,10 @@ impl Cluster {
             clock_files.push(clock_file);
         }
         let per_node = |i: usize, _: &[Node]| {
-            let mut args = vec!["--chaos-clock-offset-file".to_string(), clock_files[i].display().to_string()];
+            let mut args = vec![
+                "--chaos-clock-offset-file".to_string(),
+                clock_files[i].display().to_string(),
+            ];
             for d in &dials[i] {
                 args.extend(["--chaos-dial".to_string(), d.clone()]);
             }

@@ -83,7 +83,11 @@ pub async fn run(args: RunArgs) -> Result<bool, ChaosError> {
         api: cluster
             .urls()
             .iter()
-            .map(|url| Client::new(http.clone(), url).bearer(&api_key).timeout(workload::OP_TIMEOUT))
+            .map(|url| {
+                Client::new(http.clone(), url)
+                    .bearer(&api_key)
+                    .timeout(workload::OP_TIMEOUT)
+            })
             .collect(),
         history: History::default(),
         clock,

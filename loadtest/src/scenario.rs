@@ -197,9 +197,7 @@ impl Client {
                     call = call.if_match(self.version);
                 }
                 let reply = answer(call.send().await, 200)?;
-                self.version = reply
-                    .header_u64("x-checkpoint-version")
-                    .unwrap_or(self.version + 1);
+                self.version = reply.header_u64("x-checkpoint-version").unwrap_or(self.version + 1);
                 Ok(())
             }
         }

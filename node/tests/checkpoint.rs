@@ -24,7 +24,9 @@ impl<'a> Cp<'a> {
     }
 
     async fn create(&self, workflow_id: &str, max_body: Option<u64>, duration_s: u64, body: &str) -> reqwest::Response {
-        let call = self.api().checkpoint_create(workflow_id, duration_s, max_body, body.to_string());
+        let call = self
+            .api()
+            .checkpoint_create(workflow_id, duration_s, max_body, body.to_string());
         call.request().send().await.expect("create")
     }
 

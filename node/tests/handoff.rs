@@ -11,7 +11,12 @@ use common::{bytes, client, files_under, Cluster, Relay, RelayExt};
 use serde_json::{json, Value};
 
 async fn handoff(node: &Relay, lease_id: &str, body: Value) -> Value {
-    let reply = node.client(client()).handoff_create(lease_id, &body).send().await.unwrap();
+    let reply = node
+        .client(client())
+        .handoff_create(lease_id, &body)
+        .send()
+        .await
+        .unwrap();
     let json: Value = serde_json::from_slice(&reply.body).unwrap();
     assert_eq!(reply.status, 201, "{json}");
     json
@@ -19,7 +24,7 @@ async fn handoff(node: &Relay, lease_id: &str, body: Value) -> Value {
 
 /// The claim URL as reached through `node`.
 fn via(node: &Relay, url: &str) -> String {
-    node.url(&url[url.find("/api/").unwrap()..])
+    node.url(&common::api_path(url))
 }
 
 async fn outstanding(node: &Relay, lease_id: &str) -> Value {
@@ -185,7 +190,12 @@ async fn no_claim_succeeds_after_revoke() {
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let resp = cluster.nodes[1].client(http.clone()).revoke(&handoff_id).send().await.unwrap();
+    let resp = cluster.nodes[1]
+        .client(http.clone())
+        .revoke(&handoff_id)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status, 200);
     let revoked_at = started.elapsed();
     let (mut before, mut after) = (0, 0);
@@ -203,7 +213,12 @@ async fn no_claim_succeeds_after_revoke() {
         before > 0 && after > 0,
         "the race did not happen ({before} before, {after} after)"
     );
-    let again = cluster.nodes[2].client(http.clone()).revoke(&handoff_id).send().await.unwrap();
+    let again = cluster.nodes[2]
+        .client(http.clone())
+        .revoke(&handoff_id)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(again.status, 404, "second revoke");
 }
 

@@ -272,7 +272,8 @@ impl Client {
 
     /// `POST /cluster/pricing` with `changes` as the JSON body (admin key or cluster secret).
     pub fn set_pricing(&self, changes: &Value) -> Call {
-        self.call(Method::POST, "/cluster/pricing").json_body(changes.to_string())
+        self.call(Method::POST, "/cluster/pricing")
+            .json_body(changes.to_string())
     }
 }
 

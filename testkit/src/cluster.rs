@@ -131,8 +131,20 @@ impl<'a> ClusterBuilder<'a> {
             let id = (i + 1).to_string();
             let mut node = Node::builder(&self.bin)
                 .dir(dir.join(format!("node{id}")))
-                .args(["--node-id", &id, "--cluster-secret", &self.secret, "--objects", &objects])
-                .args(self.voters.map(|v| ["--voters".to_string(), v.to_string()]).into_iter().flatten())
+                .args([
+                    "--node-id",
+                    &id,
+                    "--cluster-secret",
+                    &self.secret,
+                    "--objects",
+                    &objects,
+                ])
+                .args(
+                    self.voters
+                        .map(|v| ["--voters".to_string(), v.to_string()])
+                        .into_iter()
+                        .flatten(),
+                )
                 .args(self.args.iter().cloned())
                 .envs(&self.env);
             if let Some(per_node) = &mut self.per_node {

@@ -429,14 +429,23 @@ mod tests {
     #[test]
     fn the_key_flag_is_read_in_both_spellings() {
         let args = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(flag_value(&args(&["--x", "1", KEY_FLAG, "rs_live_a"]), KEY_FLAG).as_deref(), Some("rs_live_a"));
-        assert_eq!(flag_value(&args(&["--bootstrap-api-key=rs_live_b"]), KEY_FLAG).as_deref(), Some("rs_live_b"));
+        assert_eq!(
+            flag_value(&args(&["--x", "1", KEY_FLAG, "rs_live_a"]), KEY_FLAG).as_deref(),
+            Some("rs_live_a")
+        );
+        assert_eq!(
+            flag_value(&args(&["--bootstrap-api-key=rs_live_b"]), KEY_FLAG).as_deref(),
+            Some("rs_live_b")
+        );
         assert_eq!(flag_value(&args(&["--x"]), KEY_FLAG), None);
     }
 
     #[test]
     fn a_missing_binary_is_a_spawn_error() {
-        let err = Node::builder("/nonexistent/relay").launch().err().expect("no such binary");
+        let err = Node::builder("/nonexistent/relay")
+            .launch()
+            .err()
+            .expect("no such binary");
         assert!(matches!(err, KitError::Spawn { .. }), "{err}");
     }
 
@@ -444,7 +453,9 @@ mod tests {
     fn remove_flag_drops_the_flag_and_its_value() {
         let mut node = Node::builder("/bin/true").launch().expect("spawn /bin/true");
         node.kill9();
-        node.args = ["--a", "1", "--join", "http://x", "--b=2", "--join=y"].map(String::from).to_vec();
+        node.args = ["--a", "1", "--join", "http://x", "--b=2", "--join=y"]
+            .map(String::from)
+            .to_vec();
         node.remove_flag("--join");
         assert_eq!(node.args, ["--a", "1", "--b=2"]);
     }

@@ -11,8 +11,10 @@ use tokio::net::TcpListener;
 async fn one_shot(status: u16, headers: &str, body: &str) -> (String, tokio::task::JoinHandle<String>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let answer =
-        format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n{headers}\r\n{body}", body.len());
+    let answer = format!(
+        "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n{headers}\r\n{body}",
+        body.len()
+    );
     let task = tokio::spawn(async move {
         let (mut socket, _) = listener.accept().await.unwrap();
         let mut seen = Vec::new();
@@ -25,7 +27,11 @@ async fn one_shot(status: u16, headers: &str, body: &str) -> (String, tokio::tas
             if let Some(end) = text.find("\r\n\r\n") {
                 let length = text[..end]
                     .lines()
-                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(String::from))
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length: ")
+                            .map(String::from)
+                    })
                     .map_or(0, |v| v.trim().parse::<usize>().unwrap());
                 if seen.len() >= end + 4 + length || n == 0 {
                     break;
@@ -87,7 +93,12 @@ async fn drops_and_claims_go_to_the_url_handed_out_without_credentials() {
     let (base, seen) = one_shot(201, "", "{}").await;
     let other_node = Client::new(reqwest::Client::new(), "http://127.0.0.1:1").bearer("rs_live_k");
     let drop_url = format!("{base}/api/mailbox/drop/tok");
-    other_node.drop_message(&drop_url, "m").content_type("text/plain").send().await.unwrap();
+    other_node
+        .drop_message(&drop_url, "m")
+        .content_type("text/plain")
+        .send()
+        .await
+        .unwrap();
     let request = seen.await.unwrap().to_ascii_lowercase();
     assert!(request.starts_with("post /api/mailbox/drop/tok http/1.1"), "{request}");
     assert!(!request.contains("authorization"), "{request}");
@@ -95,7 +106,11 @@ async fn drops_and_claims_go_to_the_url_handed_out_without_credentials() {
 
     let (base, seen) = one_shot(200, "", "").await;
     let admin = Client::new(reqwest::Client::new(), &base).secret("s3cret");
-    admin.set_pricing(&json!({"min_charge_micros": 1})).send().await.unwrap();
+    admin
+        .set_pricing(&json!({"min_charge_micros": 1}))
+        .send()
+        .await
+        .unwrap();
     let request = seen.await.unwrap().to_ascii_lowercase();
     assert!(request.starts_with("post /cluster/pricing http/1.1"), "{request}");
     assert!(request.contains("x-cluster-secret: s3cret"), "{request}");
@@ -110,7 +125,11 @@ async fn a_refused_connection_and_a_timeout_are_told_apart() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
-    let err = Client::new(reqwest::Client::new(), &base).get("/healthz").send().await.unwrap_err();
+    let err = Client::new(reqwest::Client::new(), &base)
+        .get("/healthz")
+        .send()
+        .await
+        .unwrap_err();
     assert!(matches!(err, KitError::Refused(_)), "{err}");
 
     // Accepts and never answers.

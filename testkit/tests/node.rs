@@ -35,12 +35,18 @@ fn readiness_addresses_output_signals_and_restart() {
         .unwrap();
     assert_eq!(node.base(), "http://127.0.0.1:4000");
     assert_eq!(node.url("/healthz"), "http://127.0.0.1:4000/healthz");
-    assert_eq!((node.http_addr(), node.raft_addr()), ("127.0.0.1:4000", "127.0.0.1:4001"));
+    assert_eq!(
+        (node.http_addr(), node.raft_addr()),
+        ("127.0.0.1:4000", "127.0.0.1:4001")
+    );
     assert_eq!(node.key(), "rs_live_standin0123456789");
     assert_eq!(node.auth(), "Bearer rs_live_standin0123456789");
     assert_eq!(node.stdout().len(), 2, "{:?}", node.stdout());
     let logs = node.logs();
-    assert!(logs.contains("args: serve --http 127.0.0.1:0 --raft 127.0.0.1:0 --data-dir"), "{logs}");
+    assert!(
+        logs.contains("args: serve --http 127.0.0.1:0 --raft 127.0.0.1:0 --data-dir"),
+        "{logs}"
+    );
     assert!(logs.contains("relay: listening on"), "stdout is logged too: {logs}");
 
     node.pause();
@@ -55,8 +61,15 @@ fn readiness_addresses_output_signals_and_restart() {
     // A restart binds the addresses the first start was given.
     node.restart().unwrap();
     assert!(node.is_running());
-    assert!(node.logs().contains("--http 127.0.0.1:4000 --raft 127.0.0.1:4001"), "{}", node.logs());
-    assert!(matches!(node.restart(), Err(KitError::Process(_))), "a running node is not restarted");
+    assert!(
+        node.logs().contains("--http 127.0.0.1:4000 --raft 127.0.0.1:4001"),
+        "{}",
+        node.logs()
+    );
+    assert!(
+        matches!(node.restart(), Err(KitError::Process(_))),
+        "a running node is not restarted"
+    );
     let pid = node.pid().unwrap();
     node.kill9();
     assert!(node.pid().is_none());
@@ -77,12 +90,19 @@ fn the_founders_saved_key_is_read_when_none_was_given() {
 #[test]
 fn a_process_that_dies_before_it_is_ready_is_an_error_at_once() {
     let bins = tempfile::tempdir().unwrap();
-    let bin = script(bins.path(), "relay", "echo 'relay: cannot open the ledger' >&2\nexit 3\n");
+    let bin = script(
+        bins.path(),
+        "relay",
+        "echo 'relay: cannot open the ledger' >&2\nexit 3\n",
+    );
     let started = Instant::now();
     let err = Node::builder(&bin).start().err().expect("it exits");
     assert!(matches!(err, KitError::ExitedEarly { .. }), "{err}");
     assert!(err.to_string().contains("cannot open the ledger"), "{err}");
-    assert!(started.elapsed() < Duration::from_secs(10), "no wait for the ready timeout");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "no wait for the ready timeout"
+    );
 
     let mut node = Node::builder(&bin).launch().unwrap();
     assert_eq!(node.wait_exit(Duration::from_secs(10)).unwrap().code(), Some(3));
@@ -97,5 +117,8 @@ fn a_fixed_data_dir_is_used_and_kept() {
     assert_eq!(node.data_dir(), data);
     assert!(node.logs().contains("--http 127.0.0.1:4100 --raft 127.0.0.1:4101"));
     drop(node);
-    assert!(data.join(relay_testkit::LOG_FILE).is_file(), "the caller's dir outlives the node");
+    assert!(
+        data.join(relay_testkit::LOG_FILE).is_file(),
+        "the caller's dir outlives the node"
+    );
 }

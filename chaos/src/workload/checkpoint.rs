@@ -34,8 +34,13 @@ pub async fn setup(ctx: &Ctx, duration_s: u64, rng: &mut StdRng) -> Result<Regis
             let k = key(slot, epoch);
             let (_, a) = ctx
                 .until_definite("create register", rng, |api| {
-                    api.checkpoint_create(&k, 86_400, Some(super::LARGE_PAD as u64 * 2), json!({"w": 0}).to_string())
-                        .idempotency_key(&format!("setup-{k}"))
+                    api.checkpoint_create(
+                        &k,
+                        86_400,
+                        Some(super::LARGE_PAD as u64 * 2),
+                        json!({"w": 0}).to_string(),
+                    )
+                    .idempotency_key(&format!("setup-{k}"))
                 })
                 .await?;
             // 409: an earlier try that timed out created it (registers are this run's alone).

@@ -40,7 +40,9 @@ pub async fn setup(ctx: &Ctx, duration_s: u64, rng: &mut StdRng) -> Result<Token
     for t in 0..count {
         if t % TOKENS_PER_LEASE == 0 {
             let (_, a) = ctx
-                .until_definite("create claim lease", rng, |api| api.store("claims.bin", 86_400, body.clone()))
+                .until_definite("create claim lease", rng, |api| {
+                    api.store("claims.bin", 86_400, body.clone())
+                })
                 .await?;
             expect_status("create claim lease", &a, 201)?;
             lease = a.json()["lease_id"].as_str().unwrap_or_default().to_string();
@@ -65,7 +67,11 @@ pub async fn client(ctx: Arc<Ctx>, tokens: Arc<Tokens>, name: String, mut rng: S
         let token = first + rng.random_range(0..PER_EPOCH);
         let t = &tokens.tokens[token];
         let node = ctx.node(&mut rng);
-        let method = if rng.random_bool(0.5) { Method::POST } else { Method::GET };
+        let method = if rng.random_bool(0.5) {
+            Method::POST
+        } else {
+            Method::GET
+        };
         let invoke = ctx.clock.now_us();
         let result = ctx.api[node].claim(method, &t.path).send().await;
         let (remaining, body_ok) = match &result {

@@ -166,11 +166,7 @@ pub fn expect_status(what: &str, a: &Reply, want: u16) -> Result<(), ChaosError>
     if a.status == want {
         Ok(())
     } else {
-        Err(ChaosError::Workload(format!(
-            "{what}: HTTP {} {}",
-            a.status,
-            a.text()
-        )))
+        Err(ChaosError::Workload(format!("{what}: HTTP {} {}", a.status, a.text())))
     }
 }
 

@@ -115,7 +115,10 @@ impl RelayExt for Relay {
     }
 
     async fn all_leases(&self, http: &reqwest::Client, limit: usize) -> Vec<Value> {
-        self.client(http.clone()).all_leases(limit).await.expect("listing failed")
+        self.client(http.clone())
+            .all_leases(limit)
+            .await
+            .expect("listing failed")
     }
 
     async fn leases(&self, http: &reqwest::Client) -> Value {
