@@ -73,15 +73,17 @@ impl Cluster {
             .ports(ports)
             .voters(n)
             .secret(SECRET)
-            .rust_log("info")
             .status_timeout(STATUS_TIMEOUT)
-            .args(["--bootstrap-api-key", &api_key])
-            .args(["--bootstrap-balance-usdc", "1000000"])
-            .args(["--min-duration-seconds", "1"])
-            .args(["--handoff-max-claims", "100"])
-            .args(["--shutdown-timeout-seconds", "2"])
-            // Snapshots (and log purges) happen during the run, so they are under fault too.
-            .args(["--snapshot-every-entries", "2000"])
+            .every_node(|n| {
+                n.rust_log("info")
+                    .args(["--bootstrap-api-key", &api_key])
+                    .args(["--bootstrap-balance-usdc", "1000000"])
+                    .args(["--min-duration-seconds", "1"])
+                    .args(["--handoff-max-claims", "100"])
+                    .args(["--shutdown-timeout-seconds", "2"])
+                    // Snapshots (and log purges) happen during the run, so they are under fault too.
+                    .args(["--snapshot-every-entries", "2000"])
+            })
             .per_node(per_node)
             .start()
             .await

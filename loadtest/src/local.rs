@@ -21,16 +21,18 @@ pub async fn start(relay_bin: &Path, nodes: u64) -> Result<Cluster, LoadError> {
     Cluster::builder(relay_bin)
         .nodes(nodes as usize)
         .secret(SECRET)
-        .rust_log("warn")
-        .args(["--bootstrap-api-key", &api_key])
-        .args(["--bootstrap-balance-usdc", "1000000000"])
-        // The benchmark's webhook receiver listens on loopback.
-        .args(["--webhook-allow-cidr", "127.0.0.0/8"])
-        .args(["--handoff-max-claims", "1000000"])
-        // Every client of a benchmark comes from one address and one account: lift the
-        // per-client caps to the node's own, so the run measures the node, not the caps.
-        .args(["--max-requests-per-ip", "4096", "--max-requests-per-account", "4096"])
-        .args(["--max-requests-in-flight", "4096"])
+        .every_node(|n| {
+            n.rust_log("warn")
+                .args(["--bootstrap-api-key", &api_key])
+                .args(["--bootstrap-balance-usdc", "1000000000"])
+                // The benchmark's webhook receiver listens on loopback.
+                .args(["--webhook-allow-cidr", "127.0.0.0/8"])
+                .args(["--handoff-max-claims", "1000000"])
+                // Every client of a benchmark comes from one address and one account: lift the
+                // per-client caps to the node's own, so the run measures the node, not the caps.
+                .args(["--max-requests-per-ip", "4096", "--max-requests-per-account", "4096"])
+                .args(["--max-requests-in-flight", "4096"])
+        })
         .start()
         .await
         .map_err(|e| LoadError::Local(e.to_string()))

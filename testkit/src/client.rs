@@ -42,7 +42,8 @@ impl Client {
         }
     }
 
-    /// Calls carry `Authorization: Bearer <key>` (an agent's or the admin key).
+    /// Calls carry `Authorization: Bearer <key>` (an agent's or the admin key). A key that
+    /// cannot be a header value is sent as no credential at all, which the node answers 401.
     pub fn bearer(mut self, key: &str) -> Client {
         self.auth = HeaderValue::try_from(format!("Bearer {key}"))
             .ok()

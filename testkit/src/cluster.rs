@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::client::Client;
-use crate::node::Node;
+use crate::node::{Node, NodeBuilder};
 use crate::KitError;
 
 /// The cluster secret when the caller names none.
@@ -21,16 +21,14 @@ const DEFAULT_VOTERS: usize = 3;
 type PerNode<'a> = Box<dyn FnMut(usize, &[Node]) -> Vec<String> + 'a>;
 
 pub struct ClusterBuilder<'a> {
-    bin: PathBuf,
+    /// What every node shares; the cluster adds its own flags, dir and ports to a copy.
+    every_node: NodeBuilder,
     nodes: usize,
     secret: String,
-    args: Vec<String>,
-    env: Vec<(String, String)>,
     objects: Option<String>,
     dir: Option<PathBuf>,
     ports: Option<Vec<(u16, u16)>>,
     voters: Option<usize>,
-    rust_log: Option<String>,
     status_timeout: Duration,
     per_node: Option<PerNode<'a>>,
 }
@@ -46,19 +44,9 @@ impl<'a> ClusterBuilder<'a> {
         self
     }
 
-    /// Flags for every node.
-    pub fn args<I, S>(mut self, args: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.args.extend(args.into_iter().map(Into::into));
-        self
-    }
-
-    /// Environment for every node (an object store's credentials).
-    pub fn envs(mut self, env: &[(String, String)]) -> Self {
-        self.env.extend_from_slice(env);
+    /// Flags, environment and `RUST_LOG` for every node, set on the builder they all start from.
+    pub fn every_node(mut self, f: impl FnOnce(NodeBuilder) -> NodeBuilder) -> Self {
+        self.every_node = f(self.every_node);
         self
     }
 
@@ -84,11 +72,6 @@ impl<'a> ClusterBuilder<'a> {
     /// `--voters`: how many joiners become voters. Default: Relay's own, 3.
     pub fn voters(mut self, voters: usize) -> Self {
         self.voters = Some(voters);
-        self
-    }
-
-    pub fn rust_log(mut self, filter: &str) -> Self {
-        self.rust_log = Some(filter.to_string());
         self
     }
 
@@ -129,7 +112,10 @@ impl<'a> ClusterBuilder<'a> {
         let mut nodes: Vec<Node> = Vec::with_capacity(self.nodes);
         for i in 0..self.nodes {
             let id = (i + 1).to_string();
-            let mut node = Node::builder(&self.bin)
+            let voters = self.voters.map(|v| ["--voters".to_string(), v.to_string()]);
+            let mut node = self
+                .every_node
+                .clone()
                 .dir(dir.join(format!("node{id}")))
                 .args([
                     "--node-id",
@@ -139,14 +125,7 @@ impl<'a> ClusterBuilder<'a> {
                     "--objects",
                     &objects,
                 ])
-                .args(
-                    self.voters
-                        .map(|v| ["--voters".to_string(), v.to_string()])
-                        .into_iter()
-                        .flatten(),
-                )
-                .args(self.args.iter().cloned())
-                .envs(&self.env);
+                .args(voters.into_iter().flatten());
             if let Some(per_node) = &mut self.per_node {
                 node = node.args(per_node(i, &nodes));
             }
@@ -156,9 +135,6 @@ impl<'a> ClusterBuilder<'a> {
             }
             if let Some(&(http, raft)) = self.ports.as_ref().and_then(|p| p.get(i)) {
                 node = node.ports(http, raft);
-            }
-            if let Some(filter) = &self.rust_log {
-                node = node.rust_log(filter.as_str());
             }
             // Waiting for readiness blocks; the runtime must stay free for whatever the nodes
             // talk through (a caller's proxies run on it).
@@ -206,16 +182,13 @@ pub struct Cluster {
 impl Cluster {
     pub fn builder<'a>(bin: impl Into<PathBuf>) -> ClusterBuilder<'a> {
         ClusterBuilder {
-            bin: bin.into(),
+            every_node: Node::builder(bin),
             nodes: 3,
             secret: SECRET.to_string(),
-            args: Vec::new(),
-            env: Vec::new(),
             objects: None,
             dir: None,
             ports: None,
             voters: None,
-            rust_log: None,
             status_timeout: Duration::from_secs(10),
             per_node: None,
         }

@@ -37,6 +37,7 @@ pub fn default_relay_bin() -> Option<PathBuf> {
 
 /// What to start: flags and environment on top of the addresses and data directory the kit
 /// chooses.
+#[derive(Clone)]
 pub struct NodeBuilder {
     bin: PathBuf,
     args: Vec<String>,

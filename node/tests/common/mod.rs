@@ -300,9 +300,11 @@ impl Cluster {
         let mut builder = relay_testkit::Cluster::builder(RELAY_BIN)
             .nodes(n)
             .secret(SECRET)
-            .args(["--bootstrap-api-key", KEY, "--min-duration-seconds", "1"])
-            .args(extra.iter().copied())
-            .envs(env)
+            .every_node(|n| {
+                n.args(["--bootstrap-api-key", KEY, "--min-duration-seconds", "1"])
+                    .args(extra.iter().copied())
+                    .envs(env)
+            })
             .per_node(|i, running| per_node(i, running));
         if let Some(url) = objects_url {
             builder = builder.objects(url);
