@@ -194,14 +194,6 @@ impl Cluster {
         }
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    pub fn secret(&self) -> &str {
-        &self.secret
-    }
-
     /// The shared object store's directory, when it is one (`file://`).
     pub fn objects_dir(&self) -> Option<PathBuf> {
         self.objects.strip_prefix("file://").map(PathBuf::from)
