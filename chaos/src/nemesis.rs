@@ -133,7 +133,7 @@ async fn start(
 ) -> Result<Lift, ChaosError> {
     let leader = cluster.lock().await.leader().await;
     let mut c = cluster.lock().await;
-    let n = c.nodes.len();
+    let n = c.len();
     // Half the time the fault aims at the leader, where it hurts most.
     let target = match leader {
         Some(l) if rng.random_bool(0.5) => l,

@@ -12,6 +12,8 @@ use rand::SeedableRng;
 use serde_json::{json, Value};
 use tokio::sync::Mutex as AsyncMutex;
 
+use relay_testkit::Client;
+
 use crate::checker::{self, Params, Violation};
 use crate::cluster::Cluster;
 use crate::history::{Clock, Entry, History, Outcome};
@@ -33,13 +35,7 @@ fn relay_bin(args: &RunArgs) -> Result<PathBuf, ChaosError> {
             Err(ChaosError::Usage(format!("--relay-bin {}: no such file", p.display())))
         };
     }
-    let exe = std::env::current_exe().map_err(|e| ChaosError::Usage(e.to_string()))?;
-    let dir = exe
-        .parent()
-        .ok_or_else(|| ChaosError::Usage("no executable directory".into()))?;
-    [dir.join("relay"), dir.join("../relay")]
-        .into_iter()
-        .find(|p| p.is_file())
+    relay_testkit::default_relay_bin()
         .ok_or_else(|| ChaosError::Usage("no relay binary next to relay-chaos; pass --relay-bin".into()))
 }
 
@@ -78,13 +74,21 @@ pub async fn run(args: RunArgs) -> Result<bool, ChaosError> {
     let cluster = Cluster::start(&relay_bin, args.nodes, &dir, seed).await?;
     say(args.json, &clock, &format!("cluster of {} up", args.nodes));
 
+    let http = reqwest::Client::builder()
+        .pool_idle_timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|e| ChaosError::Cluster(e.to_string()))?;
+    let api_key = cluster.api_key();
     let ctx = Arc::new(Ctx {
-        http: reqwest::Client::builder()
-            .pool_idle_timeout(Duration::from_secs(5))
-            .build()
-            .map_err(|e| ChaosError::Cluster(e.to_string()))?,
-        nodes: cluster.nodes.iter().map(|n| n.http.clone()).collect(),
-        auth: format!("Bearer {}", cluster.api_key),
+        api: cluster
+            .urls()
+            .iter()
+            .map(|url| {
+                Client::new(http.clone(), url)
+                    .bearer(&api_key)
+                    .timeout(workload::OP_TIMEOUT)
+            })
+            .collect(),
         history: History::default(),
         clock,
         stop: Default::default(),
@@ -167,11 +171,11 @@ pub async fn run(args: RunArgs) -> Result<bool, ChaosError> {
         c.heal_all()?;
         events.log("final", "start", "every fault lifted".into());
         c.wait_healthy(HEAL_TIMEOUT).await?;
-        for i in 0..c.nodes.len() {
+        for i in 0..c.len() {
             c.kill(i);
         }
         events.log("final", "start", "SIGKILL every node at once".into());
-        for i in 0..c.nodes.len() {
+        for i in 0..c.len() {
             c.restart(i)?;
         }
         c.wait_healthy(HEAL_TIMEOUT).await?;

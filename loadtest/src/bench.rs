@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::local::{default_relay_bin, LocalCluster};
+use crate::local::{self, default_relay_bin};
 use crate::local_etcd::{self, LocalEtcd};
 use crate::receiver::Receiver;
 use crate::report::{ms, Report};
@@ -44,7 +44,8 @@ pub async fn run(args: BenchArgs) -> Result<(), LoadError> {
         args.nodes,
         relay_bin.display()
     );
-    let cluster = LocalCluster::start(&relay_bin, args.nodes).await?;
+    let cluster = local::start(&relay_bin, args.nodes).await?;
+    let (urls, api_key) = (cluster.urls(), cluster.nodes[0].key());
     let etcd = match &etcd_bin {
         Some(bin) => {
             eprintln!("starting a {}-member etcd cluster from {}", args.nodes, bin.display());
@@ -61,9 +62,9 @@ pub async fn run(args: BenchArgs) -> Result<(), LoadError> {
     for scenario in scenarios {
         for &concurrency in &concurrency {
             let cell = |etcd_endpoints: Vec<String>| Options {
-                targets: cluster.urls.clone(),
+                targets: urls.clone(),
                 etcd: etcd_endpoints,
-                api_key: cluster.api_key.clone(),
+                api_key: api_key.clone(),
                 scenario,
                 concurrency,
                 rate: None,

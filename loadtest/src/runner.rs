@@ -93,9 +93,11 @@ pub async fn run_with(opts: Options, progress: bool, receiver: Option<&Receiver>
     let mut clients = Vec::new();
     if opts.etcd.is_empty() {
         let ctx = Arc::new(Ctx {
-            http,
-            targets: opts.targets.clone(),
-            auth: format!("Bearer {}", opts.api_key),
+            targets: opts
+                .targets
+                .iter()
+                .map(|t| relay_testkit::Client::new(http.clone(), t).bearer(&opts.api_key))
+                .collect(),
             scenario: opts.scenario,
             size_bytes: opts.size_bytes,
             run_id,

@@ -1,7 +1,9 @@
-//! What one client does per operation, for each scenario.
+//! What one client does per operation, for each scenario, through the test kit's typed client.
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+use relay_testkit::{api_path, Method, Reply};
 use serde_json::Value;
 
 use crate::LoadError;
@@ -55,9 +57,8 @@ impl Scenario {
 
 /// What every client shares.
 pub struct Ctx {
-    pub http: reqwest::Client,
-    pub targets: Vec<String>,
-    pub auth: String,
+    /// One client per node, all sharing one connection pool and the run's key.
+    pub targets: Vec<relay_testkit::Client>,
     pub scenario: Scenario,
     pub size_bytes: u64,
     /// Distinguishes this run's workflow ids from earlier runs' on the same cluster.
@@ -81,32 +82,33 @@ impl std::fmt::Display for OpError {
 
 pub struct Client {
     ctx: Arc<Ctx>,
-    target: String,
+    api: relay_testkit::Client,
     /// The lease (download), workflow id (checkpoint), drop URL (mailbox) or claim URL (claim)
     /// this client works on.
     subject: String,
     /// The lease a claim client hands off (to issue a fresh token when one is claimed out).
     lease_id: String,
     version: u64,
-    body: Vec<u8>,
+    /// Shared, not copied, by every request that sends it.
+    body: Bytes,
 }
 
 impl Client {
     /// Prepares what the scenario needs (a lease to download, a checkpoint to write).
     pub async fn setup(ctx: Arc<Ctx>, index: usize) -> Result<Client, LoadError> {
-        let target = ctx.targets[index % ctx.targets.len()].clone();
+        let api = ctx.targets[index % ctx.targets.len()].clone();
         let setup_err = {
-            let target = target.clone();
+            let target = api.base().to_string();
             move |reason: String| LoadError::Setup {
                 target: target.clone(),
                 reason,
             }
         };
-        let body = body(ctx.scenario, ctx.size_bytes, index);
+        let body = body(ctx.scenario, ctx.size_bytes, index).into();
         let mut client = Client {
             subject: format!("lt-{}-{index}", ctx.run_id),
             ctx,
-            target,
+            api,
             version: 0,
             body,
             lease_id: String::new(),
@@ -129,47 +131,28 @@ impl Client {
                 client.subject = client.new_handoff().await.map_err(setup_err.clone())?;
             }
             Scenario::MailboxDrop => {
-                let mut req = client
-                    .ctx
-                    .http
-                    .post(format!("{}/api/mailbox", client.target))
-                    .header("authorization", &client.ctx.auth)
-                    .header("x-capacity-bytes", (1u64 << 30).to_string())
-                    .header("x-max-messages", "10000")
-                    .header("x-duration-seconds", "3600");
+                let mut call = client
+                    .api
+                    .mailbox_create(1 << 30, 3600)
+                    .header("x-max-messages", "10000");
                 if let Some(url) = &client.ctx.webhook_url {
-                    req = req.header("x-webhook-url", url);
+                    call = call.header("x-webhook-url", url);
                 }
-                let resp = req.send().await.map_err(|e| setup_err(e.to_string()))?;
-                if resp.status() != 201 {
-                    let status = resp.status();
-                    let text = resp.text().await.unwrap_or_default();
-                    return Err(setup_err(format!("create mailbox: {status} {text}")));
-                }
-                let receipt: Value = resp.json().await.map_err(|e| setup_err(e.to_string()))?;
-                let drop_url = receipt["drop_url"].as_str().unwrap_or_default();
+                let reply = call.send().await.map_err(|e| setup_err(e.to_string()))?;
+                let receipt = created(reply, "create mailbox").map_err(setup_err.clone())?;
                 // The drop URL names the node that made it; drop through this client's node.
-                let path = drop_url.find("/api/").map(|i| &drop_url[i..]).unwrap_or_default();
-                client.subject = format!("{}{path}", client.target);
+                let path = api_path(receipt["drop_url"].as_str().unwrap_or_default()).unwrap_or_default();
+                client.subject = client.api.url(path).into_owned();
             }
             Scenario::CheckpointPut | Scenario::CheckpointCas => {
-                let resp = client
-                    .ctx
-                    .http
-                    .post(format!("{}/api/checkpoint", client.target))
-                    .header("authorization", &client.ctx.auth)
-                    .header("x-workflow-id", &client.subject)
-                    .header("x-duration-seconds", "3600")
-                    .header("x-max-body-bytes", (client.body.len() * 2).max(1024).to_string())
-                    .body(client.body.clone())
+                let max_body_bytes = (client.body.len() * 2).max(1024) as u64;
+                let reply = client
+                    .api
+                    .checkpoint_create(&client.subject, 3600, Some(max_body_bytes), client.body.clone())
                     .send()
                     .await
                     .map_err(|e| setup_err(e.to_string()))?;
-                if resp.status() != 201 {
-                    let status = resp.status();
-                    let text = resp.text().await.unwrap_or_default();
-                    return Err(setup_err(format!("create checkpoint: {status} {text}")));
-                }
+                created(reply, "create checkpoint").map_err(setup_err)?;
                 client.version = 1;
             }
         }
@@ -180,69 +163,41 @@ impl Client {
         match self.ctx.scenario {
             Scenario::StoreSmall => self.create_storage().await.map(|_| ()),
             Scenario::Download => {
-                let resp = self
-                    .ctx
-                    .http
-                    .get(format!("{}/api/download/{}", self.target, self.subject))
-                    .header("authorization", &self.ctx.auth)
-                    .send()
-                    .await
-                    .map_err(|_| OpError(0))?;
-                check(resp.status().as_u16(), 200)?;
-                let bytes = resp.bytes().await.map_err(|_| OpError(0))?;
-                if bytes.len() != self.body.len() {
-                    return Err(OpError(0));
-                }
-                Ok(())
+                let reply = answer(self.api.download(&self.subject).send().await, 200)?;
+                whole(&reply, &self.body)
             }
             Scenario::Claim => {
                 for _ in 0..2 {
-                    let resp = self.ctx.http.get(&self.subject).send().await.map_err(|_| OpError(0))?;
-                    if resp.status() == 410 {
+                    let reply = self
+                        .api
+                        .claim(Method::GET, &self.subject)
+                        .send()
+                        .await
+                        .map_err(|_| OpError(0))?;
+                    if reply.status == 410 {
                         // Claimed out: issue a fresh token and claim again.
                         self.subject = self.new_handoff().await.map_err(|_| OpError(410))?;
                         continue;
                     }
-                    check(resp.status().as_u16(), 200)?;
-                    let bytes = resp.bytes().await.map_err(|_| OpError(0))?;
-                    return if bytes.len() == self.body.len() {
-                        Ok(())
-                    } else {
-                        Err(OpError(0))
-                    };
+                    check(reply.status, 200)?;
+                    return whole(&reply, &self.body);
                 }
                 Err(OpError(410))
             }
             Scenario::MailboxDrop => {
-                let resp = self
-                    .ctx
-                    .http
-                    .post(&self.subject)
-                    .header("content-type", "application/json")
-                    .body(self.body.clone())
-                    .send()
-                    .await
-                    .map_err(|_| OpError(0))?;
-                check(resp.status().as_u16(), 201)
+                let call = self
+                    .api
+                    .drop_message(&self.subject, self.body.clone())
+                    .content_type("application/json");
+                answer(call.send().await, 201).map(|_| ())
             }
             Scenario::CheckpointPut | Scenario::CheckpointCas => {
-                let mut req = self
-                    .ctx
-                    .http
-                    .put(format!("{}/api/checkpoint/{}", self.target, self.subject))
-                    .header("authorization", &self.ctx.auth)
-                    .body(self.body.clone());
+                let mut call = self.api.checkpoint_put(&self.subject, self.body.clone());
                 if self.ctx.scenario == Scenario::CheckpointCas {
-                    req = req.header("if-match", self.version.to_string());
+                    call = call.if_match(self.version);
                 }
-                let resp = req.send().await.map_err(|_| OpError(0))?;
-                check(resp.status().as_u16(), 200)?;
-                self.version = resp
-                    .headers()
-                    .get("x-checkpoint-version")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(self.version + 1);
+                let reply = answer(call.send().await, 200)?;
+                self.version = reply.header_u64("x-checkpoint-version").unwrap_or(self.version + 1);
                 Ok(())
             }
         }
@@ -252,44 +207,26 @@ impl Client {
     /// through this client's node.
     async fn new_handoff(&self) -> Result<String, String> {
         for max_claims in [1_000_000u64, 1000] {
-            let resp = self
-                .ctx
-                .http
-                .post(format!("{}/api/handoff/{}", self.target, self.lease_id))
-                .header("authorization", &self.ctx.auth)
-                .body(serde_json::json!({ "max_claims": max_claims }).to_string())
+            let reply = self
+                .api
+                .handoff_create(&self.lease_id, &serde_json::json!({ "max_claims": max_claims }))
                 .send()
                 .await
                 .map_err(|e| e.to_string())?;
-            if resp.status() == 422 {
+            if reply.status == 422 {
                 continue;
             }
-            if resp.status() != 201 {
-                return Err(format!("create handoff: {}", resp.status()));
-            }
-            let v: Value = resp.json().await.map_err(|e| e.to_string())?;
-            let url = v["claim_url"].as_str().unwrap_or_default();
-            let path = url.find("/api/").map(|i| &url[i..]).unwrap_or_default();
-            return Ok(format!("{}{path}", self.target));
+            let v = created(reply, "create handoff")?;
+            let path = api_path(v["claim_url"].as_str().unwrap_or_default()).unwrap_or_default();
+            return Ok(self.api.url(path).into_owned());
         }
         Err("create handoff: max_claims refused".into())
     }
 
     async fn create_storage(&self) -> Result<Value, OpError> {
-        let resp = self
-            .ctx
-            .http
-            .post(format!("{}/api/store", self.target))
-            .header("authorization", &self.ctx.auth)
-            .header("x-file-name", "loadtest.bin")
-            .header("x-size-bytes", self.body.len().to_string())
-            .header("x-duration-seconds", "3600")
-            .body(self.body.clone())
-            .send()
-            .await
-            .map_err(|_| OpError(0))?;
-        check(resp.status().as_u16(), 201)?;
-        resp.json().await.map_err(|_| OpError(0))
+        let call = self.api.store("loadtest.bin", 3600, self.body.clone());
+        let reply = answer(call.send().await, 201)?;
+        serde_json::from_slice(&reply.body).map_err(|_| OpError(0))
     }
 }
 
@@ -299,6 +236,30 @@ fn check(status: u16, expected: u16) -> Result<(), OpError> {
     } else {
         Err(OpError(status))
     }
+}
+
+/// The answer when it came with the `expected` status.
+fn answer(sent: Result<Reply, relay_testkit::KitError>, expected: u16) -> Result<Reply, OpError> {
+    let reply = sent.map_err(|_| OpError(0))?;
+    check(reply.status, expected)?;
+    Ok(reply)
+}
+
+/// Whether the bytes that came back are as many as were stored.
+fn whole(reply: &Reply, stored: &Bytes) -> Result<(), OpError> {
+    if reply.body.len() == stored.len() {
+        Ok(())
+    } else {
+        Err(OpError(0))
+    }
+}
+
+/// The JSON receipt of a 201, or why there was none.
+fn created(reply: Reply, what: &str) -> Result<Value, String> {
+    if reply.status != 201 {
+        return Err(format!("{what}: {} {}", reply.status, reply.text()));
+    }
+    serde_json::from_slice(&reply.body).map_err(|e| format!("{what}: {e}"))
 }
 
 /// Bytes for a store, or a JSON document of about `size` bytes for a checkpoint.

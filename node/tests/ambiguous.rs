@@ -8,32 +8,18 @@ mod common;
 #[path = "common/proxy.rs"]
 mod proxy;
 
-use common::{bytes, client, Cluster, Relay};
+use common::{bytes, client, Cluster, Relay, RelayExt};
 use proxy::Proxy;
 use serde_json::Value;
 
 async fn store(node: &Relay, http: &reqwest::Client, key: &str, body: &[u8]) -> reqwest::Response {
-    http.post(node.url("/api/store"))
-        .header("authorization", node.auth())
-        .header("idempotency-key", key)
-        .header("x-file-name", "held.bin")
-        .header("x-size-bytes", body.len().to_string())
-        .header("x-duration-seconds", "600")
-        .body(body.to_vec())
-        .send()
-        .await
-        .unwrap()
+    let call = node.client(http.clone()).store("held.bin", 600, body.to_vec());
+    call.idempotency_key(key).request().send().await.unwrap()
 }
 
 async fn put_checkpoint(node: &Relay, http: &reqwest::Client, key: &str, body: &str) -> reqwest::Response {
-    http.put(node.url("/api/checkpoint/held"))
-        .header("authorization", node.auth())
-        .header("idempotency-key", key)
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap()
+    let call = node.client(http.clone()).checkpoint_put("held", body.to_string());
+    call.idempotency_key(key).request().send().await.unwrap()
 }
 
 async fn drop_message(http: &reqwest::Client, url: &str, key: &str, body: &[u8]) -> reqwest::Response {

@@ -9,7 +9,7 @@ mod s3;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{bytes, client, Cluster, Relay};
+use common::{bytes, client, Cluster, Relay, RelayExt};
 use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
@@ -279,7 +279,7 @@ async fn three_nodes_share_one_store(backend: Backend) {
     let receipt = cluster.nodes[1].store(&http, "shared.bin", body.clone(), 600).await;
     for node in &cluster.nodes {
         let resp = node.download(&http, receipt["lease_id"].as_str().unwrap()).await;
-        assert_eq!(resp.status(), 200, "via {}", node.base);
+        assert_eq!(resp.status(), 200, "via {}", node.base());
         assert!(resp.bytes().await.unwrap().as_ref() == body.as_slice());
     }
 }

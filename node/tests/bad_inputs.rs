@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{client, Relay, KEY};
+use common::{client, Relay, RelayExt, KEY};
 use futures::stream;
 use serde_json::Value;
 

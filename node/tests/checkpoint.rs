@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{client, files_under, Cluster, Relay};
+use common::{client, files_under, Cluster, Relay, RelayExt};
 use serde_json::{json, Value};
 
 /// A checkpoint client bound to one node.
@@ -19,50 +19,41 @@ impl<'a> Cp<'a> {
         Cp { node, http: client() }
     }
 
+    fn api(&self) -> relay_testkit::Client {
+        self.node.client(self.http.clone())
+    }
+
     async fn create(&self, workflow_id: &str, max_body: Option<u64>, duration_s: u64, body: &str) -> reqwest::Response {
-        let mut req = self
-            .http
-            .post(self.node.url("/api/checkpoint"))
-            .header("authorization", self.node.auth())
-            .header("x-workflow-id", workflow_id)
-            .header("x-duration-seconds", duration_s.to_string())
-            .header("content-type", "application/json")
-            .body(body.to_string());
-        if let Some(m) = max_body {
-            req = req.header("x-max-body-bytes", m.to_string());
-        }
-        req.send().await.expect("create")
+        let call = self
+            .api()
+            .checkpoint_create(workflow_id, duration_s, max_body, body.to_string());
+        call.request().send().await.expect("create")
     }
 
     async fn get(&self, workflow_id: &str, query: &str) -> reqwest::Response {
-        self.http
-            .get(self.node.url(&format!("/api/checkpoint/{workflow_id}{query}")))
-            .header("authorization", self.node.auth())
-            .send()
-            .await
-            .expect("get")
+        let call = match query {
+            "" => self.api().checkpoint_get(workflow_id),
+            "?consume=true" => self.api().checkpoint_consume(workflow_id),
+            _ => self.api().get(&format!("/api/checkpoint/{workflow_id}{query}")),
+        };
+        call.request().send().await.expect("get")
     }
 
     /// The current (version, body).
     async fn read(&self, workflow_id: &str) -> (u64, Value) {
         let resp = self.get(workflow_id, "").await;
-        assert_eq!(resp.status(), 200, "read {workflow_id} via {}", self.node.base);
+        assert_eq!(resp.status(), 200, "read {workflow_id} via {}", self.node.base());
         let version = version_of(&resp);
         assert_eq!(resp.headers()["etag"], format!("\"{version}\"").as_str());
         (version, resp.json().await.expect("json body"))
     }
 
     async fn put(&self, workflow_id: &str, if_match: Option<u64>, body: &str) -> reqwest::Response {
-        let mut req = self
-            .http
-            .put(self.node.url(&format!("/api/checkpoint/{workflow_id}")))
-            .header("authorization", self.node.auth())
-            .header("content-type", "application/json")
-            .body(body.to_string());
+        let mut call = self.api().checkpoint_put(workflow_id, body.to_string());
         if let Some(v) = if_match {
-            req = req.header("if-match", v.to_string());
+            call = call.if_match(v);
         }
-        req.send().await.expect("put")
+        call.request().send().await.expect("put")
     }
 }
 
@@ -103,7 +94,7 @@ async fn versions_are_linearizable_across_nodes() {
         assert_eq!(version_of(&resp), step + 1);
         for c in &clients {
             let (version, state) = c.read("job-1").await;
-            assert_eq!(version, step + 1, "version via {}", c.node.base);
+            assert_eq!(version, step + 1, "version via {}", c.node.base());
             assert_eq!(state["step"], step);
         }
     }
@@ -118,7 +109,7 @@ async fn versions_are_linearizable_across_nodes() {
     assert_eq!((version, state["step"].as_str()), (8, Some("cas")));
 
     // Only the latest body exists: the superseded objects were collected.
-    let objects = cluster.objects.path().to_path_buf();
+    let objects = cluster.objects_dir().unwrap();
     let mut left = usize::MAX;
     for _ in 0..50 {
         left = files_under(&objects).len();
@@ -143,7 +134,7 @@ async fn compare_and_set_loses_no_update() {
     let mut tasks = Vec::new();
     for i in 0..6 {
         let node = &cluster.nodes[i % 3];
-        let (base, auth) = (node.base.clone(), node.auth());
+        let (base, auth) = (node.base().to_string(), node.auth());
         tasks.push(tokio::spawn(async move {
             let http = client();
             let (mut successes, mut conflicts) = (0u64, 0u64);

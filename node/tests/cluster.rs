@@ -6,7 +6,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{bytes, client, Cluster, Relay, SECRET};
+use common::{bytes, client, Cluster, Relay, RelayExt, SECRET};
 
 /// A create through a follower is readable through every node at once, and the status shows
 /// three voters with their addresses.
@@ -28,9 +28,9 @@ async fn create_via_follower_is_readable_everywhere() {
     let lease_id = receipt["lease_id"].as_str().unwrap();
     for node in &cluster.nodes {
         let resp = node.download(&http, lease_id).await;
-        assert_eq!(resp.status(), 200, "download via {}", node.base);
+        assert_eq!(resp.status(), 200, "download via {}", node.base());
         assert!(resp.bytes().await.unwrap().as_ref() == body.as_slice());
-        assert_eq!(node.leases(&http).await["count"], 1, "listing via {}", node.base);
+        assert_eq!(node.leases(&http).await["count"], 1, "listing via {}", node.base());
     }
 }
 
@@ -78,7 +78,7 @@ async fn failover_and_catch_up_by_snapshot() {
     cluster
         .wait_for(|s| s["state"] == "Leader" && s["purged_index"].as_u64().is_some_and(|p| p > stopped_at))
         .await;
-    cluster.nodes[leader].restart();
+    cluster.nodes[leader].restart().unwrap();
     let back = &cluster.nodes[leader];
     let total = back.all_leases(&http, 200).await.len();
     assert_eq!(total, 201, "the restarted node serves every write");
@@ -95,7 +95,7 @@ async fn failover_and_catch_up_by_snapshot() {
 async fn wrong_secret_never_joins() {
     let founder = Relay::start(&["--cluster-secret", SECRET]);
     let (status, _) = common::refused_join(
-        &founder.base,
+        founder.base(),
         &["--node-id", "2", "--cluster-secret", "not-the-right-secret-000"],
     );
     assert!(!status.success());
@@ -130,21 +130,21 @@ fn cli(args: &[&str]) -> std::process::Output {
 #[tokio::test]
 async fn cli_status_and_graceful_leader_exit() {
     let mut cluster = Cluster::start(3, &[]).await;
-    let out = cli(&["status", "--url", &cluster.nodes[0].base, "--cluster-secret", SECRET]);
+    let out = cli(&["status", "--url", cluster.nodes[0].base(), "--cluster-secret", SECRET]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(status["voters"].as_array().unwrap().len(), 3);
     let refused = cli(&[
         "status",
         "--url",
-        &cluster.nodes[0].base,
+        cluster.nodes[0].base(),
         "--cluster-secret",
         "wrong-secret-0000000",
     ]);
     assert!(!refused.status.success());
 
     let target = cluster.leader().await;
-    let exit = cluster.nodes[target].terminate();
+    let exit = cluster.nodes[target].terminate().unwrap();
     assert!(exit.success(), "leader exit {exit:?}");
     assert!(cluster.nodes[target].logs().contains("shutdown: complete"));
     let survivor = (target + 1) % 3;
@@ -187,7 +187,7 @@ async fn large_inline_bodies_replicate_in_bounded_entries() {
         if status != 201 {
             for n in &cluster.nodes {
                 let logs = n.logs();
-                eprintln!("--- {}\n{}", n.base, &logs[logs.len().saturating_sub(6000)..]);
+                eprintln!("--- {}\n{}", n.base(), &logs[logs.len().saturating_sub(6000)..]);
             }
         }
         assert_eq!(status, 201, "{text}");
@@ -215,15 +215,15 @@ async fn a_restarted_member_mints_no_keys() {
     let mut cluster = Cluster::start(3, &[]).await;
     let http = client();
     let node = &mut cluster.nodes[2];
-    assert!(node.terminate().success());
+    assert!(node.terminate().unwrap().success());
     node.restart_without_join();
     assert!(
         !node
-            .stdout
+            .stdout()
             .iter()
             .any(|l| l.contains("admin key") || l.contains("API key")),
         "{:?}",
-        node.stdout
+        node.stdout()
     );
     assert!(!node.data_dir().join("admin-api-key").exists());
     let admin = cluster.nodes[0].admin_auth();

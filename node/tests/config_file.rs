@@ -5,7 +5,7 @@ mod common;
 
 use std::process::{Command, Stdio};
 
-use common::{client, Relay};
+use common::{client, Relay, RelayExt};
 
 fn example() -> String {
     format!("{}/../relay.example.toml", env!("CARGO_MANIFEST_DIR"))

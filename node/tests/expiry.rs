@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{bytes, client, now_ms, parse_ms, Relay};
+use common::{bytes, client, now_ms, parse_ms, Relay, RelayExt};
 
 /// Downloads succeed before `expires_at`, answer 410 from it on, and the blob is deleted from
 /// disk within one second of expiry by the sweeper and GC worker.

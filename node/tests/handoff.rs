@@ -7,37 +7,28 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{bytes, client, files_under, Cluster, Relay};
+use common::{bytes, client, files_under, Cluster, Relay, RelayExt};
 use serde_json::{json, Value};
 
 async fn handoff(node: &Relay, lease_id: &str, body: Value) -> Value {
-    let resp = client()
-        .post(node.url(&format!("/api/handoff/{lease_id}")))
-        .header("authorization", node.auth())
-        .body(body.to_string())
+    let reply = node
+        .client(client())
+        .handoff_create(lease_id, &body)
         .send()
         .await
         .unwrap();
-    let status = resp.status();
-    let json: Value = resp.json().await.unwrap();
-    assert_eq!(status, 201, "{json}");
+    let json: Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(reply.status, 201, "{json}");
     json
 }
 
 /// The claim URL as reached through `node`.
 fn via(node: &Relay, url: &str) -> String {
-    node.url(&url[url.find("/api/").unwrap()..])
+    node.url(&common::api_path(url))
 }
 
 async fn outstanding(node: &Relay, lease_id: &str) -> Value {
-    let resp = client()
-        .get(node.url(&format!("/api/handoffs/{lease_id}")))
-        .header("authorization", node.auth())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    resp.json().await.unwrap()
+    common::ok_json(node.client(client()).handoffs(lease_id), "outstanding handoffs").await
 }
 
 /// 48 concurrent claimers over three nodes against max_claims 5: exactly five get the bytes,
@@ -96,7 +87,7 @@ async fn exactly_max_claims_succeed() {
     }
     let mut left = usize::MAX;
     for _ in 0..50 {
-        left = files_under(cluster.objects.path()).len();
+        left = files_under(&cluster.objects_dir().unwrap()).len();
         if left == 0 {
             break;
         }
@@ -199,13 +190,13 @@ async fn no_claim_succeeds_after_revoke() {
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let resp = http
-        .delete(cluster.nodes[1].url(&format!("/api/handoffs/{handoff_id}")))
-        .header("authorization", cluster.nodes[1].auth())
+    let resp = cluster.nodes[1]
+        .client(http.clone())
+        .revoke(&handoff_id)
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.status, 200);
     let revoked_at = started.elapsed();
     let (mut before, mut after) = (0, 0);
     for t in tasks {
@@ -222,13 +213,13 @@ async fn no_claim_succeeds_after_revoke() {
         before > 0 && after > 0,
         "the race did not happen ({before} before, {after} after)"
     );
-    let again = http
-        .delete(cluster.nodes[2].url(&format!("/api/handoffs/{handoff_id}")))
-        .header("authorization", cluster.nodes[2].auth())
+    let again = cluster.nodes[2]
+        .client(http.clone())
+        .revoke(&handoff_id)
         .send()
         .await
         .unwrap();
-    assert_eq!(again.status(), 404, "second revoke");
+    assert_eq!(again.status, 404, "second revoke");
 }
 
 /// Checkpoint and mailbox leases hand off too; POST-only tokens refuse GET without counting;

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, StatusCode};
-use common::{client, Cluster, Relay};
+use common::{client, Cluster, Relay, RelayExt};
 use serde_json::Value;
 
 async fn create(node: &Relay, headers: &[(&str, &str)]) -> reqwest::Response {
@@ -31,8 +31,7 @@ async fn created(node: &Relay, headers: &[(&str, &str)]) -> Value {
 
 /// The drop URL as seen through another node (same path, that node's address).
 fn via(node: &Relay, url: &str) -> String {
-    let path = &url[url.find("/api/").expect("an /api/ URL")..];
-    node.url(path)
+    node.url(&common::api_path(url))
 }
 
 async fn drop_to(url: &str, body: &[u8]) -> reqwest::Response {

@@ -3,17 +3,19 @@
 
 mod common;
 
-use common::{client, Cluster, Relay};
+use common::{client, ok_json, Cluster, Relay, RelayExt};
+use relay_testkit::Client;
 use serde_json::{json, Value};
 
-const GIB_DAY: &str = "size_bytes=1073741824&duration_seconds=86400";
+const GIB: u64 = 1 << 30;
+const DAY_S: u64 = 86_400;
 
 /// What every node says: its `/api/pricing` rate and its quote for one GiB-day.
 async fn quotes(cluster: &Cluster, http: &reqwest::Client) -> Vec<(u64, String)> {
     let mut seen = Vec::new();
     for node in &cluster.nodes {
-        let pricing = node.get_json(http, "/api/pricing").await;
-        let quote = node.get_json(http, &format!("/api/quote?{GIB_DAY}")).await;
+        let pricing = ok_json(node.client(http.clone()).pricing(), "GET /api/pricing").await;
+        let quote = ok_json(node.client(http.clone()).quote(GIB, DAY_S), "GET /api/quote").await;
         seen.push((
             pricing["rateMicrosPerGbDay"].as_u64().unwrap(),
             quote["cost_micros"].as_str().unwrap().to_string(),
@@ -56,18 +58,12 @@ async fn one_ledger_rate_on_every_node() {
     // Agents cannot change prices, and bad changes are refused whole.
     let founder = &cluster.nodes[0];
     let post = |auth: String, body: Value| {
-        let http = http.clone();
-        let url = cluster.nodes[1].url("/cluster/pricing");
+        let call = Client::new(http.clone(), cluster.nodes[1].base())
+            .set_pricing(&body)
+            .header("authorization", &auth);
         async move {
-            let r = http
-                .post(url)
-                .header("authorization", auth)
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            let status = r.status().as_u16();
-            (status, r.json::<Value>().await.unwrap())
+            let r = call.send().await.unwrap();
+            (r.status, serde_json::from_slice::<Value>(&r.body).unwrap())
         }
     };
     let (status, body) = post(founder.auth(), json!({"rate_micros_per_gb_day": 1})).await;
@@ -95,15 +91,9 @@ async fn one_ledger_rate_on_every_node() {
 }
 
 async fn set_prices(relay: &Relay, http: &reqwest::Client, body: Value) -> (u16, Value) {
-    let r = http
-        .post(relay.url("/cluster/pricing"))
-        .header("authorization", relay.admin_auth())
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap())
+    let admin = Client::new(http.clone(), relay.base()).bearer(&relay.admin_key().unwrap());
+    let r = admin.set_pricing(&body).send().await.unwrap();
+    (r.status, serde_json::from_slice(&r.body).unwrap())
 }
 
 /// Two admins changing different figures at once both land (the ledger merges them); a body that

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{bytes, client, now_ms, parse_ms, Relay};
+use common::{bytes, client, now_ms, parse_ms, Relay, RelayExt};
 
 /// Every lease acknowledged before SIGKILL downloads intact after restart; a lease that expired
 /// while the node was down answers 410 and its bytes are deleted after restart.
@@ -33,7 +33,7 @@ async fn kill9_then_restart_loses_nothing_acknowledged() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(short_blob.exists(), "nothing deletes bytes while the node is down");
-    relay.restart();
+    relay.restart().unwrap();
 
     for (lease_id, body) in &kept {
         let resp = relay.download(&http, lease_id).await;
@@ -63,10 +63,10 @@ async fn sigterm_exits_cleanly() {
     let mut relay = Relay::start(&[]);
     let http = client();
     let r = relay.store(&http, "t.bin", bytes(10, 2), 600).await;
-    let status = relay.terminate();
+    let status = relay.terminate().unwrap();
     assert!(status.success(), "exit status {status:?}; log:\n{}", relay.logs());
     assert!(relay.logs().contains("shutdown: complete"));
-    relay.restart();
+    relay.restart().unwrap();
     assert_eq!(
         relay.download(&http, r["lease_id"].as_str().unwrap()).await.status(),
         200

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{bytes, client, Relay, SECRET};
+use common::{bytes, client, Relay, RelayExt, SECRET};
 use serde_json::{json, Value};
 
 const ADMIN_ROUTES: &[(&str, &str, &str)] = &[
@@ -46,8 +46,8 @@ async fn send(
 async fn the_agents_key_is_not_the_admin_key() {
     let relay = Relay::start(&["--cluster-secret", SECRET]);
     let http = client();
-    let admin = relay.admin_key();
-    assert!(admin.starts_with("rs_admin_") && admin != relay.key, "{admin}");
+    let admin = relay.admin_key().unwrap();
+    assert!(admin.starts_with("rs_admin_") && admin != relay.key(), "{admin}");
     for (method, path, body) in ADMIN_ROUTES {
         let (status, json) = send(&http, &relay, method, path, Some(&relay.auth()), body).await;
         assert_eq!(
@@ -102,7 +102,7 @@ async fn joins_must_prove_themselves() {
     for (what, raft_addr) in [
         ("a junk service", junk_listener()),
         ("a closed port", silent),
-        ("a node of another cluster", other.raft_addr()),
+        ("a node of another cluster", other.raft_addr().to_string()),
     ] {
         let body = json!({"node_id": 2, "raft_addr": raft_addr, "http_addr": "http://127.0.0.1:1"});
         let (status, json) = send(
@@ -127,8 +127,8 @@ async fn joins_must_prove_themselves() {
         );
         relay.store(&http, "serving.txt", bytes(10, 2), 60).await;
     }
-    assert!(relay.terminate().success());
-    relay.restart();
+    assert!(relay.terminate().unwrap().success());
+    relay.restart().unwrap();
     relay.store(&http, "after-restart.txt", bytes(10, 3), 60).await;
 }
 
@@ -138,7 +138,7 @@ async fn joins_must_prove_themselves() {
 async fn a_node_with_its_own_object_store_is_refused() {
     let founder = Relay::start(&["--node-id", "1", "--cluster-secret", SECRET]);
     // Without --objects, the new node keeps bytes in its own data dir.
-    let (status, stderr) = common::refused_join(&founder.base, &["--node-id", "2", "--cluster-secret", SECRET]);
+    let (status, stderr) = common::refused_join(founder.base(), &["--node-id", "2", "--cluster-secret", SECRET]);
     assert!(!status.success());
     assert!(stderr.contains("object store"), "{stderr}");
     let s = founder.cluster_status(&client()).await;

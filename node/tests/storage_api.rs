@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{bytes, client, parse_ms, Relay};
+use common::{bytes, client, parse_ms, Relay, RelayExt};
 use serde_json::Value;
 
 /// Create, download (whole and ranged), list, delete: every field the reference promises.
@@ -250,11 +250,11 @@ async fn bootstrap_key_is_printed_once_and_kept() {
     let mut relay = Relay::start_raw(&["--min-duration-seconds", "1"], "");
     let printed = |label: &str| {
         let line = relay
-            .stdout
+            .stdout()
             .iter()
             .find(|l| l.contains(label))
             .cloned()
-            .unwrap_or_else(|| panic!("no {label} line in {:?}", relay.stdout));
+            .unwrap_or_else(|| panic!("no {label} line in {:?}", relay.stdout()));
         line.rsplit(' ').next().unwrap().to_string()
     };
     let key = printed("agent API key");
@@ -266,15 +266,15 @@ async fn bootstrap_key_is_printed_once_and_kept() {
         assert_eq!(&std::fs::read_to_string(&path).unwrap().trim(), value);
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     }
-    relay.key = key;
+    relay.set_key(key);
     let http = client();
     relay.store(&http, "k.txt", bytes(4, 4), 60).await;
 
-    assert!(relay.terminate().success());
-    relay.restart();
+    assert!(relay.terminate().unwrap().success());
+    relay.restart().unwrap();
     assert!(
         !relay
-            .stdout
+            .stdout()
             .iter()
             .any(|l| l.contains("API key") || l.contains("admin key")),
         "a key printed again"

@@ -9,7 +9,7 @@ use rand::rngs::StdRng;
 use rand::Rng;
 use serde_json::json;
 
-use super::{expect_status, header_u64, Ctx};
+use super::{expect_status, Ctx};
 use crate::history::Op;
 use crate::ChaosError;
 
@@ -33,15 +33,14 @@ pub async fn setup(ctx: &Ctx, duration_s: u64, rng: &mut StdRng) -> Result<Regis
         for slot in 0..SLOTS {
             let k = key(slot, epoch);
             let (_, a) = ctx
-                .until_definite("create register", rng, |node| {
-                    ctx.http
-                        .post(format!("{node}/api/checkpoint"))
-                        .header("authorization", &ctx.auth)
-                        .header("x-workflow-id", &k)
-                        .header("x-duration-seconds", "86400")
-                        .header("x-max-body-bytes", (super::LARGE_PAD * 2).to_string())
-                        .header("idempotency-key", format!("setup-{k}"))
-                        .body(json!({"w": 0}).to_string())
+                .until_definite("create register", rng, |api| {
+                    api.checkpoint_create(
+                        &k,
+                        86_400,
+                        Some(super::LARGE_PAD as u64 * 2),
+                        json!({"w": 0}).to_string(),
+                    )
+                    .idempotency_key(&format!("setup-{k}"))
                 })
                 .await?;
             // 409: an earlier try that timed out created it (registers are this run's alone).
@@ -61,15 +60,9 @@ fn value_of(body: &[u8]) -> Option<u64> {
 /// The version read, or the definite refusal (a 4xx), or neither.
 async fn read(ctx: &Ctx, client: &str, node: usize, k: &str) -> Result<Option<u64>, u16> {
     let invoke = ctx.clock.now_us();
-    let result = ctx
-        .send(
-            ctx.http
-                .get(format!("{}/api/checkpoint/{k}", ctx.nodes[node]))
-                .header("authorization", &ctx.auth),
-        )
-        .await;
+    let result = ctx.api[node].checkpoint_get(k).send().await;
     let (version, value) = match &result {
-        Ok(a) if a.status == 200 => (header_u64(a, "x-checkpoint-version"), value_of(&a.body)),
+        Ok(a) if a.status == 200 => (a.header_u64("x-checkpoint-version"), value_of(&a.body)),
         _ => (None, None),
     };
     ctx.record(
@@ -101,18 +94,14 @@ async fn cas(
     body: &str,
 ) -> Result<u64, Option<u16>> {
     let invoke = ctx.clock.now_us();
-    let result = ctx
-        .send(
-            ctx.http
-                .put(format!("{}/api/checkpoint/{k}", ctx.nodes[node]))
-                .header("authorization", &ctx.auth)
-                .header("if-match", expect.to_string())
-                .header("idempotency-key", format!("cas-{value}"))
-                .body(body.to_string()),
-        )
+    let result = ctx.api[node]
+        .checkpoint_put(k, body.to_string())
+        .if_match(expect)
+        .idempotency_key(&format!("cas-{value}"))
+        .send()
         .await;
     let new_version = match &result {
-        Ok(a) if a.status == 200 => header_u64(a, "x-checkpoint-version"),
+        Ok(a) if a.status == 200 => a.header_u64("x-checkpoint-version"),
         _ => None,
     };
     ctx.record(

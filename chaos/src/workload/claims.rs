@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use rand::rngs::StdRng;
 use rand::Rng;
+use relay_testkit::Method;
 use serde_json::json;
 
-use super::{expect_status, header_u64, json, path_of, Ctx};
+use super::{expect_status, path_of, Ctx};
 use crate::history::Op;
 use crate::ChaosError;
 
@@ -39,31 +40,21 @@ pub async fn setup(ctx: &Ctx, duration_s: u64, rng: &mut StdRng) -> Result<Token
     for t in 0..count {
         if t % TOKENS_PER_LEASE == 0 {
             let (_, a) = ctx
-                .until_definite("create claim lease", rng, |node| {
-                    ctx.http
-                        .post(format!("{node}/api/store"))
-                        .header("authorization", &ctx.auth)
-                        .header("x-file-name", "claims.bin")
-                        .header("x-size-bytes", body.len().to_string())
-                        .header("x-duration-seconds", "86400")
-                        .body(body.clone())
+                .until_definite("create claim lease", rng, |api| {
+                    api.store("claims.bin", 86_400, body.clone())
                 })
                 .await?;
             expect_status("create claim lease", &a, 201)?;
-            lease = json(&a)["lease_id"].as_str().unwrap_or_default().to_string();
+            lease = a.json()["lease_id"].as_str().unwrap_or_default().to_string();
         }
         let max_claims = rng.random_range(1..=MAX_CLAIMS);
         let (_, a) = ctx
-            .until_definite("create handoff", rng, |node| {
-                ctx.http
-                    .post(format!("{node}/api/handoff/{lease}"))
-                    .header("authorization", &ctx.auth)
-                    .header("content-type", "application/json")
-                    .body(json!({ "max_claims": max_claims }).to_string())
+            .until_definite("create handoff", rng, |api| {
+                api.handoff_create(&lease, &json!({ "max_claims": max_claims }))
             })
             .await?;
         expect_status("create handoff", &a, 201)?;
-        let path = path_of(json(&a)["claim_url"].as_str().unwrap_or_default());
+        let path = path_of(a.json()["claim_url"].as_str().unwrap_or_default());
         tokens.push(Token { path, max_claims });
     }
     Ok(Tokens { tokens, body })
@@ -76,17 +67,16 @@ pub async fn client(ctx: Arc<Ctx>, tokens: Arc<Tokens>, name: String, mut rng: S
         let token = first + rng.random_range(0..PER_EPOCH);
         let t = &tokens.tokens[token];
         let node = ctx.node(&mut rng);
-        let url = format!("{}{}", ctx.nodes[node], t.path);
-        let req = if rng.random_bool(0.5) {
-            ctx.http.post(url)
+        let method = if rng.random_bool(0.5) {
+            Method::POST
         } else {
-            ctx.http.get(url)
+            Method::GET
         };
         let invoke = ctx.clock.now_us();
-        let result = ctx.send(req).await;
+        let result = ctx.api[node].claim(method, &t.path).send().await;
         let (remaining, body_ok) = match &result {
             Ok(a) if a.status == 200 => (
-                header_u64(a, "x-claims-remaining").map(|r| r as u32),
+                a.header_u64("x-claims-remaining").map(|r| r as u32),
                 Some(a.body == tokens.body),
             ),
             _ => (None, None),
@@ -113,10 +103,10 @@ pub async fn finish(ctx: &Ctx, tokens: &Tokens, rng: &mut StdRng) -> Result<(), 
     for (i, t) in tokens.tokens.iter().enumerate() {
         let invoke = ctx.clock.now_us();
         let (node, a) = ctx
-            .until_definite("probe token", rng, |node| ctx.http.head(format!("{node}{}", t.path)))
+            .until_definite("probe token", rng, |api| api.claim(Method::HEAD, &t.path))
             .await?;
         let remaining = match a.status {
-            200 => header_u64(&a, "x-claims-remaining").map(|r| r as u32),
+            200 => a.header_u64("x-claims-remaining").map(|r| r as u32),
             // Claimed out.
             410 => Some(0),
             _ => None,

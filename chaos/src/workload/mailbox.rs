@@ -6,7 +6,7 @@ use std::sync::Arc;
 use rand::rngs::StdRng;
 use rand::Rng;
 
-use super::{expect_status, json, path_of, Ctx};
+use super::{expect_status, path_of, Ctx};
 use crate::history::Op;
 use crate::ChaosError;
 
@@ -21,17 +21,12 @@ pub async fn setup(ctx: &Ctx, rng: &mut StdRng) -> Result<Mailboxes, ChaosError>
     let mut boxes = Vec::new();
     for _ in 0..MAILBOXES {
         let (_, a) = ctx
-            .until_definite("create mailbox", rng, |node| {
-                ctx.http
-                    .post(format!("{node}/api/mailbox"))
-                    .header("authorization", &ctx.auth)
-                    .header("x-capacity-bytes", (64u64 << 20).to_string())
-                    .header("x-max-messages", "10000")
-                    .header("x-duration-seconds", "86400")
+            .until_definite("create mailbox", rng, |api| {
+                api.mailbox_create(64 << 20, 86_400).header("x-max-messages", "10000")
             })
             .await?;
         expect_status("create mailbox", &a, 201)?;
-        let v = json(&a);
+        let v = a.json();
         boxes.push((
             v["lease_id"].as_str().unwrap_or_default().to_string(),
             path_of(v["drop_url"].as_str().unwrap_or_default()),
@@ -44,18 +39,9 @@ pub async fn setup(ctx: &Ctx, rng: &mut StdRng) -> Result<Mailboxes, ChaosError>
 /// it was refused, `None` when there was no definite answer.
 async fn pickup(ctx: &Ctx, client: &str, node: usize, boxes: &Mailboxes, m: usize, id: &str) -> Option<bool> {
     let invoke = ctx.clock.now_us();
-    let result = ctx
-        .send(
-            ctx.http
-                .get(format!(
-                    "{}/api/mailbox/{}/messages/{id}",
-                    ctx.nodes[node], boxes.boxes[m].0
-                ))
-                .header("authorization", &ctx.auth),
-        )
-        .await;
+    let result = ctx.api[node].mailbox_pickup(&boxes.boxes[m].0, id).send().await;
     let drop = match &result {
-        Ok(a) if a.status == 200 => json(a)["d"].as_u64(),
+        Ok(a) if a.status == 200 => a.json()["d"].as_u64(),
         _ => None,
     };
     ctx.record(
@@ -78,19 +64,12 @@ async fn pickup(ctx: &Ctx, client: &str, node: usize, boxes: &Mailboxes, m: usiz
 
 /// The ids of the queued messages (not recorded: a listing promises nothing the pickups don't).
 async fn list(ctx: &Ctx, node: usize, boxes: &Mailboxes, m: usize) -> Option<Vec<String>> {
-    let a = ctx
-        .send(
-            ctx.http
-                .get(format!("{}/api/mailbox/{}/messages", ctx.nodes[node], boxes.boxes[m].0))
-                .header("authorization", &ctx.auth),
-        )
-        .await
-        .ok()?;
+    let a = ctx.api[node].mailbox_poll(&boxes.boxes[m].0).send().await.ok()?;
     if a.status != 200 {
         return None;
     }
     Some(
-        json(&a)["items"]
+        a.json()["items"]
             .as_array()?
             .iter()
             .filter_map(|i| i["id"].as_str().map(String::from))
@@ -134,17 +113,14 @@ pub async fn client(ctx: Arc<Ctx>, boxes: Arc<Mailboxes>, name: String, mut rng:
 /// One drop of `{"d": drop}` (keyed by `drop`); whether the answer was definite.
 async fn drop_once(ctx: &Ctx, client: &str, node: usize, boxes: &Mailboxes, m: usize, drop: u64, body: &str) -> bool {
     let invoke = ctx.clock.now_us();
-    let result = ctx
-        .send(
-            ctx.http
-                .post(format!("{}{}", ctx.nodes[node], boxes.boxes[m].1))
-                .header("content-type", "application/json")
-                .header("idempotency-key", format!("drop-{drop}"))
-                .body(body.to_string()),
-        )
+    let result = ctx.api[node]
+        .drop_message(&boxes.boxes[m].1, body.to_string())
+        .content_type("application/json")
+        .idempotency_key(&format!("drop-{drop}"))
+        .send()
         .await;
     let message_id = match &result {
-        Ok(a) if a.status == 201 => json(a)["id"].as_str().map(String::from),
+        Ok(a) if a.status == 201 => a.json()["id"].as_str().map(String::from),
         _ => None,
     };
     ctx.record(

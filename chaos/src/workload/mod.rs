@@ -11,8 +11,7 @@ use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::Rng;
-use reqwest::header::HeaderMap;
-use reqwest::RequestBuilder;
+use relay_testkit::{Call, Client, KitError, Reply};
 
 use crate::history::{Clock, Completed, History, Op, Outcome};
 use crate::ChaosError;
@@ -49,28 +48,13 @@ pub fn padded_json(value_key: &str, value: u64, rng: &mut StdRng) -> String {
 
 /// What every client shares.
 pub struct Ctx {
-    pub http: reqwest::Client,
-    pub nodes: Vec<String>,
-    pub auth: String,
+    /// One client per node, each with the run's key and [`OP_TIMEOUT`].
+    pub api: Vec<Client>,
     pub history: History,
     pub clock: Clock,
     pub stop: AtomicBool,
     /// When the run began, for workloads that move on to fresh keys as time passes.
     pub start_us: AtomicU64,
-}
-
-/// An answer, or why there was none.
-pub struct Answer {
-    pub status: u16,
-    pub headers: HeaderMap,
-    pub body: Vec<u8>,
-}
-
-pub enum NoAnswer {
-    /// The connection was never made: the request did not reach the node.
-    Refused(String),
-    /// Sent, but no complete answer (timeout, reset).
-    Lost(String),
 }
 
 impl Ctx {
@@ -79,7 +63,7 @@ impl Ctx {
     }
 
     pub fn node(&self, rng: &mut StdRng) -> usize {
-        rng.random_range(0..self.nodes.len())
+        rng.random_range(0..self.api.len())
     }
 
     pub fn elapsed_s(&self) -> u64 {
@@ -90,29 +74,10 @@ impl Ctx {
             / 1_000_000
     }
 
-    pub async fn send(&self, req: RequestBuilder) -> Result<Answer, NoAnswer> {
-        let resp = req.timeout(OP_TIMEOUT).send().await.map_err(|e| {
-            if e.is_connect() {
-                NoAnswer::Refused(e.to_string())
-            } else {
-                NoAnswer::Lost(e.to_string())
-            }
-        })?;
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| NoAnswer::Lost(format!("reading the body: {e}")))?;
-        Ok(Answer {
-            status,
-            headers,
-            body: body.to_vec(),
-        })
-    }
-
     /// Records one operation; `op` is filled in from the answer by the workload.
-    pub fn record(&self, client: &str, node: usize, invoke_us: u64, result: &Result<Answer, NoAnswer>, op: Op) {
+    /// A timeout, reset or 5xx is unknown (it may still take effect); a 4xx, or a connection never
+    /// made, is a definite failure.
+    pub fn record(&self, client: &str, node: usize, invoke_us: u64, result: &Result<Reply, KitError>, op: Op) {
         let (outcome, status, error) = match result {
             Ok(a) if (200..300).contains(&a.status) => (Outcome::Ok, Some(a.status), None),
             Ok(a) if (400..500).contains(&a.status) => (Outcome::Fail, Some(a.status), None),
@@ -121,8 +86,9 @@ impl Ctx {
                 Some(a.status),
                 Some(String::from_utf8_lossy(&a.body[..a.body.len().min(200)]).into_owned()),
             ),
-            Err(NoAnswer::Refused(e)) => (Outcome::Fail, None, Some(e.clone())),
-            Err(NoAnswer::Lost(e)) => (Outcome::Unknown, None, Some(e.clone())),
+            Err(KitError::Refused(e)) => (Outcome::Fail, None, Some(e.clone())),
+            Err(KitError::Lost(e)) => (Outcome::Unknown, None, Some(e.clone())),
+            Err(other) => (Outcome::Unknown, None, Some(other.to_string())),
         };
         self.history.record(
             client,
@@ -153,15 +119,15 @@ impl Ctx {
         &self,
         what: &str,
         rng: &mut StdRng,
-        make: impl Fn(&str) -> RequestBuilder,
-    ) -> Result<(usize, Answer), ChaosError> {
+        make: impl Fn(&Client) -> Call,
+    ) -> Result<(usize, Reply), ChaosError> {
         let mut last = String::new();
         for _ in 0..RETRIES {
             let node = self.node(rng);
-            match self.send(make(&self.nodes[node])).await {
+            match make(&self.api[node]).send().await {
                 Ok(a) if a.status < 500 => return Ok((node, a)),
-                Ok(a) => last = format!("HTTP {}: {}", a.status, String::from_utf8_lossy(&a.body)),
-                Err(NoAnswer::Refused(e) | NoAnswer::Lost(e)) => last = e,
+                Ok(a) => last = format!("HTTP {}: {}", a.status, a.text()),
+                Err(e) => last = e.to_string(),
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -178,7 +144,7 @@ impl Ctx {
         Fut: std::future::Future<Output = bool>,
     {
         for i in 0..RETRIES {
-            if attempt((first + i) % self.nodes.len()).await {
+            if attempt((first + i) % self.api.len()).await {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -190,29 +156,17 @@ impl Ctx {
 /// Bound on retries of one setup or final call (at 200 ms apart, about a minute with timeouts).
 const RETRIES: usize = 150;
 
-pub fn header_u64(a: &Answer, name: &str) -> Option<u64> {
-    a.headers.get(name)?.to_str().ok()?.parse().ok()
-}
-
-pub fn json(a: &Answer) -> serde_json::Value {
-    serde_json::from_slice(&a.body).unwrap_or(serde_json::Value::Null)
-}
-
 /// The path of a URL a node handed out (`http://host/api/...` → `/api/...`), to reach it through
 /// any node.
 pub fn path_of(url: &str) -> String {
-    url.find("/api/").map(|i| url[i..].to_string()).unwrap_or_default()
+    relay_testkit::api_path(url).unwrap_or_default().to_string()
 }
 
-pub fn expect_status(what: &str, a: &Answer, want: u16) -> Result<(), ChaosError> {
+pub fn expect_status(what: &str, a: &Reply, want: u16) -> Result<(), ChaosError> {
     if a.status == want {
         Ok(())
     } else {
-        Err(ChaosError::Workload(format!(
-            "{what}: HTTP {} {}",
-            a.status,
-            String::from_utf8_lossy(&a.body)
-        )))
+        Err(ChaosError::Workload(format!("{what}: HTTP {} {}", a.status, a.text())))
     }
 }
 

@@ -8,7 +8,7 @@ use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 
-use super::{json, Ctx};
+use super::Ctx;
 use crate::history::Op;
 use crate::ChaosError;
 
@@ -28,13 +28,7 @@ pub fn body(n: u64) -> Vec<u8> {
 
 async fn download(ctx: &Ctx, client: &str, node: usize, lease_id: &str, n: u64) -> bool {
     let invoke = ctx.clock.now_us();
-    let result = ctx
-        .send(
-            ctx.http
-                .get(format!("{}/api/download/{lease_id}", ctx.nodes[node]))
-                .header("authorization", &ctx.auth),
-        )
-        .await;
+    let result = ctx.api[node].download(lease_id).send().await;
     let body_ok = match &result {
         Ok(a) if a.status == 200 => Some(a.body == body(n)),
         _ => None,
@@ -68,13 +62,7 @@ pub async fn client(ctx: Arc<Ctx>, leases: Arc<Leases>, name: String, mut rng: S
             Some((lease_id, n)) if (30..90).contains(&dice) => download(&ctx, &name, node, &lease_id, n).await,
             Some((lease_id, _)) if dice >= 90 => {
                 let invoke = ctx.clock.now_us();
-                let result = ctx
-                    .send(
-                        ctx.http
-                            .delete(format!("{}/api/store/{lease_id}", ctx.nodes[node]))
-                            .header("authorization", &ctx.auth),
-                    )
-                    .await;
+                let result = ctx.api[node].delete_lease(&lease_id).send().await;
                 ctx.record(&name, node, invoke, &result, Op::Delete { lease_id });
                 matches!(&result, Ok(a) if a.status < 500)
             }
@@ -105,21 +93,14 @@ pub async fn client(ctx: Arc<Ctx>, leases: Arc<Leases>, name: String, mut rng: S
 async fn create(ctx: &Ctx, leases: &Leases, client: &str, node: usize, n: u64, seconds: u64) -> Option<bool> {
     let bytes = body(n);
     let invoke = ctx.clock.now_us();
-    let result = ctx
-        .send(
-            ctx.http
-                .post(format!("{}/api/store", ctx.nodes[node]))
-                .header("authorization", &ctx.auth)
-                .header("idempotency-key", format!("store-{n}"))
-                .header("x-file-name", file_name(n))
-                .header("x-size-bytes", bytes.len().to_string())
-                .header("x-duration-seconds", seconds.to_string())
-                .body(bytes),
-        )
+    let result = ctx.api[node]
+        .store(&file_name(n), seconds, bytes)
+        .idempotency_key(&format!("store-{n}"))
+        .send()
         .await;
     let (lease_id, expires_at_ms) = match &result {
         Ok(a) if a.status == 201 => {
-            let v = json(a);
+            let v = a.json();
             (
                 v["lease_id"].as_str().map(String::from),
                 v["expires_at"].as_str().and_then(parse_ms),
@@ -205,19 +186,11 @@ async fn census(ctx: &Arc<Ctx>, rng: &mut StdRng) -> Result<(), ChaosError> {
     let mut cursor: Option<String> = None;
     let invoke = ctx.clock.now_us();
     for _ in 0..CENSUS_PAGES_MAX {
-        let query = match &cursor {
-            Some(c) => format!("?limit=200&cursor={c}"),
-            None => "?limit=200".into(),
-        };
         let (at, answer) = ctx
-            .until_definite("lease census", rng, |base| {
-                ctx.http
-                    .get(format!("{base}/api/leases{query}"))
-                    .header("authorization", &ctx.auth)
-            })
+            .until_definite("lease census", rng, |api| api.leases(Some(200), cursor.as_deref()))
             .await?;
         super::expect_status("lease census", &answer, 200)?;
-        let page = json(&answer);
+        let page = answer.json();
         for lease in page["leases"].as_array().into_iter().flatten() {
             let n = lease["file_name"]
                 .as_str()
@@ -231,10 +204,10 @@ async fn census(ctx: &Arc<Ctx>, rng: &mut StdRng) -> Result<(), ChaosError> {
             None => {
                 let mut duplicated: Vec<(u64, u32)> = per_body.into_iter().filter(|(_, c)| *c > 1).collect();
                 duplicated.sort_unstable();
-                let result = Ok(super::Answer {
+                let result = Ok(relay_testkit::Reply {
                     status: 200,
                     headers: Default::default(),
-                    body: Vec::new(),
+                    body: Default::default(),
                 });
                 ctx.record("final", at, invoke, &result, Op::Census { duplicated });
                 return Ok(());

@@ -1,321 +1,155 @@
-//! Starts real `relay` processes on loopback with temp dirs, and cleans them up.
-#![allow(dead_code)]
+//! The node tests' side of the test kit: `relay_testkit` starts the processes and speaks the API;
+//! this adds the tests' defaults (a known agents' key, leases down to one second, one cluster
+//! secret) and helpers that assert as they go.
+#![allow(dead_code, async_fn_in_trait)]
 
-use std::io::{BufRead, BufReader};
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::process::ExitStatus;
 use std::time::Duration;
 
-pub const KEY: &str = "rs_live_testkey0123456789abcdef";
+use relay_testkit::{Call, Client, Node};
+use serde_json::Value;
 
-pub struct Relay {
-    child: Option<Child>,
-    dir: tempfile::TempDir,
-    args: Vec<String>,
-    /// Extra environment (object store credentials).
-    env: Vec<(String, String)>,
-    pub base: String,
-    pub key: String,
-    /// Addresses chosen on first start, reused on restart (members know each other by them).
-    http_bind: String,
-    raft_bind: String,
-    /// Lines the process printed on stdout, in order.
-    pub stdout: Vec<String>,
+pub use relay_testkit::Node as Relay;
+
+pub const KEY: &str = "rs_live_testkey0123456789abcdef";
+pub const SECRET: &str = "test-cluster-secret-0123456789";
+const RELAY_BIN: &str = env!("CARGO_BIN_EXE_relay");
+/// Longer than the tests' own waits ever were, so a slow machine is not a failure.
+const WAIT: Duration = Duration::from_secs(60);
+
+/// The tests' defaults and asserting helpers on a node.
+pub trait RelayExt: Sized {
+    /// A node with a known API key and leases allowed down to one second.
+    fn start(extra: &[&str]) -> Self;
+    /// A node started with exactly `extra` (plus address and data dir); `key` empty for the one
+    /// it makes.
+    fn start_raw(extra: &[&str], key: &str) -> Self;
+    /// A node with the test key and extra environment.
+    fn start_with_env(extra: &[&str], env: &[(String, String)]) -> Self;
+    /// Starts again as the README says a member restarts: the same command minus `--join`.
+    fn restart_without_join(&mut self);
+    /// Where a node without `--objects` keeps the bytes.
+    fn objects_dir(&self) -> PathBuf;
+    /// `Authorization` with the admin key.
+    fn admin_auth(&self) -> String;
+    /// GET /cluster/status with the admin key.
+    async fn cluster_status(&self, http: &reqwest::Client) -> Value;
+    /// POST /api/store with the given bytes and duration; returns the receipt.
+    async fn store(&self, http: &reqwest::Client, name: &str, body: Vec<u8>, duration_s: u64) -> Value;
+    /// An unauthenticated GET that must answer 200 with JSON.
+    async fn get_json(&self, http: &reqwest::Client, path: &str) -> Value;
+    /// Every lease row, following `next_cursor` page by page (`limit` per page, at most 100 pages).
+    async fn all_leases(&self, http: &reqwest::Client, limit: usize) -> Vec<Value>;
+    /// GET /api/leases (first page) as JSON.
+    async fn leases(&self, http: &reqwest::Client) -> Value;
+    /// POST /api/mailbox reserving `capacity_bytes` for 600 s, with `extra` headers; the 201 body.
+    async fn mailbox(&self, http: &reqwest::Client, capacity_bytes: u64, extra: &[(&str, &str)]) -> Value;
+    async fn download(&self, http: &reqwest::Client, lease_id: &str) -> reqwest::Response;
 }
 
-impl Relay {
-    /// A node with a known API key and leases allowed down to one second.
-    pub fn start(extra: &[&str]) -> Relay {
-        let mut args = vec!["--bootstrap-api-key", KEY, "--min-duration-seconds", "1"];
-        args.extend_from_slice(extra);
-        Relay::start_raw(&args, KEY)
+fn start(extra: &[&str], env: &[(String, String)]) -> Relay {
+    Node::builder(RELAY_BIN)
+        .args(["--bootstrap-api-key", KEY, "--min-duration-seconds", "1"])
+        .args(extra.iter().copied())
+        .envs(env)
+        .start()
+        .unwrap_or_else(|e| panic!("relay did not start: {e}"))
+}
+
+impl RelayExt for Relay {
+    fn start(extra: &[&str]) -> Relay {
+        start(extra, &[])
     }
 
-    /// A node started with exactly `extra` (plus address and data dir).
-    pub fn start_raw(extra: &[&str], key: &str) -> Relay {
-        Relay::start_env(extra, key, &[])
-    }
-
-    /// A node with the test key and extra environment.
-    pub fn start_with_env(extra: &[&str], env: &[(String, String)]) -> Relay {
-        let mut args = vec!["--bootstrap-api-key", KEY, "--min-duration-seconds", "1"];
-        args.extend_from_slice(extra);
-        Relay::start_env(&args, KEY, env)
-    }
-
-    fn start_env(extra: &[&str], key: &str, env: &[(String, String)]) -> Relay {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut relay = Relay {
-            child: None,
-            dir,
-            env: env.to_vec(),
-            args: extra.iter().map(|s| s.to_string()).collect(),
-            base: String::new(),
-            key: key.to_string(),
-            http_bind: "127.0.0.1:0".into(),
-            raft_bind: "127.0.0.1:0".into(),
-            stdout: Vec::new(),
-        };
-        relay.spawn();
+    fn start_raw(extra: &[&str], key: &str) -> Relay {
+        let mut relay = Node::builder(RELAY_BIN)
+            .args(extra.iter().copied())
+            .start()
+            .unwrap_or_else(|e| panic!("relay did not start: {e}"));
+        if !key.is_empty() {
+            relay.set_key(key);
+        }
         relay
     }
 
-    pub fn data_dir(&self) -> &Path {
-        self.dir.path()
+    fn start_with_env(extra: &[&str], env: &[(String, String)]) -> Relay {
+        start(extra, env)
     }
 
-    pub fn objects_dir(&self) -> PathBuf {
-        self.dir.path().join("objects")
+    fn restart_without_join(&mut self) {
+        self.remove_flag("--join");
+        self.restart().unwrap_or_else(|e| panic!("restart: {e}"));
     }
 
-    fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("relay.log"))
-            .expect("log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_relay"))
-            .arg("serve")
-            .args(["--http", &self.http_bind, "--raft", &self.raft_bind])
-            .arg("--data-dir")
-            .arg(self.dir.path())
-            .args(&self.args)
-            .env("RUST_LOG", "info,openraft=warn")
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("spawn relay");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        self.child = Some(child);
-        loop {
-            match rx.recv_timeout(Duration::from_secs(60)) {
-                Ok(line) => {
-                    self.stdout.push(line.clone());
-                    if let Some(addr) = line.strip_prefix("relay: raft transport on ") {
-                        self.raft_bind = addr.trim().to_string();
-                    }
-                    if let Some(addr) = line.strip_prefix("relay: listening on ") {
-                        self.base = addr.trim().to_string();
-                        self.http_bind = self.base.trim_start_matches("http://").to_string();
-                        break;
-                    }
-                }
-                Err(_) => {
-                    if let Some(mut child) = self.child.take() {
-                        let _ = child.kill();
-                        let _ = child.wait();
-                    }
-                    panic!("relay did not start; log:\n{}", self.logs())
-                }
-            }
-        }
-        // Keep draining stdout so the child never blocks on a full pipe.
-        std::thread::spawn(move || while rx.recv().is_ok() {});
+    fn objects_dir(&self) -> PathBuf {
+        self.data_dir().join("objects")
     }
 
-    pub fn logs(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("relay.log")).unwrap_or_default()
+    fn admin_auth(&self) -> String {
+        format!("Bearer {}", self.admin_key().expect("admin key file"))
     }
 
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{}", self.base, path)
+    async fn cluster_status(&self, http: &reqwest::Client) -> Value {
+        let admin = self.admin_key().expect("admin key file");
+        let call = Client::new(http.clone(), self.base()).bearer(&admin).cluster_status();
+        ok_json(call, "cluster status").await
     }
 
-    pub fn pid(&self) -> i32 {
-        self.child.as_ref().expect("running").id() as i32
-    }
-
-    /// SIGKILL: no chance to flush anything.
-    pub fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// SIGTERM, then wait (bounded) for the exit status.
-    pub fn terminate(&mut self) -> ExitStatus {
-        let mut child = self.child.take().expect("running");
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        for _ in 0..300 {
-            if let Some(status) = child.try_wait().expect("wait") {
-                return status;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        panic!("relay did not exit within 15 s of SIGTERM; log:\n{}", self.logs());
-    }
-
-    /// Starts again as the README says a member restarts: the same command minus `--join`.
-    pub fn restart_without_join(&mut self) {
-        if let Some(i) = self.args.iter().position(|a| a == "--join") {
-            self.args.drain(i..i + 2);
-        }
-        self.restart();
-    }
-
-    /// Starts again on the same data dir (a new HTTP port).
-    pub fn restart(&mut self) {
-        assert!(self.child.is_none(), "stop it first");
-        self.stdout.clear();
-        self.spawn();
-    }
-
-    pub fn auth(&self) -> String {
-        format!("Bearer {}", self.key)
-    }
-
-    /// The admin key the founding node made (`<data-dir>/admin-api-key`).
-    pub fn admin_key(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("admin-api-key"))
-            .expect("admin key file")
-            .trim()
-            .to_string()
-    }
-
-    /// `Authorization` with the admin key.
-    pub fn admin_auth(&self) -> String {
-        format!("Bearer {}", self.admin_key())
-    }
-
-    /// The inter-node (Raft) address this node listens on.
-    pub fn raft_addr(&self) -> String {
-        self.raft_bind.clone()
-    }
-
-    /// The HTTP address (`IP:port`) this node listens on.
-    pub fn http_addr(&self) -> String {
-        self.http_bind.clone()
-    }
-
-    /// GET /cluster/status with the admin key.
-    pub async fn cluster_status(&self, client: &reqwest::Client) -> serde_json::Value {
-        let resp = client
-            .get(self.url("/cluster/status"))
-            .header("authorization", self.admin_auth())
-            .send()
-            .await
-            .expect("status");
-        assert_eq!(resp.status(), 200, "cluster status");
-        resp.json().await.expect("status json")
-    }
-
-    /// POST /api/store with the given bytes and duration; returns the receipt.
-    pub async fn store(
-        &self,
-        client: &reqwest::Client,
-        name: &str,
-        body: Vec<u8>,
-        duration_s: u64,
-    ) -> serde_json::Value {
-        let resp = client
-            .post(self.url("/api/store"))
-            .header("authorization", self.auth())
-            .header("x-file-name", name)
-            .header("x-size-bytes", body.len().to_string())
-            .header("x-duration-seconds", duration_s.to_string())
-            .header("content-type", "application/octet-stream")
-            .body(body)
+    async fn store(&self, http: &reqwest::Client, name: &str, body: Vec<u8>, duration_s: u64) -> Value {
+        let reply = self
+            .client(http.clone())
+            .store(name, duration_s, body)
+            .content_type("application/octet-stream")
             .send()
             .await
             .expect("store request");
-        let status = resp.status();
-        let json: serde_json::Value = resp.json().await.expect("json receipt");
-        assert_eq!(status, 201, "store failed: {json}");
+        let json: Value = serde_json::from_slice(&reply.body).expect("json receipt");
+        assert_eq!(reply.status, 201, "store failed: {json}");
         json
     }
 
-    /// An unauthenticated GET that must answer 200 with JSON.
-    pub async fn get_json(&self, client: &reqwest::Client, path: &str) -> serde_json::Value {
-        let resp = client.get(self.url(path)).send().await.expect("request");
-        assert_eq!(resp.status(), 200, "GET {path}");
-        resp.json().await.expect("json body")
+    async fn get_json(&self, http: &reqwest::Client, path: &str) -> Value {
+        ok_json(Client::new(http.clone(), self.base()).get(path), &format!("GET {path}")).await
     }
 
-    /// Every lease row, following `next_cursor` page by page (`limit` per page, at most 100 pages).
-    pub async fn all_leases(&self, client: &reqwest::Client, limit: usize) -> Vec<serde_json::Value> {
-        let mut rows = Vec::new();
-        let mut cursor: Option<String> = None;
-        for _ in 0..100 {
-            let mut url = self.url(&format!("/api/leases?limit={limit}"));
-            if let Some(c) = &cursor {
-                url.push_str(&format!("&cursor={c}"));
-            }
-            let resp = client
-                .get(url)
-                .header("authorization", self.auth())
-                .send()
-                .await
-                .expect("list");
-            assert_eq!(resp.status(), 200, "listing failed");
-            let page: serde_json::Value = resp.json().await.expect("json listing");
-            rows.extend(page["leases"].as_array().expect("leases").iter().cloned());
-            match page["next_cursor"].as_str() {
-                Some(c) => cursor = Some(c.to_string()),
-                None => return rows,
-            }
-        }
-        panic!("more than 100 pages");
-    }
-
-    /// GET /api/leases (first page) as JSON.
-    pub async fn leases(&self, client: &reqwest::Client) -> serde_json::Value {
-        let resp = client
-            .get(self.url("/api/leases"))
-            .header("authorization", self.auth())
-            .send()
+    async fn all_leases(&self, http: &reqwest::Client, limit: usize) -> Vec<Value> {
+        self.client(http.clone())
+            .all_leases(limit)
             .await
-            .expect("list");
-        assert_eq!(resp.status(), 200, "listing failed");
-        resp.json().await.expect("json listing")
+            .expect("listing failed")
     }
 
-    /// POST /api/mailbox reserving `capacity_bytes` for 600 s, with `extra` headers; the 201 body.
-    pub async fn mailbox(
-        &self,
-        client: &reqwest::Client,
-        capacity_bytes: u64,
-        extra: &[(&str, &str)],
-    ) -> serde_json::Value {
-        let mut req = client
-            .post(self.url("/api/mailbox"))
-            .header("authorization", self.auth())
-            .header("x-capacity-bytes", capacity_bytes.to_string())
-            .header("x-duration-seconds", "600");
+    async fn leases(&self, http: &reqwest::Client) -> Value {
+        ok_json(self.client(http.clone()).leases(None, None), "listing failed").await
+    }
+
+    async fn mailbox(&self, http: &reqwest::Client, capacity_bytes: u64, extra: &[(&str, &str)]) -> Value {
+        let mut call = self.client(http.clone()).mailbox_create(capacity_bytes, 600);
         for (k, v) in extra {
-            req = req.header(*k, *v);
+            call = call.header(k, v);
         }
-        let resp = req.send().await.expect("mailbox request");
-        assert_eq!(resp.status(), 201, "mailbox create failed");
-        resp.json().await.expect("mailbox json")
+        let reply = call.send().await.expect("mailbox request");
+        assert_eq!(reply.status, 201, "mailbox create failed");
+        serde_json::from_slice(&reply.body).expect("mailbox json")
     }
 
-    pub async fn download(&self, client: &reqwest::Client, lease_id: &str) -> reqwest::Response {
-        client
-            .get(self.url(&format!("/api/download/{lease_id}")))
-            .header("authorization", self.auth())
+    async fn download(&self, http: &reqwest::Client, lease_id: &str) -> reqwest::Response {
+        self.client(http.clone())
+            .download(lease_id)
+            .request()
             .send()
             .await
             .expect("download request")
     }
 }
 
-impl Drop for Relay {
-    fn drop(&mut self) {
-        self.kill9();
-    }
+/// Sends `call`, asserts 200 (naming `what`) and returns the JSON body.
+pub async fn ok_json(call: Call, what: &str) -> Value {
+    let reply = call.send().await.unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert_eq!(reply.status, 200, "{what}");
+    serde_json::from_slice(&reply.body).expect("json body")
 }
 
 pub fn client() -> reqwest::Client {
@@ -363,39 +197,21 @@ pub fn now_ms() -> u64 {
 
 /// The path (from `/api/`) of a URL the API handed out, to send it to any node or over a raw socket.
 pub fn api_path(url: &str) -> String {
-    let (_, rest) = url.split_once("/api/").expect("an API URL");
-    format!("/api/{rest}")
+    relay_testkit::api_path(url).expect("an API URL").to_string()
 }
 
 /// Starts a node asking to join `url` with `extra` flags, expecting it to be refused: waits (up
-/// to 60 s) for it to exit, and returns its exit status and what it wrote on stderr.
+/// to 60 s) for it to exit, and returns its exit status and its log (stderr, then what it printed).
 pub fn refused_join(url: &str, extra: &[&str]) -> (ExitStatus, String) {
-    use std::io::Read;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_relay"))
-        .args(["serve", "--http", "127.0.0.1:0", "--raft", "127.0.0.1:0", "--join", url])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
+    let mut node = Node::builder(RELAY_BIN)
+        .args(["--join", url])
+        .args(extra.iter().copied())
+        .launch()
         .expect("spawn relay");
-    let started = std::time::Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if started.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("a node that should have been refused kept running");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let mut stderr = String::new();
-    let _ = child.stderr.take().expect("stderr").read_to_string(&mut stderr);
-    (status, stderr)
+    let status = node
+        .wait_exit(WAIT)
+        .unwrap_or_else(|e| panic!("a node that should have been refused kept running: {e}"));
+    (status, node.logs())
 }
 
 /// Total size of the files under a directory, recursively.
@@ -424,20 +240,31 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-pub const SECRET: &str = "test-cluster-secret-0123456789";
-
-/// `n` real nodes on loopback: node 1 founds the cluster, the others join it.
+/// `n` real nodes on loopback: node 1 founds the cluster, the others join it. The kit's cluster,
+/// with the tests' defaults and helpers that panic instead of returning errors.
 pub struct Cluster {
-    pub nodes: Vec<Relay>,
-    /// The object store every node shares (bytes never pass through the leader).
-    pub objects: tempfile::TempDir,
+    kit: relay_testkit::Cluster,
+    /// An object store the caller made, kept as long as the cluster.
+    _objects: Option<tempfile::TempDir>,
+}
+
+impl Deref for Cluster {
+    type Target = relay_testkit::Cluster;
+    fn deref(&self) -> &relay_testkit::Cluster {
+        &self.kit
+    }
+}
+
+impl DerefMut for Cluster {
+    fn deref_mut(&mut self) -> &mut relay_testkit::Cluster {
+        &mut self.kit
+    }
 }
 
 impl Cluster {
+    /// `n` nodes sharing an object store in the cluster's own temp dir.
     pub async fn start(n: usize, extra: &[&str]) -> Cluster {
-        let objects = tempfile::tempdir().expect("tempdir");
-        let objects_url = format!("file://{}", objects.path().display());
-        Cluster::start_with_store(n, extra, objects, &objects_url, &[]).await
+        Cluster::start_nodes(n, extra, None, &[], &mut |_, _| Vec::new()).await
     }
 
     /// `n` nodes sharing the object store at `objects_url` (reached with `env`).
@@ -448,7 +275,9 @@ impl Cluster {
         objects_url: &str,
         env: &[(String, String)],
     ) -> Cluster {
-        Cluster::start_nodes(n, extra, objects, objects_url, env, &mut |_, _| Vec::new()).await
+        let mut cluster = Cluster::start_nodes(n, extra, Some(objects_url), env, &mut |_, _| Vec::new()).await;
+        cluster._objects = Some(objects);
+        cluster
     }
 
     /// Like [`Cluster::start`], with more arguments for node `i` (0-based) chosen by `per_node`
@@ -458,78 +287,49 @@ impl Cluster {
         extra: &[&str],
         per_node: &mut dyn FnMut(usize, &[Relay]) -> Vec<String>,
     ) -> Cluster {
-        let objects = tempfile::tempdir().expect("tempdir");
-        let objects_url = format!("file://{}", objects.path().display());
-        Cluster::start_nodes(n, extra, objects, &objects_url, &[], per_node).await
+        Cluster::start_nodes(n, extra, None, &[], per_node).await
     }
 
     async fn start_nodes(
         n: usize,
         extra: &[&str],
-        objects: tempfile::TempDir,
-        objects_url: &str,
+        objects_url: Option<&str>,
         env: &[(String, String)],
         per_node: &mut dyn FnMut(usize, &[Relay]) -> Vec<String>,
     ) -> Cluster {
-        let mut nodes = Vec::new();
-        for id in 1..=n {
-            let id_s = id.to_string();
-            let own = per_node(id - 1, &nodes);
-            let mut args = vec!["--node-id", &id_s, "--cluster-secret", SECRET, "--objects", objects_url];
-            args.extend_from_slice(extra);
-            args.extend(own.iter().map(String::as_str));
-            let join;
-            if id > 1 {
-                join = nodes.first().map(|n: &Relay| n.base.clone()).unwrap();
-                args.extend_from_slice(&["--join", &join]);
-            }
-            nodes.push(Relay::start_with_env(&args, env));
+        let mut builder = relay_testkit::Cluster::builder(RELAY_BIN)
+            .nodes(n)
+            .secret(SECRET)
+            .every_node(|n| {
+                n.args(["--bootstrap-api-key", KEY, "--min-duration-seconds", "1"])
+                    .args(extra.iter().copied())
+                    .envs(env)
+            })
+            .per_node(|i, running| per_node(i, running));
+        if let Some(url) = objects_url {
+            builder = builder.objects(url);
         }
-        let cluster = Cluster { nodes, objects };
-        cluster
-            .wait_for(|s| s["voters"].as_array().map(|v| v.len()) == Some(n.min(3)))
-            .await;
-        cluster
+        let kit = builder
+            .start()
+            .await
+            .unwrap_or_else(|e| panic!("cluster did not start: {e}"));
+        Cluster { kit, _objects: None }
     }
 
     /// GET /cluster/status of node `i` (0-based).
-    pub async fn status(&self, i: usize) -> serde_json::Value {
-        let resp = client()
-            .get(self.nodes[i].url("/cluster/status"))
-            .header("x-cluster-secret", SECRET)
-            .send()
-            .await
-            .expect("status");
-        resp.json().await.expect("status json")
+    pub async fn status(&self, i: usize) -> Value {
+        self.kit.status(i).await.expect("status")
     }
 
-    /// Waits (up to 30 s) until node 0's status satisfies `pred`.
-    pub async fn wait_for(&self, pred: impl Fn(&serde_json::Value) -> bool) {
-        for _ in 0..300 {
-            for i in 0..self.nodes.len() {
-                if self.nodes[i].child.is_some() && pred(&self.status(i).await) {
-                    return;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+    /// Waits (up to 60 s) until some running node's status satisfies `pred`.
+    pub async fn wait_for(&self, pred: impl Fn(&Value) -> bool) {
+        if let Err(e) = self.kit.wait_for(WAIT, pred).await {
+            panic!("cluster never reached the expected state: {e}");
         }
-        panic!("cluster never reached the expected state: {}", self.status(0).await);
     }
 
     /// Index of the node that is leader (as seen by a running node).
     pub async fn leader(&self) -> usize {
-        for _ in 0..300 {
-            for i in 0..self.nodes.len() {
-                if self.nodes[i].child.is_none() {
-                    continue;
-                }
-                let s = self.status(i).await;
-                if s["state"] == "Leader" {
-                    return i;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("no leader");
+        self.kit.wait_for_leader(WAIT).await.expect("no leader")
     }
 }
