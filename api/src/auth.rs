@@ -3,6 +3,9 @@
 //! - `rs_live_…`: an agent's API key. It acts for one account ([`Caller`]) and nothing else.
 //! - `rs_admin_…`: an admin key. It administers the cluster ([`Admin`]) and acts for no account.
 //!
+//! A session token (a JWT from `POST /api/auth/siwe` or `/api/auth/session`) also makes a
+//! [`Caller`]: the wallet or account it was opened for, while its session lives.
+//!
 //! The cluster secret (`X-Cluster-Secret`) is also an admin credential. Keys are looked up by
 //! their blake3 hash in the ledger; a key's shape is checked before any lookup.
 
@@ -25,7 +28,10 @@ const KEY_MIN_SECRET_LEN: usize = 16;
 /// The authenticated account behind a request. While it lives, it holds one of the account's
 /// in-flight slots.
 pub struct Caller {
+    /// The account id, or for a wallet's session its checksummed address.
     pub account_id: String,
+    /// The session the caller proved itself with, if a session token.
+    pub session_id: Option<String>,
     _slot: InFlightGuard,
 }
 
@@ -58,6 +64,7 @@ pub fn is_well_formed_admin_key(key: &str) -> bool {
 enum Bearer<'a> {
     Agent(&'a str),
     Admin(&'a str),
+    Session(&'a str),
 }
 
 /// `Authorization: Bearer <key>`, checked for shape only.
@@ -79,6 +86,8 @@ fn bearer(parts: &Parts) -> Result<Bearer<'_>, ApiError> {
         Ok(Bearer::Agent(key))
     } else if is_well_formed_admin_key(key) {
         Ok(Bearer::Admin(key))
+    } else if crate::session_token::looks_like_token(key) {
+        Ok(Bearer::Session(key))
     } else {
         Err(ApiError::Unauthorized("malformed API key"))
     }
@@ -92,21 +101,28 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let key = match bearer(parts)? {
-            Bearer::Agent(key) => key,
+        let (account_id, session_id) = match bearer(parts)? {
+            // The lookup is by hash, so response time says nothing about how much of a key
+            // matched.
+            Bearer::Agent(key) => {
+                let account_id = state
+                    .ledger
+                    .reader()
+                    .account_for_key_hash(&key_hash(key))?
+                    .ok_or(ApiError::Unauthorized("unknown API key"))?;
+                (account_id, None)
+            }
             Bearer::Admin(key) if is_admin_key(state, key)? => {
                 return Err(ApiError::Forbidden(
                     "an admin key acts for no account; use an account's rs_live_ key",
                 ))
             }
             Bearer::Admin(_) => return Err(ApiError::Unauthorized("unknown API key")),
+            Bearer::Session(token) => {
+                let (subject, sid) = session(state, token).await?;
+                (subject, Some(sid))
+            }
         };
-        // The lookup is by hash, so response time says nothing about how much of a key matched.
-        let account_id = state
-            .ledger
-            .reader()
-            .account_for_key_hash(&key_hash(key))?
-            .ok_or(ApiError::Unauthorized("unknown API key"))?;
         let slot = state
             .limits
             .per_account
@@ -117,8 +133,35 @@ impl FromRequestParts<AppState> for Caller {
             })?;
         Ok(Caller {
             account_id,
+            session_id,
             _slot: slot,
         })
+    }
+}
+
+/// The subject and session of a session token: signed by a key the ledger holds, not expired,
+/// and its session open. A session this node has not applied yet is looked up again after a read
+/// barrier (a token used at once on another node than the one that opened it).
+async fn session(state: &AppState, token: &str) -> Result<(String, String), ApiError> {
+    let refused = ApiError::Unauthorized("invalid or expired session token");
+    let now_ms = relay_raft::wall_clock_ms();
+    let mut reader = state.ledger.reader();
+    let keys = reader.session_keys()?;
+    let claims = match crate::session_token::verify(&keys, token, now_ms / 1000) {
+        Ok(claims) => claims,
+        Err("unknown key") => {
+            reader = state.ledger.linearizable().await?;
+            crate::session_token::verify(&reader.session_keys()?, token, now_ms / 1000).map_err(|_| refused)?
+        }
+        Err(_) => return Err(ApiError::Unauthorized("invalid or expired session token")),
+    };
+    let mut found = reader.session(&claims.sid)?;
+    if found.is_none() {
+        found = state.ledger.linearizable().await?.session(&claims.sid)?;
+    }
+    match found {
+        Some(s) if !s.revoked && s.expires_at_ms > now_ms && s.subject == claims.sub => Ok((claims.sub, claims.sid)),
+        _ => Err(ApiError::Unauthorized("invalid or expired session token")),
     }
 }
 
@@ -136,6 +179,7 @@ impl FromRequestParts<AppState> for Admin {
         match bearer(parts)? {
             Bearer::Admin(key) if is_admin_key(state, key)? => Ok(Admin),
             Bearer::Admin(_) => Err(ApiError::Unauthorized("unknown admin key")),
+            Bearer::Session(_) => Err(ApiError::Forbidden("a session cannot administer the cluster")),
             Bearer::Agent(key) => {
                 if state.ledger.reader().account_for_key_hash(&key_hash(key))?.is_none() {
                     return Err(ApiError::Unauthorized("unknown API key"));

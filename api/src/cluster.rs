@@ -224,3 +224,11 @@ pub async fn set_pricing(
         "min_charge_micros": pricing.min_charge_micros,
     })))
 }
+
+/// `POST /cluster/session-keys/rotate`: new session tokens are signed with a fresh key; the
+/// newest few keys still verify, so open sessions go on until they expire.
+pub async fn rotate_session_key(State(state): State<AppState>, _: Admin) -> ApiResult<Json<Value>> {
+    let kid = crate::sessions::rotate(&state).await?;
+    tracing::info!(%kid, "session signing key rotated");
+    Ok(Json(json!({"status": "ok", "kid": kid})))
+}

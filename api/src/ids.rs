@@ -6,6 +6,10 @@ pub fn lease_id() -> String {
     format!("lse_{}", ulid::Ulid::new())
 }
 
+pub fn session_id() -> String {
+    format!("ses_{}", ulid::Ulid::new())
+}
+
 pub fn ledger_id() -> String {
     format!("led_{}", ulid::Ulid::new())
 }

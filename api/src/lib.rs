@@ -48,6 +48,9 @@ pub mod purchase;
 pub mod range;
 pub mod render;
 pub mod request_id;
+pub mod session_token;
+pub mod sessions;
+pub mod siwe;
 pub mod ssrf;
 pub mod state;
 pub mod store;
@@ -104,6 +107,16 @@ pub fn router(state: AppState) -> Router {
         .route("/cluster/promote", post(cluster::promote).layer(admin_body_limit()))
         .route("/cluster/remove", post(cluster::remove).layer(admin_body_limit()))
         .route("/cluster/pricing", post(cluster::set_pricing).layer(admin_body_limit()))
+        .route("/cluster/session-keys/rotate", post(cluster::rotate_session_key))
+        .route("/api/auth/siwe/nonce", post(sessions::nonce))
+        .route(
+            "/api/auth/siwe",
+            post(sessions::sign_in).layer(DefaultBodyLimit::max(sessions::BODY_MAX_BYTES)),
+        )
+        .route(
+            "/api/auth/session",
+            post(sessions::open_for_account).delete(sessions::revoke),
+        )
         .fallback(|| async { ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         // Innermost first: a panic still gets the JSON shape; the caps answer before any handler

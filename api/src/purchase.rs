@@ -70,7 +70,9 @@ impl FromRequestParts<AppState> for Payer {
         let Some(x402) = &state.config.x402 else {
             return Ok(Payer::Account(Caller::from_request_parts(parts, state).await?));
         };
-        if parts.headers.contains_key(header::AUTHORIZATION) {
+        // A payment pays, whatever else is sent (a wallet's session token, say).
+        let paying = parts.headers.contains_key("x-payment") || parts.headers.contains_key("payment-signature");
+        if !paying && parts.headers.contains_key(header::AUTHORIZATION) {
             return Ok(Payer::Account(Caller::from_request_parts(parts, state).await?));
         }
         let resource = format!(

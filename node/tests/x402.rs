@@ -5,7 +5,7 @@ mod common;
 #[path = "common/x402.rs"]
 mod x402kit;
 
-use common::{client, files_under, Cluster, Relay};
+use common::{client, files_under, Cluster, Relay, RelayExt};
 use serde_json::{json, Value};
 use x402kit::{decode, encode, now_s, Facilitator, Terms, Wallet, ASSET, PAY_TO};
 
@@ -445,14 +445,14 @@ async fn three_nodes_take_payments_and_refuse_a_replay_on_every_node() {
     for node in &cluster.nodes {
         let header = wallet.v1(&wallet.terms(want));
         let r = store(node, &[("x-payment", &header)]).await;
-        assert_eq!(r.status(), 201, "through {}", node.base);
+        assert_eq!(r.status(), 201, "through {}", node.base());
         headers.push(header);
     }
     // Each authorization, replayed through every other node, is refused.
     for (i, header) in headers.iter().enumerate() {
         let other = &cluster.nodes[(i + 1) % 3];
         let r = store(other, &[("x-payment", header)]).await;
-        assert_eq!(r.status(), 402, "replay through {}", other.base);
+        assert_eq!(r.status(), 402, "replay through {}", other.base());
     }
 }
 

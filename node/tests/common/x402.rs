@@ -135,6 +135,20 @@ impl Wallet {
         (json, signature)
     }
 
+    /// An EIP-191 `personal_sign` signature of `text` (a sign-in message).
+    pub fn personal_sign(&self, text: &str) -> String {
+        evm::sign(&self.key, &evm::personal_digest(text.as_bytes()))
+    }
+
+    /// A Sign-In with Ethereum message for `domain` with `nonce`, issued now.
+    pub fn siwe_message(&self, domain: &str, nonce: &str, chain_id: u64) -> String {
+        let issued = chrono_now();
+        format!(
+            "{domain} wants you to sign in with your Ethereum account:\n{}\n\nSign in to Relay.\n\nURI: http://{domain}\nVersion: 1\nChain ID: {chain_id}\nNonce: {nonce}\nIssued At: {issued}",
+            self.address.checksummed()
+        )
+    }
+
     /// A v1 `X-PAYMENT` value.
     pub fn v1(&self, t: &Terms) -> String {
         let (authorization, signature) = self.sign(t);
@@ -163,4 +177,9 @@ pub fn encode(v: &Value) -> String {
 
 pub fn decode(header: &str) -> Value {
     serde_json::from_slice(&STANDARD.decode(header).expect("base64")).expect("json")
+}
+
+/// Now as RFC 3339 (UTC, seconds).
+pub fn chrono_now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
