@@ -31,7 +31,7 @@ fn json_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> ApiRes
 }
 
 /// Like [`json_body`], for bodies that must be a JSON object (serde would also take an array).
-fn json_object<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> ApiResult<T> {
+pub(crate) fn json_object<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> ApiResult<T> {
     let value: Value = json_body(body)?;
     if !value.is_object() {
         return Err(ApiError::BadRequest("the body must be a JSON object".into()));

@@ -220,6 +220,7 @@ impl ApiError {
             Rejection::PostRequired => ApiError::PostRequired,
             Rejection::NonceReused => ApiError::Unauthorized("this sign-in message was already used"),
             Rejection::SessionNotFound => ApiError::NotFound("session"),
+            Rejection::KeyNotFound => ApiError::NotFound("API key"),
             // The purchase path answers these with a 402 and a fresh offer.
             r @ (Rejection::PaymentReused | Rejection::PriceMismatch { .. } | Rejection::PaymentExpired) => {
                 ApiError::InvalidValue {

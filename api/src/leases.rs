@@ -15,7 +15,22 @@ pub const PAGE_MAX: usize = 200;
 const CURSOR_MAX_LEN: usize = 256;
 
 pub async fn list(State(state): State<AppState>, caller: Caller, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
-    let q = query_map(raw.as_deref())?;
+    let (limit, cursor) = page(raw.as_deref())?;
+    let reader = state.ledger.linearizable().await?;
+    let page = reader.leases_by_owner(&caller.account_id, cursor.as_deref(), limit)?;
+    let now_ms = state.ledger.now_ms();
+    let leases: Vec<Value> = page.leases.iter().map(|l| render::lease(l, now_ms)).collect();
+    Ok(Json(json!({
+        "status": "ok",
+        "count": leases.len(),
+        "leases": leases,
+        "next_cursor": page.next_cursor,
+    })))
+}
+
+/// `?limit=&cursor=` of a paginated listing: the page size and where to go on from.
+pub fn page(raw: Option<&str>) -> ApiResult<(usize, Option<String>)> {
+    let q = query_map(raw)?;
     let limit = match q.get("limit") {
         None => PAGE_DEFAULT,
         Some(s) => match s.parse::<usize>() {
@@ -28,20 +43,11 @@ pub async fn list(State(state): State<AppState>, caller: Caller, RawQuery(raw): 
             }
         },
     };
-    let cursor = q.get("cursor").map(String::as_str);
-    if let Some(c) = cursor {
+    let cursor = q.get("cursor").cloned();
+    if let Some(c) = &cursor {
         if c.len() > CURSOR_MAX_LEN || hex::decode(c).is_err() {
             return Err(ApiError::BadRequest("malformed cursor".into()));
         }
     }
-    let reader = state.ledger.linearizable().await?;
-    let page = reader.leases_by_owner(&caller.account_id, cursor, limit)?;
-    let now_ms = state.ledger.now_ms();
-    let leases: Vec<Value> = page.leases.iter().map(|l| render::lease(l, now_ms)).collect();
-    Ok(Json(json!({
-        "status": "ok",
-        "count": leases.len(),
-        "leases": leases,
-        "next_cursor": page.next_cursor,
-    })))
+    Ok((limit, cursor))
 }

@@ -23,7 +23,9 @@
 //! Handlers parse, run one ledger command ([`ops::run`]), render; business rules live in the
 //! ledger.
 
+pub mod accounts;
 pub mod auth;
+pub mod billing;
 pub mod blobs;
 pub mod bodies;
 pub mod checkpoint;
@@ -108,6 +110,18 @@ pub fn router(state: AppState) -> Router {
         .route("/cluster/remove", post(cluster::remove).layer(admin_body_limit()))
         .route("/cluster/pricing", post(cluster::set_pricing).layer(admin_body_limit()))
         .route("/cluster/session-keys/rotate", post(cluster::rotate_session_key))
+        .route("/cluster/accounts", post(accounts::create).layer(admin_body_limit()))
+        .route("/cluster/accounts/{id}", get(accounts::get))
+        .route(
+            "/cluster/accounts/{id}/topup",
+            post(accounts::top_up).layer(admin_body_limit()),
+        )
+        .route(
+            "/cluster/accounts/{id}/keys",
+            post(accounts::issue_key).get(accounts::list_keys),
+        )
+        .route("/cluster/accounts/{id}/keys/{key_id}", delete(accounts::revoke_key))
+        .route("/api/billing", get(billing::list))
         .route("/api/auth/siwe/nonce", post(sessions::nonce))
         .route(
             "/api/auth/siwe",

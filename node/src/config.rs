@@ -22,6 +22,8 @@ pub enum Commands {
     Serve(ServeArgs),
     /// Inspect or change cluster membership through any member's admin API.
     Cluster(ClusterArgs),
+    /// Create accounts, top them up, issue and revoke their API keys.
+    Account(AccountArgs),
     /// A local x402 facilitator for development and tests: really checks signatures, amounts,
     /// times and nonces, keeps balances in memory, never touches a chain.
     DevFacilitator(crate::dev_facilitator::DevFacilitatorArgs),
@@ -31,6 +33,47 @@ pub enum Commands {
 pub struct ClusterArgs {
     #[command(subcommand)]
     pub action: ClusterAction,
+    #[command(flatten)]
+    pub conn: AdminConn,
+}
+
+/// `relay account …`: accounts and their API keys, through any member's admin API.
+#[derive(Args, Debug, Clone)]
+pub struct AccountArgs {
+    #[command(subcommand)]
+    pub action: AccountAction,
+    #[command(flatten)]
+    pub conn: AdminConn,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum AccountAction {
+    /// Create an account (its id generated unless given) with an opening balance.
+    Create {
+        #[arg(long)]
+        id: Option<String>,
+        #[arg(long, default_value_t = 0)]
+        balance_micros: u64,
+    },
+    /// Print an account's balance.
+    Balance { account_id: String },
+    /// Add to an account's balance (micro-USDC).
+    Topup {
+        account_id: String,
+        #[arg(long)]
+        micros: u64,
+    },
+    /// Issue a new API key for the account (printed once).
+    IssueKey { account_id: String },
+    /// List the account's keys (ids and first characters).
+    Keys { account_id: String },
+    /// Revoke a key by its id.
+    RevokeKey { account_id: String, key_id: String },
+}
+
+/// Where an admin command goes and what proves the caller is an admin.
+#[derive(Args, Debug, Clone)]
+pub struct AdminConn {
     /// HTTP URL of a member (for changes: the leader; `status` names it).
     #[arg(long, env = "RELAY_URL", default_value = "http://127.0.0.1:8080", global = true)]
     pub url: String,

@@ -48,6 +48,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Commands::Serve(args) => runtime.block_on(server::serve(args)),
         Commands::Cluster(args) => runtime.block_on(admin::run(args)),
+        Commands::Account(args) => runtime.block_on(admin::account(args)),
         Commands::DevFacilitator(args) => {
             return match runtime.block_on(dev_facilitator::run(args)) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -89,6 +89,9 @@ pub enum Command {
     AddSessionKey(ops::AddSessionKey),
     OpenSession(ops::OpenSession),
     RevokeSession(ops::RevokeSession),
+    TopUp(ops::TopUp),
+    IssueApiKey(ops::IssueApiKey),
+    RevokeApiKey(ops::RevokeApiKey),
 }
 
 /// One delivery attempt: the delivery due at `due_ms` is done (delivered or given up), or
@@ -179,6 +182,15 @@ pub enum Outcome {
     SessionRevoked {
         session: crate::model::Session,
     },
+    ToppedUp {
+        account: crate::model::Account,
+    },
+    ApiKeyIssued {
+        key: crate::model::ApiKeyInfo,
+    },
+    ApiKeyRevoked {
+        key: crate::model::ApiKeyInfo,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -240,4 +252,6 @@ pub enum Rejection {
     NonceReused,
     #[error("session not found")]
     SessionNotFound,
+    #[error("API key not found")]
+    KeyNotFound,
 }

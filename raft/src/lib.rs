@@ -33,11 +33,11 @@ pub use command::{Command, IdempotencyKey, Outcome, Rejection, Request, Response
 pub use error::{LedgerError, StoreError};
 pub use ledger::{wall_clock_ms, JoinOutcome, Ledger, LedgerConfig, LedgerStatus};
 pub use model::{
-    Access, AccessActor, Account, BodyRef, Checkpoint, Delivery, Handoff, Lease, LeaseKind, LeaseState, Mailbox,
-    Message, Session, SessionKey, Settlement, Webhook, X402Record,
+    Access, AccessActor, Account, ApiKeyInfo, BodyRef, Charge, Checkpoint, Delivery, Handoff, Lease, LeaseKind,
+    LeaseState, Mailbox, Message, Session, SessionKey, Settlement, Webhook, X402Record,
 };
 pub use ops::Op;
-pub use reader::{LeasePage, StateReader};
+pub use reader::{ChargePage, LeasePage, StateReader};
 
 /// Node ids are small integers chosen by the operator (`--node-id`).
 pub type NodeId = u64;

@@ -264,3 +264,26 @@ pub struct SessionKey {
     pub kid: String,
     pub key: Vec<u8>,
 }
+
+/// One charge: what a create cost, paid how, and the balance it left (an account's; a wallet
+/// keeps no balance here).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Charge {
+    pub ledger_id: String,
+    pub lease_id: String,
+    pub amount_micros: u64,
+    pub balance_after_micros: Option<u64>,
+    /// `balance` or `x402`.
+    pub method: String,
+    pub at_ms: u64,
+}
+
+/// An API key as its account's owner sees it: never the key, only its id and first characters.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeyInfo {
+    /// The first 16 hex digits of the key's blake3.
+    pub key_id: String,
+    /// The key's first characters, as shown once at issue (empty for keys from before).
+    pub prefix: String,
+    pub created_at_ms: u64,
+}

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::command::{Command, NewLease, Outcome, Rejection, Response, Served, WebhookResult};
 use crate::error::LedgerError;
-use crate::model::{AccessActor, BodyRef, Handoff, Lease, Message, Session, Settlement, X402Record};
+use crate::model::{
+    AccessActor, Account, ApiKeyInfo, BodyRef, Handoff, Lease, Message, Session, Settlement, X402Record,
+};
 use crate::pricing::Pricing;
 
 /// An operation the ledger can run: the command it travels as and the answer it gets.
@@ -369,6 +371,31 @@ pub struct RevokeSession {
     pub subject: String,
 }
 op!(RevokeSession(RevokeSession) -> Session, Outcome::SessionRevoked { session } => session);
+
+/// Credit an account (an operator's top-up). Answers the account after it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopUp {
+    pub account_id: String,
+    pub amount_micros: u64,
+}
+op!(TopUp(TopUp) -> Account, Outcome::ToppedUp { account } => account);
+
+/// Let a new API key act for an account, listed under its id and first characters.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssueApiKey {
+    pub account_id: String,
+    pub key_hash_hex: String,
+    pub prefix: String,
+}
+op!(IssueApiKey(IssueApiKey) -> ApiKeyInfo, Outcome::ApiKeyIssued { key } => key);
+
+/// Stop an API key (by its id) from acting for its account.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokeApiKey {
+    pub account_id: String,
+    pub key_id: String,
+}
+op!(RevokeApiKey(RevokeApiKey) -> ApiKeyInfo, Outcome::ApiKeyRevoked { key } => key);
 
 #[cfg(test)]
 mod tests {

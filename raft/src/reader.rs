@@ -95,6 +95,45 @@ impl StateReader {
         Ok(out)
     }
 
+    /// Up to `limit` of the owner's charges, newest first, after `cursor` (the key of the last
+    /// one of a previous page, hex).
+    pub fn charges(&self, owner: &str, cursor: Option<&str>, limit: usize) -> Result<ChargePage, StoreError> {
+        let prefix = crate::sm::charges::owner_prefix(owner);
+        let mut start = prefix.clone();
+        if let Some(c) = cursor
+            .and_then(|c| hex::decode(c).ok())
+            .filter(|c| c.starts_with(&prefix))
+        {
+            start = c;
+            start.push(0); // strictly after the cursor's key
+        }
+        let mut end = prefix.clone();
+        *end.last_mut().expect("prefix ends with a separator") = 1;
+        let rows = scan_range(&self.db, "charges", &start, &end, limit + 1)?;
+        let more = rows.len() > limit;
+        let mut items = Vec::new();
+        let mut last = None;
+        for (key, value) in rows.into_iter().take(limit) {
+            items.push(decode::<crate::model::Charge>("charges", &value)?);
+            last = Some(key);
+        }
+        Ok(ChargePage {
+            items,
+            next_cursor: if more { last.map(hex::encode) } else { None },
+        })
+    }
+
+    /// An account's API keys (ids and first characters only).
+    pub fn api_keys(&self, account_id: &str) -> Result<Vec<crate::model::ApiKeyInfo>, StoreError> {
+        let prefix = crate::sm::accounts::account_key(account_id, "");
+        let mut end = prefix.clone();
+        *end.last_mut().expect("prefix ends with a separator") = 1;
+        scan_range(&self.db, "account_keys", &prefix, &end, 1000)?
+            .into_iter()
+            .map(|(_, v)| decode::<(crate::model::ApiKeyInfo, String)>("account_keys", &v).map(|(k, _)| k))
+            .collect()
+    }
+
     /// A session by its id, as applied here (revoked or expired ones included).
     pub fn session(&self, session_id: &str) -> Result<Option<crate::model::Session>, StoreError> {
         self.get("sessions", &crate::sm::sessions::session_key(session_id))
@@ -328,4 +367,10 @@ impl StateReader {
             (a, b) => a.or(b),
         })
     }
+}
+
+/// One page of an owner's charges.
+pub struct ChargePage {
+    pub items: Vec<crate::model::Charge>,
+    pub next_cursor: Option<String>,
 }

@@ -2,10 +2,11 @@
 
 use crate::command::{NewLease, Outcome, Rejection, Response};
 use crate::error::StoreError;
-use crate::model::{Access, AccessActor, Lease, LeaseKind, LeaseState};
+use crate::model::{Access, AccessActor, Charge, Lease, LeaseKind, LeaseState};
 use crate::ops::{LeaseCreated, X402Payment};
 use crate::sm::{
-    accounts, handoffs, mailbox, objects, pricing, x402, ACCESS_HISTORY_MAX, BYTES_HOLD_MS, TOMBSTONE_RETENTION_MS,
+    accounts, charges, handoffs, mailbox, objects, pricing, x402, ACCESS_HISTORY_MAX, BYTES_HOLD_MS,
+    TOMBSTONE_RETENTION_MS,
 };
 use crate::store::keys::{self, Timer};
 use crate::store::txn::Txn;
@@ -60,6 +61,15 @@ pub fn create(
         recent_access: Vec::new(),
     };
     txn.put("leases", lease.lease_id.as_bytes(), &lease)?;
+    let charge = Charge {
+        ledger_id: lease.ledger_id.clone(),
+        lease_id: lease.lease_id.clone(),
+        amount_micros: cost_micros,
+        balance_after_micros: payment.is_none().then_some(balance_micros),
+        method: if payment.is_some() { "x402" } else { "balance" }.into(),
+        at_ms: now_ms,
+    };
+    charges::record(txn, &lease.owner, &charge)?;
     for object_key in lease.kind.object_keys() {
         objects::reference(txn, &object_key, &lease.lease_id)?;
     }

@@ -3,10 +3,11 @@
 //! [`apply_request`] is a pure function of the stored state and the [`Request`]: it reads no clock,
 //! no randomness and no network. Time is the cluster clock, `max(stored clock, request.now_ms)`, so
 //! it never runs backwards across leader changes. One file per command family:
-//! [`accounts`], [`leases`], [`checkpoints`], [`mailbox`], [`handoffs`], [`pricing`], [`sessions`], [`sweep`], [`x402`]; [`dedup`] answers retried commands.
+//! [`accounts`], [`charges`], [`leases`], [`checkpoints`], [`mailbox`], [`handoffs`], [`pricing`], [`sessions`], [`sweep`], [`x402`]; [`dedup`] answers retried commands.
 
 pub mod accounts;
 pub mod bodies;
+pub mod charges;
 pub mod checkpoints;
 pub mod dedup;
 pub mod handoffs;
@@ -137,6 +138,9 @@ fn apply_command(txn: &mut Txn<'_>, now_ms: u64, command: &Command) -> Result<Re
         Command::AddSessionKey(op) => sessions::add_key(txn, op),
         Command::OpenSession(op) => sessions::open(txn, now_ms, op),
         Command::RevokeSession(op) => sessions::revoke(txn, op),
+        Command::TopUp(op) => accounts::top_up(txn, &op.account_id, op.amount_micros),
+        Command::IssueApiKey(op) => accounts::issue_key(txn, now_ms, op),
+        Command::RevokeApiKey(op) => accounts::revoke_key(txn, op),
     }
 }
 

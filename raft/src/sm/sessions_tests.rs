@@ -103,3 +103,72 @@ fn rotation_keeps_the_newest_keys() {
     assert_eq!(kids.len(), SESSION_KEYS_KEPT);
     assert_eq!(kids, ["k2", "k3", "k4", "k5"]);
 }
+
+#[test]
+fn accounts_are_topped_up_and_their_keys_issued_listed_and_revoked() {
+    let (_dir, db) = fresh_db();
+    let hash = hex::encode([9u8; 32]);
+    let r = apply_all(
+        &db,
+        &[
+            at(
+                T0,
+                Command::CreateAccount(ops::CreateAccount {
+                    account_id: "acct_a".into(),
+                    balance_micros: 10,
+                }),
+            ),
+            at(
+                T0,
+                Command::TopUp(ops::TopUp {
+                    account_id: "acct_a".into(),
+                    amount_micros: 5,
+                }),
+            ),
+            at(
+                T0,
+                Command::TopUp(ops::TopUp {
+                    account_id: "acct_a".into(),
+                    amount_micros: u64::MAX,
+                }),
+            ),
+            at(
+                T0,
+                Command::TopUp(ops::TopUp {
+                    account_id: "acct_nobody".into(),
+                    amount_micros: 5,
+                }),
+            ),
+            at(
+                T0,
+                Command::IssueApiKey(ops::IssueApiKey {
+                    account_id: "acct_a".into(),
+                    key_hash_hex: hash.clone(),
+                    prefix: "rs_live_ab".into(),
+                }),
+            ),
+            at(
+                T0,
+                Command::RevokeApiKey(ops::RevokeApiKey {
+                    account_id: "acct_b".into(),
+                    key_id: hash[..16].into(),
+                }),
+            ),
+            at(
+                T0,
+                Command::RevokeApiKey(ops::RevokeApiKey {
+                    account_id: "acct_a".into(),
+                    key_id: hash[..16].into(),
+                }),
+            ),
+        ],
+    );
+    assert!(matches!(&r[1], Ok(Outcome::ToppedUp { account }) if account.balance_micros == 15));
+    assert!(matches!(r[2], Err(Rejection::Invalid(_))), "no wrap-around");
+    assert_eq!(r[3], Err(Rejection::AccountNotFound));
+    assert!(matches!(&r[4], Ok(Outcome::ApiKeyIssued { key }) if key.key_id == hash[..16]));
+    assert_eq!(r[5], Err(Rejection::KeyNotFound), "only its own account revokes a key");
+    assert!(matches!(r[6], Ok(Outcome::ApiKeyRevoked { .. })));
+    assert!(raw(&db, "api_keys").is_empty(), "a revoked key acts for no one");
+    assert!(raw(&db, "account_keys").is_empty());
+}

@@ -5,7 +5,7 @@ use crate::command::{Outcome, Rejection, Response};
 use crate::error::StoreError;
 use crate::model::{Lease, LeaseState};
 use crate::ops::Swept;
-use crate::sm::{leases, sessions, x402, DEDUP_WINDOW_MS, GC_BATCH_MAX};
+use crate::sm::{charges, leases, sessions, x402, DEDUP_WINDOW_MS, GC_BATCH_MAX};
 use crate::store::keys::{self, Timer};
 use crate::store::txn::Txn;
 
@@ -37,9 +37,12 @@ pub fn expire_due(txn: &mut Txn<'_>, now_ms: u64, max: u32) -> Result<Response, 
             _ => {}
         }
     }
-    // Idempotency records, spent x402 authorizations and sessions all expire by an age index.
-    let dedup_pruned =
-        prune_dedup(txn, now_ms, max)? + x402::prune(txn, now_ms, max)? + sessions::prune(txn, now_ms, max)?;
+    // Idempotency records, spent x402 authorizations, sessions and old charges all expire by an
+    // age index.
+    let dedup_pruned = prune_dedup(txn, now_ms, max)?
+        + x402::prune(txn, now_ms, max)?
+        + sessions::prune(txn, now_ms, max)?
+        + charges::prune(txn, now_ms, max)?;
     Ok(Ok(Outcome::Swept(Swept {
         expired,
         purged,

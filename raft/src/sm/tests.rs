@@ -701,6 +701,25 @@ fn check_invariants(db: &DB, responses: &[crate::Response], requests: &[Request]
             }
         }
     }
+    // One charge recorded per lease created, for what it cost.
+    let charges: Vec<(Vec<u8>, Vec<u8>)> = raw(db, "charges").into_iter().filter(|(k, _)| k[0] == b'c').collect();
+    assert_eq!(charges.len(), seen.len(), "one charge per created lease");
+    let charged_total: u64 = charges
+        .iter()
+        .map(|(_, v)| decode::<crate::model::Charge>("charges", v).unwrap().amount_micros)
+        .sum();
+    let leases_total: u64 = responses
+        .iter()
+        .filter_map(|r| match r {
+            Ok(Outcome::LeaseCreated(ops::LeaseCreated { lease, .. })) => {
+                Some((lease.lease_id.clone(), lease.cost_micros))
+            }
+            _ => None,
+        })
+        .collect::<BTreeMap<_, _>>()
+        .values()
+        .sum();
+    assert_eq!(charged_total, leases_total, "charges add up to what leases cost");
     for (_, account) in &accounts {
         let spent = charged.get(&account.account_id).copied().unwrap_or(0);
         assert_eq!(

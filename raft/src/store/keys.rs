@@ -6,6 +6,8 @@ pub const META_MEMBERSHIP: &[u8] = b"membership";
 pub const META_CLOCK_MS: &[u8] = b"clock_ms";
 /// The cluster's prices ([`crate::pricing::Pricing`]).
 pub const META_PRICING: &[u8] = b"pricing";
+/// The sequence number of the last charge recorded.
+pub const META_CHARGE_SEQ: &[u8] = b"charge_seq";
 /// The keys that sign session tokens, oldest first; the last signs new ones.
 pub const META_SESSION_KEYS: &[u8] = b"session_keys";
 

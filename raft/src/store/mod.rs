@@ -45,6 +45,8 @@ pub const STATE_CFS: &[&str] = &[
     "admin_keys",
     "x402",
     "sessions",
+    "account_keys",
+    "charges",
 ];
 /// The most files RocksDB keeps open (it closes and reopens the rest as needed), so the node's
 /// file descriptors are bounded and client connections can be capped around them.
