@@ -120,8 +120,8 @@ impl Ledger {
     pub async fn start(cfg: LedgerConfig) -> Result<Ledger, LedgerError> {
         let db = open_db(&cfg.dir.join("db"))?;
         info!(path = %cfg.dir.join("db").display(), "ledger: rocksdb open");
-        let log_store = LogStore::new(db.clone());
         let state_machine = StateMachineStore::new(db.clone(), &cfg.dir.join("snapshots"))?;
+        let log_store = LogStore::new(db.clone(), state_machine.durable_snapshot());
         let config = Config {
             cluster_name: "relay".into(),
             // Failover is bounded by the election timeout; these keep it near a second on loopback

@@ -12,7 +12,9 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> fo
         let dir = tempfile::tempdir().expect("tempdir");
         let db = open_db(&dir.path().join("db")).map_err(StorageError::from)?;
         let sm = StateMachineStore::new(db.clone(), &dir.path().join("snapshots")).map_err(StorageError::from)?;
-        Ok((dir, LogStore::new(db), sm))
+        // The suite asks for purges with no state machine behind them; the guard that makes a
+        // purge wait for the snapshot to cover it has its own test (store::log_store).
+        Ok((dir, LogStore::unguarded(db), sm))
     }
 }
 

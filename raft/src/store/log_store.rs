@@ -2,7 +2,9 @@
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::{Entry, LogId, OptionalSend, StorageError, Vote};
@@ -18,11 +20,46 @@ type SResult<T> = Result<T, StorageError<NodeId>>;
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<DB>,
+    /// One past the last log index the snapshot on disk covers (from the state machine store);
+    /// `None` purges at once (openraft's conformance suite, which has no state machine behind it).
+    durable_snapshot: Option<Arc<AtomicU64>>,
 }
 
+/// How long a purge waits for the state it needs to be on disk before it refuses.
+const PURGE_WAIT: Duration = Duration::from_secs(60);
+
 impl LogStore {
-    pub fn new(db: Arc<DB>) -> Self {
-        LogStore { db }
+    /// A log store that purges only what the snapshot on disk (`durable_snapshot`, from
+    /// [`crate::store::StateMachineStore::durable_snapshot`]) and the applied state cover.
+    pub fn new(db: Arc<DB>, durable_snapshot: Arc<AtomicU64>) -> Self {
+        LogStore {
+            db,
+            durable_snapshot: Some(durable_snapshot),
+        }
+    }
+
+    /// A log store that purges whatever it is asked to (for storage conformance tests only).
+    pub fn unguarded(db: Arc<DB>) -> Self {
+        LogStore {
+            db,
+            durable_snapshot: None,
+        }
+    }
+
+    /// Whether the state up to `index` is applied and covered by the snapshot on disk, so the log
+    /// up to it is no longer needed to rebuild this node.
+    fn covered(&self, index: u64) -> Result<bool, StoreError> {
+        let Some(durable) = &self.durable_snapshot else {
+            return Ok(true);
+        };
+        if durable.load(Ordering::Acquire) <= index {
+            return Ok(false);
+        }
+        let applied: Option<LogId<NodeId>> = match self.db.get_cf(cf(&self.db, "meta")?, keys::META_LAST_APPLIED)? {
+            Some(bytes) => decode("meta", &bytes)?,
+            None => None,
+        };
+        Ok(applied.is_some_and(|id| id.index >= index))
     }
 
     fn get_meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
@@ -155,6 +192,21 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> SResult<()> {
+        // openraft asks to purge the log behind a snapshot it is installing while the state
+        // machine may still be writing it: a crash then would leave the log purged past both the
+        // snapshot on disk and the applied state, and the node could never start again. Wait
+        // until both cover the purge point.
+        let deadline = tokio::time::Instant::now() + PURGE_WAIT;
+        while !self.covered(log_id.index)? {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(StoreError::Io(std::io::Error::other(format!(
+                    "purge to {} waited {PURGE_WAIT:?} for the snapshot and applied state to cover it",
+                    log_id.index
+                )))
+                .into());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         // Record the purge point first: a crash in between leaves extra entries, never a hole.
         self.put_meta_synced(RAFT_LAST_PURGED, &log_id)?;
         let log_cf = cf(&self.db, "log")?;
@@ -162,5 +214,45 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .delete_range_cf(log_cf, keys::log_index(0), keys::log_index(log_id.index + 1))
             .map_err(StoreError::from)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::storage::{RaftLogStorage, RaftSnapshotBuilder, RaftStateMachine};
+    use openraft::{CommittedLeaderId, LogId};
+
+    use super::*;
+    use crate::store::{open_db, StateMachineStore};
+
+    /// openraft may purge the log behind a snapshot it is still installing: the purge waits until
+    /// the snapshot on disk and the applied state cover it, so no crash leaves the log purged past
+    /// what this node can rebuild from.
+    #[tokio::test]
+    async fn a_purge_waits_for_the_snapshot_and_applied_state_to_cover_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open_db(&dir.path().join("db")).unwrap();
+        let mut sm = StateMachineStore::new(db.clone(), &dir.path().join("snapshots")).unwrap();
+        let mut log = LogStore::new(db.clone(), sm.durable_snapshot());
+        let at = LogId::new(CommittedLeaderId::new(1, 1), 10);
+        let purge = tokio::spawn({
+            let mut log = log.clone();
+            async move { log.purge(at).await }
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!purge.is_finished(), "nothing covers index 10 yet");
+        assert!(log.get_log_state().await.unwrap().last_purged_log_id.is_none());
+        // The state reaches 10 and a snapshot of it is made durable: now the purge goes ahead.
+        db.put_cf(
+            crate::store::cf(&db, "meta").unwrap(),
+            keys::META_LAST_APPLIED,
+            encode(&Some(at)).unwrap(),
+        )
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!purge.is_finished(), "applied, but no snapshot on disk covers it");
+        sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
+        purge.await.unwrap().unwrap();
+        assert_eq!(log.get_log_state().await.unwrap().last_purged_log_id, Some(at));
     }
 }

@@ -3,6 +3,8 @@
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use openraft::{SnapshotMeta, StoredMembership};
 use rocksdb::{IteratorMode, WriteBatch, WriteOptions, DB};
@@ -77,14 +79,27 @@ pub fn restore(db: &DB, bytes: &[u8]) -> Result<(), StoreError> {
 /// The latest snapshot on disk, kept so followers and restarts can use it.
 pub struct SnapshotFile {
     path: PathBuf,
+    /// One past the last log index the snapshot on disk covers (0: none), set once it is durable:
+    /// the log store purges nothing the snapshot does not cover.
+    durable: Arc<AtomicU64>,
 }
 
 impl SnapshotFile {
     pub fn new(dir: &Path) -> Result<Self, StoreError> {
         fs::create_dir_all(dir)?;
-        Ok(SnapshotFile {
+        let file = SnapshotFile {
             path: dir.join("current.snap"),
-        })
+            durable: Arc::new(AtomicU64::new(0)),
+        };
+        if let Some((meta, _)) = file.load()? {
+            file.durable.store(covered(&meta), Ordering::Release);
+        }
+        Ok(file)
+    }
+
+    /// One past the last log index the durable snapshot covers, shared with the log store.
+    pub fn durable(&self) -> Arc<AtomicU64> {
+        self.durable.clone()
     }
 
     /// Writes atomically: temp file, fsync, rename, fsync the directory.
@@ -97,6 +112,7 @@ impl SnapshotFile {
         if let Some(dir) = self.path.parent() {
             fs::File::open(dir)?.sync_all()?;
         }
+        self.durable.fetch_max(covered(meta), Ordering::AcqRel);
         Ok(())
     }
 
@@ -107,4 +123,9 @@ impl SnapshotFile {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// One past the last log index `meta` covers.
+fn covered(meta: &Meta) -> u64 {
+    meta.last_log_id.map(|id| id.index + 1).unwrap_or(0)
 }

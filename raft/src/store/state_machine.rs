@@ -31,6 +31,13 @@ pub struct StateMachineStore {
 }
 
 impl StateMachineStore {
+    /// One past the last log index the snapshot on disk covers (see [`LogStore::new`]).
+    ///
+    /// [`LogStore::new`]: crate::store::LogStore::new
+    pub fn durable_snapshot(&self) -> Arc<AtomicU64> {
+        self.snapshots.durable()
+    }
+
     pub fn new(db: Arc<DB>, snapshot_dir: &Path) -> Result<Self, StoreError> {
         Ok(StateMachineStore {
             db,
@@ -128,8 +135,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
 
     async fn install_snapshot(&mut self, meta: &Meta, snapshot: Box<Cursor<Vec<u8>>>) -> SResult<()> {
         let data = snapshot.into_inner();
-        snapshot::restore(&self.db, &data)?;
+        // The file first: a state restored to index N always has a snapshot on disk covering N,
+        // whatever moment a crash picks (the log store waits for both before purging to N).
         self.snapshots.save(meta, &data)?;
+        snapshot::restore(&self.db, &data)?;
         Ok(())
     }
 
