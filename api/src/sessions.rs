@@ -53,13 +53,13 @@ pub async fn sign_in(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
-    let body = body.map_err(|e| ApiError::BadRequest(format!("unreadable body: {e}")))?;
-    if body.len() > BODY_MAX_BYTES {
-        return Err(ApiError::TooLarge {
+    let body = body.map_err(|e| match e {
+        BytesRejection::FailedToBufferBody(_) => ApiError::TooLarge {
             what: "sign-in body",
             limit: BODY_MAX_BYTES as u64,
-        });
-    }
+        },
+        other => ApiError::BadRequest(format!("reading the body: {other}")),
+    })?;
     let value: Value = serde_json::from_slice(&body).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
     if !value.is_object() {
         return Err(ApiError::BadRequest("the body must be a JSON object".into()));

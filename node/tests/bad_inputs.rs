@@ -167,6 +167,28 @@ fn cases() -> Vec<Case> {
         admin("pricing with a negative rate", "POST", "/cluster/pricing", Some(common::SECRET), r#"{"rate_micros_per_gb_day":-5}"#, 400, "bad_request"),
         admin("pricing with an unknown field", "POST", "/cluster/pricing", Some(common::SECRET), r#"{"min_charge_micros":1,"currency":"EUR"}"#, 400, "bad_request"),
         admin("pricing beyond the cap", "POST", "/cluster/pricing", Some(common::SECRET), r#"{"min_charge_micros":1000000000001}"#, 422, "invalid_value"),
+        admin("sign-in with malformed JSON", "POST", "/api/auth/siwe", None, "{", 400, "invalid_json"),
+        admin("sign-in with an array", "POST", "/api/auth/siwe", None, "[1]", 400, "bad_request"),
+        admin("sign-in without a signature", "POST", "/api/auth/siwe", None, r#"{"message":"m"}"#, 400, "bad_request"),
+        admin("sign-in with no message at all", "POST", "/api/auth/siwe", None, r#"{"message":"hello","signature":"0x00"}"#, 400, "bad_request"),
+        admin("sign-in with a body too large", "POST", "/api/auth/siwe", None, &format!(r#"{{"message":"{}","signature":"0x"}}"#, "m".repeat(9000)), 413, "payload_too_large"),
+        admin("a session without credentials", "POST", "/api/auth/session", None, "", 401, "unauthorized"),
+        Case { name: "ending a session with an API key", method: "DELETE", path: "/api/auth/session".into(), headers: vec![("authorization", auth.clone())], body: vec![], status: 400, code: "bad_request" },
+        Case { name: "a forged session token", method: "GET", path: "/api/leases".into(), headers: vec![("authorization", "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJhIn0.".into())], body: vec![], status: 401, code: "unauthorized" },
+        get_case("billing without credentials", "/api/billing", false, 401, "unauthorized"),
+        get_case("billing with a zero limit", "/api/billing?limit=0", true, 422, "invalid_value"),
+        get_case("billing with a malformed cursor", "/api/billing?cursor=zz", true, 400, "bad_request"),
+        admin("accounts without a secret", "POST", "/cluster/accounts", None, "{}", 401, "unauthorized"),
+        admin("an account id shaped like a wallet", "POST", "/cluster/accounts", Some(common::SECRET), r#"{"account_id":"0xabc"}"#, 422, "invalid_value"),
+        admin("an account with a negative balance", "POST", "/cluster/accounts", Some(common::SECRET), r#"{"balance_micros":-1}"#, 400, "bad_request"),
+        admin("an account with an unknown field", "POST", "/cluster/accounts", Some(common::SECRET), r#"{"owner":"x"}"#, 400, "bad_request"),
+        admin("top-up of an unknown account", "POST", "/cluster/accounts/acct_nobody/topup", Some(common::SECRET), r#"{"amount_micros":1}"#, 404, "not_found"),
+        admin("top-up of nothing", "POST", "/cluster/accounts/acct_bootstrap/topup", Some(common::SECRET), r#"{"amount_micros":0}"#, 422, "invalid_value"),
+        admin("top-up that is not an object", "POST", "/cluster/accounts/acct_bootstrap/topup", Some(common::SECRET), "7", 400, "bad_request"),
+        admin("balance of an unknown account", "GET", "/cluster/accounts/acct_nobody", Some(common::SECRET), "", 404, "not_found"),
+        admin("revoke a key that is not an id", "DELETE", "/cluster/accounts/acct_bootstrap/keys/nothex", Some(common::SECRET), "", 404, "not_found"),
+        admin("revoke an unknown key", "DELETE", "/cluster/accounts/acct_bootstrap/keys/0123456789abcdef", Some(common::SECRET), "", 404, "not_found"),
+        admin("rotate session keys without a secret", "POST", "/cluster/session-keys/rotate", None, "", 401, "unauthorized"),
         with("bidi override in file name", &[("x-file-name", "invoice\u{202e}fdp.exe")], 400, "invalid_header"),
         with("zero-width space in file name", &[("x-file-name", "a\u{200b}.txt")], 400, "invalid_header"),
         with("admin key on an agent route", &[("authorization", "ADMIN")], 403, "forbidden"),
@@ -292,6 +314,8 @@ const API_HEADERS: &[&str] = &[
     "x-webhook-url",
     "x-webhook-secret",
     "idempotency-key",
+    "x-payment",
+    "payment-signature",
     "if-match",
     "if-none-match",
     "range",
@@ -347,7 +371,21 @@ async fn no_route_answers_a_5xx_to_anything() {
         ("POST", "/cluster/promote".into()),
         ("POST", "/cluster/remove".into()),
         ("POST", "/cluster/pricing".into()),
+        ("GET", "/.well-known/x402".into()),
+        ("GET", "/.well-known/x402.json".into()),
+        ("POST", "/api/auth/siwe/nonce".into()),
+        ("POST", "/api/auth/siwe".into()),
+        ("POST", "/api/auth/session".into()),
+        ("GET", "/api/billing?limit=x&cursor=%ff".into()),
+        ("POST", "/cluster/accounts".into()),
+        ("POST", "/cluster/session-keys/rotate".into()),
     ];
+    for id in ["acct_bootstrap", "acct_nobody", &"a".repeat(300), "%00%ff"] {
+        targets.push(("GET", format!("/cluster/accounts/{id}")));
+        targets.push(("POST", format!("/cluster/accounts/{id}/topup")));
+        targets.push(("GET", format!("/cluster/accounts/{id}/keys")));
+        targets.push(("DELETE", format!("/cluster/accounts/{id}/keys/0123456789abcdef")));
+    }
     for id in ids(&lease) {
         targets.push(("GET", format!("/api/download/{id}")));
         targets.push(("HEAD", format!("/api/download/{id}")));
@@ -386,6 +424,7 @@ async fn no_route_answers_a_5xx_to_anything() {
         targets.push(("DELETE", format!("/api/store/{id}")));
     }
     targets.push(("DELETE", "/api/checkpoint/wf".into()));
+    targets.push(("DELETE", "/api/auth/session".into()));
 
     let long = format!("Bearer rs_live_{}", "a".repeat(4000));
     let auths: Vec<Option<String>> = vec![

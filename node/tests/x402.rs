@@ -534,3 +534,43 @@ async fn a_client_that_hangs_up_does_not_stop_the_settlement() {
     assert!(settled["transaction"].as_str().unwrap().starts_with("0x"), "{settled}");
     assert_eq!(objects(&relay), 1);
 }
+
+#[tokio::test]
+async fn junk_in_payment_headers_is_never_a_5xx() {
+    let f = Facilitator::start(&[]);
+    let relay = node(&f, &[]);
+    let junk: Vec<String> = vec![
+        String::new(),
+        "=".into(),
+        "a".repeat(20_000),
+        encode_raw("{\"x402Version\": 1e400}"),
+        encode_raw(&"[".repeat(5000)),
+        encode_raw("{\"x402Version\":2,\"accepted\":{\"scheme\":\"exact\",\"network\":7}}"),
+        encode_raw("{\"x402Version\":1,\"scheme\":\"exact\",\"network\":\"base-sepolia\",\"payload\":{\"signature\":\"0x\",\"authorization\":{\"from\":\"0x0000000000000000000000000000000000000000\",\"to\":\"0x0000000000000000000000000000000000000000\",\"value\":\"-1\",\"validAfter\":\"0\",\"validBefore\":\"0\",\"nonce\":\"0x00\"}}}"),
+    ];
+    let mut failures = Vec::new();
+    for path in ["/api/store", "/api/mailbox", "/api/checkpoint"] {
+        for header in ["x-payment", "payment-signature"] {
+            for value in &junk {
+                let r = client()
+                    .post(relay.url(path))
+                    .header("x-size-bytes", "10")
+                    .header("x-capacity-bytes", "10")
+                    .header("x-workflow-id", "wf")
+                    .header("x-duration-seconds", "60")
+                    .header(header, value)
+                    .body("{}")
+                    .send()
+                    .await
+                    .unwrap();
+                let status = r.status().as_u16();
+                let body: Value = r.json().await.unwrap_or(Value::Null);
+                if status >= 500 || !(body["code"].is_string() || body["error"]["code"].is_string()) {
+                    failures.push(format!("{path} {header} {:.40}: {status} {body}", value));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert_eq!(objects(&relay), 0);
+}
