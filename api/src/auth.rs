@@ -32,6 +32,8 @@ pub struct Caller {
     pub account_id: String,
     /// The session the caller proved itself with, if a session token.
     pub session_id: Option<String>,
+    /// The API key it proved itself with (blake3), if an API key.
+    pub key_hash: Option<[u8; 32]>,
     _slot: InFlightGuard,
 }
 
@@ -101,16 +103,17 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let (account_id, session_id) = match bearer(parts)? {
+        let (account_id, session_id, proven_by) = match bearer(parts)? {
             // The lookup is by hash, so response time says nothing about how much of a key
             // matched.
             Bearer::Agent(key) => {
+                let hash = key_hash(key);
                 let account_id = state
                     .ledger
                     .reader()
-                    .account_for_key_hash(&key_hash(key))?
+                    .account_for_key_hash(&hash)?
                     .ok_or(ApiError::Unauthorized("unknown API key"))?;
-                (account_id, None)
+                (account_id, None, Some(hash))
             }
             Bearer::Admin(key) if is_admin_key(state, key)? => {
                 return Err(ApiError::Forbidden(
@@ -120,7 +123,7 @@ impl FromRequestParts<AppState> for Caller {
             Bearer::Admin(_) => return Err(ApiError::Unauthorized("unknown API key")),
             Bearer::Session(token) => {
                 let (subject, sid) = session(state, token).await?;
-                (subject, Some(sid))
+                (subject, Some(sid), None)
             }
         };
         let slot = state
@@ -134,16 +137,21 @@ impl FromRequestParts<AppState> for Caller {
         Ok(Caller {
             account_id,
             session_id,
+            key_hash: proven_by,
             _slot: slot,
         })
     }
 }
 
+fn refused_session() -> ApiError {
+    ApiError::Unauthorized("invalid or expired session token")
+}
+
 /// The subject and session of a session token: signed by a key the ledger holds, not expired,
-/// and its session open. A session this node has not applied yet is looked up again after a read
-/// barrier (a token used at once on another node than the one that opened it).
+/// its session open, and the API key that opened it (if one did) still valid. A key or session
+/// this node has not applied yet is looked up again after a read barrier (a token used at once
+/// on another node than the one that made it).
 async fn session(state: &AppState, token: &str) -> Result<(String, String), ApiError> {
-    let refused = ApiError::Unauthorized("invalid or expired session token");
     let now_ms = relay_raft::wall_clock_ms();
     let mut reader = state.ledger.reader();
     let keys = reader.session_keys()?;
@@ -151,18 +159,27 @@ async fn session(state: &AppState, token: &str) -> Result<(String, String), ApiE
         Ok(claims) => claims,
         Err("unknown key") => {
             reader = state.ledger.linearizable().await?;
-            crate::session_token::verify(&reader.session_keys()?, token, now_ms / 1000).map_err(|_| refused)?
+            crate::session_token::verify(&reader.session_keys()?, token, now_ms / 1000)
+                .map_err(|_| refused_session())?
         }
-        Err(_) => return Err(ApiError::Unauthorized("invalid or expired session token")),
+        Err(_) => return Err(refused_session()),
     };
     let mut found = reader.session(&claims.sid)?;
     if found.is_none() {
         found = state.ledger.linearizable().await?.session(&claims.sid)?;
     }
-    match found {
-        Some(s) if !s.revoked && s.expires_at_ms > now_ms && s.subject == claims.sub => Ok((claims.sub, claims.sid)),
-        _ => Err(ApiError::Unauthorized("invalid or expired session token")),
+    let Some(s) = found.filter(|s| !s.revoked && s.expires_at_ms > now_ms && s.subject == claims.sub) else {
+        return Err(refused_session());
+    };
+    // A session an API key opened ends with that key.
+    if let Some(key) = s.opened_by_key.as_deref() {
+        let mut hash = [0u8; 32];
+        hex::decode_to_slice(key, &mut hash).map_err(|_| refused_session())?;
+        if state.ledger.reader().account_for_key_hash(&hash)?.as_deref() != Some(claims.sub.as_str()) {
+            return Err(refused_session());
+        }
     }
+    Ok((claims.sub, claims.sid))
 }
 
 impl FromRequestParts<AppState> for Admin {

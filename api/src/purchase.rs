@@ -70,21 +70,44 @@ impl FromRequestParts<AppState> for Payer {
         let Some(x402) = &state.config.x402 else {
             return Ok(Payer::Account(Caller::from_request_parts(parts, state).await?));
         };
-        // A payment pays, whatever else is sent (a wallet's session token, say).
         let paying = parts.headers.contains_key("x-payment") || parts.headers.contains_key("payment-signature");
-        if !paying && parts.headers.contains_key(header::AUTHORIZATION) {
-            return Ok(Payer::Account(Caller::from_request_parts(parts, state).await?));
-        }
+        let caller = match parts.headers.contains_key(header::AUTHORIZATION) {
+            true => Some(Caller::from_request_parts(parts, state).await?),
+            false => None,
+        };
         let resource = format!(
             "{}{}",
             crate::mailbox::base_url(state, &parts.headers),
             parts.uri.path()
         );
+        if !paying {
+            return Ok(match caller {
+                // A wallet's session has no balance to pay from: it is offered the price.
+                Some(c) if c.key_hash.is_none() && Address::parse(&c.account_id).is_some() => {
+                    Payer::Nobody { resource }
+                }
+                Some(c) => Payer::Account(c),
+                None => Payer::Nobody { resource },
+            });
+        }
         match payment::from_headers(&parts.headers) {
             Err(PaymentError::Malformed(m)) => Err(ApiError::PaymentMalformed(m)),
             Err(refused) => Err(ApiError::PaymentMalformed(refused.to_string())),
             Ok(None) => Ok(Payer::Nobody { resource }),
             Ok(Some(payment)) => {
+                // With credentials beside it, only the paying wallet's own session: a lease
+                // must not land with an owner the caller did not mean.
+                if let Some(c) = &caller {
+                    if c.key_hash.is_some()
+                        || !c
+                            .account_id
+                            .eq_ignore_ascii_case(&payment.authorization.from.checksummed())
+                    {
+                        return Err(ApiError::BadRequest(
+                            "send an account's credentials or a payment, not both".into(),
+                        ));
+                    }
+                }
                 // Recovering the signer costs a fraction of a millisecond and proves who asks.
                 let signer = payment.signer(x402);
                 let address = payment.authorization.from.checksummed();
@@ -153,13 +176,16 @@ pub async fn begin(
     match payer {
         Payer::Account(caller) => {
             if made.is_none() {
-                if let Some(account) = state.ledger.reader().account(&caller.account_id)? {
-                    if account.balance_micros < cost_micros {
-                        return Err(ApiError::InsufficientBalance {
-                            balance_micros: account.balance_micros,
-                            needed_micros: cost_micros,
-                        });
-                    }
+                let account = state
+                    .ledger
+                    .reader()
+                    .account(&caller.account_id)?
+                    .ok_or(ApiError::Unauthorized("no account to pay from"))?;
+                if account.balance_micros < cost_micros {
+                    return Err(ApiError::InsufficientBalance {
+                        balance_micros: account.balance_micros,
+                        needed_micros: cost_micros,
+                    });
                 }
             }
             Ok(Purchase {

@@ -8,7 +8,6 @@
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::Json;
 use relay_raft::ops::{AddSessionKey, OpenSession, RevokeSession};
 use relay_raft::{IdempotencyKey, SessionKey};
@@ -48,11 +47,7 @@ struct SignIn {
 /// `POST /api/auth/siwe` `{message, signature}`: checks the message (this node's domain, its
 /// network, a nonce it made that has not signed in before, the times) and its signer, then opens
 /// a session for the wallet.
-pub async fn sign_in(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> ApiResult<Json<Value>> {
+pub async fn sign_in(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> ApiResult<Json<Value>> {
     let body = body.map_err(|e| match e {
         BytesRejection::FailedToBufferBody(_) => ApiError::TooLarge {
             what: "sign-in body",
@@ -73,15 +68,17 @@ pub async fn sign_in(
     let message = siwe::parse(&sign_in.message).map_err(|e| ApiError::BadRequest(format!("sign-in message: {e}")))?;
     let now_ms = relay_raft::wall_clock_ms();
     let chain_id = state.config.x402.as_ref().map(|x| x.network.chain_id);
-    message
-        .check(&domain(&state, &headers), chain_id, now_ms)
-        .map_err(refused)?;
+    message.check(&origin(&state)?, chain_id, now_ms).map_err(refused)?;
     if !siwe::nonce_valid(
         &siwe::nonce_key(&state.config.cluster_secret),
         &message.nonce,
         now_ms / 1000,
     ) {
         return Err(refused("unknown or expired nonce".into()));
+    }
+    // Used here already: refused without a ledger write (the ledger refuses races itself).
+    if state.ledger.reader().nonce_used(&message.nonce)? {
+        return Err(refused("the nonce already signed in".into()));
     }
     let signer = siwe::signer(&sign_in.message, &sign_in.signature).map_err(|e| refused(e.to_string()))?;
     if signer != message.address {
@@ -91,19 +88,28 @@ pub async fn sign_in(
         .expiration_ms
         .unwrap_or(u64::MAX)
         .min(now_ms + SESSION_SECONDS * 1000);
-    open(&state, signer.checksummed(), Some(message.nonce), now_ms, expires_at_ms).await
+    open(
+        &state,
+        signer.checksummed(),
+        Some(message.nonce),
+        None,
+        now_ms,
+        expires_at_ms,
+    )
+    .await
 }
 
 /// `POST /api/auth/session` with an account's API key: a session token for a dashboard.
 pub async fn open_for_account(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
-    if caller.session_id.is_some() {
+    let Some(key_hash) = caller.key_hash else {
         return Err(ApiError::Forbidden("a session cannot open another session"));
-    }
+    };
     let now_ms = relay_raft::wall_clock_ms();
     open(
         &state,
         caller.account_id.clone(),
         None,
+        Some(hex::encode(key_hash)),
         now_ms,
         now_ms + SESSION_SECONDS * 1000,
     )
@@ -130,6 +136,7 @@ async fn open(
     state: &AppState,
     subject: String,
     nonce: Option<String>,
+    opened_by_key: Option<String>,
     now_ms: u64,
     expires_at_ms: u64,
 ) -> ApiResult<Json<Value>> {
@@ -138,6 +145,7 @@ async fn open(
         session_id: ids::session_id(),
         subject,
         nonce,
+        opened_by_key,
         expires_at_ms,
     };
     let session = ops::run(state, None, op, "session").await?;
@@ -187,12 +195,11 @@ pub async fn rotate(state: &AppState) -> ApiResult<String> {
     Ok(kid)
 }
 
-/// The domain a sign-in message must name: `--public-url`'s host, else the request's `Host`.
-fn domain(state: &AppState, headers: &HeaderMap) -> String {
-    let base = crate::mailbox::base_url(state, headers);
-    base.split_once("://")
-        .map(|(_, rest)| rest)
-        .unwrap_or(&base)
-        .trim_end_matches('/')
-        .to_string()
+/// The origin a sign-in message must name: `--public-url`'s. Never the request's `Host`: a
+/// message signed for any other site could be replayed here under its name.
+fn origin(state: &AppState) -> ApiResult<String> {
+    let url = state.config.public_url.as_deref().ok_or(ApiError::Forbidden(
+        "Sign-In with Ethereum is off: the operator has not set --public-url",
+    ))?;
+    Ok(url.splitn(4, '/').take(3).collect::<Vec<_>>().join("/"))
 }

@@ -17,6 +17,8 @@ pub const MESSAGE_MAX_LEN: usize = 4096;
 /// The parts of a sign-in message Relay checks.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Message {
+    /// The scheme before the domain, when the first line gives one.
+    pub scheme: Option<String>,
     pub domain: String,
     pub address: Address,
     pub uri: String,
@@ -41,9 +43,16 @@ pub fn parse(text: &str) -> Result<Message, String> {
     let domain = first
         .strip_suffix(PREAMBLE)
         .ok_or("the first line must be `<domain> wants you to sign in with your Ethereum account:`")?;
-    let domain = domain.split_once("://").map(|(_, d)| d).unwrap_or(domain);
+    let (scheme, domain) = match domain.split_once("://") {
+        Some((scheme, domain)) => (Some(scheme.to_string()), domain),
+        None => (None, domain),
+    };
     let address_line = lines.next().ok_or("the address line is missing")?;
     let address = Address::parse(address_line).ok_or("the second line must be an address")?;
+    // EIP-4361 wants the EIP-55 form; a wallet shows the message as a sign-in only then.
+    if address.checksummed() != address_line {
+        return Err("the address must be in its EIP-55 checksummed form".into());
+    }
     let mut fields = std::collections::HashMap::new();
     let mut in_resources = false;
     for line in lines {
@@ -82,6 +91,7 @@ pub fn parse(text: &str) -> Result<Message, String> {
         }
     };
     Ok(Message {
+        scheme,
         domain: domain.to_string(),
         address,
         uri: field("URI")?.to_string(),
@@ -95,10 +105,19 @@ pub fn parse(text: &str) -> Result<Message, String> {
 }
 
 impl Message {
-    /// Whether this message signs `domain` in now (unix ms), on `chain_id` if one is required.
-    pub fn check(&self, domain: &str, chain_id: Option<u64>, now_ms: u64) -> Result<(), String> {
+    /// Whether this message signs in to `origin` (`scheme://host[:port]`, the node's public URL)
+    /// now (unix ms), on `chain_id` if one is required.
+    pub fn check(&self, origin: &str, chain_id: Option<u64>, now_ms: u64) -> Result<(), String> {
+        let (scheme, domain) = origin.split_once("://").unwrap_or(("https", origin));
         if !self.domain.eq_ignore_ascii_case(domain) {
             return Err(format!("the message is for {}, not {domain}", self.domain));
+        }
+        if self.scheme.as_deref().is_some_and(|s| !s.eq_ignore_ascii_case(scheme)) {
+            return Err("the message names another scheme".into());
+        }
+        let uri_origin: String = self.uri.splitn(4, '/').take(3).collect::<Vec<_>>().join("/");
+        if !uri_origin.eq_ignore_ascii_case(origin) {
+            return Err(format!("URI must be on {origin}"));
         }
         if self.version != "1" {
             return Err("Version must be 1".into());
@@ -144,7 +163,9 @@ pub fn mint_nonce(key: &[u8; 32], now_s: u64) -> Result<(String, u64), getrandom
 /// Whether `nonce` was made with `key` and has not expired at `now_s`.
 pub fn nonce_valid(key: &[u8; 32], nonce: &str, now_s: u64) -> bool {
     let mut bytes = [0u8; 24];
-    if nonce.len() != 48 || hex::decode_to_slice(nonce, &mut bytes).is_err() {
+    // Lowercase only: one nonce has one spelling, so it signs in once.
+    let lowercase = nonce.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if nonce.len() != 48 || !lowercase || hex::decode_to_slice(nonce, &mut bytes).is_err() {
         return false;
     }
     let expires = u64::from_be_bytes(bytes[8..16].try_into().expect("eight bytes"));
@@ -170,10 +191,14 @@ mod tests {
         assert_eq!(m.chain_id, 84532);
         assert_eq!(m.nonce, "abcdef0123456789");
         let issued = m.issued_at_ms;
-        assert!(m.check("relay.example", Some(84532), issued + 1000).is_ok());
-        assert!(m.check("evil.example", Some(84532), issued).is_err());
-        assert!(m.check("relay.example", Some(8453), issued).is_err());
-        assert!(m.check("relay.example", None, issued + 11 * 60 * 1000).is_err());
+        assert!(m.check("https://relay.example", Some(84532), issued + 1000).is_ok());
+        assert!(m.check("https://evil.example", Some(84532), issued).is_err());
+        assert!(
+            m.check("http://relay.example", Some(84532), issued).is_err(),
+            "URI on another origin"
+        );
+        assert!(m.check("https://relay.example", Some(8453), issued).is_err());
+        assert!(m.check("https://relay.example", None, issued + 11 * 60 * 1000).is_err());
         assert_eq!(signer(text, s["signature"].as_str().unwrap()).unwrap(), m.address);
         assert_ne!(
             signer(&text.replace("Sign in", "Sign In"), s["signature"].as_str().unwrap()).unwrap(),
@@ -190,6 +215,14 @@ mod tests {
         assert!(parse(&base.replace("Chain ID: 1", "Chain ID: one")).is_err());
         assert!(parse(&format!("{base}\nNonce: again")).is_err());
         assert!(parse(&base.replace("Issued At: 2026-11-26T00:00:00Z", "Issued At: yesterday")).is_err());
+        assert!(
+            parse(&base.replace(
+                "0x51d49d6D9e05F42a0117b104955f05b7b827232e",
+                "0x51d49d6d9e05f42a0117b104955f05b7b827232e"
+            ))
+            .is_err(),
+            "not checksummed"
+        );
     }
 
     #[test]
@@ -204,5 +237,6 @@ mod tests {
         forged[20] = if forged[20] == b'0' { b'1' } else { b'0' };
         assert!(!nonce_valid(&key, &String::from_utf8(forged).unwrap(), 1001));
         assert!(!nonce_valid(&key, "short", 1001));
+        assert!(!nonce_valid(&key, &nonce.to_uppercase(), 1001), "one spelling only");
     }
 }

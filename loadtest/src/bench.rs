@@ -44,7 +44,13 @@ pub async fn run(args: BenchArgs) -> Result<(), LoadError> {
         args.nodes,
         relay_bin.display()
     );
-    let cluster = local::start(&relay_bin, args.nodes).await?;
+    // x402 creates pay through a local facilitator that really checks every signature.
+    let facilitator = match scenarios.contains(&Scenario::StoreX402) {
+        true => Some(local::LocalFacilitator::start(&relay_bin)?),
+        false => None,
+    };
+    let extra = facilitator.as_ref().map(|f| f.relay_args()).unwrap_or_default();
+    let cluster = local::start(&relay_bin, args.nodes, &extra).await?;
     let (urls, api_key) = (cluster.urls(), cluster.nodes[0].key());
     let etcd = match &etcd_bin {
         Some(bin) => {
@@ -121,6 +127,7 @@ pub async fn run(args: BenchArgs) -> Result<(), LoadError> {
     }
     drop(etcd);
     drop(cluster);
+    drop(facilitator);
     Ok(())
 }
 

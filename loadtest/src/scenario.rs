@@ -6,12 +6,17 @@ use bytes::Bytes;
 use relay_testkit::{api_path, Method, Reply};
 use serde_json::Value;
 
+use relay_api::x402::wallet::{Terms, Wallet};
+
 use crate::LoadError;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Scenario {
     /// Create a small Storage lease.
     StoreSmall,
+    /// Create a small Storage lease paid with x402 (a fresh signed authorization per create,
+    /// verified and settled through the local facilitator).
+    StoreX402,
     /// Download a Storage lease created at setup.
     Download,
     /// Overwrite the client's own checkpoint.
@@ -28,6 +33,7 @@ impl Scenario {
     pub fn name(self) -> &'static str {
         match self {
             Scenario::StoreSmall => "store-small",
+            Scenario::StoreX402 => "store-x402",
             Scenario::Download => "download",
             Scenario::CheckpointPut => "checkpoint-put",
             Scenario::CheckpointCas => "checkpoint-cas",
@@ -39,6 +45,7 @@ impl Scenario {
     pub fn all() -> Vec<Scenario> {
         vec![
             Scenario::StoreSmall,
+            Scenario::StoreX402,
             Scenario::Download,
             Scenario::CheckpointPut,
             Scenario::CheckpointCas,
@@ -49,7 +56,7 @@ impl Scenario {
 
     pub fn default_size(self) -> u64 {
         match self {
-            Scenario::StoreSmall | Scenario::Download | Scenario::Claim => 1024,
+            Scenario::StoreSmall | Scenario::StoreX402 | Scenario::Download | Scenario::Claim => 1024,
             Scenario::CheckpointPut | Scenario::CheckpointCas | Scenario::MailboxDrop => 256,
         }
     }
@@ -91,6 +98,8 @@ pub struct Client {
     version: u64,
     /// Shared, not copied, by every request that sends it.
     body: Bytes,
+    /// store-x402: the client's wallet, where it pays, and what a create costs.
+    wallet: Option<(Wallet, String, u64)>,
 }
 
 impl Client {
@@ -112,9 +121,36 @@ impl Client {
             version: 0,
             body,
             lease_id: String::new(),
+            wallet: None,
         };
         match client.ctx.scenario {
             Scenario::StoreSmall => {}
+            Scenario::StoreX402 => {
+                let pricing = client
+                    .api
+                    .pricing()
+                    .send()
+                    .await
+                    .map_err(|e| setup_err(e.to_string()))?
+                    .json();
+                let pay_to = pricing["walletAddress"]
+                    .as_str()
+                    .ok_or_else(|| setup_err("the node takes no x402 payments (no walletAddress)".into()))?
+                    .to_string();
+                let quote = client
+                    .api
+                    .quote(client.body.len() as u64, 3600)
+                    .send()
+                    .await
+                    .map_err(|e| setup_err(e.to_string()))?
+                    .json();
+                let price = quote["priceMicros"]
+                    .as_str()
+                    .and_then(|p| p.parse().ok())
+                    .ok_or_else(|| setup_err(format!("quote: {quote}")))?;
+                let wallet = Wallet::from_seed(&format!("loadtest {} {index}", client.ctx.run_id));
+                client.wallet = Some((wallet, pay_to, price));
+            }
             Scenario::Download => {
                 let receipt = client
                     .create_storage()
@@ -162,6 +198,21 @@ impl Client {
     pub async fn op(&mut self) -> Result<(), OpError> {
         match self.ctx.scenario {
             Scenario::StoreSmall => self.create_storage().await.map(|_| ()),
+            Scenario::StoreX402 => {
+                let Some((wallet, pay_to, price)) = &self.wallet else {
+                    return Err(OpError(0));
+                };
+                let now_s = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                let payment = wallet.v1(&Terms::base_sepolia(pay_to, *price, now_s));
+                let call = self
+                    .api
+                    .store("loadtest.bin", 3600, self.body.clone())
+                    .header("x-payment", &payment);
+                answer(call.send().await, 201).map(|_| ())
+            }
             Scenario::Download => {
                 let reply = answer(self.api.download(&self.subject).send().await, 200)?;
                 whole(&reply, &self.body)
@@ -266,7 +317,9 @@ fn created(reply: Reply, what: &str) -> Result<Value, String> {
 fn body(scenario: Scenario, size: u64, seed: usize) -> Vec<u8> {
     let size = size as usize;
     match scenario {
-        Scenario::StoreSmall | Scenario::Download | Scenario::Claim => (0..size).map(|i| (i + seed) as u8).collect(),
+        Scenario::StoreSmall | Scenario::StoreX402 | Scenario::Download | Scenario::Claim => {
+            (0..size).map(|i| (i + seed) as u8).collect()
+        }
         Scenario::CheckpointPut | Scenario::CheckpointCas | Scenario::MailboxDrop => {
             let pad = "x".repeat(size.saturating_sub(10));
             serde_json::json!({ "p": pad }).to_string().into_bytes()

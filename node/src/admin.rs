@@ -58,8 +58,12 @@ pub async fn account(args: AccountArgs) -> Result<(), NodeError> {
 }
 
 async fn call(conn: &AdminConn, method: Method, path: &str, body: Option<Value>) -> Result<(), NodeError> {
+    // The cluster secret is a header reqwest would carry across a redirect, and a proxy would
+    // see it: neither is followed nor used.
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(70))
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
         .build()
         .map_err(|e| NodeError::Admin(e.to_string()))?;
     let base = conn.url.trim_end_matches('/');
@@ -67,9 +71,10 @@ async fn call(conn: &AdminConn, method: Method, path: &str, body: Option<Value>)
     if let Some(body) = body {
         request = request.json(&body);
     }
-    let request = match (&conn.cluster_secret, &conn.admin_key) {
-        (Some(secret), _) => request.header("x-cluster-secret", secret),
-        (None, Some(key)) => request.bearer_auth(key),
+    // The admin key first: it can be revoked, the cluster secret cannot.
+    let request = match (&conn.admin_key, &conn.cluster_secret) {
+        (Some(key), _) => request.bearer_auth(key),
+        (None, Some(secret)) => request.header("x-cluster-secret", secret),
         (None, None) => return Err(NodeError::Admin("give --cluster-secret or --admin-key".into())),
     };
     let response = request

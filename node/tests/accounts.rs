@@ -179,6 +179,21 @@ async fn an_operator_runs_accounts_and_their_keys_and_agents_see_their_bills() {
     )
     .await;
     assert_eq!(s, 404, "only under its own account");
+    // A dashboard session the key opened ends with the key.
+    let r = client()
+        .post(relay.url("/api/auth/session"))
+        .header("authorization", &auth)
+        .send()
+        .await
+        .unwrap();
+    let session = format!("Bearer {}", r.json::<Value>().await.unwrap()["token"].as_str().unwrap());
+    let bill = |who: String| {
+        client()
+            .get(relay.url("/api/billing"))
+            .header("authorization", who)
+            .send()
+    };
+    assert_eq!(bill(session.clone()).await.unwrap().status(), 200);
     let (s, _) = admin(
         relay,
         M::DELETE,
@@ -188,6 +203,12 @@ async fn an_operator_runs_accounts_and_their_keys_and_agents_see_their_bills() {
     .await;
     assert_eq!(s, 200);
     assert_eq!(store(relay, &auth).await.status(), 401, "a revoked key acts for no one");
+    assert_eq!(bill(session).await.unwrap().status(), 401, "nor do its sessions");
+
+    // The founding node's own key is listed, so it can be revoked too.
+    let (s, keys) = admin(relay, M::GET, "/cluster/accounts/acct_bootstrap/keys", None).await;
+    assert_eq!(s, 200);
+    assert_eq!(keys["items"].as_array().unwrap().len(), 1, "{keys}");
 }
 
 #[tokio::test]
@@ -221,7 +242,8 @@ async fn the_account_cli_speaks_to_the_admin_api() {
 #[tokio::test]
 async fn a_wallet_sees_its_x402_charges() {
     let f = Facilitator::start(&[]);
-    let args = f.relay_args();
+    let mut args = f.relay_args();
+    args.extend(["--public-url".to_string(), "http://relay.test".to_string()]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let relay = Relay::start(&args);
     let wallet = Wallet::new("billing wallet");
@@ -253,7 +275,7 @@ async fn a_wallet_sees_its_x402_charges() {
         .json()
         .await
         .unwrap();
-    let domain = relay.base().trim_start_matches("http://").to_string();
+    let domain = "relay.test".to_string();
     let message = wallet.siwe_message(&domain, nonce["nonce"].as_str().unwrap(), 84532);
     let session: Value = client()
         .post(relay.url("/api/auth/siwe"))

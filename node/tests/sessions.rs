@@ -12,15 +12,19 @@ use x402kit::{Facilitator, Wallet};
 
 const SIZE: usize = 1024;
 
+/// The public URL sign-in messages must name (a node never trusts the request's Host for it).
+const PUBLIC: &str = "http://relay.test";
+
 fn node(f: &Facilitator) -> Relay {
-    let args: Vec<String> = f.relay_args();
+    let mut args: Vec<String> = f.relay_args();
+    args.extend(["--public-url".to_string(), PUBLIC.to_string()]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     Relay::start(&args)
 }
 
-/// The host:port a sign-in message must name for `relay`.
-fn domain(relay: &Relay) -> String {
-    relay.base().trim_start_matches("http://").to_string()
+/// The domain a sign-in message must name.
+fn domain(_relay: &Relay) -> String {
+    PUBLIC.trim_start_matches("http://").to_string()
 }
 
 async fn nonce(relay: &Relay) -> String {
@@ -128,6 +132,44 @@ async fn a_wallet_that_paid_signs_in_and_manages_its_leases() {
         .unwrap();
     assert_eq!(r.status(), 404);
 
+    // The session has no balance: a create without a payment is offered the price, before any
+    // byte is read.
+    let r = client()
+        .post(relay.url("/api/store"))
+        .header("authorization", &token)
+        .header("x-size-bytes", "10")
+        .header("x-file-name", "a.bin")
+        .header("x-duration-seconds", "3600")
+        .body(vec![0u8; 10])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 402);
+    // A payment beside another wallet's session, or beside an API key: two payers, refused.
+    let q: Value = client()
+        .get(relay.url(&format!("/api/quote?size_bytes={SIZE}&duration_seconds=3600")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let price: u64 = q["priceMicros"].as_str().unwrap().parse().unwrap();
+    for auth in [other_token.clone(), relay.auth()] {
+        let r = client()
+            .post(relay.url("/api/store"))
+            .header("authorization", auth)
+            .header("x-size-bytes", SIZE.to_string())
+            .header("x-file-name", "a.bin")
+            .header("x-duration-seconds", "3600")
+            .header("x-payment", wallet.v1(&wallet.terms(price)))
+            .body(vec![3u8; SIZE])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400);
+    }
+
     let r = client()
         .delete(relay.url(&format!("/api/store/{lease_id}")))
         .header("authorization", &token)
@@ -135,6 +177,20 @@ async fn a_wallet_that_paid_signs_in_and_manages_its_leases() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn without_a_public_url_no_wallet_signs_in() {
+    let f = Facilitator::start(&[]);
+    let args: Vec<String> = f.relay_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let relay = Relay::start(&args);
+    let wallet = Wallet::new("no public url");
+    // A message for whatever Host the request names would be a message for any site.
+    let d = relay.base().trim_start_matches("http://").to_string();
+    let message = wallet.siwe_message(&d, &nonce(&relay).await, 84532);
+    let r = sign_in(&relay, &message, &wallet.personal_sign(&message)).await;
+    assert_eq!(r.status(), 403);
 }
 
 #[tokio::test]

@@ -256,6 +256,8 @@ pub struct Session {
     pub created_at_ms: u64,
     pub expires_at_ms: u64,
     pub revoked: bool,
+    /// The API key (blake3, hex) that opened it: the session ends with that key.
+    pub opened_by_key: Option<String>,
 }
 
 /// A key that signs session tokens (HMAC-SHA256), by its id.

@@ -361,6 +361,8 @@ pub struct OpenSession {
     pub subject: String,
     pub nonce: Option<String>,
     pub expires_at_ms: u64,
+    /// The API key (blake3, hex) that opens it, if one does.
+    pub opened_by_key: Option<String>,
 }
 op!(OpenSession(OpenSession) -> Session, Outcome::SessionOpened { session } => session);
 

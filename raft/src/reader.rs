@@ -139,6 +139,14 @@ impl StateReader {
         self.get("sessions", &crate::sm::sessions::session_key(session_id))
     }
 
+    /// Whether a sign-in nonce already opened a session (as applied here).
+    pub fn nonce_used(&self, nonce: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .db
+            .get_cf(cf(&self.db, "sessions")?, crate::sm::sessions::nonce_key(nonce))?
+            .is_some())
+    }
+
     /// The keys that sign session tokens, oldest first (the last signs new tokens).
     pub fn session_keys(&self) -> Result<Vec<crate::model::SessionKey>, StoreError> {
         Ok(self.get("meta", keys::META_SESSION_KEYS)?.unwrap_or_default())

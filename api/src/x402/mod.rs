@@ -17,6 +17,7 @@ pub mod facilitator;
 pub mod offer;
 pub mod payment;
 pub mod settle;
+pub mod wallet;
 
 use std::time::Duration;
 

@@ -7,8 +7,8 @@ use std::process::{Child, Command, Stdio};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use relay_api::x402::evm::{self, Address, Domain, SigningKey, TransferWithAuthorization};
-use serde_json::{json, Value};
+pub use relay_api::x402::wallet::Terms;
+use serde_json::Value;
 
 /// Where payments go in these tests.
 pub const PAY_TO: &str = "0x209693Bc6afc0C5328bA36FaF03C514EF312287C";
@@ -61,23 +61,6 @@ impl Drop for Facilitator {
     }
 }
 
-pub struct Wallet {
-    key: SigningKey,
-    pub address: Address,
-}
-
-/// The fields of one authorization, before signing; tests bend them to make bad payments.
-#[derive(Clone, Debug)]
-pub struct Terms {
-    pub to: String,
-    pub value: u128,
-    pub valid_after: u64,
-    pub valid_before: u64,
-    pub nonce: [u8; 32],
-    pub network: String,
-    pub domain_name: String,
-}
-
 pub fn now_s() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -85,59 +68,24 @@ pub fn now_s() -> u64 {
         .as_secs()
 }
 
+/// A test wallet: relay_api's, with the tests' defaults (Base Sepolia USDC to [`PAY_TO`]).
+pub struct Wallet(relay_api::x402::wallet::Wallet);
+
+impl std::ops::Deref for Wallet {
+    type Target = relay_api::x402::wallet::Wallet;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
 impl Wallet {
     pub fn new(seed: &str) -> Wallet {
-        let key = SigningKey::from_slice(&evm::keccak(seed.as_bytes())).unwrap();
-        let address = evm::address_of(key.verifying_key());
-        Wallet { key, address }
+        Wallet(relay_api::x402::wallet::Wallet::from_seed(seed))
     }
 
     /// Terms that pay `value` to the test payTo, valid now for ten minutes, with a fresh nonce.
     pub fn terms(&self, value: u64) -> Terms {
-        let mut nonce = [0u8; 32];
-        getrandom::fill(&mut nonce).unwrap();
-        Terms {
-            to: PAY_TO.into(),
-            value: value as u128,
-            valid_after: now_s() - 60,
-            valid_before: now_s() + 600,
-            nonce,
-            network: "base-sepolia".into(),
-            domain_name: "USDC".into(),
-        }
-    }
-
-    /// The authorization and its signature (made over `t`; a test may change `t` after signing).
-    pub fn sign(&self, t: &Terms) -> (Value, String) {
-        let auth = TransferWithAuthorization {
-            from: self.address,
-            to: Address::parse(&t.to).unwrap(),
-            value: t.value,
-            valid_after: t.valid_after as u128,
-            valid_before: t.valid_before as u128,
-            nonce: t.nonce,
-        };
-        let domain = Domain {
-            name: t.domain_name.clone(),
-            version: "2".into(),
-            chain_id: 84532,
-            verifying_contract: Address::parse(ASSET).unwrap(),
-        };
-        let signature = evm::sign(&self.key, &auth.digest(&domain));
-        let json = json!({
-            "from": self.address.checksummed(),
-            "to": t.to,
-            "value": t.value.to_string(),
-            "validAfter": t.valid_after.to_string(),
-            "validBefore": t.valid_before.to_string(),
-            "nonce": format!("0x{}", hex::encode(t.nonce)),
-        });
-        (json, signature)
-    }
-
-    /// An EIP-191 `personal_sign` signature of `text` (a sign-in message).
-    pub fn personal_sign(&self, text: &str) -> String {
-        evm::sign(&self.key, &evm::personal_digest(text.as_bytes()))
+        Terms::base_sepolia(PAY_TO, value, now_s())
     }
 
     /// A Sign-In with Ethereum message for `domain` with `nonce`, issued now.
@@ -148,32 +96,10 @@ impl Wallet {
             self.address.checksummed()
         )
     }
-
-    /// A v1 `X-PAYMENT` value.
-    pub fn v1(&self, t: &Terms) -> String {
-        let (authorization, signature) = self.sign(t);
-        encode(&json!({
-            "x402Version": 1,
-            "scheme": "exact",
-            "network": t.network,
-            "payload": {"signature": signature, "authorization": authorization},
-        }))
-    }
-
-    /// A v2 `PAYMENT-SIGNATURE` value accepting `accepted` (the requirements of a 402).
-    pub fn v2(&self, t: &Terms, accepted: &Value) -> String {
-        let (authorization, signature) = self.sign(t);
-        encode(&json!({
-            "x402Version": 2,
-            "accepted": accepted,
-            "payload": {"signature": signature, "authorization": authorization},
-        }))
-    }
 }
 
-pub fn encode(v: &Value) -> String {
-    STANDARD.encode(v.to_string())
-}
+#[allow(unused_imports)]
+pub use relay_api::x402::wallet::encode;
 
 pub fn decode(header: &str) -> Value {
     serde_json::from_slice(&STANDARD.decode(header).expect("base64")).expect("json")

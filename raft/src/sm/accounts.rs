@@ -35,6 +35,17 @@ pub fn add_key(txn: &mut Txn<'_>, account_id: &str, key_hash_hex: &str) -> Resul
         return Ok(Err(Rejection::Invalid("this key is an admin key".into())));
     }
     txn.put_raw("api_keys", &hash, account_id.as_bytes())?;
+    // Listed under its account like an issued key, so the operator can see and revoke it.
+    let hash_hex = hex::encode(&hash);
+    let index = account_key(account_id, &hash_hex[..16]);
+    if txn.get_raw("account_keys", &index)?.is_none() {
+        let key = ApiKeyInfo {
+            key_id: hash_hex[..16].to_string(),
+            prefix: String::new(),
+            created_at_ms: 0,
+        };
+        txn.put("account_keys", &index, &(key, hash_hex))?;
+    }
     Ok(Ok(Outcome::ApiKeyAdded))
 }
 
@@ -105,15 +116,16 @@ pub fn issue_key(txn: &mut Txn<'_>, now_ms: u64, op: &IssueApiKey) -> Result<Res
         Ok(_) => {}
         Err(rejection) => return Ok(Err(rejection)),
     }
+    let hash_hex = op.key_hash_hex.to_ascii_lowercase();
     let key = ApiKeyInfo {
-        key_id: op.key_hash_hex[..16].to_string(),
+        key_id: hash_hex[..16].to_string(),
         prefix: op.prefix.clone(),
         created_at_ms: now_ms,
     };
     txn.put(
         "account_keys",
         &account_key(&op.account_id, &key.key_id),
-        &(key.clone(), op.key_hash_hex.clone()),
+        &(key.clone(), hash_hex),
     )?;
     Ok(Ok(Outcome::ApiKeyIssued { key }))
 }

@@ -45,7 +45,7 @@ pub fn open(txn: &mut Txn<'_>, now_ms: u64, op: &OpenSession) -> Result<Response
     if bad_id(&op.session_id) || op.subject.is_empty() || op.subject.len() > SUBJECT_MAX_LEN {
         return Ok(Err(Rejection::Invalid("session id or subject out of range".into())));
     }
-    if op.nonce.as_deref().is_some_and(bad_id) {
+    if op.nonce.as_deref().is_some_and(bad_id) || op.opened_by_key.as_ref().is_some_and(|k| k.len() != 64) {
         return Ok(Err(Rejection::Invalid("nonce out of range".into())));
     }
     if op.expires_at_ms <= now_ms || op.expires_at_ms - now_ms > SESSION_MAX_MS {
@@ -69,6 +69,7 @@ pub fn open(txn: &mut Txn<'_>, now_ms: u64, op: &OpenSession) -> Result<Response
         created_at_ms: now_ms,
         expires_at_ms: op.expires_at_ms,
         revoked: false,
+        opened_by_key: op.opened_by_key.clone(),
     };
     txn.put(CF, &session_key, &session)?;
     txn.put_raw(CF, &keys::dedup_age(op.expires_at_ms, &session_key), &[])?;
@@ -105,6 +106,6 @@ pub fn session_key(session_id: &str) -> Vec<u8> {
     [b"s", session_id.as_bytes()].concat()
 }
 
-fn nonce_key(nonce: &str) -> Vec<u8> {
+pub fn nonce_key(nonce: &str) -> Vec<u8> {
     [b"n", nonce.as_bytes()].concat()
 }

@@ -24,6 +24,7 @@ fn open(id: &str, subject: &str, nonce: Option<&str>, expires_at_ms: u64) -> Com
         subject: subject.into(),
         nonce: nonce.map(String::from),
         expires_at_ms,
+        opened_by_key: None,
     })
 }
 

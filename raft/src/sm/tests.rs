@@ -88,6 +88,7 @@ fn arb_command() -> impl Strategy<Value = Command> {
                     subject,
                     nonce: nonce.map(|n| format!("nonce{n}")),
                     expires_at_ms,
+                    opened_by_key: None,
                 })
             ),
         (0u8..4, account.clone()).prop_map(|(id, subject)| Command::RevokeSession(ops::RevokeSession {
