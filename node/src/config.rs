@@ -175,8 +175,9 @@ pub struct ServeArgs {
     /// The largest max_claims a handoff may allow.
     #[arg(long, env = "RELAY_HANDOFF_MAX_CLAIMS", default_value_t = 1000)]
     pub handoff_max_claims: u32,
-    /// The public base URL of this node, for the drop, poll and claim URLs it hands out; default: the
-    /// request's Host header over http.
+    /// The public base URL of this node, for the drop, poll and claim URLs it hands out (default:
+    /// the request's Host header over http), and the one origin Sign-In with Ethereum messages may
+    /// name (sign-in is off without it).
     #[arg(long, env = "RELAY_PUBLIC_URL")]
     pub public_url: Option<String>,
     /// Price in micro-USDC per GiB-day. The node that founds a cluster writes its prices into
