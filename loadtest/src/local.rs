@@ -33,6 +33,7 @@ pub async fn start(relay_bin: &Path, nodes: u64, extra: &[String]) -> Result<Clu
                 // per-client caps to the node's own, so the run measures the node, not the caps.
                 .args(["--max-requests-per-ip", "4096", "--max-requests-per-account", "4096"])
                 .args(["--max-requests-in-flight", "4096"])
+                .args(["--max-uploads-per-client", "256", "--max-concurrent-uploads", "256"])
                 .args(extra)
         })
         .start()

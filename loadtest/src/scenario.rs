@@ -207,10 +207,15 @@ impl Client {
                     .map(|d| d.as_secs())
                     .unwrap_or(0);
                 let payment = wallet.v1(&Terms::base_sepolia(pay_to, *price, now_s));
+                // The payment is the only credential: a key beside it would be a second payer.
                 let call = self
                     .api
-                    .store("loadtest.bin", 3600, self.body.clone())
-                    .header("x-payment", &payment);
+                    .anonymous(Method::POST, "/api/store")
+                    .header("x-file-name", "loadtest.bin")
+                    .header("x-size-bytes", &self.body.len().to_string())
+                    .header("x-duration-seconds", "3600")
+                    .header("x-payment", &payment)
+                    .body(self.body.clone());
                 answer(call.send().await, 201).map(|_| ())
             }
             Scenario::Download => {

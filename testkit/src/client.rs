@@ -307,7 +307,8 @@ impl Call {
         self.with(|r| r.header(CONTENT_TYPE, content_type))
     }
 
-    fn body(self, body: Bytes) -> Call {
+    /// The request body.
+    pub fn body(self, body: Bytes) -> Call {
         self.with(|r| r.body(body))
     }
 
