@@ -247,15 +247,7 @@ async fn a_wallet_sees_its_x402_charges() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let relay = Relay::start(&args);
     let wallet = Wallet::new("billing wallet");
-    let q: Value = client()
-        .get(relay.url("/api/quote?size_bytes=100&duration_seconds=3600"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let price: u64 = q["priceMicros"].as_str().unwrap().parse().unwrap();
+    let price = x402kit::price(&relay.base(), 100).await;
     let r = client()
         .post(relay.url("/api/store"))
         .header("x-size-bytes", "100")
@@ -267,22 +259,10 @@ async fn a_wallet_sees_its_x402_charges() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    let nonce: Value = client()
-        .post(relay.url("/api/auth/siwe/nonce"))
-        .send()
+    let nonce = x402kit::siwe_nonce(&relay.base()).await;
+    let message = wallet.siwe_message("relay.test", &nonce, 84532);
+    let session: Value = x402kit::sign_in(&relay.base(), &message, &wallet.personal_sign(&message))
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let domain = "relay.test".to_string();
-    let message = wallet.siwe_message(&domain, nonce["nonce"].as_str().unwrap(), 84532);
-    let session: Value = client()
-        .post(relay.url("/api/auth/siwe"))
-        .json(&json!({"message": message, "signature": wallet.personal_sign(&message)}))
-        .send()
-        .await
-        .unwrap()
         .json()
         .await
         .unwrap();

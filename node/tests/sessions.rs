@@ -28,36 +28,15 @@ fn domain(_relay: &Relay) -> String {
 }
 
 async fn nonce(relay: &Relay) -> String {
-    let v: Value = client()
-        .post(relay.url("/api/auth/siwe/nonce"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["nonce"].as_str().unwrap().to_string()
+    x402kit::siwe_nonce(&relay.base()).await
 }
 
 async fn sign_in(relay: &Relay, message: &str, signature: &str) -> reqwest::Response {
-    client()
-        .post(relay.url("/api/auth/siwe"))
-        .json(&json!({"message": message, "signature": signature}))
-        .send()
-        .await
-        .unwrap()
+    x402kit::sign_in(&relay.base(), message, signature).await
 }
 
 async fn paid_lease(relay: &Relay, wallet: &Wallet) -> String {
-    let q: Value = client()
-        .get(relay.url(&format!("/api/quote?size_bytes={SIZE}&duration_seconds=3600")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let price: u64 = q["priceMicros"].as_str().unwrap().parse().unwrap();
+    let price = x402kit::price(&relay.base(), SIZE).await;
     let r = client()
         .post(relay.url("/api/store"))
         .header("x-size-bytes", SIZE.to_string())
@@ -146,15 +125,7 @@ async fn a_wallet_that_paid_signs_in_and_manages_its_leases() {
         .unwrap();
     assert_eq!(r.status(), 402);
     // A payment beside another wallet's session, or beside an API key: two payers, refused.
-    let q: Value = client()
-        .get(relay.url(&format!("/api/quote?size_bytes={SIZE}&duration_seconds=3600")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let price: u64 = q["priceMicros"].as_str().unwrap().parse().unwrap();
+    let price = x402kit::price(&relay.base(), SIZE).await;
     for auth in [other_token.clone(), relay.auth()] {
         let r = client()
             .post(relay.url("/api/store"))

@@ -20,15 +20,7 @@ fn node(f: &Facilitator, extra: &[&str]) -> Relay {
 }
 
 async fn price(relay: &Relay, size: usize) -> u64 {
-    let q: Value = client()
-        .get(relay.url(&format!("/api/quote?size_bytes={size}&duration_seconds={DURATION}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    q["priceMicros"].as_str().unwrap().parse().unwrap()
+    x402kit::price(&relay.base(), size).await
 }
 
 /// `POST /api/store` of SIZE bytes with `headers`.

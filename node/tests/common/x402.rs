@@ -109,3 +109,39 @@ pub fn decode(header: &str) -> Value {
 pub fn chrono_now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
+
+/// The price the node at `base` quotes for `size` bytes for an hour.
+pub async fn price(base: &str, size: usize) -> u64 {
+    let q: Value = reqwest::Client::new()
+        .get(format!("{base}/api/quote?size_bytes={size}&duration_seconds=3600"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    q["priceMicros"].as_str().unwrap().parse().unwrap()
+}
+
+/// A sign-in nonce from the node at `base`.
+pub async fn siwe_nonce(base: &str) -> String {
+    let v: Value = reqwest::Client::new()
+        .post(format!("{base}/api/auth/siwe/nonce"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["nonce"].as_str().unwrap().to_string()
+}
+
+/// `POST /api/auth/siwe` to the node at `base`.
+pub async fn sign_in(base: &str, message: &str, signature: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{base}/api/auth/siwe"))
+        .json(&serde_json::json!({"message": message, "signature": signature}))
+        .send()
+        .await
+        .unwrap()
+}

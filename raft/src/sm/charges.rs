@@ -27,14 +27,7 @@ pub fn record(txn: &mut Txn<'_>, owner: &str, charge: &Charge) -> Result<(), Sto
 
 /// Forgets charges past their retention, at most `max`.
 pub fn prune(txn: &mut Txn<'_>, now_ms: u64, max: u32) -> Result<u32, StoreError> {
-    let end = keys::dedup_age(now_ms, &[]);
-    let mut pruned = 0;
-    for (age_key, _) in txn.range(CF, b"t", &end, max as usize)? {
-        txn.delete(CF, &age_key)?;
-        txn.delete(CF, &age_key[9..])?;
-        pruned += 1;
-    }
-    Ok(pruned)
+    crate::sm::sweep::prune_aged(txn, CF, now_ms, max, |_, _| Ok(()))
 }
 
 /// `c ‖ owner ‖ 0 ‖ !seq`: an owner's charges, newest first.

@@ -92,14 +92,7 @@ pub fn revoke(txn: &mut Txn<'_>, op: &RevokeSession) -> Result<Response, StoreEr
 
 /// Forgets sessions (and their sign-in nonces) that expired before `now_ms`, at most `max`.
 pub fn prune(txn: &mut Txn<'_>, now_ms: u64, max: u32) -> Result<u32, StoreError> {
-    let end = keys::dedup_age(now_ms, &[]);
-    let mut pruned = 0;
-    for (age_key, _) in txn.range(CF, b"t", &end, max as usize)? {
-        txn.delete(CF, &age_key)?;
-        txn.delete(CF, &age_key[9..])?;
-        pruned += 1;
-    }
-    Ok(pruned)
+    crate::sm::sweep::prune_aged(txn, CF, now_ms, max, |_, _| Ok(()))
 }
 
 pub fn session_key(session_id: &str) -> Vec<u8> {

@@ -51,12 +51,24 @@ pub fn expire_due(txn: &mut Txn<'_>, now_ms: u64, max: u32) -> Result<Response, 
 }
 
 fn prune_dedup(txn: &mut Txn<'_>, now_ms: u64, max: u32) -> Result<u32, StoreError> {
-    let cutoff = now_ms.saturating_sub(DEDUP_WINDOW_MS);
-    let end = keys::dedup_age(cutoff, &[]);
+    prune_aged(txn, "dedup", now_ms.saturating_sub(DEDUP_WINDOW_MS), max, |_, _| Ok(()))
+}
+
+/// Forgets, at most `max`, the records of `cf` whose age entry (`t` ‖ ms ‖ record key, see
+/// [`keys::dedup_age`]) is before `until_ms`; `each` sees every record key before it goes.
+pub(crate) fn prune_aged(
+    txn: &mut Txn<'_>,
+    cf: &'static str,
+    until_ms: u64,
+    max: u32,
+    mut each: impl FnMut(&mut Txn<'_>, &[u8]) -> Result<(), StoreError>,
+) -> Result<u32, StoreError> {
+    let end = keys::dedup_age(until_ms, &[]);
     let mut pruned = 0;
-    for (age_key, _) in txn.range("dedup", b"t", &end, max as usize)? {
-        txn.delete("dedup", &age_key)?;
-        txn.delete("dedup", &age_key[9..])?;
+    for (age_key, _) in txn.range(cf, b"t", &end, max as usize)? {
+        each(txn, &age_key[9..])?;
+        txn.delete(cf, &age_key)?;
+        txn.delete(cf, &age_key[9..])?;
         pruned += 1;
     }
     Ok(pruned)

@@ -122,21 +122,15 @@ fn void(txn: &mut Txn<'_>, now_ms: u64, record: &X402Record) -> Result<(), Store
 /// Forgets records whose authorization expired before `now_ms` (a later use is refused by its
 /// time alone), at most `max`. One still unsettled can never be settled now: its lease is voided.
 pub fn prune(txn: &mut Txn<'_>, now_ms: u64, max: u32) -> Result<u32, StoreError> {
-    let end = keys::dedup_age(now_ms, &[]);
-    let mut pruned = 0;
-    for (age_key, _) in txn.range(CF, b"t", &end, max as usize)? {
-        let key = age_key[9..].to_vec();
-        if let Some(record) = txn.get::<X402Record>(CF, &key)? {
+    crate::sm::sweep::prune_aged(txn, CF, now_ms, max, |txn, key| {
+        if let Some(record) = txn.get::<X402Record>(CF, key)? {
             if record.settlement == Settlement::Pending {
                 void(txn, now_ms, &record)?;
-                txn.delete(CF, &pending_key(&key))?;
+                txn.delete(CF, &pending_key(key))?;
             }
         }
-        txn.delete(CF, &age_key)?;
-        txn.delete(CF, &key)?;
-        pruned += 1;
-    }
-    Ok(pruned)
+        Ok(())
+    })
 }
 
 /// The record key of `(from, nonce)`, both hex; `None` when either is malformed.
