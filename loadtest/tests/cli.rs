@@ -40,6 +40,7 @@ fn quick_bench_fills_the_table() {
         scenarios,
         [
             "store-small",
+            "store-x402",
             "download",
             "checkpoint-put",
             "checkpoint-cas",
