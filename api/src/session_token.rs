@@ -129,7 +129,7 @@ mod tests {
         assert!(looks_like_token(&t));
         let c = verify(&[key("k0", 0), k.clone()], &t, 150).unwrap();
         assert_eq!((c.sub.as_str(), c.sid.as_str()), ("0xabc", "ses_1"));
-        assert_eq!(verify(&[k.clone()], &t, 200), Err("expired"));
+        assert_eq!(verify(std::slice::from_ref(&k), &t, 200), Err("expired"));
         assert_eq!(verify(&[key("k1", 2)], &t, 150), Err("bad signature"));
         assert_eq!(verify(&[key("k9", 1)], &t, 150), Err("unknown key"));
     }
@@ -141,10 +141,10 @@ mod tests {
         let parts: Vec<&str> = t.split('.').collect();
         let other = URL_SAFE_NO_PAD.encode(br#"{"iss":"relay","sub":"acct_b","sid":"ses_1","iat":100,"exp":200}"#);
         let swapped = format!("{}.{}.{}", parts[0], other, parts[2]);
-        assert_eq!(verify(&[k.clone()], &swapped, 150), Err("bad signature"));
+        assert_eq!(verify(std::slice::from_ref(&k), &swapped, 150), Err("bad signature"));
         let none = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT","kid":"k1"}"#);
         let unsigned = format!("{none}.{}.", parts[1]);
-        assert_eq!(verify(&[k.clone()], &unsigned, 150), Err("bad algorithm"));
+        assert_eq!(verify(std::slice::from_ref(&k), &unsigned, 150), Err("bad algorithm"));
         assert_eq!(verify(&[k], "a.b", 150), Err("not a token"));
     }
 }

@@ -219,7 +219,7 @@ async fn the_account_cli_speaks_to_the_admin_api() {
         std::process::Command::new(env!("CARGO_BIN_EXE_relay"))
             .arg("account")
             .args(args)
-            .args(["--url", &relay.base(), "--cluster-secret", SECRET])
+            .args(["--url", relay.base(), "--cluster-secret", SECRET])
             .output()
             .unwrap()
     };
@@ -247,7 +247,7 @@ async fn a_wallet_sees_its_x402_charges() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let relay = Relay::start(&args);
     let wallet = Wallet::new("billing wallet");
-    let price = x402kit::price(&relay.base(), 100).await;
+    let price = x402kit::price(relay.base(), 100).await;
     let r = client()
         .post(relay.url("/api/store"))
         .header("x-size-bytes", "100")
@@ -259,9 +259,9 @@ async fn a_wallet_sees_its_x402_charges() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    let nonce = x402kit::siwe_nonce(&relay.base()).await;
+    let nonce = x402kit::siwe_nonce(relay.base()).await;
     let message = wallet.siwe_message("relay.test", &nonce, 84532);
-    let session: Value = x402kit::sign_in(&relay.base(), &message, &wallet.personal_sign(&message))
+    let session: Value = x402kit::sign_in(relay.base(), &message, &wallet.personal_sign(&message))
         .await
         .json()
         .await

@@ -28,15 +28,15 @@ fn domain(_relay: &Relay) -> String {
 }
 
 async fn nonce(relay: &Relay) -> String {
-    x402kit::siwe_nonce(&relay.base()).await
+    x402kit::siwe_nonce(relay.base()).await
 }
 
 async fn sign_in(relay: &Relay, message: &str, signature: &str) -> reqwest::Response {
-    x402kit::sign_in(&relay.base(), message, signature).await
+    x402kit::sign_in(relay.base(), message, signature).await
 }
 
 async fn paid_lease(relay: &Relay, wallet: &Wallet) -> String {
-    let price = x402kit::price(&relay.base(), SIZE).await;
+    let price = x402kit::price(relay.base(), SIZE).await;
     let r = client()
         .post(relay.url("/api/store"))
         .header("x-size-bytes", SIZE.to_string())
@@ -125,7 +125,7 @@ async fn a_wallet_that_paid_signs_in_and_manages_its_leases() {
         .unwrap();
     assert_eq!(r.status(), 402);
     // A payment beside another wallet's session, or beside an API key: two payers, refused.
-    let price = x402kit::price(&relay.base(), SIZE).await;
+    let price = x402kit::price(relay.base(), SIZE).await;
     for auth in [other_token.clone(), relay.auth()] {
         let r = client()
             .post(relay.url("/api/store"))

@@ -20,7 +20,7 @@ fn node(f: &Facilitator, extra: &[&str]) -> Relay {
 }
 
 async fn price(relay: &Relay, size: usize) -> u64 {
-    x402kit::price(&relay.base(), size).await
+    x402kit::price(relay.base(), size).await
 }
 
 /// `POST /api/store` of SIZE bytes with `headers`.

@@ -186,7 +186,7 @@ fn x402_pays_only_for_creates_by_the_payer() {
     }
     let mut not_a_create = pay("lse_2", 2, PRICE, T0 + 60_000);
     if let Command::PayX402(p) = &mut not_a_create {
-        p.purchase = Box::new(Command::ExpireDue(ops::ExpireDue { max: 1 }));
+        *p.purchase = Command::ExpireDue(ops::ExpireDue { max: 1 });
     }
     let r = apply_all(&db, &[at(T0, foreign), at(T0, not_a_create)]);
     assert!(matches!(r[0], Err(Rejection::Invalid(_))), "{:?}", r[0]);
