@@ -55,6 +55,7 @@ pub async fn create(
         billable_bytes: max_body_bytes,
         duration_seconds,
         product: "Checkpoint",
+        baton: None,
     };
     purchase::quote(&state, reservation)?;
     let keyed = idempotency::begin(&state, &headers, payer.scope(), CREATE_ROUTE)?;

@@ -280,6 +280,8 @@ async fn prepare(state: &AppState, lease: &Lease, head: bool) -> ApiResult<Conte
                 room: Some(room),
             })
         }
+        // The ledger refuses handoffs of batons; they share by their own tokens.
+        LeaseKind::Baton(_) => Err(ApiError::NotFound("handoff")),
         LeaseKind::Mailbox(mb) => {
             // One message at a time is held while the answer streams: the largest, base64'd.
             let room = state.limits.buffer(mb.max_message_bytes.saturating_mul(7) / 3).await?;
@@ -383,9 +385,9 @@ fn messages_body(state: AppState, lease_id: String, messages: Vec<Message>) -> B
 
 /// Deletes the content of a lease closed by its final claim once the answer is done with it
 /// (streamed, or abandoned by the client); the ledger's hold timer covers a crash.
-struct ReleaseOnDrop {
-    state: AppState,
-    lease_id: String,
+pub(crate) struct ReleaseOnDrop {
+    pub(crate) state: AppState,
+    pub(crate) lease_id: String,
 }
 
 impl Drop for ReleaseOnDrop {
@@ -400,7 +402,7 @@ impl Drop for ReleaseOnDrop {
     }
 }
 
-fn guarded(body: Body, guard: Option<ReleaseOnDrop>) -> Body {
+pub(crate) fn guarded(body: Body, guard: Option<ReleaseOnDrop>) -> Body {
     match guard {
         None => body,
         Some(guard) => Body::from_stream(body.into_data_stream().map(move |chunk| {

@@ -40,6 +40,8 @@ pub struct ApiConfig {
     pub public_url: Option<String>,
     /// x402 payments (`--x402-*`); `None`: paid creates need an API key.
     pub x402: Option<crate::x402::X402Config>,
+    /// Ceilings on batons (`--baton-*`).
+    pub baton: crate::baton::BatonLimits,
 }
 
 impl ApiConfig {

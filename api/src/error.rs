@@ -88,6 +88,18 @@ pub enum ApiError {
     /// this request's requirements.
     #[error("{}", .0.message)]
     PaymentRequired(Box<PaymentDemand>),
+    /// A baton token's scope does not allow this (403 `scope`).
+    #[error("{0}")]
+    Scope(String),
+    /// A read would pass a baton's read budget; nothing was served.
+    #[error("the read needs {needed} bytes of egress but {remaining} remain")]
+    EgressExhausted { remaining: u64, needed: u64 },
+    /// A baton limit was already hit (410 `limit_reached`), or a token's reads are spent.
+    #[error("{message}")]
+    LimitReached { code: &'static str, message: String },
+    /// The operation does not apply to this baton's write kind.
+    #[error("{0}")]
+    WrongWriteKind(String),
     /// A bug or a broken store. The detail is logged, never sent.
     #[error("internal error")]
     Internal(String),
@@ -123,7 +135,10 @@ impl ApiError {
             | PaymentMalformed(_) => StatusCode::BAD_REQUEST,
             Conflict(_) | IdempotencyInFlight => StatusCode::CONFLICT,
             MailboxFull(_) | WebhookBacklog(_) | TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            PostRequired => StatusCode::METHOD_NOT_ALLOWED,
+            PostRequired | WrongWriteKind(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Scope(_) => StatusCode::FORBIDDEN,
+            EgressExhausted { .. } => StatusCode::TOO_MANY_REQUESTS,
+            LimitReached { .. } => StatusCode::GONE,
             PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             InvalidValue { .. } | IdempotencyKeyReused | JoinRefused(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Unauthorized(_) => StatusCode::UNAUTHORIZED,
@@ -158,6 +173,10 @@ impl ApiError {
             MailboxFull(_) => "mailbox_full",
             WebhookBacklog(_) => "webhook_backlog",
             PostRequired => "post_required",
+            Scope(_) => "scope",
+            EgressExhausted { .. } => "egress_exhausted",
+            LimitReached { code, .. } => code,
+            WrongWriteKind(_) => "wrong_write_kind",
             PreconditionFailed { .. } => "precondition_failed",
             InvalidJson(_) => "invalid_json",
             IdempotencyKeyReused => "idempotency_key_reused",
@@ -235,6 +254,26 @@ impl ApiError {
             Rejection::ContentChanged => {
                 ApiError::Unavailable("the content changed while it was being read; retry".into())
             }
+            Rejection::RangeNotSatisfiable { size } => ApiError::RangeNotSatisfiable { size },
+            Rejection::EgressExhausted { remaining, needed } => ApiError::EgressExhausted { remaining, needed },
+            Rejection::ReadCapExhausted => ApiError::LimitReached {
+                code: "read_cap_exhausted",
+                message: "this token has no reads left".into(),
+            },
+            Rejection::Scope(what) => ApiError::Scope(format!("this token's scope does not allow {what}")),
+            Rejection::TokenInvalid => ApiError::Unauthorized("invalid, revoked or expired baton token"),
+            Rejection::TooManyTokens(max) => ApiError::InvalidValue {
+                field: "sharing.tokens",
+                reason: format!("a baton may have at most {max} tokens"),
+            },
+            Rejection::TooManyEntries(_) => ApiError::Conflict("the baton holds its maximum number of entries"),
+            Rejection::TooManyBatons(_) => ApiError::Conflict("this owner has its maximum number of live batons"),
+            Rejection::LimitReached(message) => ApiError::LimitReached {
+                code: "limit_reached",
+                message,
+            },
+            Rejection::WrongWriteKind(why) => ApiError::WrongWriteKind(why),
+            Rejection::EntryNotFound => ApiError::NotFound("entry"),
         }
     }
 }

@@ -6,6 +6,21 @@ pub fn lease_id() -> String {
     format!("lse_{}", ulid::Ulid::new())
 }
 
+/// A baton's id: a lease id of its own prefix, so the two are never confused.
+pub fn baton_id() -> String {
+    format!("{}{}", relay_raft::baton::ID_PREFIX, ulid::Ulid::new())
+}
+
+pub fn token_id() -> String {
+    format!("tok_{}", ulid::Ulid::new())
+}
+
+/// Whether `id` has the shape of a baton id.
+pub fn is_baton_id(id: &str) -> bool {
+    id.strip_prefix(relay_raft::baton::ID_PREFIX)
+        .is_some_and(|rest| rest.len() == 26 && rest.parse::<ulid::Ulid>().is_ok())
+}
+
 pub fn session_id() -> String {
     format!("ses_{}", ulid::Ulid::new())
 }
@@ -56,6 +71,9 @@ mod tests {
         assert!(!is_lease_id("lse_"));
         assert!(!is_lease_id("lse_../../etc/passwd"));
         assert!(ledger_id().starts_with("led_"));
+        assert!(is_baton_id(&baton_id()));
+        assert!(!is_baton_id(&lease_id()));
+        assert!(!is_lease_id(&baton_id()));
         let key = api_key().unwrap();
         assert!(crate::auth::is_well_formed_key(&key), "{key}");
         assert_ne!(key, api_key().unwrap());

@@ -2,6 +2,7 @@
 //!
 //! - [`router`]: every route, the metrics middleware and the JSON fallbacks.
 //! - One module per resource: [`store`] (create, download, delete), [`checkpoint`], [`mailbox`],
+//!   [`baton`] (the configurable object: quote, create, content, entries, tokens, lifecycle),
 //!   [`handoff`] (issue, list, revoke) and [`claim`] (redeem), [`leases`] (listing),
 //!   [`pricing`] (pricing and quotes), [`health`], [`cluster`] (membership admin).
 //! - [`auth`]: `Authorization: Bearer rs_live_…` → [`auth::Caller`]; admin keys and the cluster
@@ -25,6 +26,7 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod baton;
 pub mod billing;
 pub mod blobs;
 pub mod bodies;
@@ -97,6 +99,29 @@ pub fn router(state: AppState) -> Router {
             "/api/checkpoint/{workflow_id}",
             get(checkpoint::read).put(checkpoint::write).delete(checkpoint::delete),
         )
+        .route("/v1/baton/quote", post(baton::create::quote))
+        .route("/v1/baton", post(baton::create::create))
+        .route(
+            "/v1/baton/{id}",
+            get(baton::content::read)
+                .put(baton::content::write)
+                .delete(baton::manage::delete),
+        )
+        .route(
+            "/v1/baton/{id}/entries",
+            get(baton::content::entries).post(baton::content::append),
+        )
+        .route("/v1/baton/{id}/entries/{seq}", get(baton::content::entry))
+        .route("/v1/baton/{id}/meta", get(baton::manage::meta))
+        .route(
+            "/v1/baton/{id}/tokens",
+            get(baton::manage::list_tokens).post(baton::manage::issue_tokens),
+        )
+        .route("/v1/baton/{id}/tokens/{token_id}", delete(baton::manage::revoke_token))
+        .route("/v1/baton/{id}/extend", post(baton::manage::extend))
+        .route("/v1/baton/{id}/restore", post(baton::manage::restore))
+        .route("/v1/baton/{id}/lifecycle", post(baton::manage::lifecycle))
+        .route("/v1/batons", get(baton::manage::list))
         .route("/api/pricing", get(pricing::pricing))
         .route("/api/quote", get(pricing::quote))
         .route("/.well-known/x402.json", get(pricing::well_known))

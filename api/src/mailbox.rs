@@ -74,6 +74,7 @@ pub async fn create(State(state): State<AppState>, payer: Payer, headers: Header
         billable_bytes: capacity_bytes,
         duration_seconds,
         product: "Mailbox",
+        baton: None,
     };
     purchase::quote(&state, reservation)?;
     let keyed = idempotency::begin(&state, &headers, payer.scope(), CREATE_ROUTE)?;

@@ -129,6 +129,8 @@ pub struct Reservation {
     pub billable_bytes: u64,
     pub duration_seconds: u64,
     pub product: &'static str,
+    /// A baton's whole shape, priced by the baton formula (size and duration are its own).
+    pub baton: Option<relay_raft::baton::Shape>,
 }
 
 /// The price of `reservation` by the prices this node has applied, after checking its duration.
@@ -139,8 +141,12 @@ pub fn quote(state: &AppState, reservation: Reservation) -> ApiResult<u64> {
         cfg.min_duration_seconds,
         cfg.max_duration_seconds,
     )?;
-    let pricing = state.ledger.reader().pricing()?;
-    Ok(pricing.price_micros(reservation.billable_bytes, reservation.duration_seconds))
+    let reader = state.ledger.reader();
+    let pricing = reader.pricing()?;
+    Ok(match &reservation.baton {
+        Some(shape) => relay_raft::baton::price(&pricing, &reader.baton_rates()?, shape),
+        None => pricing.price_micros(reservation.billable_bytes, reservation.duration_seconds),
+    })
 }
 
 /// A purchase whose payer has been checked: [`Purchase::commit`] writes it (and settles an x402
@@ -378,6 +384,7 @@ fn new_lease_id(command: &relay_raft::Command) -> Option<&str> {
         C::CreateLease(new) => Some(&new.lease_id),
         C::CreateCheckpoint(c) => Some(&c.new.lease_id),
         C::CreateMailbox(c) => Some(&c.new.lease_id),
+        C::CreateBaton(c) => Some(&c.new.lease_id),
         _ => None,
     }
 }

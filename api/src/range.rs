@@ -46,6 +46,30 @@ pub fn parse(header: Option<&str>, size: u64) -> Result<Option<Range<u64>>, ApiE
     Ok(Some(range))
 }
 
+/// The single range a header asks for, unresolved (the ledger resolves it against the content as
+/// it stands at the read); `None` for no header or a form served whole, as [`parse`] ignores it.
+pub fn spec(header: Option<&str>) -> Option<relay_raft::ops::RangeSpec> {
+    use relay_raft::ops::RangeSpec;
+    let spec = header?.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') {
+        return None;
+    }
+    let (start, end) = spec.trim().split_once('-')?;
+    let num = |s: &str| -> Option<u64> {
+        (!s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse().ok())
+            .flatten()
+    };
+    match (start.trim(), end.trim()) {
+        ("", suffix) => num(suffix).map(RangeSpec::Suffix),
+        (first, "") => num(first).map(RangeSpec::From),
+        (first, last) => match (num(first), num(last)) {
+            (Some(first), Some(last)) if first <= last => Some(RangeSpec::FromTo(first, last)),
+            _ => None,
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,5 +102,19 @@ mod tests {
         }
         assert_eq!(parse(None, 100).unwrap(), None);
         assert_eq!(parse(Some("bytes=0-1"), 0).unwrap(), None);
+    }
+
+    /// An unresolved range ignores exactly what `parse` ignores, and resolves as `parse` does.
+    #[test]
+    fn specs_agree_with_parse() {
+        use relay_raft::sm::baton_reads::resolve;
+        for h in ["bytes=0-9", "bytes=90-", "bytes=-5", "bytes=-500", "bytes=50-5000", "bytes=100-", "bytes=-0", "items=0-1", "bytes=0-1,5-6", "bytes=5-1", "bytes=a-b", "bytes=", "bytes=--1"] {
+            let parsed = parse(Some(h), 100).map(|r| r.map(|r| (r.start, r.end))).ok();
+            let resolved = match spec(Some(h)) {
+                None => Some(None),
+                Some(s) => resolve(Some(s), 100).ok().map(Some),
+            };
+            assert_eq!(parsed, resolved, "{h}");
+        }
     }
 }

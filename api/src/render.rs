@@ -112,6 +112,12 @@ pub fn lease(lease: &Lease, now_ms: u64) -> Value {
             v["keep_on_read"] = json!(mb.keep_on_read);
             v["webhook_url"] = json!(mb.webhook.as_ref().map(|w| &w.url));
         }
+        LeaseKind::Baton(b) => {
+            v["write"] = json!(b.write.name());
+            v["size_bytes"] = json!(b.size_bytes);
+            v["used_bytes"] = json!(b.used_bytes);
+            v["version"] = json!(b.version);
+        }
     }
     v
 }

@@ -53,6 +53,7 @@ pub async fn create(
         billable_bytes: size_bytes,
         duration_seconds,
         product: "Storage lease",
+        baton: None,
     };
     let purchase = purchase::begin(&state, &payer, keyed.as_ref(), reservation).await?;
 

@@ -261,6 +261,8 @@ pub struct ServeArgs {
     pub chaos_dial: Vec<String>,
     #[command(flatten)]
     pub x402: crate::x402_args::X402Args,
+    #[command(flatten)]
+    pub baton: crate::baton_args::BatonArgs,
 }
 
 /// Parses the command line; for `serve --config FILE`, the file's settings are added behind the
@@ -371,6 +373,7 @@ impl ServeArgs {
             }
         }
         self.x402.config()?;
+        self.baton.validate()?;
         if self.min_duration_seconds == 0 || self.min_duration_seconds > self.max_duration_seconds {
             return bad("need 1 <= --min-duration-seconds <= --max-duration-seconds".into());
         }
@@ -463,6 +466,7 @@ impl ServeArgs {
             limits: self.limits(),
             // Validated at startup.
             x402: self.x402.config().ok().flatten(),
+            baton: self.baton.limits(),
         }
     }
 

@@ -13,6 +13,7 @@
 //!   store named by `--objects` is opened by [`relay_api::blobs::store`].)
 
 pub mod admin;
+pub mod baton_args;
 pub mod bootstrap;
 pub mod cluster;
 pub mod config;

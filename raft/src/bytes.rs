@@ -37,6 +37,15 @@ pub mod option {
     }
 }
 
+/// `#[serde(with = "crate::bytes")]` for `Vec<u8>`.
+pub fn serialize<S: Serializer>(value: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_bytes(value)
+}
+
+pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+    d.deserialize_byte_buf(BytesVisitor)
+}
+
 struct Bytes<'a>(&'a [u8]);
 
 impl serde::Serialize for Bytes<'_> {

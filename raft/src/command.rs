@@ -92,6 +92,17 @@ pub enum Command {
     TopUp(ops::TopUp),
     IssueApiKey(ops::IssueApiKey),
     RevokeApiKey(ops::RevokeApiKey),
+    CreateBaton(ops::CreateBaton),
+    WriteBaton(ops::WriteBaton),
+    AppendEntry(ops::AppendEntry),
+    ReadBaton(ops::ReadBaton),
+    IssueTokens(ops::IssueTokens),
+    RevokeToken(ops::RevokeToken),
+    ExtendBaton(ops::ExtendBaton),
+    DeleteBaton(ops::DeleteBaton),
+    RestoreBaton(ops::RestoreBaton),
+    SetLifecycle(ops::SetLifecycle),
+    SetBatonRates(ops::SetBatonRates),
 }
 
 /// One delivery attempt: the delivery due at `due_ms` is done (delivered or given up), or
@@ -191,6 +202,22 @@ pub enum Outcome {
     ApiKeyRevoked {
         key: crate::model::ApiKeyInfo,
     },
+    /// A baton after a write, delete, restore or lifecycle change.
+    BatonChanged {
+        lease: Lease,
+    },
+    EntryAppended(ops::EntryAppended),
+    BatonRead(ops::BatonRead),
+    TokensIssued {
+        tokens: Vec<crate::baton::BatonToken>,
+    },
+    TokenRevoked {
+        token: crate::baton::BatonToken,
+    },
+    BatonRatesSet {
+        rates: crate::baton::BatonRates,
+    },
+    BatonExtended(ops::BatonExtended),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -254,4 +281,32 @@ pub enum Rejection {
     SessionNotFound,
     #[error("API key not found")]
     KeyNotFound,
+    #[error("range not satisfiable for content of {size} bytes")]
+    RangeNotSatisfiable { size: u64 },
+    /// The read would pass the baton's read budget; nothing was served.
+    #[error("the read needs {needed} bytes of egress but {remaining} remain")]
+    EgressExhausted { remaining: u64, needed: u64 },
+    /// The token's read cap is consumed.
+    #[error("this token has no reads left")]
+    ReadCapExhausted,
+    /// The token's scope does not allow this.
+    #[error("this token's scope does not allow {0}")]
+    Scope(String),
+    /// Unknown, revoked or expired sharing token.
+    #[error("invalid or expired baton token")]
+    TokenInvalid,
+    #[error("a baton may have at most {0} tokens")]
+    TooManyTokens(u32),
+    #[error("a baton may hold at most {0} entries")]
+    TooManyEntries(u64),
+    #[error("an owner may have at most {0} live batons")]
+    TooManyBatons(u64),
+    /// A limit (time, read budget, read caps) was already hit: the baton cannot be extended.
+    #[error("{0}")]
+    LimitReached(String),
+    /// The operation does not apply to this write kind (an append on a single baton...).
+    #[error("{0}")]
+    WrongWriteKind(String),
+    #[error("entry not found")]
+    EntryNotFound,
 }

@@ -4,7 +4,8 @@
 //! committed through openraft and applied by a deterministic state machine whose state lives in
 //! RocksDB. The map:
 //!
-//! - [`model`]: what the ledger stores: accounts, leases and their lifecycle.
+//! - [`model`]: what the ledger stores: accounts, leases and their lifecycle; [`baton`]: the
+//!   baton's groups, tokens, entries and the price of a shape.
 //! - [`command`]: the [`Command`] / [`Response`] vocabulary, one variant per state change.
 //! - [`ops`]: each command's payload as a typed operation ([`Op`]) with its own answer.
 //! - [`sm`]: `apply`, one file per command family; a pure function of (state, request).
@@ -15,6 +16,7 @@
 //! - [`grpc`]: the tonic transport between nodes, guarded by the cluster secret.
 //! - [`pricing`]: the price formula, shared by quotes and creates.
 
+pub mod baton;
 pub mod batcher;
 mod bytes;
 pub mod chaos;

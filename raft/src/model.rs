@@ -42,6 +42,8 @@ pub enum LeaseKind {
     Checkpoint(Checkpoint),
     /// A queue anyone holding the drop token may append to; its owner polls it.
     Mailbox(Mailbox),
+    /// A prepaid object configured along five groups ([`crate::baton`]).
+    Baton(Box<crate::baton::Baton>),
 }
 
 /// A Mailbox lease's settings and occupancy. Its messages live in the `messages` column family.
@@ -128,6 +130,7 @@ impl LeaseKind {
             LeaseKind::Storage { .. } => "storage",
             LeaseKind::Checkpoint(_) => "checkpoint",
             LeaseKind::Mailbox(_) => "mailbox",
+            LeaseKind::Baton(_) => "baton",
         }
     }
 
@@ -138,6 +141,7 @@ impl LeaseKind {
             LeaseKind::Storage { size_bytes, .. } => *size_bytes,
             LeaseKind::Checkpoint(c) => c.max_body_bytes,
             LeaseKind::Mailbox(m) => m.capacity_bytes,
+            LeaseKind::Baton(b) => b.size_bytes,
         }
     }
 
@@ -148,6 +152,8 @@ impl LeaseKind {
             LeaseKind::Checkpoint(c) => c.body.object_key.iter().cloned().collect(),
             // Message objects are tracked per message, in the `messages` column family.
             LeaseKind::Mailbox(_) => Vec::new(),
+            // Entries ride in the ledger; only a single object's content may be an object.
+            LeaseKind::Baton(b) => b.content.iter().filter_map(|c| c.object_key.clone()).collect(),
         }
     }
 }

@@ -58,6 +58,9 @@ macro_rules! op {
     };
 }
 
+mod baton;
+pub use baton::*;
+
 /// Create an account with an opening balance. Creating an existing account is a no-op.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateAccount {

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-const GIB: u128 = 1 << 30;
+pub const GIB: u128 = 1 << 30;
 const SECONDS_PER_DAY: u128 = 86_400;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,9 +25,14 @@ impl Default for Pricing {
 impl Pricing {
     /// Price in micro-USDC, saturating at `u64::MAX` (which no balance can pay).
     pub fn price_micros(&self, bytes: u64, seconds: u64) -> u64 {
+        self.raw_micros(bytes, seconds).max(self.min_charge_micros)
+    }
+
+    /// Storage of `bytes` for `seconds` at the rate, rounded up, before the minimum.
+    pub fn raw_micros(&self, bytes: u64, seconds: u64) -> u64 {
         let numerator = (bytes as u128 * seconds as u128).checked_mul(self.rate_micros_per_gb_day as u128);
         let raw = numerator.map_or(u128::MAX, |n| n.div_ceil(GIB * SECONDS_PER_DAY));
-        u64::try_from(raw).unwrap_or(u64::MAX).max(self.min_charge_micros)
+        u64::try_from(raw).unwrap_or(u64::MAX)
     }
 }
 

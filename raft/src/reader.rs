@@ -13,6 +13,9 @@ use crate::store::txn::scan_range;
 use crate::store::{cf, decode};
 use crate::NodeId;
 
+/// The most `by_owner` rows one page of batons scans.
+pub const BATON_SCAN_MAX: usize = 4096;
+
 #[derive(Clone)]
 pub struct StateReader {
     db: Arc<DB>,
@@ -185,6 +188,53 @@ impl StateReader {
         Ok(LeasePage { leases, next_cursor })
     }
 
+    /// Up to `limit` of the owner's batons after `cursor`, newest first. Other leases are skipped
+    /// (at most [`BATON_SCAN_MAX`] rows per page; the cursor then resumes the scan).
+    pub fn batons_by_owner(&self, owner: &str, cursor: Option<&str>, limit: usize) -> Result<LeasePage, StoreError> {
+        let prefix = keys::owner_prefix(owner);
+        let end = keys::prefix_end(&prefix);
+        let mut start = prefix.clone();
+        if let Some(c) = cursor.and_then(|c| hex::decode(c).ok()) {
+            start.extend_from_slice(&c);
+            start.push(0);
+        }
+        let (mut leases, mut scanned, mut last_key) = (Vec::new(), 0, None);
+        loop {
+            let rows = scan_range(&self.db, "by_owner", &start, &end, 256)?;
+            let exhausted = rows.len() < 256;
+            for (k, _) in rows {
+                scanned += 1;
+                let lease_id = String::from_utf8_lossy(&k[prefix.len() + 8..]).into_owned();
+                start = k.clone();
+                start.push(0);
+                if lease_id.starts_with(crate::baton::ID_PREFIX) {
+                    if leases.len() == limit {
+                        return Ok(LeasePage {
+                            leases,
+                            next_cursor: last_key.map(hex::encode),
+                        });
+                    }
+                    if let Some(lease) = self.lease(&lease_id)? {
+                        leases.push(lease);
+                    }
+                }
+                last_key = Some(k[prefix.len()..].to_vec());
+                if scanned >= BATON_SCAN_MAX {
+                    return Ok(LeasePage {
+                        leases,
+                        next_cursor: last_key.map(hex::encode),
+                    });
+                }
+            }
+            if exhausted {
+                return Ok(LeasePage {
+                    leases,
+                    next_cursor: None,
+                });
+            }
+        }
+    }
+
     /// The owner's checkpoint for `workflow_id` (live or a tombstone) and its inline body, read
     /// from one consistent view so the body matches the version.
     pub fn checkpoint(&self, owner: &str, workflow_id: &str) -> Result<Option<(Lease, Option<Vec<u8>>)>, StoreError> {
@@ -319,6 +369,50 @@ impl StateReader {
     /// The cluster's prices: the ones set in the ledger, or the defaults before any were.
     pub fn pricing(&self) -> Result<crate::pricing::Pricing, StoreError> {
         Ok(self.pricing_set()?.unwrap_or_default())
+    }
+
+    /// The baton rates in force.
+    pub fn baton_rates(&self) -> Result<crate::baton::BatonRates, StoreError> {
+        Ok(self
+            .get("meta", keys::META_BATON_RATES)?
+            .unwrap_or_default())
+    }
+
+    /// The sharing token whose blake3 is `hash`.
+    pub fn baton_token(&self, hash: &[u8; 32]) -> Result<Option<crate::baton::BatonToken>, StoreError> {
+        self.get("baton_tokens", hash)
+    }
+
+    /// Every sharing token of a baton, in issue order.
+    pub fn baton_tokens(&self, lease_id: &str) -> Result<Vec<crate::baton::BatonToken>, StoreError> {
+        let prefix = keys::message_prefix(lease_id);
+        let ids = scan_range(&self.db, "baton_token_ids", &prefix, &keys::prefix_end(&prefix), crate::baton::TOKENS_MAX as usize)?;
+        let mut tokens = Vec::with_capacity(ids.len());
+        for (_, hash) in ids {
+            if let Some(token) = self.get("baton_tokens", &hash)? {
+                tokens.push(token);
+            }
+        }
+        Ok(tokens)
+    }
+
+    /// Up to `limit` entries of a baton after `after`, each with its bytes, in order.
+    pub fn baton_entries(
+        &self,
+        lease_id: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(crate::baton::Entry, Option<Vec<u8>>)>, StoreError> {
+        let start = keys::message(lease_id, after.saturating_add(1));
+        let end = keys::prefix_end(&keys::message_prefix(lease_id));
+        let view = self.db.snapshot();
+        let mut out = Vec::new();
+        for (key, value) in scan_range(&self.db, "baton_entries", &start, &end, limit)? {
+            let entry = decode("baton_entries", &value)?;
+            let body = view.get_cf(cf(&self.db, "bodies")?, &key)?;
+            out.push((entry, body));
+        }
+        Ok(out)
     }
 
     /// The prices set in the ledger, if any have been.

@@ -36,6 +36,9 @@ pub fn create(txn: &mut Txn<'_>, now_ms: u64, op: &CreateHandoff) -> Result<Resp
     if !lease.is_live_at(now_ms) {
         return Ok(Err(Rejection::LeaseGone));
     }
+    if let LeaseKind::Baton(_) = lease.kind {
+        return Ok(Err(Rejection::Invalid("a baton is shared by its own tokens".into())));
+    }
     if !(1..=MAX_CLAIMS_MAX).contains(&max_claims) || ttl_seconds == 0 || handoff_id.is_empty() {
         return Ok(Err(Rejection::Invalid("max_claims or ttl_seconds out of range".into())));
     }

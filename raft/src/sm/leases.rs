@@ -5,7 +5,7 @@ use crate::error::StoreError;
 use crate::model::{Access, AccessActor, Charge, Lease, LeaseKind, LeaseState};
 use crate::ops::{LeaseCreated, X402Payment};
 use crate::sm::{
-    accounts, charges, handoffs, mailbox, objects, pricing, x402, ACCESS_HISTORY_MAX, BYTES_HOLD_MS,
+    accounts, batons, charges, handoffs, mailbox, objects, pricing, x402, ACCESS_HISTORY_MAX, BYTES_HOLD_MS,
     TOMBSTONE_RETENTION_MS,
 };
 use crate::store::keys::{self, Timer};
@@ -150,7 +150,7 @@ pub fn close(txn: &mut Txn<'_>, now_ms: u64, lease: &Lease, hold_bytes: bool) ->
 
 /// Whether a reader may still need content the lease record does not carry.
 fn has_content_outside_the_lease(lease: &Lease) -> bool {
-    !lease.kind.object_keys().is_empty() || matches!(lease.kind, LeaseKind::Mailbox(_))
+    !lease.kind.object_keys().is_empty() || matches!(lease.kind, LeaseKind::Mailbox(_) | LeaseKind::Baton(_))
 }
 
 /// When the bytes of a lease closed with a hold are released at the latest: an hour after the
@@ -166,8 +166,10 @@ pub fn hold_until_ms(lease: &Lease) -> Option<u64> {
 /// GC worker; then sets its purge timer.
 pub fn release(txn: &mut Txn<'_>, now_ms: u64, lease: &Lease) -> Result<(), StoreError> {
     txn.delete("bodies", lease.lease_id.as_bytes())?;
-    if let LeaseKind::Mailbox(_) = &lease.kind {
-        mailbox::clear(txn, now_ms, &lease.lease_id)?;
+    match &lease.kind {
+        LeaseKind::Mailbox(_) => mailbox::clear(txn, now_ms, &lease.lease_id)?,
+        LeaseKind::Baton(_) => batons::clear(txn, lease)?,
+        _ => {}
     }
     for object_key in lease.kind.object_keys() {
         objects::release(txn, &object_key, &lease.lease_id, now_ms)?;
@@ -218,6 +220,7 @@ pub fn purge(txn: &mut Txn<'_>, lease: &Lease) -> Result<(), StoreError> {
                 txn.delete("drop_tokens", &hash)?;
             }
         }
+        LeaseKind::Baton(_) => batons::purge(txn, lease)?,
         LeaseKind::Storage { .. } => {}
     }
     Ok(())

@@ -3,9 +3,13 @@
 //! [`apply_request`] is a pure function of the stored state and the [`Request`]: it reads no clock,
 //! no randomness and no network. Time is the cluster clock, `max(stored clock, request.now_ms)`, so
 //! it never runs backwards across leader changes. One file per command family:
-//! [`accounts`], [`charges`], [`leases`], [`checkpoints`], [`mailbox`], [`handoffs`], [`pricing`], [`sessions`], [`sweep`], [`x402`]; [`dedup`] answers retried commands.
+//! [`accounts`], [`charges`], [`leases`], [`checkpoints`], [`mailbox`], [`handoffs`], [`batons`]
+//! ([`baton_reads`], [`baton_tokens`]), [`pricing`], [`sessions`], [`sweep`], [`x402`]; [`dedup`] answers retried commands.
 
 pub mod accounts;
+pub mod baton_reads;
+pub mod baton_tokens;
+pub mod batons;
 pub mod bodies;
 pub mod charges;
 pub mod checkpoints;
@@ -131,6 +135,7 @@ fn apply_command(txn: &mut Txn<'_>, now_ms: u64, command: &Command) -> Result<Re
                     checkpoints::create(txn, now_ms, &c.new, c.inline_body.as_deref(), payment)
                 }
                 Command::CreateMailbox(c) => mailbox::create(txn, now_ms, &c.new, payment),
+                Command::CreateBaton(c) => batons::create(txn, now_ms, c, payment),
                 _ => Ok(Err(Rejection::Invalid("x402 pays only for a create".into()))),
             }
         }
@@ -141,6 +146,17 @@ fn apply_command(txn: &mut Txn<'_>, now_ms: u64, command: &Command) -> Result<Re
         Command::TopUp(op) => accounts::top_up(txn, &op.account_id, op.amount_micros),
         Command::IssueApiKey(op) => accounts::issue_key(txn, now_ms, op),
         Command::RevokeApiKey(op) => accounts::revoke_key(txn, op),
+        Command::CreateBaton(op) => batons::create(txn, now_ms, op, None),
+        Command::WriteBaton(op) => batons::write(txn, now_ms, op),
+        Command::AppendEntry(op) => batons::append(txn, now_ms, op),
+        Command::ReadBaton(op) => baton_reads::read(txn, now_ms, op),
+        Command::IssueTokens(op) => baton_tokens::issue(txn, now_ms, op),
+        Command::RevokeToken(op) => baton_tokens::revoke(txn, op),
+        Command::ExtendBaton(op) => batons::extend(txn, now_ms, op),
+        Command::DeleteBaton(op) => batons::delete(txn, now_ms, op),
+        Command::RestoreBaton(op) => batons::restore(txn, now_ms, op),
+        Command::SetLifecycle(op) => batons::set_lifecycle(txn, now_ms, op),
+        Command::SetBatonRates(op) => pricing::set_rates(txn, op.egress_micros_per_gb, op.witness_fee_micros),
     }
 }
 

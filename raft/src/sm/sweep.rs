@@ -5,7 +5,7 @@ use crate::command::{Outcome, Rejection, Response};
 use crate::error::StoreError;
 use crate::model::{Lease, LeaseState};
 use crate::ops::Swept;
-use crate::sm::{charges, leases, sessions, x402, DEDUP_WINDOW_MS, GC_BATCH_MAX};
+use crate::sm::{batons, charges, leases, sessions, x402, DEDUP_WINDOW_MS, GC_BATCH_MAX};
 use crate::store::keys::{self, Timer};
 use crate::store::txn::Txn;
 
@@ -34,6 +34,11 @@ pub fn expire_due(txn: &mut Txn<'_>, now_ms: u64, max: u32) -> Result<Response, 
             Some(Timer::Release) if lease.state != LeaseState::Active => {
                 leases::release(txn, now_ms, &lease)?;
             }
+            Some(Timer::Dispose) => {
+                if batons::dispose(txn, now_ms, lease)? {
+                    expired += 1;
+                }
+            }
             _ => {}
         }
     }
@@ -42,7 +47,8 @@ pub fn expire_due(txn: &mut Txn<'_>, now_ms: u64, max: u32) -> Result<Response, 
     let dedup_pruned = prune_dedup(txn, now_ms, max)?
         + x402::prune(txn, now_ms, max)?
         + sessions::prune(txn, now_ms, max)?
-        + charges::prune(txn, now_ms, max)?;
+        + charges::prune(txn, now_ms, max)?
+        + batons::collect_retired(txn, now_ms, max)?;
     Ok(Ok(Outcome::Swept(Swept {
         expired,
         purged,

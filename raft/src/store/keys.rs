@@ -8,6 +8,8 @@ pub const META_CLOCK_MS: &[u8] = b"clock_ms";
 pub const META_PRICING: &[u8] = b"pricing";
 /// The sequence number of the last charge recorded.
 pub const META_CHARGE_SEQ: &[u8] = b"charge_seq";
+/// The baton rates ([`crate::baton::BatonRates`]).
+pub const META_BATON_RATES: &[u8] = b"baton_rates";
 /// The keys that sign session tokens, oldest first; the last signs new ones.
 pub const META_SESSION_KEYS: &[u8] = b"session_keys";
 
@@ -49,6 +51,8 @@ pub enum Timer {
     Purge = 1,
     /// A closed lease's bytes were held for a stream in progress; the hold ends: queue them.
     Release = 2,
+    /// A soft-deleted baton's grace ends: delete it for good.
+    Dispose = 3,
 }
 
 impl Timer {
@@ -57,6 +61,7 @@ impl Timer {
             0 => Some(Timer::Expire),
             1 => Some(Timer::Purge),
             2 => Some(Timer::Release),
+            3 => Some(Timer::Dispose),
             _ => None,
         }
     }
@@ -115,6 +120,29 @@ pub fn lease_handoff(lease_id: &str, handoff_id: &str) -> Vec<u8> {
     let mut k = message_prefix(lease_id);
     k.extend_from_slice(handoff_id.as_bytes());
     k
+}
+
+/// `baton_owners`: owner ‖ 0x00 ‖ lease_id of each live baton, so an owner's count is bounded.
+pub fn baton_owner(owner: &str, lease_id: &str) -> Vec<u8> {
+    let mut k = owner_prefix(owner);
+    k.extend_from_slice(lease_id.as_bytes());
+    k
+}
+
+/// `baton_retired`: due_ms ‖ object key of a replaced object still held for reads in progress.
+pub fn retired(due_ms: u64, object_key: &str) -> Vec<u8> {
+    let mut k = due_ms.to_be_bytes().to_vec();
+    k.extend_from_slice(object_key.as_bytes());
+    k
+}
+
+/// The end (exclusive) of a `lease_id ‖ 0x00 ‖ …` prefix scan.
+pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    if let Some(last) = end.last_mut() {
+        *last += 1;
+    }
+    end
 }
 
 /// `dedup` record: b'r' ‖ scope ‖ 0x00 ‖ key.

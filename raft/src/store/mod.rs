@@ -47,6 +47,13 @@ pub const STATE_CFS: &[&str] = &[
     "sessions",
     "account_keys",
     "charges",
+    // Batons: entries (lease_id ‖ 0 ‖ seq), sharing tokens (by hash) and their index
+    // (lease_id ‖ 0 ‖ token_id), live batons per owner, replaced objects held for readers.
+    "baton_entries",
+    "baton_tokens",
+    "baton_token_ids",
+    "baton_owners",
+    "baton_retired",
 ];
 /// The most files RocksDB keeps open (it closes and reopens the rest as needed), so the node's
 /// file descriptors are bounded and client connections can be capped around them.

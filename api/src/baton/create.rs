@@ -1,0 +1,293 @@
+//! `POST /v1/baton/quote` (free, no credentials) and `POST /v1/baton` (paid once, by the quote
+//! of its shape, through the purchase path).
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine;
+use bytes::Bytes;
+use relay_raft::baton::{Baton, NewToken, Shape};
+use relay_raft::command::NewLease;
+use relay_raft::ops::{Content, CreateBaton};
+use relay_raft::{BodyRef, LeaseKind};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::shape::{self, Capacity, Lifecycle, ShapeBody, Sharing, TokenShape, Trust};
+use super::{access, baton_of, render_time, text_type, CONTENT_INLINE_MAX};
+use crate::error::{ApiError, ApiResult};
+use crate::idempotency::{self, Part};
+use crate::purchase::{self, Payer, Reservation};
+use crate::state::AppState;
+use crate::{blobs, bodies, ids, render};
+
+/// The largest quote body: a shape and nothing else.
+pub const QUOTE_BODY_MAX: u64 = 64 << 10;
+/// The largest create body: 3 MiB of content in base64 and the shape around it.
+const CREATE_BODY_MAX: u64 = CONTENT_INLINE_MAX * 4 / 3 + QUOTE_BODY_MAX;
+const CREATE_ROUTE: &str = "POST /v1/baton";
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    preconfig: Option<String>,
+    write: Option<String>,
+    capacity: Option<Capacity>,
+    sharing: Option<Sharing>,
+    lifecycle: Option<Lifecycle>,
+    trust: Option<Trust>,
+    content_base64: Option<String>,
+    content_size_bytes: Option<u64>,
+    content_type: Option<String>,
+}
+
+/// Parses a JSON body; an empty body is the empty object.
+pub fn parse<T: for<'de> Deserialize<'de> + Default>(bytes: &[u8]) -> ApiResult<T> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(bytes).map_err(|e| ApiError::InvalidJson(e.to_string()))
+}
+
+pub async fn quote(State(state): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult<Json<Value>> {
+    let body = bodies::read(&state, body, &headers, QUOTE_BODY_MAX, "body").await?;
+    let resolved = shape::resolve(&state, parse::<ShapeBody>(&body.bytes)?)?;
+    // After a read barrier, so a price just changed shows at once on every node.
+    state.ledger.linearizable().await?;
+    let price_micros = shape::price(&state, &resolved.shape)?;
+    let tokens: Vec<Value> = resolved.tokens.iter().map(shape::render_token_shape).collect();
+    Ok(Json(json!({
+        "status": "ok",
+        "price_micros": price_micros,
+        "price_usdc": render::usdc(price_micros),
+        "shape": shape::render(resolved.preconfig.as_deref(), &resolved.shape, &tokens),
+    })))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    payer: Payer,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    // An unpaid request is priced and answered 402; it may not make the node hold megabytes.
+    let limit = match payer {
+        Payer::Nobody { .. } => QUOTE_BODY_MAX,
+        _ => CREATE_BODY_MAX,
+    };
+    let keyed = idempotency::begin(&state, &headers, payer.scope(), CREATE_ROUTE)?;
+    let raw = bodies::read(&state, body, &headers, limit, "body").await?;
+    let req: CreateBody = parse(&raw.bytes)?;
+    let shape_body = ShapeBody {
+        preconfig: req.preconfig,
+        write: req.write,
+        capacity: req.capacity,
+        sharing: req.sharing,
+        lifecycle: req.lifecycle,
+        trust: req.trust,
+    };
+    let resolved = shape::resolve(&state, shape_body)?;
+    let content = first_content(&state, &resolved.shape, req.content_base64, req.content_size_bytes)?;
+    let content_type = content_type(&resolved.shape, req.content_type)?;
+    let reservation = Reservation {
+        billable_bytes: resolved.shape.size_bytes,
+        duration_seconds: resolved.shape.duration_seconds,
+        product: "Baton",
+        baton: Some(resolved.shape),
+    };
+    let purchase = purchase::begin(&state, &payer, keyed.as_ref(), reservation).await?;
+    let idem = keyed
+        .as_ref()
+        .map(|k| k.seal(&[Part::Value(blake3::hash(&raw.bytes).as_bytes())]));
+    drop(raw);
+    let (tokens, secrets) = issue(&resolved.tokens)?;
+    let (content, staged) = match content {
+        None => (None, None),
+        Some(bytes) => {
+            let (c, staged) = stage(&state, resolved.shape.write, bytes, content_type).await?;
+            (Some(c), staged)
+        }
+    };
+    let cfg = &state.config.baton;
+    let mut baton = Baton::empty(&resolved.shape);
+    baton.entries_max = cfg.max_entries;
+    baton.entry_max_bytes = cfg.max_entry_bytes;
+    let lease_id = ids::baton_id();
+    let new = NewLease {
+        lease_id: lease_id.clone(),
+        ledger_id: ids::ledger_id(),
+        owner: payer.account_id().to_string(),
+        kind: LeaseKind::Baton(Box::new(baton)),
+        duration_seconds: resolved.shape.duration_seconds,
+    };
+    let op = CreateBaton {
+        new,
+        content,
+        tokens,
+        batons_max: cfg.max_per_owner,
+    };
+    let committed = purchase.commit(&state, idem, op).await;
+    if let Some(staged) = staged {
+        staged.settle(&state, &committed.answer).await;
+    }
+    let (lease, paid) = purchase.answer(&state, committed, "baton")?;
+    let b = baton_of(&lease)?;
+    // The tokens are shown once: a replay of a keyed create names them, without the secrets.
+    let tokens: Vec<Value> = if lease.lease_id == lease_id {
+        secrets
+            .iter()
+            .map(|(t, token)| token_json(t, Some(token), lease.created_at_ms))
+            .collect()
+    } else {
+        state
+            .ledger
+            .linearizable()
+            .await?
+            .baton_tokens(&lease.lease_id)?
+            .iter()
+            .map(|t| super::manage::token_listing(t))
+            .collect()
+    };
+    let shape = super::shape_of(&lease, b);
+    let shape_tokens: Vec<Value> = resolved.tokens.iter().map(shape::render_token_shape).collect();
+    let own = json!({
+        "baton_id": lease.lease_id,
+        "shape": shape::render(resolved.preconfig.as_deref(), &shape, &shape_tokens),
+        "price_micros": lease.cost_micros,
+        "version": b.version,
+        "size_bytes": b.used_bytes,
+        "tokens": tokens,
+        "state": "active",
+        "created_at": render_time(lease.created_at_ms),
+    });
+    let response = (StatusCode::CREATED, Json(purchase::receipt(&lease, own))).into_response();
+    Ok(purchase::with_receipt(response, paid))
+}
+
+/// The first content, decoded and checked against the shape: at most 3 MiB inline (a larger
+/// first write needs the upload path), within the size, text where text is due.
+fn first_content(
+    state: &AppState,
+    shape: &Shape,
+    content_base64: Option<String>,
+    content_size_bytes: Option<u64>,
+) -> ApiResult<Option<Bytes>> {
+    if content_size_bytes.is_some_and(|n| n > CONTENT_INLINE_MAX) {
+        return Err(ApiError::TooLarge {
+            what: "content_size_bytes (a first write over 3 MiB needs the large-upload path, not yet available)",
+            limit: CONTENT_INLINE_MAX,
+        });
+    }
+    let Some(text) = content_base64 else {
+        if content_size_bytes.is_some_and(|n| n > 0) {
+            return Err(ApiError::InvalidValue {
+                field: "content_base64",
+                reason: "a first write of up to 3 MiB is sent as content_base64".into(),
+            });
+        }
+        return Ok(None);
+    };
+    if text.len() as u64 > CONTENT_INLINE_MAX.div_ceil(3) * 4 {
+        return Err(ApiError::TooLarge {
+            what: "content_base64",
+            limit: CONTENT_INLINE_MAX,
+        });
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.as_bytes())
+        .map_err(|e| ApiError::InvalidValue {
+            field: "content_base64",
+            reason: format!("not base64: {e}"),
+        })?;
+    if content_size_bytes.is_some_and(|n| n != bytes.len() as u64) {
+        return Err(ApiError::InvalidValue {
+            field: "content_size_bytes",
+            reason: format!("the content has {} bytes", bytes.len()),
+        });
+    }
+    super::check_write(state, shape.write, shape.size_bytes, 0, &bytes)?;
+    Ok(Some(Bytes::from(bytes)))
+}
+
+fn content_type(shape: &Shape, given: Option<String>) -> ApiResult<String> {
+    if shape.write.is_text() {
+        return Ok(text_type().into());
+    }
+    let value = given.unwrap_or_else(|| "application/octet-stream".into());
+    if value.is_empty()
+        || value.len() > relay_raft::baton::CONTENT_TYPE_MAX_LEN
+        || !value.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+    {
+        return Err(ApiError::InvalidValue {
+            field: "content_type",
+            reason: "1 to 128 visible ASCII characters".into(),
+        });
+    }
+    Ok(value)
+}
+
+/// Content for the ledger: an entry (always inline), or an object's content (inline when small,
+/// else staged as a blob to settle by the answer).
+pub async fn stage(
+    state: &AppState,
+    write: relay_raft::baton::WriteKind,
+    bytes: Bytes,
+    content_type: String,
+) -> ApiResult<(Content, Option<blobs::Staged>)> {
+    let sha256_hex = relay_raft::baton::sha256_hex(&bytes);
+    if write.appends() {
+        let body = BodyRef {
+            size_bytes: bytes.len() as u64,
+            blake3_hex: blake3::hash(&bytes).to_hex().to_string(),
+            object_key: None,
+        };
+        let content = Content {
+            body,
+            inline: Some(bytes.to_vec()),
+            sha256_hex,
+            content_type,
+        };
+        return Ok((content, None));
+    }
+    let small = blobs::small(state, bytes).await?;
+    let content = Content {
+        body: small.body,
+        inline: small.inline,
+        sha256_hex,
+        content_type,
+    };
+    Ok((content, Some(small.staged)))
+}
+
+/// Fresh secrets for the tokens asked for: what the ledger stores (hashes) and what is shown.
+pub fn issue(shapes: &[TokenShape]) -> ApiResult<(Vec<NewToken>, Vec<(NewToken, String)>)> {
+    let mut tokens = Vec::with_capacity(shapes.len());
+    let mut shown = Vec::with_capacity(shapes.len());
+    for t in shapes {
+        let (token, hash) = access::new_token()?;
+        let new = NewToken {
+            token_id: ids::token_id(),
+            token_hash_hex: hash,
+            prefix: token.chars().take(12).collect(),
+            scope: t.scope,
+            read_cap: t.read_cap,
+            ttl_seconds: t.ttl_seconds,
+        };
+        shown.push((new.clone(), token));
+        tokens.push(new);
+    }
+    Ok((tokens, shown))
+}
+
+/// A token as issued: its secret, shown once.
+pub fn token_json(t: &NewToken, token: Option<&String>, issued_at_ms: u64) -> Value {
+    json!({
+        "token_id": t.token_id,
+        "token": token,
+        "scope": t.scope.name(),
+        "read_cap": t.read_cap,
+        "expires_at": t.ttl_seconds.map(|ttl| render_time(issued_at_ms.saturating_add(ttl.saturating_mul(1000)))),
+    })
+}

@@ -1,0 +1,428 @@
+//! The owner's side of a baton: meta, sharing tokens, extensions, delete and restore, lifecycle
+//! changes, and the listing of the owner's batons.
+
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use relay_raft::baton::{BatonToken, Disposal};
+use relay_raft::ops::{DeleteBaton, ExtendBaton, IssueTokens, RestoreBaton, RevokeToken, SetLifecycle};
+use relay_raft::sm::batons::state_name;
+use relay_raft::{Lease, LeaseKind};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::create::{issue, parse, token_json, QUOTE_BODY_MAX};
+use super::shape::{self, TokenSpec};
+use super::{baton_of, id_param, render_time, shape_of};
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::headers::query_map;
+use crate::idempotency::{self, Part};
+use crate::state::AppState;
+use crate::{bodies, ops, render};
+
+const EXTEND_ROUTE: &str = "POST /v1/baton/{id}/extend";
+const LIST_DEFAULT: usize = 50;
+const LIST_MAX: usize = 200;
+
+/// A token as its owner lists it: never the secret.
+pub fn token_listing(t: &BatonToken) -> Value {
+    json!({
+        "token_id": t.token_id,
+        "token": null,
+        "prefix": t.prefix,
+        "scope": t.scope.name(),
+        "read_cap": t.read_cap,
+        "reads": t.reads,
+        "reads_remaining": t.read_cap.map(|cap| cap.saturating_sub(t.reads)),
+        "expires_at": t.expires_at_ms.map(render_time),
+        "created_at": render_time(t.created_at_ms),
+    })
+}
+
+/// The owner's live or closed baton, read after a barrier.
+async fn owned(state: &AppState, caller: &Caller, lease_id: &str) -> ApiResult<Lease> {
+    match state.ledger.linearizable().await?.lease(lease_id)? {
+        Some(lease) if lease.owner == caller.account_id && matches!(lease.kind, LeaseKind::Baton(_)) => Ok(lease),
+        _ => Err(ApiError::NotFound("baton")),
+    }
+}
+
+/// `GET /v1/baton/{id}/meta`: shape, usage, state, price, expiry.
+pub async fn meta(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<Value>> {
+    let lease_id = id_param(path)?;
+    let lease = owned(&state, &caller, &lease_id).await?;
+    let tokens = state.ledger.reader().baton_tokens(&lease_id)?;
+    Ok(Json(describe(&state, &lease, &tokens)?))
+}
+
+pub fn describe(state: &AppState, lease: &Lease, tokens: &[BatonToken]) -> ApiResult<Value> {
+    let b = baton_of(lease)?;
+    let now = state.ledger.now_ms();
+    let token_shapes: Vec<Value> = tokens
+        .iter()
+        .map(|t| json!({"scope": t.scope.name(), "read_cap": t.read_cap}))
+        .collect();
+    let restorable_until = match (b.tombstoned_at_ms, b.disposal) {
+        (Some(at), Disposal::Soft { grace_seconds }) => Some(render_time(at.saturating_add(grace_seconds * 1000))),
+        _ => None,
+    };
+    Ok(json!({
+        "status": "ok",
+        "baton_id": lease.lease_id,
+        "owner": lease.owner,
+        "state": state_name(lease, now),
+        "shape": shape::render(None, &shape_of(lease, b), &token_shapes),
+        "usage": {
+            "size_used_bytes": b.used_bytes,
+            "size_bytes": b.size_bytes,
+            "egress_used_bytes": b.egress_used,
+            "egress_remaining_bytes": b.egress_bytes.saturating_sub(b.egress_used),
+            "entries": b.entry_count,
+            "reads": lease.access_count,
+            "reads_per_token": tokens.iter().map(|t| json!({
+                "token_id": t.token_id, "reads": t.reads, "read_cap": t.read_cap,
+            })).collect::<Vec<_>>(),
+        },
+        "version": b.version,
+        "content_sha256": b.content_sha256,
+        "head_hash": b.head_hash,
+        "burned": b.burned,
+        "price_micros": lease.cost_micros,
+        "paid_usdc": render::usdc(lease.cost_micros),
+        "created_at": render_time(lease.created_at_ms),
+        "expires_at": render_time(lease.expires_at_ms),
+        "tombstoned_at": b.tombstoned_at_ms.map(render_time),
+        "restorable_until": restorable_until,
+        "ledger_id": lease.ledger_id,
+    }))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokensBody {
+    tokens: Option<Vec<TokenSpec>>,
+    scope: Option<String>,
+    read_cap: Option<u32>,
+    ttl_seconds: Option<u64>,
+}
+
+/// `POST /v1/baton/{id}/tokens`: `{tokens: [{scope, read_cap?, ttl_seconds?}]}`, or one token's
+/// fields at the top level. Each secret is shown once.
+pub async fn issue_tokens(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let lease_id = id_param(path)?;
+    let raw = bodies::read(&state, body, &headers, QUOTE_BODY_MAX, "body").await?;
+    let b: TokensBody = parse(&raw.bytes)?;
+    let specs = match (b.tokens, b.scope) {
+        (Some(list), None) if b.read_cap.is_none() && b.ttl_seconds.is_none() => list,
+        (None, Some(scope)) => vec![TokenSpec {
+            scope,
+            read_cap: b.read_cap,
+            ttl_seconds: b.ttl_seconds,
+        }],
+        _ => {
+            return Err(ApiError::InvalidValue {
+                field: "tokens",
+                reason: "give tokens: [...] or one token's scope".into(),
+            })
+        }
+    };
+    if specs.is_empty() {
+        return Err(ApiError::InvalidValue {
+            field: "tokens",
+            reason: "at least one token".into(),
+        });
+    }
+    let shapes = shape::token_shapes(&state, &specs)?;
+    let (tokens, shown) = issue(&shapes)?;
+    let op = IssueTokens {
+        owner: caller.account_id,
+        lease_id: lease_id.clone(),
+        tokens,
+    };
+    let issued = ops::run(&state, None, op, "baton").await?;
+    let at = issued.first().map_or(0, |t| t.created_at_ms);
+    let tokens: Vec<Value> = shown.iter().map(|(t, secret)| token_json(t, Some(secret), at)).collect();
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"status": "ok", "baton_id": lease_id, "tokens": tokens})),
+    )
+        .into_response())
+}
+
+/// `GET /v1/baton/{id}/tokens`.
+pub async fn list_tokens(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<Value>> {
+    let lease_id = id_param(path)?;
+    owned(&state, &caller, &lease_id).await?;
+    let tokens = state.ledger.reader().baton_tokens(&lease_id)?;
+    let listed: Vec<Value> = tokens.iter().map(token_listing).collect();
+    Ok(Json(json!({"status": "ok", "baton_id": lease_id, "tokens": listed})))
+}
+
+/// `DELETE /v1/baton/{id}/tokens/{token_id}`.
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> ApiResult<Json<Value>> {
+    let Ok(Path((id, token_id))) = path else {
+        return Err(ApiError::NotFound("token"));
+    };
+    let lease_id = id_param(Ok(Path(id)))?;
+    if token_id.is_empty() || token_id.len() > 64 {
+        return Err(ApiError::NotFound("token"));
+    }
+    let op = RevokeToken {
+        owner: caller.account_id,
+        lease_id: lease_id.clone(),
+        token_id,
+    };
+    let token = ops::run(&state, None, op, "baton").await?;
+    Ok(Json(json!({
+        "status": "ok",
+        "baton_id": lease_id,
+        "token_id": token.token_id,
+        "revoked": true,
+        "reads": token.reads,
+    })))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExtendBody {
+    add_seconds: Option<u64>,
+    add_size_bytes: Option<u64>,
+    add_egress_bytes: Option<u64>,
+}
+
+/// `POST /v1/baton/{id}/extend`: charged the price of what is added, from the account's balance.
+pub async fn extend(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<Value>> {
+    let lease_id = id_param(path)?;
+    let keyed = idempotency::begin(&state, &headers, &caller.account_id, EXTEND_ROUTE)?;
+    let raw = bodies::read(&state, body, &headers, QUOTE_BODY_MAX, "body").await?;
+    let b: ExtendBody = parse(&raw.bytes)?;
+    let idem = keyed.as_ref().map(|k| {
+        k.seal(&[
+            Part::Value(lease_id.as_bytes()),
+            Part::Value(blake3::hash(&raw.bytes).as_bytes()),
+        ])
+    });
+    let cfg = &state.config;
+    let op = ExtendBaton {
+        owner: caller.account_id,
+        lease_id,
+        add_seconds: b.add_seconds.unwrap_or(0),
+        add_size_bytes: b.add_size_bytes.unwrap_or(0),
+        add_egress_bytes: b.add_egress_bytes.unwrap_or(0),
+        max_duration_seconds: cfg.max_duration_seconds,
+        max_size_bytes: cfg.baton.max_size_bytes,
+    };
+    let extended = ops::run(&state, idem, op, "baton").await?;
+    let lease = extended.lease;
+    let bt = baton_of(&lease)?;
+    let charged = extended.charged_micros;
+    Ok(Json(json!({
+        "status": "ok",
+        "baton_id": lease.lease_id,
+        "price_micros": charged,
+        "paid_usdc": render::usdc(charged),
+        "balance_micros": extended.balance_micros.to_string(),
+        "expires_at": render_time(lease.expires_at_ms),
+        "total_price_micros": lease.cost_micros,
+        "shape": shape::render(None, &shape_of(&lease, bt), &[]),
+    })))
+}
+
+/// `DELETE /v1/baton/{id}`: by the baton's disposal (a restorable tombstone), or `?hard=true`
+/// gone now.
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let lease_id = id_param(path)?;
+    let hard = match query_map(raw.as_deref())?.get("hard").map(String::as_str) {
+        None | Some("false") | Some("0") => false,
+        Some("true") | Some("1") => true,
+        Some(other) => {
+            return Err(ApiError::InvalidValue {
+                field: "hard",
+                reason: format!("{other:?}: expected true or false"),
+            })
+        }
+    };
+    let op = DeleteBaton {
+        owner: caller.account_id,
+        lease_id,
+        hard,
+    };
+    let lease = ops::run(&state, None, op, "baton").await?;
+    let b = baton_of(&lease)?;
+    let restorable_until = match (b.tombstoned_at_ms, b.disposal) {
+        (Some(at), Disposal::Soft { grace_seconds }) if lease.state == relay_raft::LeaseState::Active => {
+            Some(render_time(at.saturating_add(grace_seconds * 1000)))
+        }
+        _ => None,
+    };
+    Ok(Json(json!({
+        "status": "ok",
+        "baton_id": lease.lease_id,
+        "state": state_name(&lease, state.ledger.now_ms()),
+        "restorable_until": restorable_until,
+        "refund_micros": "0",
+    })))
+}
+
+/// `POST /v1/baton/{id}/restore`: within the grace period, intact.
+pub async fn restore(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<Value>> {
+    let lease_id = id_param(path)?;
+    let op = RestoreBaton {
+        owner: caller.account_id,
+        lease_id,
+    };
+    let lease = ops::run(&state, None, op, "baton").await?;
+    let tokens = state.ledger.reader().baton_tokens(&lease.lease_id)?;
+    describe(&state, &lease, &tokens).map(Json)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LifecycleBody {
+    burn_after_reading: Option<bool>,
+    disposal: Option<String>,
+    grace_seconds: Option<u64>,
+}
+
+/// `POST /v1/baton/{id}/lifecycle`: change burn-after-reading or the disposal.
+pub async fn lifecycle(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<Value>> {
+    let lease_id = id_param(path)?;
+    let raw = bodies::read(&state, body, &headers, QUOTE_BODY_MAX, "body").await?;
+    let b: LifecycleBody = parse(&raw.bytes)?;
+    let disposal = match (b.disposal.as_deref(), b.grace_seconds) {
+        (None, None) => None,
+        (Some("soft") | None, grace) => Some(Disposal::Soft {
+            grace_seconds: grace.unwrap_or(3600),
+        }),
+        (Some("hard"), None) => Some(Disposal::Hard),
+        (Some("hard"), Some(_)) => {
+            return Err(ApiError::InvalidValue {
+                field: "grace_seconds",
+                reason: "applies to a soft disposal only".into(),
+            })
+        }
+        (Some(other), _) => {
+            return Err(ApiError::InvalidValue {
+                field: "disposal",
+                reason: format!("unknown disposal {other:?}; soft or hard"),
+            })
+        }
+    };
+    if let Some(Disposal::Soft { grace_seconds }) = disposal {
+        if !(1..=relay_raft::baton::GRACE_MAX_SECONDS).contains(&grace_seconds) {
+            return Err(ApiError::InvalidValue {
+                field: "grace_seconds",
+                reason: format!("must be 1 to {}", relay_raft::baton::GRACE_MAX_SECONDS),
+            });
+        }
+    }
+    if disposal.is_none() && b.burn_after_reading.is_none() {
+        return Err(ApiError::InvalidValue {
+            field: "lifecycle",
+            reason: "give burn_after_reading, disposal or grace_seconds".into(),
+        });
+    }
+    let op = SetLifecycle {
+        owner: caller.account_id,
+        lease_id,
+        burn_after_reading: b.burn_after_reading,
+        disposal,
+    };
+    let lease = ops::run(&state, None, op, "baton").await?;
+    let tokens = state.ledger.reader().baton_tokens(&lease.lease_id)?;
+    describe(&state, &lease, &tokens).map(Json)
+}
+
+/// `GET /v1/batons?limit=&cursor=`: the owner's batons, newest first.
+pub async fn list(State(state): State<AppState>, caller: Caller, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
+    let q = query_map(raw.as_deref())?;
+    let limit = match q.get("limit") {
+        None => LIST_DEFAULT,
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=LIST_MAX).contains(n))
+            .ok_or_else(|| ApiError::InvalidValue {
+                field: "limit",
+                reason: format!("must be 1 to {LIST_MAX}"),
+            })?,
+    };
+    let cursor = q.get("cursor").map(String::as_str);
+    if cursor.is_some_and(|c| c.len() > 256 || hex::decode(c).is_err()) {
+        return Err(ApiError::InvalidValue {
+            field: "cursor",
+            reason: "not a cursor from a previous page".into(),
+        });
+    }
+    let page = state
+        .ledger
+        .linearizable()
+        .await?
+        .batons_by_owner(&caller.account_id, cursor, limit)?;
+    let now = state.ledger.now_ms();
+    let batons: Vec<Value> = page
+        .leases
+        .iter()
+        .filter_map(|lease| {
+            let LeaseKind::Baton(b) = &lease.kind else {
+                return None;
+            };
+            Some(json!({
+                "baton_id": lease.lease_id,
+                "write": b.write.name(),
+                "state": state_name(lease, now),
+                "size_bytes": b.size_bytes,
+                "used_bytes": b.used_bytes,
+                "egress_remaining_bytes": b.egress_bytes.saturating_sub(b.egress_used),
+                "version": b.version,
+                "price_micros": lease.cost_micros,
+                "created_at": render_time(lease.created_at_ms),
+                "expires_at": render_time(lease.expires_at_ms),
+            }))
+        })
+        .collect();
+    Ok(Json(json!({"status": "ok", "batons": batons, "next_cursor": page.next_cursor})))
+}
