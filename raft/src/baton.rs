@@ -170,9 +170,10 @@ impl Baton {
         }
     }
 
-    /// Its read budget is fully drawn: a limit has been hit.
+    /// Its read budget is fully drawn: a limit has been hit. (A baton bought with no budget
+    /// has drawn nothing, and may still buy one.)
     pub fn egress_exhausted(&self) -> bool {
-        self.egress_used >= self.egress_bytes
+        self.egress_bytes > 0 && self.egress_used >= self.egress_bytes
     }
 }
 

@@ -179,6 +179,8 @@ fn read_clock(txn: &Txn<'_>) -> Result<u64, StoreError> {
 }
 
 #[cfg(test)]
+mod baton_tests;
+#[cfg(test)]
 mod checkpoint_tests;
 #[cfg(test)]
 mod handoff_tests;
