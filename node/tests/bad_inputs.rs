@@ -74,6 +74,86 @@ fn admin(
     }
 }
 
+/// `POST /v1/baton` (or another baton route) with the agents' key and a JSON body.
+fn baton_case(name: &'static str, method: &'static str, path: &str, body: &str, status: u16, code: &'static str) -> Case {
+    Case {
+        name,
+        method,
+        path: path.into(),
+        headers: vec![("authorization", format!("Bearer {KEY}"))],
+        body: body.as_bytes().to_vec(),
+        status,
+        code,
+    }
+}
+
+fn baton_cases() -> Vec<Case> {
+    let create = |name, body: &str, status, code| baton_case(name, "POST", "/v1/baton", body, status, code);
+    let quote = |name, body: &str, status, code| Case {
+        headers: vec![],
+        ..baton_case(name, "POST", "/v1/baton/quote", body, status, code)
+    };
+    let tokens101 = format!(
+        r#"{{"sharing":{{"tokens":[{}]}}}}"#,
+        vec![r#"{"scope":"read"}"#; 101].join(",")
+    );
+    let unknown = "btn_01HX0000000000000000000000";
+    vec![
+        create("baton: not JSON", "{", 400, "invalid_json"),
+        create("baton: not an object", "[1]", 400, "invalid_json"),
+        create("baton: an unknown field", r#"{"colour":"red"}"#, 400, "invalid_json"),
+        create("baton: unknown preconfig", r#"{"preconfig":"vault"}"#, 422, "invalid_value"),
+        create("baton: unknown write kind", r#"{"write":"prepend"}"#, 422, "invalid_value"),
+        create("baton: negative size", r#"{"capacity":{"size_bytes":-1}}"#, 400, "invalid_json"),
+        create("baton: zero size", r#"{"capacity":{"size_bytes":0}}"#, 422, "invalid_value"),
+        create("baton: huge size", r#"{"capacity":{"size_bytes":18446744073709551615}}"#, 422, "invalid_value"),
+        create("baton: size past u64", r#"{"capacity":{"size_bytes":99999999999999999999999}}"#, 400, "invalid_json"),
+        create("baton: fractional duration", r#"{"capacity":{"duration_seconds":1.5}}"#, 400, "invalid_json"),
+        create("baton: zero duration", r#"{"capacity":{"duration_seconds":0}}"#, 422, "invalid_value"),
+        create("baton: duration past the maximum", r#"{"capacity":{"duration_seconds":999999999}}"#, 422, "invalid_value"),
+        create("baton: huge egress", r#"{"capacity":{"egress_bytes":18446744073709551615}}"#, 422, "invalid_value"),
+        create("baton: 101 tokens", &tokens101, 422, "invalid_value"),
+        create("baton: unknown scope", r#"{"sharing":{"tokens":[{"scope":"admin"}]}}"#, 422, "invalid_value"),
+        create("baton: zero read cap", r#"{"sharing":{"tokens":[{"scope":"read","read_cap":0}]}}"#, 422, "invalid_value"),
+        create("baton: read cap on a write token", r#"{"sharing":{"tokens":[{"scope":"write","read_cap":2}]}}"#, 422, "invalid_value"),
+        create("baton: negative token ttl", r#"{"sharing":{"tokens":[{"scope":"read","ttl_seconds":-5}]}}"#, 400, "invalid_json"),
+        create("baton: unknown disposal", r#"{"lifecycle":{"disposal":"shred"}}"#, 422, "invalid_value"),
+        create("baton: grace on a hard disposal", r#"{"lifecycle":{"disposal":"hard","grace_seconds":5}}"#, 422, "invalid_value"),
+        create("baton: zero grace", r#"{"lifecycle":{"grace_seconds":0}}"#, 422, "invalid_value"),
+        create("baton: an unwitnessed ledger", r#"{"preconfig":"ledger","trust":{"witness":false}}"#, 422, "invalid_value"),
+        create("baton: content not base64", r#"{"content_base64":"***"}"#, 422, "invalid_value"),
+        create("baton: content larger than its size", r#"{"capacity":{"size_bytes":2},"content_base64":"aGVsbG8="}"#, 413, "payload_too_large"),
+        create("baton: binary in a text log", r#"{"write":"append","content_base64":"//79"}"#, 422, "invalid_value"),
+        create("baton: a first write over 3 MiB", r#"{"content_size_bytes":3145729}"#, 413, "payload_too_large"),
+        create("baton: a size that disagrees with the content", r#"{"content_base64":"aGVsbG8=","content_size_bytes":4}"#, 422, "invalid_value"),
+        create("baton: a content type with a newline", r#"{"content_type":"a\nb"}"#, 422, "invalid_value"),
+        Case { headers: vec![], ..create("baton: no credentials", r#"{"preconfig":"drop"}"#, 401, "unauthorized") },
+        quote("baton quote: unknown preconfig", r#"{"preconfig":"vault"}"#, 422, "invalid_value"),
+        quote("baton quote: content is not a shape", r#"{"content_base64":"aGk="}"#, 400, "invalid_json"),
+        quote("baton quote: 101 tokens", &tokens101, 422, "invalid_value"),
+        baton_case("baton: read an unknown baton", "GET", &format!("/v1/baton/{unknown}"), "", 404, "not_found"),
+        baton_case("baton: a baton id of the wrong shape", "GET", "/v1/baton/lse_01HX0000000000000000000000", "", 404, "not_found"),
+        baton_case("baton: append to an unknown baton", "POST", &format!("/v1/baton/{unknown}/entries"), "x", 404, "not_found"),
+        baton_case("baton: an entry that is not a number", "GET", &format!("/v1/baton/{unknown}/entries/first"), "", 404, "not_found"),
+        baton_case("baton: entries limit zero", "GET", &format!("/v1/baton/{unknown}/entries?limit=0"), "", 422, "invalid_value"),
+        baton_case("baton: entries after not a number", "GET", &format!("/v1/baton/{unknown}/entries?after=x"), "", 422, "invalid_value"),
+        baton_case("baton: extend nothing", "POST", &format!("/v1/baton/{unknown}/extend"), r#"{"add_seconds":-1}"#, 400, "invalid_json"),
+        baton_case("baton: hard=maybe", "DELETE", &format!("/v1/baton/{unknown}?hard=maybe"), "", 422, "invalid_value"),
+        baton_case("baton: tokens without a scope", "POST", &format!("/v1/baton/{unknown}/tokens"), "{}", 422, "invalid_value"),
+        Case {
+            headers: vec![("authorization", format!("Bearer bt_{}", "0".repeat(40)))],
+            ..baton_case("baton: an unknown baton token", "GET", &format!("/v1/baton/{unknown}"), "", 401, "unauthorized")
+        },
+        Case {
+            headers: vec![("authorization", "Bearer bt_short".into())],
+            ..baton_case("baton: a malformed baton token", "PUT", &format!("/v1/baton/{unknown}"), "x", 401, "unauthorized")
+        },
+        baton_case("baton: listing limit zero", "GET", "/v1/batons?limit=0", "", 422, "invalid_value"),
+        baton_case("baton: listing cursor garbage", "GET", "/v1/batons?cursor=zz", "", 422, "invalid_value"),
+        baton_case("baton: PATCH is not a method", "PATCH", &format!("/v1/baton/{unknown}"), "", 405, "method_not_allowed"),
+    ]
+}
+
 fn mailbox_case(name: &'static str, webhook_url: &str) -> Case {
     Case {
         name,
@@ -242,7 +322,7 @@ async fn bad_requests_are_clear_4xx_json_and_store_nothing() {
     ]);
     let http = client();
     let mut failures = Vec::new();
-    for case in cases() {
+    for case in cases().into_iter().chain(baton_cases()) {
         let mut req = http.request(case.method.parse().unwrap(), relay.url(&case.path));
         for (k, v) in &case.headers {
             let v = if v == "ADMIN" { relay.admin_auth() } else { v.clone() };
@@ -416,7 +496,38 @@ async fn no_route_answers_a_5xx_to_anything() {
         targets.push(("GET", format!("/api/checkpoint/{id}?consume=maybe")));
         targets.push(("PUT", format!("/api/checkpoint/{id}")));
     }
+    let baton: Value = http
+        .post(relay.url("/v1/baton"))
+        .header("authorization", relay.auth())
+        .json(&serde_json::json!({"preconfig": "scratchpad", "content_base64": "aGk="}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let baton_id = baton["baton_id"].as_str().unwrap().to_string();
+    targets.push(("POST", "/v1/baton".into()));
+    targets.push(("POST", "/v1/baton/quote".into()));
+    targets.push(("GET", "/v1/batons?limit=x&cursor=%ff".into()));
+    for id in [baton_id.clone(), "btn_01HX0000000000000000000000".into(), "x".repeat(2000), "%00%ff..".into()] {
+        targets.push(("GET", format!("/v1/baton/{id}")));
+        targets.push(("HEAD", format!("/v1/baton/{id}")));
+        targets.push(("PUT", format!("/v1/baton/{id}")));
+        targets.push(("POST", format!("/v1/baton/{id}/entries")));
+        targets.push(("GET", format!("/v1/baton/{id}/entries?after=-1&limit=99999999999999999999")));
+        targets.push(("GET", format!("/v1/baton/{id}/entries/18446744073709551615")));
+        targets.push(("GET", format!("/v1/baton/{id}/meta")));
+        targets.push(("GET", format!("/v1/baton/{id}/tokens")));
+        targets.push(("POST", format!("/v1/baton/{id}/tokens")));
+        targets.push(("DELETE", format!("/v1/baton/{id}/tokens/tok_x")));
+        targets.push(("POST", format!("/v1/baton/{id}/extend")));
+        targets.push(("POST", format!("/v1/baton/{id}/lifecycle")));
+        targets.push(("POST", format!("/v1/baton/{id}/restore")));
+    }
     // Destructive routes last, so the others reach live things.
+    targets.push(("DELETE", format!("/v1/baton/{baton_id}?hard=maybe")));
+    targets.push(("DELETE", format!("/v1/baton/{baton_id}")));
     for id in ids(&mailbox) {
         targets.push(("DELETE", format!("/api/mailbox/{id}")));
     }
@@ -434,6 +545,7 @@ async fn no_route_answers_a_5xx_to_anything() {
         Some("Bearer rs_live_00000000000000000000".into()),
         Some(long),
         Some("Basic dXNlcjpwYXNz".into()),
+        Some(format!("Bearer bt_{}", "f".repeat(40))),
     ];
     let junk_values: Vec<HeaderValue> = vec![
         HeaderValue::from_bytes(b"\xff\xfe\x80").unwrap(),

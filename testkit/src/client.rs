@@ -207,6 +207,56 @@ impl Client {
             .json_body(body)
     }
 
+    // Batons.
+
+    /// `POST /v1/baton/quote` for a shape (free, no credentials).
+    pub fn baton_quote(&self, shape: &Value) -> Call {
+        self.anonymous(Method::POST, "/v1/baton/quote").json_body(shape.to_string())
+    }
+
+    /// `POST /v1/baton`: a shape, with `content_base64` for a first write.
+    pub fn baton_create(&self, shape: &Value) -> Call {
+        self.call(Method::POST, "/v1/baton").json_body(shape.to_string())
+    }
+
+    /// `GET /v1/baton/:id` with this client's credential (the owner's, or a `bt_` token's).
+    pub fn baton_read(&self, baton_id: &str) -> Call {
+        self.get(&format!("/v1/baton/{baton_id}"))
+    }
+
+    /// `PUT /v1/baton/:id`: replace the content; add [`Call::if_match`] for compare-and-set.
+    pub fn baton_put(&self, baton_id: &str, body: impl Into<Bytes>) -> Call {
+        self.call(Method::PUT, &format!("/v1/baton/{baton_id}")).body(body.into())
+    }
+
+    /// `POST /v1/baton/:id/entries`: append one entry.
+    pub fn baton_append(&self, baton_id: &str, entry: impl Into<Bytes>) -> Call {
+        self.call(Method::POST, &format!("/v1/baton/{baton_id}/entries"))
+            .content_type("text/plain")
+            .body(entry.into())
+    }
+
+    /// `GET /v1/baton/:id/entries?after=&limit=`.
+    pub fn baton_entries(&self, baton_id: &str, after: u64, limit: u32) -> Call {
+        self.get(&format!("/v1/baton/{baton_id}/entries?after={after}&limit={limit}"))
+    }
+
+    /// `GET /v1/baton/:id/meta` (the owner's).
+    pub fn baton_meta(&self, baton_id: &str) -> Call {
+        self.get(&format!("/v1/baton/{baton_id}/meta"))
+    }
+
+    /// Any other baton route: `POST /v1/baton/:id/<action>` with a JSON body.
+    pub fn baton_action(&self, baton_id: &str, action: &str, body: &Value) -> Call {
+        self.call(Method::POST, &format!("/v1/baton/{baton_id}/{action}"))
+            .json_body(body.to_string())
+    }
+
+    /// `DELETE /v1/baton/:id` (`hard`: gone now, not a tombstone).
+    pub fn baton_delete(&self, baton_id: &str, hard: bool) -> Call {
+        self.call(Method::DELETE, &format!("/v1/baton/{baton_id}?hard={hard}"))
+    }
+
     // Mailboxes.
 
     /// `POST /api/mailbox` reserving `capacity_bytes`; limits and webhooks are optional headers.
