@@ -5,7 +5,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::Json;
-use relay_raft::ops::SetPricing;
+use relay_raft::ops::{SetBatonRates, SetPricing};
 use relay_raft::{NodeId, RelayNode};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -190,6 +190,8 @@ pub async fn remove(
 struct PricingBody {
     rate_micros_per_gb_day: Option<u64>,
     min_charge_micros: Option<u64>,
+    egress_micros_per_gb: Option<u64>,
+    witness_fee_micros: Option<u64>,
 }
 
 /// `POST /cluster/pricing`: changes the cluster's prices (either figure, or both) in the ledger;
@@ -201,27 +203,48 @@ pub async fn set_pricing(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
     let b: PricingBody = json_object(body)?;
-    if b.rate_micros_per_gb_day.is_none() && b.min_charge_micros.is_none() {
+    let storage = b.rate_micros_per_gb_day.is_some() || b.min_charge_micros.is_some();
+    let baton = b.egress_micros_per_gb.is_some() || b.witness_fee_micros.is_some();
+    if !storage && !baton {
         return Err(ApiError::BadRequest(
-            "give rate_micros_per_gb_day, min_charge_micros, or both".into(),
+            "give rate_micros_per_gb_day, min_charge_micros, egress_micros_per_gb or witness_fee_micros".into(),
         ));
     }
     // Only the figures given: the ledger merges them, so concurrent changes of different figures
     // both land.
-    let change = SetPricing {
-        rate_micros_per_gb_day: b.rate_micros_per_gb_day,
-        min_charge_micros: b.min_charge_micros,
+    let pricing = match storage {
+        true => {
+            let change = SetPricing {
+                rate_micros_per_gb_day: b.rate_micros_per_gb_day,
+                min_charge_micros: b.min_charge_micros,
+            };
+            ops::run(&state, None, change, "pricing").await?
+        }
+        false => state.ledger.linearizable().await?.pricing()?,
     };
-    let pricing = ops::run(&state, None, change, "pricing").await?;
+    let rates = match baton {
+        true => {
+            let change = SetBatonRates {
+                egress_micros_per_gb: b.egress_micros_per_gb,
+                witness_fee_micros: b.witness_fee_micros,
+            };
+            ops::run(&state, None, change, "pricing").await?
+        }
+        false => state.ledger.linearizable().await?.baton_rates()?,
+    };
     tracing::info!(
         rate_micros_per_gb_day = pricing.rate_micros_per_gb_day,
         min_charge_micros = pricing.min_charge_micros,
+        egress_micros_per_gb = rates.egress_micros_per_gb,
+        witness_fee_micros = rates.witness_fee_micros,
         "cluster prices changed"
     );
     Ok(Json(json!({
         "status": "ok",
         "rate_micros_per_gb_day": pricing.rate_micros_per_gb_day,
         "min_charge_micros": pricing.min_charge_micros,
+        "egress_micros_per_gb": rates.egress_micros_per_gb,
+        "witness_fee_micros": rates.witness_fee_micros,
     })))
 }
 

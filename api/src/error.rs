@@ -274,6 +274,7 @@ impl ApiError {
             },
             Rejection::WrongWriteKind(why) => ApiError::WrongWriteKind(why),
             Rejection::EntryNotFound => ApiError::NotFound("entry"),
+            Rejection::TokenNotFound => ApiError::NotFound("token"),
         }
     }
 }

@@ -13,7 +13,9 @@ use crate::state::AppState;
 
 pub async fn pricing(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     let cfg = &state.config;
-    let p = state.ledger.linearizable().await?.pricing()?;
+    let reader = state.ledger.linearizable().await?;
+    let p = reader.pricing()?;
+    let rates = reader.baton_rates()?;
     Ok(Json(json!({
         "status": "ok",
         "currency": "USDC",
@@ -26,6 +28,12 @@ pub async fn pricing(State(state): State<AppState>) -> ApiResult<Json<Value>> {
         "maxSizeBytes": cfg.max_object_bytes,
         "walletAddress": cfg.x402.as_ref().map(|x| x.pay_to.checksummed()),
         "formula": "max(minChargeMicros, ceil(size_bytes * duration_seconds * rateMicrosPerGbDay / (1073741824 * 86400)))",
+        "baton": {
+            "egressMicrosPerGb": rates.egress_micros_per_gb,
+            "witnessFeeMicros": rates.witness_fee_micros,
+            "formula": BATON_FORMULA,
+            "quote": "POST /v1/baton/quote",
+        },
         "paymentMethods": payment_methods(&state),
         "endpoints": {
             "store": "POST /api/store",
@@ -34,6 +42,8 @@ pub async fn pricing(State(state): State<AppState>) -> ApiResult<Json<Value>> {
             "leases": "GET /api/leases",
             "quote": "GET /api/quote?size_bytes={n}&duration_seconds={s}",
             "pricing": "GET /api/pricing",
+            "baton": "POST /v1/baton",
+            "batonQuote": "POST /v1/baton/quote",
         },
     })))
 }
@@ -63,6 +73,9 @@ pub async fn quote(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Ap
     })))
 }
 
+/// A baton's price, as `/api/pricing` publishes it.
+const BATON_FORMULA: &str = "max(minChargeMicros, ceil(size_bytes * duration_seconds * rateMicrosPerGbDay / (1073741824 * 86400)) + ceil(egress_bytes * egressMicrosPerGb / 1073741824) + (witness ? witnessFeeMicros : 0))";
+
 /// How this node takes payment: an API key always; x402 (both versions) when configured.
 fn payment_methods(state: &AppState) -> Vec<&'static str> {
     match state.config.x402 {
@@ -87,6 +100,11 @@ const PAID: &[(&str, &str, &str)] = &[
         "POST",
         "/api/checkpoint",
         "size_bytes = X-Max-Body-Bytes, duration_seconds = X-Duration-Seconds",
+    ),
+    (
+        "POST",
+        "/v1/baton",
+        "the body's shape: price it with POST /v1/baton/quote (the baton formula of /api/pricing)",
     ),
 ];
 

@@ -285,6 +285,14 @@ async fn scopes_owners_and_token_lifetimes() {
         let r = send(call).await;
         assert_eq!(r.status, 404, "another owner's baton: {}", r.text());
     }
+    // Another owner learns nothing and the node reads no body: 404 before the upload.
+    let r = send(other.baton_put(&baton, vec![b'x'; 32 << 10])).await;
+    assert_eq!(r.status, 404, "{}", r.text());
+    let r = send(other.baton_append(&baton, "x")).await;
+    assert_eq!(r.status, 404, "{}", r.text());
+    // A HEAD would be counted and serve nothing: refused.
+    let r = send(with_token(node, &read).call(reqwest::Method::HEAD, &format!("/v1/baton/{baton}"))).await;
+    assert_eq!(r.status, 405);
     let mine = create(node, json!({"content_base64": "aGk="})).await;
     let r = send(with_token(node, &read).baton_read(&id(&mine))).await;
     assert_eq!(r.status, 404, "a token opens only its own baton");

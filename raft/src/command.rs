@@ -309,4 +309,7 @@ pub enum Rejection {
     WrongWriteKind(String),
     #[error("entry not found")]
     EntryNotFound,
+    /// No such sharing token on this baton (the owner's view).
+    #[error("token not found")]
+    TokenNotFound,
 }

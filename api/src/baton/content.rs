@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::header::{self, HeaderMap, HeaderValue};
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
@@ -35,9 +35,11 @@ const ENTRIES_DEFAULT_LIMIT: u64 = 100;
 pub async fn read(
     State(state): State<AppState>,
     who: Who,
+    method: Method,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
+    no_head(&method)?;
     let lease_id = id_param(path)?;
     let asked = range::spec(optional_str(&headers, "range").ok().flatten());
     let op = ReadBaton {
@@ -78,6 +80,9 @@ pub async fn read(
         .header(header::CONTENT_TYPE, content_type(&b))
         .header(header::CONTENT_LENGTH, length)
         .header(header::ACCEPT_RANGES, "bytes")
+        // Content is the uploader's: never rendered as this origin's page.
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+        .header(header::CONTENT_SECURITY_POLICY, "default-src 'none'; sandbox")
         .body(guarded(body, guard))
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     if partial {
@@ -86,6 +91,15 @@ pub async fn read(
     }
     add_meta(response.headers_mut(), &read.lease, &b, &read);
     Ok(response)
+}
+
+/// Every read is counted against the budget and the caps, so a HEAD (which would be counted and
+/// serve nothing) is refused; the owner's `GET …/meta` says the rest for free.
+fn no_head(method: &Method) -> ApiResult<()> {
+    match *method == Method::HEAD {
+        true => Err(ApiError::MethodNotAllowed),
+        false => Ok(()),
+    }
 }
 
 fn content_type(b: &Baton) -> String {
@@ -198,14 +212,17 @@ pub async fn write(
 ) -> ApiResult<Response> {
     let lease_id = id_param(path)?;
     let if_version = crate::checkpoint::if_match(&headers)?;
-    // A baton's kind and size only grow or stay: this node's view bounds the body; the ledger
-    // checks again.
-    let known = local(&state, &lease_id)?;
-    if let Some(b) = &known {
-        if b.write.appends() {
-            return Err(wrong_kind(b, "append to it with POST /v1/baton/{id}/entries"));
-        }
+    // Who may write is settled before the body is read; the baton's kind and size (which never
+    // shrink) then bound it. The ledger checks all of it again.
+    let b = writable(&state, &who, &lease_id).await?;
+    if b.write.appends() {
+        return Err(wrong_kind(&b, "append to it with POST /v1/baton/{id}/entries"));
     }
+    let content_type = match b.write.is_text() {
+        true => text_type().to_string(),
+        false => create::content_type_value(optional_str(&headers, "content-type")?)?,
+    };
+    let known = Some(b);
     let limit = known.as_ref().map_or(CONTENT_INLINE_MAX, |b| b.size_bytes.min(CONTENT_INLINE_MAX));
     let keyed = idempotency::begin(&state, &headers, &who.scope(), WRITE_ROUTE)?;
     let body = bodies::read(&state, body, &headers, limit, "body").await?;
@@ -213,12 +230,6 @@ pub async fn write(
     if let Some(b) = &known {
         check_write(&state, b.write, b.size_bytes, 0, &body.bytes)?;
     }
-    let content_type = match write.is_text() {
-        true => text_type().to_string(),
-        false => optional_str(&headers, "content-type")?
-            .unwrap_or("application/octet-stream")
-            .to_string(),
-    };
     let idem = keyed.as_ref().map(|k| {
         k.seal(&[
             Part::Value(lease_id.as_bytes()),
@@ -255,15 +266,31 @@ pub async fn write(
     Ok(response)
 }
 
-/// This node's view of a baton (kind and limits never shrink, so it bounds what is read).
-fn local(state: &AppState, lease_id: &str) -> ApiResult<Option<Baton>> {
-    Ok(match state.ledger.reader().lease(lease_id)? {
+/// The baton `who` may write to, before any body is read: its owner's (404 for anyone else's, as
+/// for one that does not exist), or the token's own with a scope that writes (403 `scope`). A
+/// baton this node has not applied yet is looked for again after a read barrier. Its kind and
+/// limits never shrink, so this view bounds what is read.
+async fn writable(state: &AppState, who: &Who, lease_id: &str) -> ApiResult<Baton> {
+    if let Some(t) = who.token() {
+        if t.lease_id != lease_id {
+            return Err(ApiError::NotFound("baton"));
+        }
+        if !t.scope.writes() {
+            return Err(ApiError::Scope("this token's scope does not allow writing".into()));
+        }
+    }
+    let lease = match state.ledger.reader().lease(lease_id)? {
+        Some(lease) => Some(lease),
+        None => state.ledger.linearizable().await?.lease(lease_id)?,
+    };
+    match lease {
         Some(Lease {
             kind: relay_raft::LeaseKind::Baton(b),
+            owner,
             ..
-        }) => Some(*b),
-        _ => None,
-    })
+        }) if matches!(who, Who::Token { .. }) || matches!(who, Who::Owner(c) if c.account_id == owner) => Ok(*b),
+        _ => Err(ApiError::NotFound("baton")),
+    }
 }
 
 fn wrong_kind(b: &Baton, hint: &str) -> ApiError {
@@ -279,12 +306,11 @@ pub async fn append(
     body: Body,
 ) -> ApiResult<Response> {
     let lease_id = id_param(path)?;
-    let known = local(&state, &lease_id)?;
-    if let Some(b) = &known {
-        if !b.write.appends() {
-            return Err(wrong_kind(b, "replace its content with PUT /v1/baton/{id}"));
-        }
+    let b = writable(&state, &who, &lease_id).await?;
+    if !b.write.appends() {
+        return Err(wrong_kind(&b, "replace its content with PUT /v1/baton/{id}"));
     }
+    let known = Some(b);
     let limit = state.config.baton.max_entry_bytes;
     let keyed = idempotency::begin(&state, &headers, &who.scope(), APPEND_ROUTE)?;
     let body = bodies::read(&state, body, &headers, limit, "entry").await?;
@@ -326,9 +352,11 @@ pub fn entry_json(e: &Entry) -> Value {
 pub async fn entries(
     State(state): State<AppState>,
     who: Who,
+    method: Method,
     path: Result<Path<String>, PathRejection>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
+    no_head(&method)?;
     let lease_id = id_param(path)?;
     let q = query_map(raw.as_deref())?;
     let number = |name: &'static str, default: u64| -> ApiResult<u64> {
@@ -398,8 +426,10 @@ pub async fn entries(
 pub async fn entry(
     State(state): State<AppState>,
     who: Who,
+    method: Method,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> ApiResult<Response> {
+    no_head(&method)?;
     let Ok(Path((id, seq))) = path else {
         return Err(ApiError::NotFound("entry"));
     };

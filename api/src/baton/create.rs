@@ -215,7 +215,13 @@ fn content_type(shape: &Shape, given: Option<String>) -> ApiResult<String> {
     if shape.write.is_text() {
         return Ok(text_type().into());
     }
-    let value = given.unwrap_or_else(|| "application/octet-stream".into());
+    content_type_value(given.as_deref())
+}
+
+/// A single object's content type: given (1 to 128 visible ASCII characters and spaces), or
+/// `application/octet-stream`.
+pub fn content_type_value(given: Option<&str>) -> ApiResult<String> {
+    let value = given.unwrap_or("application/octet-stream").to_string();
     if value.is_empty()
         || value.len() > relay_raft::baton::CONTENT_TYPE_MAX_LEN
         || !value.bytes().all(|b| b.is_ascii_graphic() || b == b' ')

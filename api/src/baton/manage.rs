@@ -152,6 +152,7 @@ pub async fn issue_tokens(
         owner: caller.account_id,
         lease_id: lease_id.clone(),
         tokens,
+        tokens_max: state.config.baton.max_tokens,
     };
     let issued = ops::run(&state, None, op, "baton").await?;
     let at = issued.first().map_or(0, |t| t.created_at_ms);
@@ -239,6 +240,7 @@ pub async fn extend(
         add_egress_bytes: b.add_egress_bytes.unwrap_or(0),
         max_duration_seconds: cfg.max_duration_seconds,
         max_size_bytes: cfg.baton.max_size_bytes,
+        max_egress_bytes: cfg.baton.max_egress_bytes,
     };
     let extended = ops::run(&state, idem, op, "baton").await?;
     let lease = extended.lease;

@@ -114,12 +114,14 @@ pub struct BatonRead {
 }
 op!(ReadBaton(ReadBaton) -> BatonRead, Outcome::BatonRead(read) => read);
 
-/// Issue sharing tokens on the owner's live baton (at most [`crate::baton::TOKENS_MAX`] at once).
+/// Issue sharing tokens on the owner's live baton: at most `tokens_max` at once (the proposing
+/// node's ceiling, never above [`crate::baton::TOKENS_MAX`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IssueTokens {
     pub owner: String,
     pub lease_id: String,
     pub tokens: Vec<NewToken>,
+    pub tokens_max: u32,
 }
 op!(IssueTokens(IssueTokens) -> Vec<BatonToken>, Outcome::TokensIssued { tokens } => tokens);
 
@@ -143,6 +145,7 @@ pub struct ExtendBaton {
     pub add_egress_bytes: u64,
     pub max_duration_seconds: u64,
     pub max_size_bytes: u64,
+    pub max_egress_bytes: u64,
 }
 
 /// The baton grown, what the extension cost, and the owner's balance after it.

@@ -67,7 +67,12 @@ pub fn read(txn: &mut Txn<'_>, now_ms: u64, op: &ReadBaton) -> Result<Response, 
     if needed > remaining {
         return Ok(Err(Rejection::EgressExhausted { remaining, needed }));
     }
-    if matches!(op.target, ReadTarget::Content { .. }) && !b.write.appends() && needed > 0 {
+    // A read that serves nothing (past the last entry, an empty baton) is answered but not
+    // counted: it uses no cap and burns nothing.
+    if needed == 0 {
+        return Ok(Ok(Outcome::BatonRead(read)));
+    }
+    if matches!(op.target, ReadTarget::Content { .. }) && !b.write.appends() {
         read.inline = txn.get_raw("bodies", lease.lease_id.as_bytes())?;
     }
     if let Some(t) = token.as_mut() {

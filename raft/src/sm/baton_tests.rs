@@ -286,6 +286,7 @@ fn egress_budget_is_never_passed() {
         add_egress_bytes: 0,
         max_duration_seconds: 1_000_000,
         max_size_bytes: 1_000_000,
+        max_egress_bytes: 1_000_000,
     };
     let r = apply_all(&db, &[at(T0 + 2, extend)]);
     assert!(matches!(r[0], Err(Rejection::LimitReached(_))), "{:?}", r[0]);
@@ -474,6 +475,7 @@ fn extensions_cost_what_they_add() {
         add_egress_bytes: 1 << 30,
         max_duration_seconds: 10 * 86_400,
         max_size_bytes: 1 << 31,
+        max_egress_bytes: 1 << 31,
     };
     let r = apply_all(&db, &[at(T0 + 1, extend)]);
     let Ok(Outcome::BatonExtended(ext)) = &r[0] else {
@@ -501,6 +503,7 @@ fn tokens_are_bounded_revocable_and_bound_to_their_baton() {
         owner: OWNER.into(),
         lease_id: "btn_1".into(),
         tokens: (from..from + n).map(|i| token(&format!("x{i}"), Scope::Read, None)).collect(),
+        tokens_max: 100,
     };
     let r = apply_all(
         &db,
@@ -658,4 +661,76 @@ proptest! {
             prop_assert!(all::<Entry>(&db, "baton_entries").is_empty() || held, "entries outlive their baton");
         }
     }
+}
+
+/// Fixes from the attacker's review: a read that serves nothing counts nothing; the grace ends at
+/// its millisecond whether or not the sweep came; revoking the last unspent capped token (or
+/// switching burn on after the caps were spent) burns; the node's token ceiling holds.
+#[test]
+fn empty_reads_grace_ends_and_burns_by_revoke_or_lifecycle() {
+    let (_d, db) = setup();
+    let s = Shape {
+        burn_after_reading: true,
+        ..shape(WriteKind::Append)
+    };
+    let tokens = vec![token("one", Scope::Read, Some(1)), token("two", Scope::Read, Some(2))];
+    apply_all(
+        &db,
+        &[
+            at(T0, create("btn_1", s, Some(b"x"), tokens)),
+            at(T0, create("btn_2", shape(WriteKind::Single), Some(b"y"), vec![token("cap", Scope::Read, Some(1))])),
+            at(T0, create("btn_3", shape(WriteKind::Single), Some(b"z"), vec![])),
+        ],
+    );
+    let r = apply_all(
+        &db,
+        &[
+            at(T0 + 1, read("btn_1", by("one"), ReadTarget::Entries { after: 9, limit: 5 })),
+            at(T0 + 1, read("btn_1", by("one"), whole())),
+        ],
+    );
+    assert!(served(&r[0]).entries.is_empty() && served(&r[0]).token.is_none(), "nothing served, nothing counted");
+    assert!(!served(&r[1]).closed, "token two is unspent");
+    let revoke = ops::RevokeToken {
+        owner: OWNER.into(),
+        lease_id: "btn_1".into(),
+        token_id: "two".into(),
+    };
+    let r = apply_all(&db, &[at(T0 + 2, revoke.clone()), at(T0 + 2, revoke)]);
+    assert!(r[0].is_ok());
+    assert_eq!(r[1], Err(Rejection::TokenNotFound));
+    assert!(baton_of(&lease(&db, "btn_1")).burned, "only spent capped tokens remain: burned");
+
+    let r = apply_all(&db, &[at(T0 + 3, read("btn_2", by("cap"), whole()))]);
+    assert!(!served(&r[0]).closed);
+    let burn = ops::SetLifecycle {
+        owner: OWNER.into(),
+        lease_id: "btn_2".into(),
+        burn_after_reading: Some(true),
+        disposal: None,
+    };
+    apply_all(&db, &[at(T0 + 4, burn)]);
+    assert!(matches!(lease(&db, "btn_2").state, LeaseState::Deleted { .. }));
+
+    let del = ops::DeleteBaton {
+        owner: OWNER.into(),
+        lease_id: "btn_3".into(),
+        hard: false,
+    };
+    let restore = ops::RestoreBaton {
+        owner: OWNER.into(),
+        lease_id: "btn_3".into(),
+    };
+    let r = apply_all(&db, &[at(T0 + 5, del), at(T0 + 5 + 10_000, restore)]);
+    assert_eq!(r[1], Err(Rejection::LeaseGone), "the grace ended at its millisecond");
+
+    apply_all(&db, &[at(T0 + 6, create("btn_4", shape(WriteKind::Single), None, vec![]))]);
+    let issue = ops::IssueTokens {
+        owner: OWNER.into(),
+        lease_id: "btn_4".into(),
+        tokens: vec![token("a", Scope::Read, None), token("b", Scope::Read, None)],
+        tokens_max: 1,
+    };
+    let r = apply_all(&db, &[at(T0 + 7, issue)]);
+    assert_eq!(r[0], Err(Rejection::TooManyTokens(1)), "the node's ceiling, not only the hard cap");
 }

@@ -6,7 +6,7 @@ use crate::command::{Outcome, Rejection, Response};
 use crate::error::StoreError;
 use crate::model::Lease;
 use crate::ops::{Actor, IssueTokens, RevokeToken};
-use crate::sm::batons::{check, is_live, of_mut, owned};
+use crate::sm::batons::{self, check, is_live, of_mut, owned};
 use crate::store::keys;
 use crate::store::txn::Txn;
 
@@ -146,8 +146,9 @@ pub fn issue(txn: &mut Txn<'_>, now_ms: u64, op: &IssueTokens) -> Result<Respons
     if op.tokens.is_empty() {
         return Ok(Err(Rejection::Invalid("no tokens to issue".into())));
     }
-    if b.token_count as usize + op.tokens.len() > TOKENS_MAX as usize {
-        return Ok(Err(Rejection::TooManyTokens(TOKENS_MAX)));
+    let max = op.tokens_max.min(TOKENS_MAX);
+    if b.token_count as usize + op.tokens.len() > max as usize {
+        return Ok(Err(Rejection::TooManyTokens(max)));
     }
     b.token_count += op.tokens.len() as u32;
     let tokens = check!(put_new(txn, now_ms, &op.lease_id, &op.tokens));
@@ -156,21 +157,26 @@ pub fn issue(txn: &mut Txn<'_>, now_ms: u64, op: &IssueTokens) -> Result<Respons
 }
 
 /// Revokes (forgets) a token: presenting it is then 401. Reads it made stand.
-pub fn revoke(txn: &mut Txn<'_>, op: &RevokeToken) -> Result<Response, StoreError> {
+pub fn revoke(txn: &mut Txn<'_>, now_ms: u64, op: &RevokeToken) -> Result<Response, StoreError> {
     let mut lease = check!(owned(txn, &op.owner, &op.lease_id));
     let id_key = keys::lease_handoff(&op.lease_id, &op.token_id);
     let Some(key) = txn.get_raw("baton_token_ids", &id_key)? else {
-        return Ok(Err(Rejection::TokenInvalid));
+        return Ok(Err(Rejection::TokenNotFound));
     };
     let Some(token) = txn.get::<BatonToken>("baton_tokens", &key)? else {
-        return Ok(Err(Rejection::TokenInvalid));
+        return Ok(Err(Rejection::TokenNotFound));
     };
     txn.delete("baton_tokens", &key)?;
     txn.delete("baton_token_ids", &id_key)?;
     if let Some(b) = of_mut(&mut lease) {
         b.token_count = b.token_count.saturating_sub(1);
     }
-    txn.put("leases", lease.lease_id.as_bytes(), &lease)?;
+    // Revoking the last unspent capped token leaves only spent ones: that is the burn.
+    let others: Vec<BatonToken> = all(txn, &op.lease_id)?
+        .into_iter()
+        .filter(|t| t.token_id != token.token_id)
+        .collect();
+    batons::settle_burn(txn, now_ms, lease, &others)?;
     Ok(Ok(Outcome::TokenRevoked { token }))
 }
 

@@ -330,8 +330,12 @@ pub fn restore(txn: &mut Txn<'_>, now_ms: u64, op: &RestoreBaton) -> Result<Resp
     let (Some(at_ms), Disposal::Soft { grace_seconds }) = (b.tombstoned_at_ms, b.disposal) else {
         return Ok(Err(Rejection::Invalid("the baton is not deleted".into())));
     };
-    b.tombstoned_at_ms = None;
     let due = at_ms.saturating_add(grace_seconds.saturating_mul(1000));
+    // The grace ends at `due` whether or not the sweep has come by.
+    if now_ms >= due {
+        return Ok(Err(Rejection::LeaseGone));
+    }
+    b.tombstoned_at_ms = None;
     txn.delete("expiry", &keys::timer(due, &lease.lease_id))?;
     // The dispose timer may have shared the expiry timer's key: set that one again.
     txn.put_raw(
@@ -369,8 +373,31 @@ pub fn set_lifecycle(txn: &mut Txn<'_>, now_ms: u64, op: &SetLifecycle) -> Resul
     if let Err(why) = check_shape(b) {
         return Ok(Err(Rejection::Invalid(why)));
     }
-    txn.put("leases", lease.lease_id.as_bytes(), &lease)?;
+    // Burn switched on after the caps were spent: it burns now.
+    let tokens = baton_tokens::all(txn, &lease.lease_id)?;
+    let lease = settle_burn(txn, now_ms, lease, &tokens)?;
     Ok(Ok(Outcome::BatonChanged { lease }))
+}
+
+/// Writes `lease` back, burning it first if it burns after reading and every capped token among
+/// `tokens` (its tokens now) has used its cap. Answers the lease as written.
+pub fn settle_burn(txn: &mut Txn<'_>, now_ms: u64, mut lease: Lease, tokens: &[crate::baton::BatonToken]) -> Result<Lease, StoreError> {
+    let mut capped = tokens.iter().filter(|t| t.read_cap.is_some()).peekable();
+    let burns = of(&lease).is_some_and(|b| b.burn_after_reading)
+        && lease.state == LeaseState::Active
+        && capped.peek().is_some()
+        && capped.all(|t| t.spent());
+    if !burns {
+        txn.put("leases", lease.lease_id.as_bytes(), &lease)?;
+        return Ok(lease);
+    }
+    if let Some(b) = of_mut(&mut lease) {
+        b.burned = true;
+    }
+    txn.delete("expiry", &keys::timer(lease.expires_at_ms, &lease.lease_id))?;
+    lease.state = LeaseState::Deleted { at_ms: now_ms };
+    leases::tombstone(txn, now_ms, &lease)?;
+    Ok(lease)
 }
 
 pub fn extend(txn: &mut Txn<'_>, now_ms: u64, op: &ExtendBaton) -> Result<Response, StoreError> {
@@ -397,10 +424,10 @@ pub fn extend(txn: &mut Txn<'_>, now_ms: u64, op: &ExtendBaton) -> Result<Respon
     let (Some(duration), Some(size), Some(egress), Some(expires_at_ms)) = grown else {
         return Ok(Err(Rejection::Invalid("the extension overflows".into())));
     };
-    if duration > op.max_duration_seconds || size > op.max_size_bytes {
+    if duration > op.max_duration_seconds || size > op.max_size_bytes || egress > op.max_egress_bytes {
         return Ok(Err(Rejection::Invalid(format!(
-            "a baton may last at most {} seconds and hold at most {} bytes",
-            op.max_duration_seconds, op.max_size_bytes
+            "a baton may last at most {} seconds, hold at most {} bytes and read at most {} bytes",
+            op.max_duration_seconds, op.max_size_bytes, op.max_egress_bytes
         ))));
     }
     let after = baton::Shape {

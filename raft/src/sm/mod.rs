@@ -151,7 +151,7 @@ fn apply_command(txn: &mut Txn<'_>, now_ms: u64, command: &Command) -> Result<Re
         Command::AppendEntry(op) => batons::append(txn, now_ms, op),
         Command::ReadBaton(op) => baton_reads::read(txn, now_ms, op),
         Command::IssueTokens(op) => baton_tokens::issue(txn, now_ms, op),
-        Command::RevokeToken(op) => baton_tokens::revoke(txn, op),
+        Command::RevokeToken(op) => baton_tokens::revoke(txn, now_ms, op),
         Command::ExtendBaton(op) => batons::extend(txn, now_ms, op),
         Command::DeleteBaton(op) => batons::delete(txn, now_ms, op),
         Command::RestoreBaton(op) => batons::restore(txn, now_ms, op),
