@@ -566,3 +566,59 @@ async fn junk_in_payment_headers_is_never_a_5xx() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert_eq!(objects(&relay), 0);
 }
+
+/// A baton bought with x402: the unpaid create is offered the quote's price; the paid one is the
+/// wallet's, charged once, and a replayed authorization buys nothing.
+#[tokio::test]
+async fn a_wallet_buys_a_baton_at_its_quote() {
+    let f = Facilitator::start(&[]);
+    let relay = node(&f, &[]);
+    let wallet = Wallet::new("baton buyer");
+    let shape = json!({"preconfig": "pass", "capacity": {"size_bytes": 4096, "duration_seconds": 3600}});
+    let quote: Value = client()
+        .post(relay.url("/v1/baton/quote"))
+        .json(&shape)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut body = shape.clone();
+    body["content_base64"] = json!("c2VjcmV0");
+    let r = client().post(relay.url("/v1/baton")).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 402);
+    let offer: Value = r.json().await.unwrap();
+    assert_eq!(offer["accepts"][0]["maxAmountRequired"], quote["price_micros"].to_string());
+    assert_eq!(offer["accepts"][0]["resource"], relay.url("/v1/baton"));
+    let header = wallet.v1(&wallet.terms(quote["price_micros"].as_u64().unwrap()));
+    let r = client()
+        .post(relay.url("/v1/baton"))
+        .header("x-payment", &header)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(decode(r.headers()["x-payment-response"].to_str().unwrap())["success"], true);
+    let receipt: Value = r.json().await.unwrap();
+    assert_eq!(receipt["owner"], wallet.address.checksummed());
+    assert_eq!(receipt["price_micros"], quote["price_micros"]);
+    let token = receipt["tokens"][0]["token"].as_str().unwrap();
+    let baton = receipt["baton_id"].as_str().unwrap();
+    let read = client()
+        .get(relay.url(&format!("/v1/baton/{baton}")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.text().await.unwrap(), "secret");
+    let r = client()
+        .post(relay.url("/v1/baton"))
+        .header("x-payment", &header)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 402, "an authorization pays once");
+}
