@@ -2,7 +2,7 @@
 //! operation: `checkpoint-put` is a put of the same body, `checkpoint-cas` a txn comparing the
 //! key's mod revision then putting, `claim` a txn decrementing a counter only while it is
 //! positive, `store-small` a put with a lease attached, `download` a linearizable get,
-//! `mailbox-drop` a put of a fresh key.
+//! `mailbox-drop` and `baton-append` a put of a fresh key, `baton-read` a linearizable get.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -106,14 +106,18 @@ impl EtcdClient {
             reason: e.to_string(),
         };
         match client.ctx.scenario {
-            Scenario::StoreSmall | Scenario::StoreX402 => {
+            Scenario::StoreSmall | Scenario::StoreX402 | Scenario::BatonAppend => {
                 let grant = LeaseClient::new(channel)
                     .lease_grant(LeaseGrantRequest { ttl: 3600, id: 0 })
                     .await
                     .map_err(setup_err)?;
                 client.lease = grant.into_inner().id;
             }
-            Scenario::Download | Scenario::CheckpointPut | Scenario::CheckpointCas | Scenario::MailboxDrop => {
+            Scenario::Download
+            | Scenario::CheckpointPut
+            | Scenario::CheckpointCas
+            | Scenario::MailboxDrop
+            | Scenario::BatonRead => {
                 client.mod_revision = client.put(client.body.clone()).await.map_err(setup_err)?;
             }
             Scenario::Claim => {
@@ -142,7 +146,7 @@ impl EtcdClient {
     pub async fn op(&mut self) -> Result<(), OpError> {
         let failed = |_: tonic::Status| OpError(0);
         match self.ctx.scenario {
-            Scenario::StoreSmall | Scenario::StoreX402 | Scenario::MailboxDrop => {
+            Scenario::StoreSmall | Scenario::StoreX402 | Scenario::MailboxDrop | Scenario::BatonAppend => {
                 self.seq += 1;
                 let mut key = self.key.clone();
                 key.extend_from_slice(format!("/{}", self.seq).as_bytes());
@@ -156,7 +160,7 @@ impl EtcdClient {
                     .map_err(failed)?;
                 Ok(())
             }
-            Scenario::Download => {
+            Scenario::Download | Scenario::BatonRead => {
                 let resp = self
                     .kv
                     .range(RangeRequest {

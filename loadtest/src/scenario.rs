@@ -27,6 +27,10 @@ pub enum Scenario {
     MailboxDrop,
     /// Claim a small Storage lease through the client's own handoff token (no auth).
     Claim,
+    /// Append an entry to the client's own append baton.
+    BatonAppend,
+    /// Read the client's own single baton whole (each read counts against its egress budget).
+    BatonRead,
 }
 
 impl Scenario {
@@ -39,6 +43,8 @@ impl Scenario {
             Scenario::CheckpointCas => "checkpoint-cas",
             Scenario::MailboxDrop => "mailbox-drop",
             Scenario::Claim => "claim",
+            Scenario::BatonAppend => "baton-append",
+            Scenario::BatonRead => "baton-read",
         }
     }
 
@@ -51,13 +57,17 @@ impl Scenario {
             Scenario::CheckpointCas,
             Scenario::MailboxDrop,
             Scenario::Claim,
+            Scenario::BatonAppend,
+            Scenario::BatonRead,
         ]
     }
 
     pub fn default_size(self) -> u64 {
         match self {
-            Scenario::StoreSmall | Scenario::StoreX402 | Scenario::Download | Scenario::Claim => 1024,
-            Scenario::CheckpointPut | Scenario::CheckpointCas | Scenario::MailboxDrop => 256,
+            Scenario::StoreSmall | Scenario::StoreX402 | Scenario::Download | Scenario::Claim | Scenario::BatonRead => {
+                1024
+            }
+            Scenario::CheckpointPut | Scenario::CheckpointCas | Scenario::MailboxDrop | Scenario::BatonAppend => 256,
         }
     }
 }
@@ -180,6 +190,9 @@ impl Client {
                 let path = api_path(receipt["drop_url"].as_str().unwrap_or_default()).unwrap_or_default();
                 client.subject = client.api.url(path).into_owned();
             }
+            Scenario::BatonAppend | Scenario::BatonRead => {
+                client.subject = client.new_baton().await.map_err(setup_err)?;
+            }
             Scenario::CheckpointPut | Scenario::CheckpointCas => {
                 let max_body_bytes = (client.body.len() * 2).max(1024) as u64;
                 let reply = client
@@ -247,6 +260,24 @@ impl Client {
                     .content_type("application/json");
                 answer(call.send().await, 201).map(|_| ())
             }
+            Scenario::BatonAppend => {
+                let reply = self
+                    .api
+                    .baton_append(&self.subject, self.body.clone())
+                    .send()
+                    .await
+                    .map_err(|_| OpError(0))?;
+                if reply.status == 409 || reply.status == 413 {
+                    // Full (entries or size): carry on in a fresh baton.
+                    self.subject = self.new_baton().await.map_err(|_| OpError(reply.status))?;
+                    return Ok(());
+                }
+                check(reply.status, 201)
+            }
+            Scenario::BatonRead => {
+                let reply = answer(self.api.baton_read(&self.subject).send().await, 200)?;
+                whole(&reply, &self.body)
+            }
             Scenario::CheckpointPut | Scenario::CheckpointCas => {
                 let mut call = self.api.checkpoint_put(&self.subject, self.body.clone());
                 if self.ctx.scenario == Scenario::CheckpointCas {
@@ -277,6 +308,26 @@ impl Client {
             return Ok(self.api.url(path).into_owned());
         }
         Err("create handoff: max_claims refused".into())
+    }
+
+    /// A baton for this client: an append log with room for many entries (baton-append), or a
+    /// single object holding the body with a budget for every read of the run (baton-read).
+    async fn new_baton(&self) -> Result<String, String> {
+        use base64::Engine;
+        let shape = match self.ctx.scenario {
+            Scenario::BatonAppend => serde_json::json!({
+                "write": "append",
+                "capacity": {"size_bytes": 1u64 << 28, "duration_seconds": 3600, "egress_bytes": 0},
+            }),
+            _ => serde_json::json!({
+                "write": "single",
+                "capacity": {"size_bytes": self.body.len().max(1), "duration_seconds": 3600, "egress_bytes": 1u64 << 40},
+                "content_base64": base64::engine::general_purpose::STANDARD.encode(&self.body),
+            }),
+        };
+        let reply = self.api.baton_create(&shape).send().await.map_err(|e| e.to_string())?;
+        let v = created(reply, "create baton")?;
+        Ok(v["baton_id"].as_str().unwrap_or_default().to_string())
     }
 
     async fn create_storage(&self) -> Result<Value, OpError> {
@@ -322,9 +373,11 @@ fn created(reply: Reply, what: &str) -> Result<Value, String> {
 fn body(scenario: Scenario, size: u64, seed: usize) -> Vec<u8> {
     let size = size as usize;
     match scenario {
-        Scenario::StoreSmall | Scenario::StoreX402 | Scenario::Download | Scenario::Claim => {
+        Scenario::StoreSmall | Scenario::StoreX402 | Scenario::Download | Scenario::Claim | Scenario::BatonRead => {
             (0..size).map(|i| (i + seed) as u8).collect()
         }
+        // Entries are text.
+        Scenario::BatonAppend => (0..size).map(|i| b'a' + ((i + seed) % 26) as u8).collect(),
         Scenario::CheckpointPut | Scenario::CheckpointCas | Scenario::MailboxDrop => {
             let pad = "x".repeat(size.saturating_sub(10));
             serde_json::json!({ "p": pad }).to_string().into_bytes()

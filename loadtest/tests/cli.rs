@@ -45,7 +45,9 @@ fn quick_bench_fills_the_table() {
             "checkpoint-put",
             "checkpoint-cas",
             "mailbox-drop",
-            "claim"
+            "claim",
+            "baton-append",
+            "baton-read"
         ],
         "{stdout}"
     );
