@@ -80,6 +80,39 @@ pub enum Op {
         message_id: String,
         drop: Option<u64>,
     },
+    /// Append of entry `"<value>;"` to log baton number `baton`; the sequence number it was given.
+    BatonAppend { baton: usize, value: u64, seq: Option<u64> },
+    /// Whole read of log baton `baton`, by read-capped token number `token` (`None`: the owner);
+    /// the values it held in order (`parsed` false when the bytes were not a log of ours) and the
+    /// reads the token had left.
+    BatonRead {
+        baton: usize,
+        token: Option<usize>,
+        values: Option<Vec<u64>>,
+        parsed: Option<bool>,
+        reads_remaining: Option<u32>,
+    },
+    /// Whole read of budget baton `baton` (`size` bytes, a read budget of `budget` bytes, expiring
+    /// at `expires_at_ms`); whether the bytes were its content.
+    BudgetRead {
+        baton: usize,
+        size: u64,
+        budget: u64,
+        expires_at_ms: u64,
+        body_ok: Option<bool>,
+    },
+    /// After the run: log baton `baton` read whole, and each token's reads as the ledger counts them.
+    BatonFinal {
+        baton: usize,
+        values: Option<Vec<u64>>,
+        reads: Vec<(usize, u32)>,
+    },
+    /// After the run: budget baton `baton`'s egress as the ledger counts it.
+    BudgetFinal {
+        baton: usize,
+        egress_used: Option<u64>,
+        budget: u64,
+    },
 }
 
 /// One operation as recorded.

@@ -65,7 +65,7 @@ pub struct RunArgs {
     /// Comma-separated: kill, pause, partition, latency, skew; or `all` or `none`.
     #[arg(long, default_value = "all", value_parser = parse_nemeses)]
     pub nemesis: NemesisList,
-    /// Comma-separated: claims, checkpoint, storage, mailbox; or `all`.
+    /// Comma-separated: claims, checkpoint, storage, mailbox, baton; or `all`.
     #[arg(long, default_value = "all", value_parser = parse_workloads)]
     pub workload: WorkloadList,
     /// Clients per workload.

@@ -18,7 +18,7 @@ use crate::checker::{self, Params, Violation};
 use crate::cluster::Cluster;
 use crate::history::{Clock, Entry, History, Outcome};
 use crate::nemesis::{self, EventLog, Nemesis, Schedule};
-use crate::workload::{self, checkpoint, claims, mailbox, storage, Ctx, Workload};
+use crate::workload::{self, baton, checkpoint, claims, mailbox, storage, Ctx, Workload};
 use crate::{ChaosError, CheckArgs, RunArgs};
 
 /// Linearizability search steps per register before the checker gives up.
@@ -110,6 +110,11 @@ pub async fn run(args: RunArgs) -> Result<bool, ChaosError> {
     } else {
         None
     };
+    let batons = if workloads.contains(&Workload::Baton) {
+        Some(Arc::new(baton::setup(&ctx, d, &mut rng).await?))
+    } else {
+        None
+    };
     let leases = Arc::new(storage::Leases::default());
     // Epochs count from here: setup is done.
     ctx.start_us.store(clock.now_us(), Ordering::Relaxed);
@@ -152,6 +157,9 @@ pub async fn run(args: RunArgs) -> Result<bool, ChaosError> {
     if let Some(b) = &boxes {
         clients.extend(workload::spawn_clients(&ctx, b, "mailbox", n, seed, mailbox::client));
     }
+    if let Some(b) = &batons {
+        clients.extend(workload::spawn_clients(&ctx, b, "baton", n, seed, baton::client));
+    }
     while tokio::time::Instant::now() < until {
         tokio::time::sleep_until((tokio::time::Instant::now() + Duration::from_secs(10)).min(until)).await;
         say(args.json, &clock, &format!("{} operations so far", ctx.history.len()));
@@ -193,6 +201,9 @@ pub async fn run(args: RunArgs) -> Result<bool, ChaosError> {
     }
     if let Some(b) = &boxes {
         mailbox::finish(&ctx, b, &mut final_rng).await?;
+    }
+    if let Some(b) = &batons {
+        baton::finish(&ctx, b, &mut final_rng).await?;
     }
     say(args.json, &clock, "final reads done; checking");
 

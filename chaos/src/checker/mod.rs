@@ -1,6 +1,7 @@
 //! Checks a recorded history against Relay's promises. Each checker returns the violations it
 //! found, each with the smallest slice of history that shows it.
 
+pub mod baton;
 pub mod checkpoint;
 pub mod claims;
 pub mod linear;
@@ -36,6 +37,7 @@ pub fn check_all(history: &[Entry], params: Params) -> Vec<Violation> {
     v.extend(claims::check(history));
     v.extend(storage::check(history, params));
     v.extend(mailbox::check(history));
+    v.extend(baton::check(history, params, crate::workload::baton::READ_CAP));
     v
 }
 

@@ -1,5 +1,6 @@
 //! Workloads: clients that run operations against random nodes and record each one.
 
+pub mod baton;
 pub mod checkpoint;
 pub mod claims;
 pub mod mailbox;
@@ -27,6 +28,9 @@ pub enum Workload {
     Storage,
     /// Messages dropped into mailboxes and picked up.
     Mailbox,
+    /// Baton logs appended to and read under read caps; small batons read to their budget and
+    /// past their expiry.
+    Baton,
 }
 
 /// Client timeout: longer than a node's own 10 s request bound would make every stalled request
