@@ -57,6 +57,11 @@ fn short_run_with_every_nemesis_and_workload_is_valid() {
         "delete",
         "drop",
         "pickup",
+        "baton_append",
+        "baton_read",
+        "budget_read",
+        "baton_final",
+        "budget_final",
     ] {
         assert!(
             verdict["counts"][f]["ok"].as_u64().unwrap_or(0) > 0,

@@ -121,8 +121,10 @@ async fn every_preconfig_is_charged_its_quote_and_behaves_as_named() {
                 assert_eq!(r.status, 200, "{}", r.text());
                 let r = send(api(node).baton_put(&baton, "v3").if_match(1)).await;
                 assert_eq!((r.status, code(&r).as_str()), (412, "precondition_failed"));
+                let r = send(api(node).baton_put(&baton, "x".repeat(4097))).await;
+                assert_eq!((r.status, code(&r).as_str()), (413, "payload_too_large"), "past size_bytes");
                 let r = send(api(node).baton_read(&baton)).await;
-                assert_eq!((r.text().as_str(), r.header("x-baton-version")), ("v2", Some("2")));
+                assert_eq!((r.text().as_str(), r.header("x-baton-version")), ("v2", Some("2")), "nothing changed");
             }
             "ledger" => {
                 assert_eq!(b["shape"]["trust"]["witness"], true);

@@ -28,6 +28,17 @@ const EXTEND_ROUTE: &str = "POST /v1/baton/{id}/extend";
 const LIST_DEFAULT: usize = 50;
 const LIST_MAX: usize = 200;
 
+/// A small JSON body (at most 64 KiB, empty meaning `{}`) and its blake3, for a request's
+/// fingerprint.
+async fn small_json<T: for<'de> Deserialize<'de> + Default>(
+    state: &AppState,
+    body: Body,
+    headers: &HeaderMap,
+) -> ApiResult<(T, blake3::Hash)> {
+    let raw = bodies::read(state, body, headers, QUOTE_BODY_MAX, "body").await?;
+    Ok((parse(&raw.bytes)?, blake3::hash(&raw.bytes)))
+}
+
 /// A token as its owner lists it: never the secret.
 pub fn token_listing(t: &BatonToken) -> Value {
     json!({
@@ -63,6 +74,17 @@ pub async fn meta(
     Ok(Json(describe(&state, &lease, &tokens)?))
 }
 
+/// Until when a tombstoned baton may be restored (while it is one).
+fn restorable_until(lease: &Lease) -> Option<String> {
+    match lease.kind {
+        LeaseKind::Baton(ref b) if lease.state == relay_raft::LeaseState::Active => match (b.tombstoned_at_ms, b.disposal) {
+            (Some(at), Disposal::Soft { grace_seconds }) => Some(render_time(at.saturating_add(grace_seconds * 1000))),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 pub fn describe(state: &AppState, lease: &Lease, tokens: &[BatonToken]) -> ApiResult<Value> {
     let b = baton_of(lease)?;
     let now = state.ledger.now_ms();
@@ -70,10 +92,6 @@ pub fn describe(state: &AppState, lease: &Lease, tokens: &[BatonToken]) -> ApiRe
         .iter()
         .map(|t| json!({"scope": t.scope.name(), "read_cap": t.read_cap}))
         .collect();
-    let restorable_until = match (b.tombstoned_at_ms, b.disposal) {
-        (Some(at), Disposal::Soft { grace_seconds }) => Some(render_time(at.saturating_add(grace_seconds * 1000))),
-        _ => None,
-    };
     Ok(json!({
         "status": "ok",
         "baton_id": lease.lease_id,
@@ -100,7 +118,7 @@ pub fn describe(state: &AppState, lease: &Lease, tokens: &[BatonToken]) -> ApiRe
         "created_at": render_time(lease.created_at_ms),
         "expires_at": render_time(lease.expires_at_ms),
         "tombstoned_at": b.tombstoned_at_ms.map(render_time),
-        "restorable_until": restorable_until,
+        "restorable_until": restorable_until(lease),
         "ledger_id": lease.ledger_id,
     }))
 }
@@ -124,8 +142,7 @@ pub async fn issue_tokens(
     body: Body,
 ) -> ApiResult<Response> {
     let lease_id = id_param(path)?;
-    let raw = bodies::read(&state, body, &headers, QUOTE_BODY_MAX, "body").await?;
-    let b: TokensBody = parse(&raw.bytes)?;
+    let (b, _): (TokensBody, _) = small_json(&state, body, &headers).await?;
     let specs = match (b.tokens, b.scope) {
         (Some(list), None) if b.read_cap.is_none() && b.ttl_seconds.is_none() => list,
         (None, Some(scope)) => vec![TokenSpec {
@@ -222,15 +239,18 @@ pub async fn extend(
     body: Body,
 ) -> ApiResult<Json<Value>> {
     let lease_id = id_param(path)?;
+    // A wallet keeps no balance here, and extensions are not sold for x402 yet.
+    if caller.key_hash.is_none() && crate::x402::evm::Address::parse(&caller.account_id).is_some() {
+        return Err(ApiError::InvalidValue {
+            field: "payment",
+            reason: "extensions are charged to an account's balance; a wallet's baton cannot be extended yet".into(),
+        });
+    }
     let keyed = idempotency::begin(&state, &headers, &caller.account_id, EXTEND_ROUTE)?;
-    let raw = bodies::read(&state, body, &headers, QUOTE_BODY_MAX, "body").await?;
-    let b: ExtendBody = parse(&raw.bytes)?;
-    let idem = keyed.as_ref().map(|k| {
-        k.seal(&[
-            Part::Value(lease_id.as_bytes()),
-            Part::Value(blake3::hash(&raw.bytes).as_bytes()),
-        ])
-    });
+    let (b, hash): (ExtendBody, _) = small_json(&state, body, &headers).await?;
+    let idem = keyed
+        .as_ref()
+        .map(|k| k.seal(&[Part::Value(lease_id.as_bytes()), Part::Value(hash.as_bytes())]));
     let cfg = &state.config;
     let op = ExtendBaton {
         owner: caller.account_id,
@@ -283,18 +303,11 @@ pub async fn delete(
         hard,
     };
     let lease = ops::run(&state, None, op, "baton").await?;
-    let b = baton_of(&lease)?;
-    let restorable_until = match (b.tombstoned_at_ms, b.disposal) {
-        (Some(at), Disposal::Soft { grace_seconds }) if lease.state == relay_raft::LeaseState::Active => {
-            Some(render_time(at.saturating_add(grace_seconds * 1000)))
-        }
-        _ => None,
-    };
     Ok(Json(json!({
         "status": "ok",
         "baton_id": lease.lease_id,
         "state": state_name(&lease, state.ledger.now_ms()),
-        "restorable_until": restorable_until,
+        "restorable_until": restorable_until(&lease),
         "refund_micros": "0",
     })))
 }
@@ -332,35 +345,8 @@ pub async fn lifecycle(
     body: Body,
 ) -> ApiResult<Json<Value>> {
     let lease_id = id_param(path)?;
-    let raw = bodies::read(&state, body, &headers, QUOTE_BODY_MAX, "body").await?;
-    let b: LifecycleBody = parse(&raw.bytes)?;
-    let disposal = match (b.disposal.as_deref(), b.grace_seconds) {
-        (None, None) => None,
-        (Some("soft") | None, grace) => Some(Disposal::Soft {
-            grace_seconds: grace.unwrap_or(3600),
-        }),
-        (Some("hard"), None) => Some(Disposal::Hard),
-        (Some("hard"), Some(_)) => {
-            return Err(ApiError::InvalidValue {
-                field: "grace_seconds",
-                reason: "applies to a soft disposal only".into(),
-            })
-        }
-        (Some(other), _) => {
-            return Err(ApiError::InvalidValue {
-                field: "disposal",
-                reason: format!("unknown disposal {other:?}; soft or hard"),
-            })
-        }
-    };
-    if let Some(Disposal::Soft { grace_seconds }) = disposal {
-        if !(1..=relay_raft::baton::GRACE_MAX_SECONDS).contains(&grace_seconds) {
-            return Err(ApiError::InvalidValue {
-                field: "grace_seconds",
-                reason: format!("must be 1 to {}", relay_raft::baton::GRACE_MAX_SECONDS),
-            });
-        }
-    }
+    let (b, _): (LifecycleBody, _) = small_json(&state, body, &headers).await?;
+    let disposal = shape::disposal(b.disposal.as_deref(), b.grace_seconds)?;
     if disposal.is_none() && b.burn_after_reading.is_none() {
         return Err(ApiError::InvalidValue {
             field: "lifecycle",

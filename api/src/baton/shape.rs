@@ -162,28 +162,9 @@ pub fn resolve(state: &AppState, body: ShapeBody) -> ApiResult<Resolved> {
     if let Some(b) = lifecycle.burn_after_reading {
         burn = b;
     }
-    let disposal = match (lifecycle.disposal.as_deref(), lifecycle.grace_seconds) {
-        (None | Some("soft"), grace) => {
-            let grace_seconds = grace.unwrap_or(DEFAULT_GRACE_SECONDS);
-            if !(1..=baton::GRACE_MAX_SECONDS).contains(&grace_seconds) {
-                return Err(invalid(
-                    "lifecycle.grace_seconds",
-                    format!("must be 1 to {}", baton::GRACE_MAX_SECONDS),
-                ));
-            }
-            Disposal::Soft { grace_seconds }
-        }
-        (Some("hard"), None) => Disposal::Hard,
-        (Some("hard"), Some(_)) => {
-            return Err(invalid("lifecycle.grace_seconds", "applies to a soft disposal only"))
-        }
-        (Some(other), _) => {
-            return Err(invalid(
-                "lifecycle.disposal",
-                format!("unknown disposal {other:?}; soft or hard"),
-            ))
-        }
-    };
+    let disposal = disposal(lifecycle.disposal.as_deref(), lifecycle.grace_seconds)?.unwrap_or(Disposal::Soft {
+        grace_seconds: DEFAULT_GRACE_SECONDS,
+    });
     if let Some(w) = body.trust.and_then(|t| t.witness) {
         witness = Some(w);
     }
@@ -207,6 +188,30 @@ pub fn resolve(state: &AppState, body: ShapeBody) -> ApiResult<Resolved> {
         },
         tokens,
     })
+}
+
+/// A disposal as asked: `soft` (with `grace_seconds`, one hour by default), `hard` (no grace), or
+/// `None` when neither is given.
+pub fn disposal(name: Option<&str>, grace: Option<u64>) -> ApiResult<Option<Disposal>> {
+    let grace_seconds = match (name, grace) {
+        (None, None) => return Ok(None),
+        (Some("hard"), None) => return Ok(Some(Disposal::Hard)),
+        (Some("hard"), Some(_)) => return Err(invalid("lifecycle.grace_seconds", "applies to a soft disposal only")),
+        (None | Some("soft"), grace) => grace.unwrap_or(DEFAULT_GRACE_SECONDS),
+        (Some(other), _) => {
+            return Err(invalid(
+                "lifecycle.disposal",
+                format!("unknown disposal {other:?}; soft or hard"),
+            ))
+        }
+    };
+    if !(1..=baton::GRACE_MAX_SECONDS).contains(&grace_seconds) {
+        return Err(invalid(
+            "lifecycle.grace_seconds",
+            format!("must be 1 to {}", baton::GRACE_MAX_SECONDS),
+        ));
+    }
+    Ok(Some(Disposal::Soft { grace_seconds }))
 }
 
 /// Checks token requests against the node's ceilings.
