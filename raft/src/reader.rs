@@ -13,6 +13,9 @@ use crate::store::txn::scan_range;
 use crate::store::{cf, decode};
 use crate::NodeId;
 
+/// A baton entry and its bytes (`None` once they are gone).
+pub type EntryWithBytes = (crate::baton::Entry, Option<Vec<u8>>);
+
 /// The most `by_owner` rows one page of batons scans.
 pub const BATON_SCAN_MAX: usize = 4096;
 
@@ -402,7 +405,7 @@ impl StateReader {
         lease_id: &str,
         after: u64,
         limit: usize,
-    ) -> Result<Vec<(crate::baton::Entry, Option<Vec<u8>>)>, StoreError> {
+    ) -> Result<Vec<EntryWithBytes>, StoreError> {
         let start = keys::message(lease_id, after.saturating_add(1));
         let end = keys::prefix_end(&keys::message_prefix(lease_id));
         let view = self.db.snapshot();

@@ -147,7 +147,7 @@ pub async fn create(
             .await?
             .baton_tokens(&lease.lease_id)?
             .iter()
-            .map(|t| super::manage::token_listing(t))
+            .map(super::manage::token_listing)
             .collect()
     };
     let shape = super::shape_of(&lease, b);
@@ -267,8 +267,11 @@ pub async fn stage(
     Ok((content, Some(small.staged)))
 }
 
-/// Fresh secrets for the tokens asked for: what the ledger stores (hashes) and what is shown.
-pub fn issue(shapes: &[TokenShape]) -> ApiResult<(Vec<NewToken>, Vec<(NewToken, String)>)> {
+/// New tokens as the ledger stores them (hashes), and each with its secret, to show once.
+pub type Issued = (Vec<NewToken>, Vec<(NewToken, String)>);
+
+/// Fresh secrets for the tokens asked for.
+pub fn issue(shapes: &[TokenShape]) -> ApiResult<Issued> {
     let mut tokens = Vec::with_capacity(shapes.len());
     let mut shown = Vec::with_capacity(shapes.len());
     for t in shapes {

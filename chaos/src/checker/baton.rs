@@ -18,6 +18,11 @@ fn violation(key: String, message: String, slice: Vec<Entry>) -> Violation {
     }
 }
 
+/// The final read of a log: its index, its values, each token's count of reads.
+type Final = (usize, Option<Vec<u64>>, Vec<(usize, u32)>);
+/// A budget baton's successful reads, and its final count (index, egress used).
+type Budget = (Vec<usize>, Option<(usize, Option<u64>)>);
+
 #[derive(Default)]
 struct Log {
     /// (index, value, seq) of acknowledged appends.
@@ -27,12 +32,12 @@ struct Log {
     reads: Vec<usize>,
     /// Per token: acknowledged reads, unknown reads.
     tokens: BTreeMap<usize, (Vec<usize>, usize)>,
-    last: Option<(usize, Option<Vec<u64>>, Vec<(usize, u32)>)>,
+    last: Option<Final>,
 }
 
 pub fn check(history: &[Entry], params: Params, read_cap: u32) -> Vec<Violation> {
     let mut logs: BTreeMap<usize, Log> = BTreeMap::new();
-    let mut budgets: BTreeMap<usize, (Vec<usize>, Option<(usize, Option<u64>)>)> = BTreeMap::new();
+    let mut budgets: BTreeMap<usize, Budget> = BTreeMap::new();
     let mut violations = Vec::new();
     for e in history {
         match &e.op {

@@ -34,11 +34,7 @@ pub fn expire_due(txn: &mut Txn<'_>, now_ms: u64, max: u32) -> Result<Response, 
             Some(Timer::Release) if lease.state != LeaseState::Active => {
                 leases::release(txn, now_ms, &lease)?;
             }
-            Some(Timer::Dispose) => {
-                if batons::dispose(txn, now_ms, lease)? {
-                    expired += 1;
-                }
-            }
+            Some(Timer::Dispose) => expired += u32::from(batons::dispose(txn, now_ms, lease)?),
             _ => {}
         }
     }
