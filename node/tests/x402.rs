@@ -100,7 +100,13 @@ async fn an_unpaid_create_is_offered_its_exact_price_and_nothing_is_taken() {
     assert_eq!(w["payTo"], PAY_TO);
     assert_eq!(w["network"], "base-sepolia");
     assert_eq!(w["x402Versions"], json!([1, 2]));
-    assert_eq!(w["endpoints"].as_array().unwrap().len(), 3);
+    let paths: Vec<&str> = w["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["/api/store", "/api/mailbox", "/api/checkpoint", "/v1/baton"]);
     let p: Value = client()
         .get(relay.url("/api/pricing"))
         .send()
