@@ -56,6 +56,7 @@ pub async fn create(
         duration_seconds,
         product: "Checkpoint",
         baton: None,
+        extension: None,
     };
     purchase::quote(&state, reservation)?;
     let keyed = idempotency::begin(&state, &headers, payer.scope(), CREATE_ROUTE)?;

@@ -75,6 +75,7 @@ pub async fn create(State(state): State<AppState>, payer: Payer, headers: Header
         duration_seconds,
         product: "Mailbox",
         baton: None,
+        extension: None,
     };
     purchase::quote(&state, reservation)?;
     let keyed = idempotency::begin(&state, &headers, payer.scope(), CREATE_ROUTE)?;

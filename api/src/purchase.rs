@@ -131,6 +131,8 @@ pub struct Reservation {
     pub product: &'static str,
     /// A baton's whole shape, priced by the baton formula (size and duration are its own).
     pub baton: Option<relay_raft::baton::Shape>,
+    /// A baton grown from the first shape to the second: priced as the difference.
+    pub extension: Option<(relay_raft::baton::Shape, relay_raft::baton::Shape)>,
 }
 
 /// The price of `reservation` by the prices this node has applied, after checking its duration.
@@ -143,9 +145,10 @@ pub fn quote(state: &AppState, reservation: Reservation) -> ApiResult<u64> {
     )?;
     let reader = state.ledger.reader();
     let pricing = reader.pricing()?;
-    Ok(match &reservation.baton {
-        Some(shape) => relay_raft::baton::price(&pricing, &reader.baton_rates()?, shape),
-        None => pricing.price_micros(reservation.billable_bytes, reservation.duration_seconds),
+    Ok(match (&reservation.baton, &reservation.extension) {
+        (_, Some((before, after))) => relay_raft::baton::extension_price(&pricing, &reader.baton_rates()?, before, after),
+        (Some(shape), None) => relay_raft::baton::price(&pricing, &reader.baton_rates()?, shape),
+        (None, None) => pricing.price_micros(reservation.billable_bytes, reservation.duration_seconds),
     })
 }
 
@@ -317,13 +320,29 @@ impl Purchase {
         idempotency: Option<relay_raft::IdempotencyKey>,
         op: O,
     ) -> Committed {
-        let Some(x) = &self.x402 else {
+        if self.x402.is_none() {
             return Committed {
                 answer: state.ledger.run(idempotency, op).await,
                 settled: None,
             };
+        }
+        self.commit_x402(state, idempotency, op.into()).await
+    }
+
+    /// [`Purchase::commit`] of any purchase the ledger takes x402 for (a create, an extension),
+    /// on a purchase paid with x402.
+    pub async fn commit_x402(
+        &self,
+        state: &AppState,
+        idempotency: Option<relay_raft::IdempotencyKey>,
+        purchase: relay_raft::Command,
+    ) -> Committed {
+        let Some(x) = &self.x402 else {
+            return Committed {
+                answer: Err(LedgerError::Unavailable("an x402 commit without a payment".into())),
+                settled: None,
+            };
         };
-        let purchase: relay_raft::Command = op.into();
         let ours = new_lease_id(&purchase).map(String::from);
         let (state, x) = (state.clone(), x.clone());
         let task = tokio::spawn(async move {
@@ -385,6 +404,7 @@ fn new_lease_id(command: &relay_raft::Command) -> Option<&str> {
         C::CreateCheckpoint(c) => Some(&c.new.lease_id),
         C::CreateMailbox(c) => Some(&c.new.lease_id),
         C::CreateBaton(c) => Some(&c.new.lease_id),
+        C::ExtendBaton(e) => Some(&e.lease_id),
         _ => None,
     }
 }

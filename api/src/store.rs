@@ -54,6 +54,7 @@ pub async fn create(
         duration_seconds,
         product: "Storage lease",
         baton: None,
+        extension: None,
     };
     let purchase = purchase::begin(&state, &payer, keyed.as_ref(), reservation).await?;
 

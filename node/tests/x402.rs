@@ -580,7 +580,12 @@ async fn a_wallet_buys_a_baton_at_its_quote() {
     let f = Facilitator::start(&[]);
     let relay = node(&f, &[]);
     let wallet = Wallet::new("baton buyer");
-    let shape = json!({"preconfig": "pass", "capacity": {"size_bytes": 4096, "duration_seconds": 3600}});
+    // A pass that stays after its read, so it can be extended after.
+    let shape = json!({
+        "preconfig": "pass",
+        "capacity": {"size_bytes": 4096, "duration_seconds": 3600},
+        "lifecycle": {"burn_after_reading": false},
+    });
     let quote: Value = client()
         .post(relay.url("/v1/baton/quote"))
         .json(&shape)
@@ -627,4 +632,35 @@ async fn a_wallet_buys_a_baton_at_its_quote() {
         .await
         .unwrap();
     assert_eq!(r.status(), 402, "an authorization pays once");
+
+    // The wallet grows its baton: offered the extension's price, then paid with x402.
+    let extend = json!({"add_seconds": 3600});
+    let url = relay.url(&format!("/v1/baton/{baton}/extend"));
+    let r = client().post(&url).json(&extend).send().await.unwrap();
+    assert_eq!(r.status(), 402);
+    let offer: Value = r.json().await.unwrap();
+    let price: u64 = offer["accepts"][0]["maxAmountRequired"].as_str().unwrap().parse().unwrap();
+    let paid = wallet.v1(&wallet.terms(price));
+    let r = client().post(&url).header("x-payment", &paid).json(&extend).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(decode(r.headers()["x-payment-response"].to_str().unwrap())["success"], true);
+    let grown: Value = r.json().await.unwrap();
+    assert_eq!(grown["price_micros"], price);
+    assert_eq!(grown["shape"]["capacity"]["duration_seconds"], 7200);
+    let before = x402kit_ms(receipt["expires_at"].as_str().unwrap());
+    assert_eq!(x402kit_ms(grown["expires_at"].as_str().unwrap()), before + 3_600_000);
+    // Another wallet's payment extends nothing of it.
+    let other = Wallet::new("not the owner");
+    let r = client()
+        .post(&url)
+        .header("x-payment", other.v1(&other.terms(price)))
+        .json(&extend)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}
+
+fn x402kit_ms(ts: &str) -> u64 {
+    common::parse_ms(ts)
 }

@@ -221,6 +221,16 @@ pub struct NewToken {
     pub ttl_seconds: Option<u64>,
 }
 
+/// What one paid extension added to a baton, kept with its x402 payment until it settles: a
+/// failed settlement takes it back.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Extension {
+    pub lease_id: String,
+    pub add_seconds: u64,
+    pub add_size_bytes: u64,
+    pub add_egress_bytes: u64,
+}
+
 /// One entry of an append baton. Its bytes live in `bodies` under the same key.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {

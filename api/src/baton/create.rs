@@ -96,6 +96,7 @@ pub async fn create(
         duration_seconds: resolved.shape.duration_seconds,
         product: "Baton",
         baton: Some(resolved.shape),
+        extension: None,
     };
     let purchase = purchase::begin(&state, &payer, keyed.as_ref(), reservation).await?;
     let idem = keyed

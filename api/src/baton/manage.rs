@@ -18,6 +18,7 @@ use super::create::{issue, parse, token_json, QUOTE_BODY_MAX};
 use super::shape::{self, TokenSpec};
 use super::{baton_of, id_param, render_time, shape_of};
 use crate::auth::Caller;
+use crate::purchase::{self, Payer, Reservation};
 use crate::error::{ApiError, ApiResult};
 use crate::headers::query_map;
 use crate::idempotency::{self, Part};
@@ -230,31 +231,25 @@ struct ExtendBody {
     add_egress_bytes: Option<u64>,
 }
 
-/// `POST /v1/baton/{id}/extend`: charged the price of what is added, from the account's balance.
+/// `POST /v1/baton/{id}/extend`: charged the price of what is added: from the account's balance,
+/// or (a wallet's baton) with an x402 payment, offered at that price in a 402 first.
 pub async fn extend(
     State(state): State<AppState>,
-    caller: Caller,
+    payer: Payer,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Body,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let lease_id = id_param(path)?;
-    // A wallet keeps no balance here, and extensions are not sold for x402 yet.
-    if caller.key_hash.is_none() && crate::x402::evm::Address::parse(&caller.account_id).is_some() {
-        return Err(ApiError::InvalidValue {
-            field: "payment",
-            reason: "extensions are charged to an account's balance; a wallet's baton cannot be extended yet".into(),
-        });
-    }
-    let keyed = idempotency::begin(&state, &headers, &caller.account_id, EXTEND_ROUTE)?;
+    let keyed = idempotency::begin(&state, &headers, payer.scope(), EXTEND_ROUTE)?;
     let (b, hash): (ExtendBody, _) = small_json(&state, body, &headers).await?;
     let idem = keyed
         .as_ref()
         .map(|k| k.seal(&[Part::Value(lease_id.as_bytes()), Part::Value(hash.as_bytes())]));
     let cfg = &state.config;
     let op = ExtendBaton {
-        owner: caller.account_id,
-        lease_id,
+        owner: payer.account_id().to_string(),
+        lease_id: lease_id.clone(),
         add_seconds: b.add_seconds.unwrap_or(0),
         add_size_bytes: b.add_size_bytes.unwrap_or(0),
         add_egress_bytes: b.add_egress_bytes.unwrap_or(0),
@@ -262,20 +257,68 @@ pub async fn extend(
         max_size_bytes: cfg.baton.max_size_bytes,
         max_egress_bytes: cfg.baton.max_egress_bytes,
     };
-    let extended = ops::run(&state, idem, op, "baton").await?;
-    let lease = extended.lease;
-    let bt = baton_of(&lease)?;
-    let charged = extended.charged_micros;
-    Ok(Json(json!({
+    if let Payer::Account(_) = payer {
+        let extended = ops::run(&state, idem, op, "baton").await?;
+        let balance = Some(extended.balance_micros);
+        return Ok(Json(extended_json(&extended.lease, extended.charged_micros, balance)?).into_response());
+    }
+    // A wallet's baton, grown by an x402 payment: priced by this node's view of it (the ledger
+    // prices again and refuses a payment that does not match).
+    let lease = match state.ledger.reader().lease(&lease_id)? {
+        Some(l) => Some(l),
+        None => state.ledger.linearizable().await?.lease(&lease_id)?,
+    };
+    let wallet_owned = |l: &Lease| match &payer {
+        Payer::Wallet(w) => l.owner.eq_ignore_ascii_case(&w.address),
+        _ => crate::x402::evm::Address::parse(&l.owner).is_some(),
+    };
+    let lease = lease
+        .filter(|l| matches!(l.kind, LeaseKind::Baton(_)) && wallet_owned(l))
+        .ok_or(ApiError::NotFound("baton"))?;
+    let before = shape_of(&lease, baton_of(&lease)?);
+    let grown = (
+        before.duration_seconds.checked_add(op.add_seconds),
+        before.size_bytes.checked_add(op.add_size_bytes),
+        before.egress_bytes.checked_add(op.add_egress_bytes),
+    );
+    let (Some(duration_seconds), Some(size_bytes), Some(egress_bytes)) = grown else {
+        return Err(ApiError::InvalidValue {
+            field: "extend",
+            reason: "the extension overflows".into(),
+        });
+    };
+    let after = relay_raft::baton::Shape {
+        duration_seconds,
+        size_bytes,
+        egress_bytes,
+        ..before
+    };
+    let reservation = Reservation {
+        billable_bytes: size_bytes,
+        duration_seconds,
+        product: "Baton extension",
+        baton: None,
+        extension: Some((before, after)),
+    };
+    let purchase = purchase::begin(&state, &payer, keyed.as_ref(), reservation).await?;
+    let committed = purchase.commit_x402(&state, idem, op.into()).await;
+    let (lease, paid) = purchase.answer(&state, committed, "baton")?;
+    let response = Json(extended_json(&lease, purchase.cost_micros, None)?).into_response();
+    Ok(purchase::with_receipt(response, paid))
+}
+
+fn extended_json(lease: &Lease, charged: u64, balance: Option<u64>) -> ApiResult<Value> {
+    let bt = baton_of(lease)?;
+    Ok(json!({
         "status": "ok",
         "baton_id": lease.lease_id,
         "price_micros": charged,
         "paid_usdc": render::usdc(charged),
-        "balance_micros": extended.balance_micros.to_string(),
+        "balance_micros": balance.map(|b| b.to_string()),
         "expires_at": render_time(lease.expires_at_ms),
         "total_price_micros": lease.cost_micros,
-        "shape": shape::render(None, &shape_of(&lease, bt), &[]),
-    })))
+        "shape": shape::render(None, &shape_of(lease, bt), &[]),
+    }))
 }
 
 /// `DELETE /v1/baton/{id}`: by the baton's disposal (a restorable tombstone), or `?hard=true`

@@ -18,7 +18,7 @@ use crate::ops::{
 };
 use crate::sm::baton_tokens::{self, Need};
 use crate::sm::bodies::check_body;
-use crate::sm::{accounts, charges, leases, objects, pricing, INLINE_BODY_MAX};
+use crate::sm::{accounts, charges, leases, objects, pricing, x402, INLINE_BODY_MAX};
 use crate::store::keys::{self, Timer};
 use crate::store::txn::Txn;
 
@@ -400,7 +400,13 @@ pub fn settle_burn(txn: &mut Txn<'_>, now_ms: u64, mut lease: Lease, tokens: &[c
     Ok(lease)
 }
 
-pub fn extend(txn: &mut Txn<'_>, now_ms: u64, op: &ExtendBaton) -> Result<Response, StoreError> {
+/// Grows the owner's baton, paid from its balance or, with `payment`, by that x402 payment.
+pub fn extend(
+    txn: &mut Txn<'_>,
+    now_ms: u64,
+    op: &ExtendBaton,
+    payment: Option<&X402Payment>,
+) -> Result<Response, StoreError> {
     let mut lease = check!(owned(txn, &op.owner, &op.lease_id));
     if !is_live(&lease, now_ms) {
         return Ok(Err(Rejection::LeaseGone));
@@ -437,7 +443,19 @@ pub fn extend(txn: &mut Txn<'_>, now_ms: u64, op: &ExtendBaton) -> Result<Respon
         ..before
     };
     let cost = baton::extension_price(&pricing::current(txn)?, &pricing::rates(txn)?, &before, &after);
-    let balance_micros = check!(accounts::debit(txn, &op.owner, cost));
+    let balance_micros = match payment {
+        None => check!(accounts::debit(txn, &op.owner, cost)),
+        Some(payment) => {
+            let extension = crate::baton::Extension {
+                lease_id: op.lease_id.clone(),
+                add_seconds: op.add_seconds,
+                add_size_bytes: op.add_size_bytes,
+                add_egress_bytes: op.add_egress_bytes,
+            };
+            check!(x402::take_extension(txn, now_ms, payment, &extension, &op.owner, cost));
+            0
+        }
+    };
     if op.add_seconds > 0 {
         txn.delete("expiry", &keys::timer(lease.expires_at_ms, &lease.lease_id))?;
         txn.put_raw("expiry", &keys::timer(expires_at_ms, &lease.lease_id), &[Timer::Expire as u8])?;
@@ -453,8 +471,8 @@ pub fn extend(txn: &mut Txn<'_>, now_ms: u64, op: &ExtendBaton) -> Result<Respon
         ledger_id: lease.ledger_id.clone(),
         lease_id: lease.lease_id.clone(),
         amount_micros: cost,
-        balance_after_micros: Some(balance_micros),
-        method: "balance".into(),
+        balance_after_micros: payment.is_none().then_some(balance_micros),
+        method: if payment.is_some() { "x402" } else { "balance" }.into(),
         at_ms: now_ms,
     };
     charges::record(txn, &lease.owner, &charge)?;
@@ -463,6 +481,34 @@ pub fn extend(txn: &mut Txn<'_>, now_ms: u64, op: &ExtendBaton) -> Result<Respon
         charged_micros: cost,
         balance_micros,
     })))
+}
+
+/// Takes back an extension whose x402 payment failed to settle: the time, size and read budget it
+/// added (never below what is already used) and its price. A baton already closed is left alone.
+pub fn take_back(txn: &mut Txn<'_>, _now_ms: u64, extension: &crate::baton::Extension, paid_micros: u64) -> Result<(), StoreError> {
+    let Some(mut lease) = txn.get::<Lease>("leases", extension.lease_id.as_bytes())? else {
+        return Ok(());
+    };
+    if lease.state != LeaseState::Active {
+        return Ok(());
+    }
+    let expires_at_ms = lease
+        .expires_at_ms
+        .saturating_sub(extension.add_seconds.saturating_mul(1000))
+        .max(lease.created_at_ms);
+    if expires_at_ms != lease.expires_at_ms {
+        txn.delete("expiry", &keys::timer(lease.expires_at_ms, &lease.lease_id))?;
+        // Due already if the extension was all that kept it: the next sweep expires it.
+        txn.put_raw("expiry", &keys::timer(expires_at_ms, &lease.lease_id), &[Timer::Expire as u8])?;
+    }
+    lease.expires_at_ms = expires_at_ms;
+    lease.duration_seconds = lease.duration_seconds.saturating_sub(extension.add_seconds).max(1);
+    lease.cost_micros = lease.cost_micros.saturating_sub(paid_micros);
+    if let Some(b) = of_mut(&mut lease) {
+        b.size_bytes = b.size_bytes.saturating_sub(extension.add_size_bytes).max(b.used_bytes).max(1);
+        b.egress_bytes = b.egress_bytes.saturating_sub(extension.add_egress_bytes).max(b.egress_used);
+    }
+    txn.put("leases", lease.lease_id.as_bytes(), &lease)
 }
 
 /// The owner's baton `lease_id`, in whatever state.

@@ -136,7 +136,15 @@ fn apply_command(txn: &mut Txn<'_>, now_ms: u64, command: &Command) -> Result<Re
                 }
                 Command::CreateMailbox(c) => mailbox::create(txn, now_ms, &c.new, payment),
                 Command::CreateBaton(c) => batons::create(txn, now_ms, c, payment),
-                _ => Ok(Err(Rejection::Invalid("x402 pays only for a create".into()))),
+                // PayX402 answers the lease it paid for; a wallet keeps no balance here.
+                Command::ExtendBaton(e) => Ok(match batons::extend(txn, now_ms, e, payment)? {
+                    Ok(Outcome::BatonExtended(x)) => Ok(Outcome::LeaseCreated(crate::ops::LeaseCreated {
+                        lease: x.lease,
+                        balance_micros: 0,
+                    })),
+                    other => other,
+                }),
+                _ => Ok(Err(Rejection::Invalid("x402 pays only for a create or an extension".into()))),
             }
         }
         Command::SettleX402(op) => x402::settle(txn, now_ms, op),
@@ -152,7 +160,7 @@ fn apply_command(txn: &mut Txn<'_>, now_ms: u64, command: &Command) -> Result<Re
         Command::ReadBaton(op) => baton_reads::read(txn, now_ms, op),
         Command::IssueTokens(op) => baton_tokens::issue(txn, now_ms, op),
         Command::RevokeToken(op) => baton_tokens::revoke(txn, now_ms, op),
-        Command::ExtendBaton(op) => batons::extend(txn, now_ms, op),
+        Command::ExtendBaton(op) => batons::extend(txn, now_ms, op, None),
         Command::DeleteBaton(op) => batons::delete(txn, now_ms, op),
         Command::RestoreBaton(op) => batons::restore(txn, now_ms, op),
         Command::SetLifecycle(op) => batons::set_lifecycle(txn, now_ms, op),

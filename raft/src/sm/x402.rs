@@ -5,6 +5,7 @@
 
 use crate::command::{NewLease, Outcome, Rejection, Response};
 use crate::error::StoreError;
+use crate::baton::Extension;
 use crate::model::{Lease, Settlement, X402Record};
 use crate::ops::{SettleX402, X402Payment};
 use crate::sm::leases;
@@ -27,10 +28,45 @@ pub fn take(
     new: &NewLease,
     price_micros: u64,
 ) -> Result<Result<(), Rejection>, StoreError> {
+    take_for(txn, now_ms, payment, &new.owner, &new.lease_id, price_micros)
+}
+
+/// Takes `payment` for an extension of `lease_id` (owned by `owner`) costing `price_micros`, and
+/// remembers what it added: a failed settlement takes the extension back, not the lease.
+pub fn take_extension(
+    txn: &mut Txn<'_>,
+    now_ms: u64,
+    payment: &X402Payment,
+    extension: &Extension,
+    owner: &str,
+    price_micros: u64,
+) -> Result<Result<(), Rejection>, StoreError> {
+    let taken = take_for(txn, now_ms, payment, owner, &extension.lease_id, price_micros)?;
+    if taken.is_ok() {
+        if let Some(key) = record_key(&payment.from, &payment.nonce_hex) {
+            txn.put(CF, &extension_key(&key), extension)?;
+        }
+    }
+    Ok(taken)
+}
+
+/// The extension an x402 payment bought: `e` ‖ from ‖ nonce.
+fn extension_key(record_key: &[u8]) -> Vec<u8> {
+    [b"e", &record_key[1..]].concat()
+}
+
+fn take_for(
+    txn: &mut Txn<'_>,
+    now_ms: u64,
+    payment: &X402Payment,
+    owner: &str,
+    lease_id: &str,
+    price_micros: u64,
+) -> Result<Result<(), Rejection>, StoreError> {
     let Some(key) = record_key(&payment.from, &payment.nonce_hex) else {
         return Ok(Err(Rejection::Invalid("x402 payer or nonce malformed".into())));
     };
-    if !payment.from.eq_ignore_ascii_case(&new.owner) {
+    if !payment.from.eq_ignore_ascii_case(owner) {
         return Ok(Err(Rejection::Invalid("an x402 lease belongs to its payer".into())));
     }
     if payment.settle_request.len() > SETTLE_REQUEST_MAX_BYTES {
@@ -54,7 +90,7 @@ pub fn take(
         }));
     }
     let record = X402Record {
-        lease_id: new.lease_id.clone(),
+        lease_id: lease_id.to_string(),
         value_micros: payment.value_micros,
         valid_before_ms: payment.valid_before_ms,
         settlement: Settlement::Pending,
@@ -97,7 +133,9 @@ pub fn settle(txn: &mut Txn<'_>, now_ms: u64, op: &SettleX402) -> Result<Respons
         }
         done => {
             if let Settlement::Failed { .. } = done {
-                void(txn, now_ms, &record)?;
+                void(txn, now_ms, &key, &record)?;
+            } else {
+                txn.delete(CF, &extension_key(&key))?;
             }
             record.settlement = done.clone();
             record.settle_request = None;
@@ -109,7 +147,11 @@ pub fn settle(txn: &mut Txn<'_>, now_ms: u64, op: &SettleX402) -> Result<Respons
 }
 
 /// Deletes the lease a payment was to pay for, if it still stands.
-fn void(txn: &mut Txn<'_>, now_ms: u64, record: &X402Record) -> Result<(), StoreError> {
+fn void(txn: &mut Txn<'_>, now_ms: u64, key: &[u8], record: &X402Record) -> Result<(), StoreError> {
+    if let Some(extension) = txn.get::<Extension>(CF, &extension_key(key))? {
+        txn.delete(CF, &extension_key(key))?;
+        return crate::sm::batons::take_back(txn, now_ms, &extension, record.value_micros);
+    }
     if let Some(lease) = txn.get::<Lease>("leases", record.lease_id.as_bytes())? {
         if lease.is_live_at(now_ms) {
             // Live and its owner's: the delete cannot be refused.
@@ -125,9 +167,10 @@ pub fn prune(txn: &mut Txn<'_>, now_ms: u64, max: u32) -> Result<u32, StoreError
     crate::sm::sweep::prune_aged(txn, CF, now_ms, max, |txn, key| {
         if let Some(record) = txn.get::<X402Record>(CF, key)? {
             if record.settlement == Settlement::Pending {
-                void(txn, now_ms, &record)?;
+                void(txn, now_ms, key, &record)?;
                 txn.delete(CF, &pending_key(key))?;
             }
+            txn.delete(CF, &extension_key(key))?;
         }
         Ok(())
     })

@@ -241,3 +241,92 @@ fn an_authorization_valid_for_more_than_a_day_is_refused() {
     let r = apply_all(&db, &[at(T0, pay("lse_1", 1, PRICE, T0 + 25 * 3600 * 1000))]);
     assert!(matches!(r[0], Err(Rejection::Invalid(_))), "{:?}", r[0]);
 }
+
+/// A baton extension paid with x402: exactly the extension's price, once; a settled one stays,
+/// a failed one is taken back (the baton itself stays, as it was before).
+#[test]
+fn an_extension_paid_with_x402_is_taken_back_when_its_settlement_fails() {
+    use crate::baton::{self, Baton, BatonRates, Disposal, Shape, WriteKind};
+    use crate::pricing::Pricing;
+    let (_dir, db) = fresh_db();
+    let shape = Shape {
+        write: WriteKind::Single,
+        size_bytes: 1 << 30,
+        duration_seconds: 86_400,
+        egress_bytes: 0,
+        burn_after_reading: false,
+        disposal: Disposal::Hard,
+        witness: false,
+    };
+    let mut b = Baton::empty(&shape);
+    b.entries_max = 10;
+    b.entry_max_bytes = 10;
+    let create = ops::CreateBaton {
+        new: NewLease {
+            lease_id: "btn_1".into(),
+            ledger_id: "led_1".into(),
+            owner: WALLET.into(),
+            kind: LeaseKind::Baton(Box::new(b)),
+            duration_seconds: 86_400,
+        },
+        content: None,
+        tokens: vec![],
+        batons_max: 10,
+    };
+    let full = baton::price(&Pricing::default(), &BatonRates::default(), &shape);
+    let payment = |n: u8, value_micros: u64| ops::X402Payment {
+        from: WALLET.into(),
+        nonce_hex: nonce(n),
+        value_micros,
+        valid_before_ms: T0 + 600_000,
+        settle_request: b"{}".to_vec(),
+    };
+    let extend = |n: u8, value: u64| {
+        Command::PayX402(ops::PayX402 {
+            payment: payment(n, value),
+            purchase: Box::new(Command::ExtendBaton(ops::ExtendBaton {
+                owner: WALLET.into(),
+                lease_id: "btn_1".into(),
+                add_seconds: 86_400,
+                add_size_bytes: 0,
+                add_egress_bytes: 0,
+                max_duration_seconds: 10 * 86_400,
+                max_size_bytes: 1 << 31,
+                max_egress_bytes: 1 << 31,
+            })),
+        })
+    };
+    let r = apply_all(
+        &db,
+        &[
+            at(
+                T0,
+                Command::PayX402(ops::PayX402 {
+                    payment: payment(1, full),
+                    purchase: Box::new(Command::CreateBaton(create)),
+                }),
+            ),
+            at(T0 + 1, extend(2, 999)),
+            at(T0 + 1, extend(2, 1_000)),
+            at(T0 + 1, extend(2, 1_000)),
+        ],
+    );
+    assert!(r[0].is_ok(), "{r:?}");
+    assert_eq!(r[1], Err(Rejection::PriceMismatch { paid_micros: 999, price_micros: 1_000 }));
+    assert!(matches!(r[2], Ok(Outcome::LeaseCreated(_))), "{r:?}");
+    assert_eq!(r[3], Err(Rejection::PaymentReused));
+    let extended = lease(&db, "btn_1");
+    assert_eq!(extended.expires_at_ms, T0 + 2 * 86_400_000);
+    assert_eq!(extended.cost_micros, full + 1_000);
+
+    // Settled: it stays. A second extension whose settlement fails is taken back.
+    apply_all(&db, &[at(T0 + 2, settle(2, Settlement::Settled { transaction: "0x1".into(), network: "n".into() }))]);
+    let r = apply_all(&db, &[at(T0 + 3, extend(3, 1_000))]);
+    assert!(r[0].is_ok(), "{r:?}");
+    assert_eq!(lease(&db, "btn_1").expires_at_ms, T0 + 3 * 86_400_000);
+    apply_all(&db, &[at(T0 + 4, settle(3, Settlement::Failed { reason: "insufficient_funds".into() }))]);
+    let back = lease(&db, "btn_1");
+    assert_eq!(back, extended, "the failed extension is taken back, and only it");
+    assert_eq!(back.state, LeaseState::Active);
+    let _ = raw(&db, "x402");
+}
