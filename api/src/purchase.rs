@@ -146,7 +146,9 @@ pub fn quote(state: &AppState, reservation: Reservation) -> ApiResult<u64> {
     let reader = state.ledger.reader();
     let pricing = reader.pricing()?;
     Ok(match (&reservation.baton, &reservation.extension) {
-        (_, Some((before, after))) => relay_raft::baton::extension_price(&pricing, &reader.baton_rates()?, before, after),
+        (_, Some((before, after))) => {
+            relay_raft::baton::extension_price(&pricing, &reader.baton_rates()?, before, after)
+        }
         (Some(shape), None) => relay_raft::baton::price(&pricing, &reader.baton_rates()?, shape),
         (None, None) => pricing.price_micros(reservation.billable_bytes, reservation.duration_seconds),
     })

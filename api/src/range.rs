@@ -108,7 +108,21 @@ mod tests {
     #[test]
     fn specs_agree_with_parse() {
         use relay_raft::sm::baton_reads::resolve;
-        for h in ["bytes=0-9", "bytes=90-", "bytes=-5", "bytes=-500", "bytes=50-5000", "bytes=100-", "bytes=-0", "items=0-1", "bytes=0-1,5-6", "bytes=5-1", "bytes=a-b", "bytes=", "bytes=--1"] {
+        for h in [
+            "bytes=0-9",
+            "bytes=90-",
+            "bytes=-5",
+            "bytes=-500",
+            "bytes=50-5000",
+            "bytes=100-",
+            "bytes=-0",
+            "items=0-1",
+            "bytes=0-1,5-6",
+            "bytes=5-1",
+            "bytes=a-b",
+            "bytes=",
+            "bytes=--1",
+        ] {
             let parsed = parse(Some(h), 100).map(|r| r.map(|r| (r.start, r.end))).ok();
             let resolved = match spec(Some(h)) {
                 None => Some(None),

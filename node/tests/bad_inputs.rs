@@ -75,7 +75,14 @@ fn admin(
 }
 
 /// `POST /v1/baton` (or another baton route) with the agents' key and a JSON body.
-fn baton_case(name: &'static str, method: &'static str, path: &str, body: &str, status: u16, code: &'static str) -> Case {
+fn baton_case(
+    name: &'static str,
+    method: &'static str,
+    path: &str,
+    body: &str,
+    status: u16,
+    code: &'static str,
+) -> Case {
     Case {
         name,
         method,
@@ -87,6 +94,8 @@ fn baton_case(name: &'static str, method: &'static str, path: &str, body: &str, 
     }
 }
 
+// One case a line: a table reads better than rustfmt's one argument a line.
+#[rustfmt::skip]
 fn baton_cases() -> Vec<Case> {
     let create = |name, body: &str, status, code| baton_case(name, "POST", "/v1/baton", body, status, code);
     let quote = |name, body: &str, status, code| Case {
@@ -510,12 +519,20 @@ async fn no_route_answers_a_5xx_to_anything() {
     targets.push(("POST", "/v1/baton".into()));
     targets.push(("POST", "/v1/baton/quote".into()));
     targets.push(("GET", "/v1/batons?limit=x&cursor=%ff".into()));
-    for id in [baton_id.clone(), "btn_01HX0000000000000000000000".into(), "x".repeat(2000), "%00%ff..".into()] {
+    for id in [
+        baton_id.clone(),
+        "btn_01HX0000000000000000000000".into(),
+        "x".repeat(2000),
+        "%00%ff..".into(),
+    ] {
         targets.push(("GET", format!("/v1/baton/{id}")));
         targets.push(("HEAD", format!("/v1/baton/{id}")));
         targets.push(("PUT", format!("/v1/baton/{id}")));
         targets.push(("POST", format!("/v1/baton/{id}/entries")));
-        targets.push(("GET", format!("/v1/baton/{id}/entries?after=-1&limit=99999999999999999999")));
+        targets.push((
+            "GET",
+            format!("/v1/baton/{id}/entries?after=-1&limit=99999999999999999999"),
+        ));
         targets.push(("GET", format!("/v1/baton/{id}/entries/18446744073709551615")));
         targets.push(("GET", format!("/v1/baton/{id}/meta")));
         targets.push(("GET", format!("/v1/baton/{id}/tokens")));

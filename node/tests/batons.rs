@@ -87,7 +87,10 @@ async fn every_preconfig_is_charged_its_quote_and_behaves_as_named() {
         let mut body = shape.clone();
         body["content_base64"] = json!("aGVsbG8=");
         let b = create(node, body).await;
-        assert_eq!(b["price_micros"], quote["price_micros"], "{preconfig}: the quote is the charge");
+        assert_eq!(
+            b["price_micros"], quote["price_micros"],
+            "{preconfig}: the quote is the charge"
+        );
         assert_eq!(b["shape"], quote["shape"], "{preconfig}: the shape is the quoted one");
         assert_eq!(before - balance(node).await, quote["price_micros"].as_u64().unwrap());
         let baton = id(&b);
@@ -105,7 +108,11 @@ async fn every_preconfig_is_charged_its_quote_and_behaves_as_named() {
                 assert_eq!((r.status, r.text().as_str()), (200, "hello"));
                 assert_eq!(r.header("x-baton-burned"), Some("true"));
                 for c in [with_token(node, &t), api(node)] {
-                    assert_eq!(send(c.baton_read(&baton)).await.status, 410, "burned after its one read");
+                    assert_eq!(
+                        send(c.baton_read(&baton)).await.status,
+                        410,
+                        "burned after its one read"
+                    );
                 }
             }
             "scratchpad" => {
@@ -122,9 +129,17 @@ async fn every_preconfig_is_charged_its_quote_and_behaves_as_named() {
                 let r = send(api(node).baton_put(&baton, "v3").if_match(1)).await;
                 assert_eq!((r.status, code(&r).as_str()), (412, "precondition_failed"));
                 let r = send(api(node).baton_put(&baton, "x".repeat(4097))).await;
-                assert_eq!((r.status, code(&r).as_str()), (413, "payload_too_large"), "past size_bytes");
+                assert_eq!(
+                    (r.status, code(&r).as_str()),
+                    (413, "payload_too_large"),
+                    "past size_bytes"
+                );
                 let r = send(api(node).baton_read(&baton)).await;
-                assert_eq!((r.text().as_str(), r.header("x-baton-version")), ("v2", Some("2")), "nothing changed");
+                assert_eq!(
+                    (r.text().as_str(), r.header("x-baton-version")),
+                    ("v2", Some("2")),
+                    "nothing changed"
+                );
             }
             "ledger" => {
                 assert_eq!(b["shape"]["trust"]["witness"], true);
@@ -165,9 +180,17 @@ async fn read_cap_and_egress_storms_count_exactly_across_three_nodes() {
     });
     let replies = futures::future::join_all(storm).await;
     let ok: Vec<&Reply> = replies.iter().filter(|r| r.status == 200).collect();
-    assert_eq!(ok.len(), 4, "exactly the cap: {:?}", replies.iter().map(|r| r.status).collect::<Vec<_>>());
+    assert_eq!(
+        ok.len(),
+        4,
+        "exactly the cap: {:?}",
+        replies.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
     assert!(ok.iter().all(|r| r.text() == content), "capped reads stream whole");
-    assert!(replies.iter().filter(|r| r.status != 200).all(|r| r.status == 410 && code(r) == "read_cap_exhausted"));
+    assert!(replies
+        .iter()
+        .filter(|r| r.status != 200)
+        .all(|r| r.status == 410 && code(r) == "read_cap_exhausted"));
     // Six more full reads fit the budget; the owner's storm gets exactly six.
     let storm = (0..20).map(|i| {
         let c = api(&nodes[i % 3]);
@@ -206,10 +229,17 @@ async fn burn_expiry_and_deletes() {
     assert_eq!(files_under(&node.objects_dir()).len(), 1, "the content is an object");
     let r = send(with_token(node, &token(&pass, 0)).baton_read(&id(&pass))).await;
     assert_eq!((r.status, r.body.as_ref()), (200, big.as_slice()));
-    wait_until("the burned object is deleted", || files_under(&node.objects_dir()).is_empty()).await;
+    wait_until("the burned object is deleted", || {
+        files_under(&node.objects_dir()).is_empty()
+    })
+    .await;
     assert_eq!(send(api(node).baton_read(&id(&pass))).await.status, 410);
 
-    let brief = create(node, json!({"capacity": {"duration_seconds": 2}, "content_base64": "aGk="})).await;
+    let brief = create(
+        node,
+        json!({"capacity": {"duration_seconds": 2}, "content_base64": "aGk="}),
+    )
+    .await;
     let expires = common::parse_ms(brief["expires_at"].as_str().unwrap());
     tokio::time::sleep(Duration::from_millis(expires.saturating_sub(common::now_ms()) + 50)).await;
     assert_eq!(send(api(node).baton_read(&id(&brief))).await.status, 410, "expired");
@@ -220,23 +250,50 @@ async fn burn_expiry_and_deletes() {
     let r = send(api(node).baton_delete(&baton, false)).await;
     assert_eq!(r.json()["state"], "tombstoned", "{}", r.text());
     assert_eq!(send(api(node).baton_read(&baton)).await.status, 410);
-    assert_eq!(send(with_token(node, &token(&kept, 0)).baton_read(&baton)).await.status, 410);
+    assert_eq!(
+        send(with_token(node, &token(&kept, 0)).baton_read(&baton)).await.status,
+        410
+    );
     let r = send(api(node).baton_action(&baton, "restore", &json!({}))).await;
-    assert_eq!((r.status, r.json()["state"].as_str()), (200, Some("active")), "{}", r.text());
-    assert_eq!(send(api(node).baton_read(&baton)).await.text(), "onetwo", "restored intact");
+    assert_eq!(
+        (r.status, r.json()["state"].as_str()),
+        (200, Some("active")),
+        "{}",
+        r.text()
+    );
+    assert_eq!(
+        send(api(node).baton_read(&baton)).await.text(),
+        "onetwo",
+        "restored intact"
+    );
     let r = send(api(node).baton_delete(&baton, true)).await;
     assert_eq!(r.json()["state"], "deleted");
-    assert_eq!(send(api(node).baton_action(&baton, "restore", &json!({}))).await.status, 410);
+    assert_eq!(
+        send(api(node).baton_action(&baton, "restore", &json!({}))).await.status,
+        410
+    );
 
-    let short = create(node, json!({"lifecycle": {"grace_seconds": 1}, "content_base64": "aGk="})).await;
+    let short = create(
+        node,
+        json!({"lifecycle": {"grace_seconds": 1}, "content_base64": "aGk="}),
+    )
+    .await;
     send(api(node).baton_delete(&id(&short), false)).await;
     let meta = || async { send(api(node).baton_meta(&id(&short))).await.json()["state"].clone() };
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while meta().await != "deleted" {
-        assert!(std::time::Instant::now() < deadline, "the grace ran out but it was not deleted");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the grace ran out but it was not deleted"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(send(api(node).baton_action(&id(&short), "restore", &json!({}))).await.status, 410);
+    assert_eq!(
+        send(api(node).baton_action(&id(&short), "restore", &json!({})))
+            .await
+            .status,
+        410
+    );
 }
 
 async fn wait_until(what: &str, done: impl Fn() -> bool) {
@@ -276,14 +333,22 @@ async fn scopes_owners_and_token_lifetimes() {
             .content_type("application/json")
             .body(body.to_string().into())
     };
-    let r = send(post("/cluster/accounts", json!({"account_id": "acct_other", "balance_micros": 1000000}))).await;
+    let r = send(post(
+        "/cluster/accounts",
+        json!({"account_id": "acct_other", "balance_micros": 1000000}),
+    ))
+    .await;
     assert_eq!(r.status, 201, "{}", r.text());
     let key = send(post("/cluster/accounts/acct_other/keys", json!({}))).await.json()["api_key"]
         .as_str()
         .expect("a key")
         .to_string();
     let other = api(node).bearer(&key);
-    for call in [other.baton_read(&baton), other.baton_meta(&baton), other.baton_delete(&baton, true)] {
+    for call in [
+        other.baton_read(&baton),
+        other.baton_meta(&baton),
+        other.baton_delete(&baton, true),
+    ] {
         let r = send(call).await;
         assert_eq!(r.status, 404, "another owner's baton: {}", r.text());
     }
@@ -306,10 +371,17 @@ async fn scopes_owners_and_token_lifetimes() {
     let read_id = b["tokens"][0]["token_id"].as_str().unwrap().to_string();
     let listed = tokens["tokens"].as_array().unwrap();
     assert_eq!(listed.len(), 3);
-    assert!(listed.iter().all(|t| t["token"].is_null()), "a listing never shows the secret");
+    assert!(
+        listed.iter().all(|t| t["token"].is_null()),
+        "a listing never shows the secret"
+    );
     let r = send(api(node).call(reqwest::Method::DELETE, &format!("/v1/baton/{baton}/tokens/{read_id}"))).await;
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(send(with_token(node, &read).baton_read(&baton)).await.status, 401, "revoked token");
+    assert_eq!(
+        send(with_token(node, &read).baton_read(&baton)).await.status,
+        401,
+        "revoked token"
+    );
 }
 
 /// Entries appended through every node form one chain every node serves alike; kill -9 of a
@@ -318,7 +390,11 @@ async fn scopes_owners_and_token_lifetimes() {
 async fn chained_entries_across_nodes_and_kill9_loses_nothing() {
     let cluster = Cluster::start(3, &[]).await;
     let nodes = &cluster.nodes;
-    let b = create(&nodes[0], json!({"preconfig": "ledger", "capacity": {"egress_bytes": 1_000_000}})).await;
+    let b = create(
+        &nodes[0],
+        json!({"preconfig": "ledger", "capacity": {"egress_bytes": 1_000_000}}),
+    )
+    .await;
     let baton = id(&b);
     for i in 0..12 {
         let r = send(api(&nodes[i % 3]).baton_append(&baton, format!("entry {i}"))).await;
@@ -332,9 +408,15 @@ async fn chained_entries_across_nodes_and_kill9_loses_nothing() {
     }
     assert!(seen.windows(2).all(|w| w[0] == w[1]));
     let page = send(api(&nodes[2]).baton_entries(&baton, 10, 1)).await.json();
-    assert_eq!((page["entries"][0]["seq"].as_u64(), page["has_more"].as_bool()), (Some(11), Some(true)));
+    assert_eq!(
+        (page["entries"][0]["seq"].as_u64(), page["has_more"].as_bool()),
+        (Some(11), Some(true))
+    );
     let one = send(api(&nodes[1]).get(&format!("/v1/baton/{baton}/entries/3"))).await;
-    assert_eq!((one.text().as_str(), one.header("x-entry-hash")), ("entry 2", seen[0][2]["hash"].as_str()));
+    assert_eq!(
+        (one.text().as_str(), one.header("x-entry-hash")),
+        ("entry 2", seen[0][2]["hash"].as_str())
+    );
     let r = send(api(&nodes[0]).baton_read(&baton).header("range", "bytes=7-13")).await;
     assert_eq!((r.status, r.text().as_str()), (206, "entry 1"));
     drop(cluster);
@@ -348,7 +430,12 @@ async fn chained_entries_across_nodes_and_kill9_loses_nothing() {
     let (baton, t) = (id(&b), token(&b, 0));
     // Enough writes to cross a snapshot and a log purge, so recovery uses both.
     for i in 1..130 {
-        assert_eq!(send(with_token(&node, &t).baton_append(&baton, format!(",{i}"))).await.status, 201);
+        assert_eq!(
+            send(with_token(&node, &t).baton_append(&baton, format!(",{i}")))
+                .await
+                .status,
+            201
+        );
     }
     for _ in 0..2 {
         assert_eq!(send(with_token(&node, &t).baton_read(&baton)).await.status, 200);
@@ -359,7 +446,9 @@ async fn chained_entries_across_nodes_and_kill9_loses_nothing() {
     let after = send(api(&node).baton_meta(&baton)).await.json();
     assert_eq!(before["usage"], after["usage"]);
     assert_eq!(before["head_hash"], after["head_hash"]);
-    let expected: String = std::iter::once("0".to_string()).chain((1..130).map(|i| format!(",{i}"))).collect();
+    let expected: String = std::iter::once("0".to_string())
+        .chain((1..130).map(|i| format!(",{i}")))
+        .collect();
     let r = send(with_token(&node, &t).baton_read(&baton)).await;
     assert_eq!((r.status, r.text()), (200, expected));
     assert_eq!(r.header("x-baton-reads-remaining"), Some("2"));

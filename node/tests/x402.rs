@@ -600,7 +600,10 @@ async fn a_wallet_buys_a_baton_at_its_quote() {
     let r = client().post(relay.url("/v1/baton")).json(&body).send().await.unwrap();
     assert_eq!(r.status(), 402);
     let offer: Value = r.json().await.unwrap();
-    assert_eq!(offer["accepts"][0]["maxAmountRequired"], quote["price_micros"].to_string());
+    assert_eq!(
+        offer["accepts"][0]["maxAmountRequired"],
+        quote["price_micros"].to_string()
+    );
     assert_eq!(offer["accepts"][0]["resource"], relay.url("/v1/baton"));
     let header = wallet.v1(&wallet.terms(quote["price_micros"].as_u64().unwrap()));
     let r = client()
@@ -611,7 +614,10 @@ async fn a_wallet_buys_a_baton_at_its_quote() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    assert_eq!(decode(r.headers()["x-payment-response"].to_str().unwrap())["success"], true);
+    assert_eq!(
+        decode(r.headers()["x-payment-response"].to_str().unwrap())["success"],
+        true
+    );
     let receipt: Value = r.json().await.unwrap();
     assert_eq!(receipt["owner"], wallet.address.checksummed());
     assert_eq!(receipt["price_micros"], quote["price_micros"]);
@@ -639,11 +645,24 @@ async fn a_wallet_buys_a_baton_at_its_quote() {
     let r = client().post(&url).json(&extend).send().await.unwrap();
     assert_eq!(r.status(), 402);
     let offer: Value = r.json().await.unwrap();
-    let price: u64 = offer["accepts"][0]["maxAmountRequired"].as_str().unwrap().parse().unwrap();
+    let price: u64 = offer["accepts"][0]["maxAmountRequired"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     let paid = wallet.v1(&wallet.terms(price));
-    let r = client().post(&url).header("x-payment", &paid).json(&extend).send().await.unwrap();
+    let r = client()
+        .post(&url)
+        .header("x-payment", &paid)
+        .json(&extend)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(decode(r.headers()["x-payment-response"].to_str().unwrap())["success"], true);
+    assert_eq!(
+        decode(r.headers()["x-payment-response"].to_str().unwrap())["success"],
+        true
+    );
     let grown: Value = r.json().await.unwrap();
     assert_eq!(grown["price_micros"], price);
     assert_eq!(grown["shape"]["capacity"]["duration_seconds"], 7200);

@@ -48,9 +48,14 @@ impl WriteKind {
     }
 
     pub fn parse(name: &str) -> Option<WriteKind> {
-        [WriteKind::Single, WriteKind::Append, WriteKind::AppendChained, WriteKind::Overwrite]
-            .into_iter()
-            .find(|k| k.name() == name)
+        [
+            WriteKind::Single,
+            WriteKind::Append,
+            WriteKind::AppendChained,
+            WriteKind::Overwrite,
+        ]
+        .into_iter()
+        .find(|k| k.name() == name)
     }
 
     /// Entries appended one at a time (else the content is replaced whole).
@@ -344,6 +349,9 @@ mod tests {
         manual.extend_from_slice(&[0u8; 32]);
         manual.extend_from_slice(&1u64.to_be_bytes());
         manual.extend_from_slice(b"hello");
-        assert_eq!(hex::encode(chain_hash(&CHAIN_GENESIS, 1, b"hello")), sha256_hex(&manual));
+        assert_eq!(
+            hex::encode(chain_hash(&CHAIN_GENESIS, 1, b"hello")),
+            sha256_hex(&manual)
+        );
     }
 }

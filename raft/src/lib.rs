@@ -16,8 +16,8 @@
 //! - [`grpc`]: the tonic transport between nodes, guarded by the cluster secret.
 //! - [`pricing`]: the price formula, shared by quotes and creates.
 
-pub mod baton;
 pub mod batcher;
+pub mod baton;
 mod bytes;
 pub mod chaos;
 pub mod command;

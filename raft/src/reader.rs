@@ -376,9 +376,7 @@ impl StateReader {
 
     /// The baton rates in force.
     pub fn baton_rates(&self) -> Result<crate::baton::BatonRates, StoreError> {
-        Ok(self
-            .get("meta", keys::META_BATON_RATES)?
-            .unwrap_or_default())
+        Ok(self.get("meta", keys::META_BATON_RATES)?.unwrap_or_default())
     }
 
     /// The sharing token whose blake3 is `hash`.
@@ -389,7 +387,13 @@ impl StateReader {
     /// Every sharing token of a baton, in issue order.
     pub fn baton_tokens(&self, lease_id: &str) -> Result<Vec<crate::baton::BatonToken>, StoreError> {
         let prefix = keys::message_prefix(lease_id);
-        let ids = scan_range(&self.db, "baton_token_ids", &prefix, &keys::prefix_end(&prefix), crate::baton::TOKENS_MAX as usize)?;
+        let ids = scan_range(
+            &self.db,
+            "baton_token_ids",
+            &prefix,
+            &keys::prefix_end(&prefix),
+            crate::baton::TOKENS_MAX as usize,
+        )?;
         let mut tokens = Vec::with_capacity(ids.len());
         for (_, hash) in ids {
             if let Some(token) = self.get("baton_tokens", &hash)? {
@@ -400,12 +404,7 @@ impl StateReader {
     }
 
     /// Up to `limit` entries of a baton after `after`, each with its bytes, in order.
-    pub fn baton_entries(
-        &self,
-        lease_id: &str,
-        after: u64,
-        limit: usize,
-    ) -> Result<Vec<EntryWithBytes>, StoreError> {
+    pub fn baton_entries(&self, lease_id: &str, after: u64, limit: usize) -> Result<Vec<EntryWithBytes>, StoreError> {
         let start = keys::message(lease_id, after.saturating_add(1));
         let end = keys::prefix_end(&keys::message_prefix(lease_id));
         let view = self.db.snapshot();

@@ -211,7 +211,8 @@ impl Client {
 
     /// `POST /v1/baton/quote` for a shape (free, no credentials).
     pub fn baton_quote(&self, shape: &Value) -> Call {
-        self.anonymous(Method::POST, "/v1/baton/quote").json_body(shape.to_string())
+        self.anonymous(Method::POST, "/v1/baton/quote")
+            .json_body(shape.to_string())
     }
 
     /// `POST /v1/baton`: a shape, with `content_base64` for a first write.
@@ -226,7 +227,8 @@ impl Client {
 
     /// `PUT /v1/baton/:id`: replace the content; add [`Call::if_match`] for compare-and-set.
     pub fn baton_put(&self, baton_id: &str, body: impl Into<Bytes>) -> Call {
-        self.call(Method::PUT, &format!("/v1/baton/{baton_id}")).body(body.into())
+        self.call(Method::PUT, &format!("/v1/baton/{baton_id}"))
+            .body(body.into())
     }
 
     /// `POST /v1/baton/:id/entries`: append one entry.

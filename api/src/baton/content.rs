@@ -76,7 +76,11 @@ pub async fn read(
     state.metrics.bytes_downloaded.inc_by(length);
     let partial = asked.is_some() && read.total > 0;
     let mut response = Response::builder()
-        .status(if partial { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK })
+        .status(if partial {
+            StatusCode::PARTIAL_CONTENT
+        } else {
+            StatusCode::OK
+        })
         .header(header::CONTENT_TYPE, content_type(&b))
         .header(header::CONTENT_LENGTH, length)
         .header(header::ACCEPT_RANGES, "bytes")
@@ -134,7 +138,11 @@ fn add_meta(headers: &mut HeaderMap, lease: &Lease, b: &Baton, read: &BatonRead)
     }
     if let Some(t) = &read.token {
         if let Some(cap) = t.read_cap {
-            insert(headers, "x-baton-reads-remaining", cap.saturating_sub(t.reads).to_string());
+            insert(
+                headers,
+                "x-baton-reads-remaining",
+                cap.saturating_sub(t.reads).to_string(),
+            );
         }
     }
     if read.closed {
@@ -223,7 +231,9 @@ pub async fn write(
         false => create::content_type_value(optional_str(&headers, "content-type")?)?,
     };
     let known = Some(b);
-    let limit = known.as_ref().map_or(CONTENT_INLINE_MAX, |b| b.size_bytes.min(CONTENT_INLINE_MAX));
+    let limit = known
+        .as_ref()
+        .map_or(CONTENT_INLINE_MAX, |b| b.size_bytes.min(CONTENT_INLINE_MAX));
     let keyed = idempotency::begin(&state, &headers, &who.scope(), WRITE_ROUTE)?;
     let body = bodies::read(&state, body, &headers, limit, "body").await?;
     let write = known.as_ref().map_or(relay_raft::baton::WriteKind::Single, |b| b.write);

@@ -18,10 +18,10 @@ use super::create::{issue, parse, token_json, QUOTE_BODY_MAX};
 use super::shape::{self, TokenSpec};
 use super::{baton_of, id_param, render_time, shape_of};
 use crate::auth::Caller;
-use crate::purchase::{self, Payer, Reservation};
 use crate::error::{ApiError, ApiResult};
 use crate::headers::query_map;
 use crate::idempotency::{self, Part};
+use crate::purchase::{self, Payer, Reservation};
 use crate::state::AppState;
 use crate::{bodies, ops, render};
 
@@ -78,10 +78,14 @@ pub async fn meta(
 /// Until when a tombstoned baton may be restored (while it is one).
 fn restorable_until(lease: &Lease) -> Option<String> {
     match lease.kind {
-        LeaseKind::Baton(ref b) if lease.state == relay_raft::LeaseState::Active => match (b.tombstoned_at_ms, b.disposal) {
-            (Some(at), Disposal::Soft { grace_seconds }) => Some(render_time(at.saturating_add(grace_seconds * 1000))),
-            _ => None,
-        },
+        LeaseKind::Baton(ref b) if lease.state == relay_raft::LeaseState::Active => {
+            match (b.tombstoned_at_ms, b.disposal) {
+                (Some(at), Disposal::Soft { grace_seconds }) => {
+                    Some(render_time(at.saturating_add(grace_seconds * 1000)))
+                }
+                _ => None,
+            }
+        }
         _ => None,
     }
 }
@@ -174,7 +178,10 @@ pub async fn issue_tokens(
     };
     let issued = ops::run(&state, None, op, "baton").await?;
     let at = issued.first().map_or(0, |t| t.created_at_ms);
-    let tokens: Vec<Value> = shown.iter().map(|(t, secret)| token_json(t, Some(secret), at)).collect();
+    let tokens: Vec<Value> = shown
+        .iter()
+        .map(|(t, secret)| token_json(t, Some(secret), at))
+        .collect();
     Ok((
         StatusCode::CREATED,
         Json(json!({"status": "ok", "baton_id": lease_id, "tokens": tokens})),
@@ -455,5 +462,7 @@ pub async fn list(State(state): State<AppState>, caller: Caller, RawQuery(raw): 
             }))
         })
         .collect();
-    Ok(Json(json!({"status": "ok", "batons": batons, "next_cursor": page.next_cursor})))
+    Ok(Json(
+        json!({"status": "ok", "batons": batons, "next_cursor": page.next_cursor}),
+    ))
 }

@@ -63,7 +63,10 @@ pub fn render_time(ms: u64) -> String {
 pub fn baton_of(lease: &Lease) -> ApiResult<&Baton> {
     match &lease.kind {
         LeaseKind::Baton(b) => Ok(b),
-        other => Err(ApiError::Internal(format!("baton operation answered a {}", other.name()))),
+        other => Err(ApiError::Internal(format!(
+            "baton operation answered a {}",
+            other.name()
+        ))),
     }
 }
 

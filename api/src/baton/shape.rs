@@ -146,9 +146,11 @@ pub fn resolve(state: &AppState, body: ShapeBody) -> ApiResult<Resolved> {
     }
     let duration_seconds = capacity.duration_seconds.unwrap_or(DEFAULT_DURATION_SECONDS);
     check_duration(duration_seconds, cfg.min_duration_seconds, cfg.max_duration_seconds)?;
-    let egress_bytes = capacity
-        .egress_bytes
-        .unwrap_or(size_bytes.saturating_mul(DEFAULT_EGRESS_READS).min(limits.max_egress_bytes));
+    let egress_bytes = capacity.egress_bytes.unwrap_or(
+        size_bytes
+            .saturating_mul(DEFAULT_EGRESS_READS)
+            .min(limits.max_egress_bytes),
+    );
     if egress_bytes > limits.max_egress_bytes {
         return Err(invalid(
             "capacity.egress_bytes",
@@ -223,8 +225,12 @@ pub fn token_shapes(state: &AppState, specs: &[TokenSpec]) -> ApiResult<Vec<Toke
     specs
         .iter()
         .map(|t| {
-            let scope = Scope::parse(&t.scope)
-                .ok_or_else(|| invalid("scope", format!("unknown scope {:?}; read, write or read_write", t.scope)))?;
+            let scope = Scope::parse(&t.scope).ok_or_else(|| {
+                invalid(
+                    "scope",
+                    format!("unknown scope {:?}; read, write or read_write", t.scope),
+                )
+            })?;
             if t.read_cap == Some(0) {
                 return Err(invalid("read_cap", "must be at least 1"));
             }

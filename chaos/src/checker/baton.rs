@@ -135,7 +135,10 @@ pub fn check(history: &[Entry], params: Params, read_cap: u32) -> Vec<Violation>
         if served > *budget {
             violations.push(violation(
                 key.clone(),
-                format!("{} whole reads of {size} bytes served past a budget of {budget}", reads.len()),
+                format!(
+                    "{} whole reads of {size} bytes served past a budget of {budget}",
+                    reads.len()
+                ),
                 slice(history, reads.clone()),
             ));
         }
@@ -166,7 +169,11 @@ fn check_log(history: &[Entry], baton: usize, l: &Log, read_cap: u32) -> Vec<Vio
     }
     let Some((last, Some(values), reads)) = &l.last else {
         if let Some((last, None, _)) = &l.last {
-            v.push(violation(key, "the final read found no log".into(), slice(history, vec![*last])));
+            v.push(violation(
+                key,
+                "the final read found no log".into(),
+                slice(history, vec![*last]),
+            ));
         }
         return v;
     };
@@ -186,10 +193,18 @@ fn check_log(history: &[Entry], baton: usize, l: &Log, read_cap: u32) -> Vec<Vio
     let mut position: BTreeMap<u64, usize> = BTreeMap::new();
     for (i, value) in values.iter().enumerate() {
         if position.insert(*value, i).is_some() {
-            v.push(violation(key.clone(), format!("value {value} appears twice in the log"), slice(history, vec![*last])));
+            v.push(violation(
+                key.clone(),
+                format!("value {value} appears twice in the log"),
+                slice(history, vec![*last]),
+            ));
         }
         if !l.maybe.contains(value) {
-            v.push(violation(key.clone(), format!("value {value} was never appended"), slice(history, vec![*last])));
+            v.push(violation(
+                key.clone(),
+                format!("value {value} was never appended"),
+                slice(history, vec![*last]),
+            ));
         }
     }
     for (i, value, seq) in &l.acked {
@@ -288,12 +303,16 @@ mod tests {
         h.ok(0, 10, append(7, Some(1)))
             .ok(0, 10, append(8, Some(2)))
             .ok(100, 110, last(vec![8, 7], vec![]));
-        assert!(check(&h.0, params(), 2).iter().any(|v| v.message.contains("acknowledged as seq")));
+        assert!(check(&h.0, params(), 2)
+            .iter()
+            .any(|v| v.message.contains("acknowledged as seq")));
         let mut h = Builder::default();
         h.ok(0, 10, append(7, Some(1)))
             .ok(20, 30, read(None, vec![]))
             .ok(100, 110, last(vec![7], vec![]));
-        assert!(check(&h.0, params(), 2).iter().any(|v| v.message.contains("missed entry")));
+        assert!(check(&h.0, params(), 2)
+            .iter()
+            .any(|v| v.message.contains("missed entry")));
     }
 
     #[test]
@@ -314,10 +333,16 @@ mod tests {
             body_ok: Some(true),
         };
         let mut h = Builder::default();
-        h.ok(0, 10, budget(1_000)).ok(0, 10, budget(1_000)).ok(0, 10, budget(1_000));
-        assert!(check(&h.0, params(), 2).iter().any(|v| v.message.contains("past a budget")));
+        h.ok(0, 10, budget(1_000))
+            .ok(0, 10, budget(1_000))
+            .ok(0, 10, budget(1_000));
+        assert!(check(&h.0, params(), 2)
+            .iter()
+            .any(|v| v.message.contains("past a budget")));
         let mut h = Builder::default();
         h.ok(2_000_000, 2_000_010, budget(1_000));
-        assert!(check(&h.0, params(), 2).iter().any(|v| v.message.contains("after expires_at")));
+        assert!(check(&h.0, params(), 2)
+            .iter()
+            .any(|v| v.message.contains("after expires_at")));
     }
 }

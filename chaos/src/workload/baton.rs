@@ -45,7 +45,9 @@ async fn create(ctx: &Ctx, rng: &mut StdRng, shape: serde_json::Value) -> Result
     // One key per create: a retry after an unknown answer is the same purchase.
     let key = format!("baton-setup-{}", rng.random::<u64>());
     let (_, a) = ctx
-        .until_definite("create baton", rng, |api| api.baton_create(&shape).idempotency_key(&key))
+        .until_definite("create baton", rng, |api| {
+            api.baton_create(&shape).idempotency_key(&key)
+        })
         .await?;
     expect_status("create baton", &a, 201)?;
     Ok(a.json())
@@ -74,7 +76,9 @@ pub async fn setup(ctx: &Ctx, duration_s: u64, rng: &mut StdRng) -> Result<Baton
     }
     let mut budgets = Vec::new();
     for k in 0..(duration_s / BUDGET_EPOCH_S + 1) {
-        let body: Vec<u8> = (0..BUDGET_SIZE).map(|i| (i as u8).wrapping_mul(31).wrapping_add(k as u8)).collect();
+        let body: Vec<u8> = (0..BUDGET_SIZE)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(k as u8))
+            .collect();
         let v = create(
             ctx,
             rng,
@@ -134,7 +138,9 @@ pub async fn client(ctx: Arc<Ctx>, batons: Arc<Batons>, name: String, mut rng: S
         } else {
             // The current budget baton, or the one before it (expired, or about to be).
             let epoch = (ctx.elapsed_s() / BUDGET_EPOCH_S) as usize;
-            let b = epoch.saturating_sub(rng.random_range(0..2)).min(batons.budgets.len() - 1);
+            let b = epoch
+                .saturating_sub(rng.random_range(0..2))
+                .min(batons.budgets.len() - 1);
             read_budget(&ctx, &name, node, &batons, b).await
         };
         ctx.think(&mut rng, failed).await;
@@ -153,7 +159,13 @@ async fn append(ctx: &Ctx, client: &str, node: usize, batons: &Batons, log: usiz
         Ok(a) if a.status == 201 => a.json()["seq"].as_u64(),
         _ => None,
     };
-    ctx.record(client, node, invoke, &result, Op::BatonAppend { baton: log, value, seq });
+    ctx.record(
+        client,
+        node,
+        invoke,
+        &result,
+        Op::BatonAppend { baton: log, value, seq },
+    );
     matches!(&result, Ok(a) if a.status < 500)
 }
 
@@ -219,11 +231,17 @@ async fn read_budget(ctx: &Ctx, client: &str, node: usize, batons: &Batons, b: u
 pub async fn finish(ctx: &Ctx, batons: &Batons, rng: &mut StdRng) -> Result<(), ChaosError> {
     for (i, l) in batons.logs.iter().enumerate() {
         let invoke = ctx.clock.now_us();
-        let (_, meta) = ctx.until_definite("baton meta", rng, |api| api.baton_meta(&l.baton_id)).await?;
-        let (node, a) = ctx.until_definite("final log read", rng, |api| api.baton_read(&l.baton_id)).await?;
+        let (_, meta) = ctx
+            .until_definite("baton meta", rng, |api| api.baton_meta(&l.baton_id))
+            .await?;
+        let (node, a) = ctx
+            .until_definite("final log read", rng, |api| api.baton_read(&l.baton_id))
+            .await?;
         let token_ids: Vec<String> = {
             let (_, t) = ctx
-                .until_definite("baton tokens", rng, |api| api.get(&format!("/v1/baton/{}/tokens", l.baton_id)))
+                .until_definite("baton tokens", rng, |api| {
+                    api.get(&format!("/v1/baton/{}/tokens", l.baton_id))
+                })
                 .await?;
             let listed = t.json()["tokens"].as_array().cloned().unwrap_or_default();
             // Match listed tokens to ours by their prefix (the listing never shows the secret).
@@ -239,7 +257,10 @@ pub async fn finish(ctx: &Ctx, batons: &Batons, rng: &mut StdRng) -> Result<(), 
                 })
                 .collect()
         };
-        let per_token = meta.json()["usage"]["reads_per_token"].as_array().cloned().unwrap_or_default();
+        let per_token = meta.json()["usage"]["reads_per_token"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         let reads = token_ids
             .iter()
             .enumerate()
@@ -266,7 +287,9 @@ pub async fn finish(ctx: &Ctx, batons: &Batons, rng: &mut StdRng) -> Result<(), 
     }
     for (i, b) in batons.budgets.iter().enumerate() {
         let invoke = ctx.clock.now_us();
-        let (node, a) = ctx.until_definite("budget meta", rng, |api| api.baton_meta(&b.baton_id)).await?;
+        let (node, a) = ctx
+            .until_definite("budget meta", rng, |api| api.baton_meta(&b.baton_id))
+            .await?;
         let egress_used = a.json()["usage"]["egress_used_bytes"].as_u64();
         ctx.record(
             "final",

@@ -91,7 +91,11 @@ pub fn read(txn: &mut Txn<'_>, now_ms: u64, op: &ReadBaton) -> Result<Response, 
     if lease.recent_access.len() >= ACCESS_HISTORY_MAX {
         lease.recent_access.remove(0);
     }
-    let actor = if token.is_some() { AccessActor::Claim } else { AccessActor::Owner };
+    let actor = if token.is_some() {
+        AccessActor::Claim
+    } else {
+        AccessActor::Owner
+    };
     lease.recent_access.push(Access { at_ms: now_ms, actor });
     read.lease = lease.clone();
     read.token = token;

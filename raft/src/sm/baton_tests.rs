@@ -4,7 +4,9 @@
 
 use proptest::prelude::*;
 
-use crate::baton::{self, chain_hash, sha256_hex, Baton, BatonRates, Disposal, Entry, NewToken, Scope, Shape, WriteKind, CHAIN_GENESIS};
+use crate::baton::{
+    self, chain_hash, sha256_hex, Baton, BatonRates, Disposal, Entry, NewToken, Scope, Shape, WriteKind, CHAIN_GENESIS,
+};
 use crate::command::{Command, NewLease, Outcome, Rejection, Request, Response};
 use crate::model::{BodyRef, Lease, LeaseKind, LeaseState};
 use crate::ops::{self, Actor, Content, RangeSpec, ReadTarget};
@@ -178,7 +180,10 @@ fn refused_creates_store_and_charge_nothing() {
         &[
             at(T0, create("btn_1", shape(WriteKind::Single), None, many)),
             at(T0, create("btn_2", shape(WriteKind::Single), None, dup)),
-            at(T0, create("btn_3", shape(WriteKind::Single), Some(&[b'x'; 101]), vec![])),
+            at(
+                T0,
+                create("btn_3", shape(WriteKind::Single), Some(&[b'x'; 101]), vec![]),
+            ),
             at(T0, create("btn_4", shape(WriteKind::Append), Some(&[0xff]), vec![])),
             at(T0, create("btn_5", unchained, None, vec![])),
         ],
@@ -241,7 +246,15 @@ fn spent_tokens_are_refused() {
     let (_d, db) = setup();
     apply_all(
         &db,
-        &[at(T0, create("btn_1", shape(WriteKind::Single), Some(b"x"), vec![token("r1", Scope::Read, Some(1))]))],
+        &[at(
+            T0,
+            create(
+                "btn_1",
+                shape(WriteKind::Single),
+                Some(b"x"),
+                vec![token("r1", Scope::Read, Some(1))],
+            ),
+        )],
     );
     let r = apply_all(
         &db,
@@ -260,19 +273,49 @@ fn spent_tokens_are_refused() {
 #[test]
 fn egress_budget_is_never_passed() {
     let (_d, db) = setup();
-    apply_all(&db, &[at(T0, create("btn_1", shape(WriteKind::Single), Some(&[b'a'; 20]), vec![]))]);
+    apply_all(
+        &db,
+        &[at(
+            T0,
+            create("btn_1", shape(WriteKind::Single), Some(&[b'a'; 20]), vec![]),
+        )],
+    );
     let r = apply_all(
         &db,
         &[
             at(T0 + 1, read("btn_1", owner(), whole())),
             at(T0 + 1, read("btn_1", owner(), whole())),
             at(T0 + 1, read("btn_1", owner(), whole())),
-            at(T0 + 1, read("btn_1", owner(), ReadTarget::Content { range: Some(RangeSpec::Suffix(10)) })),
-            at(T0 + 1, read("btn_1", owner(), ReadTarget::Content { range: Some(RangeSpec::From(20)) })),
+            at(
+                T0 + 1,
+                read(
+                    "btn_1",
+                    owner(),
+                    ReadTarget::Content {
+                        range: Some(RangeSpec::Suffix(10)),
+                    },
+                ),
+            ),
+            at(
+                T0 + 1,
+                read(
+                    "btn_1",
+                    owner(),
+                    ReadTarget::Content {
+                        range: Some(RangeSpec::From(20)),
+                    },
+                ),
+            ),
         ],
     );
     assert!(r[0].is_ok() && r[1].is_ok());
-    assert_eq!(r[2], Err(Rejection::EgressExhausted { remaining: 10, needed: 20 }));
+    assert_eq!(
+        r[2],
+        Err(Rejection::EgressExhausted {
+            remaining: 10,
+            needed: 20
+        })
+    );
     let ranged = served(&r[3]);
     assert_eq!((ranged.start, ranged.end), (10, 20));
     assert_eq!(r[4], Err(Rejection::RangeNotSatisfiable { size: 20 }));
@@ -350,7 +393,13 @@ fn writes_respect_size_version_kind_and_scope() {
 #[test]
 fn chained_entries_recompute_and_limits_hold() {
     let (_d, db) = setup();
-    apply_all(&db, &[at(T0, create("btn_1", shape(WriteKind::AppendChained), Some(b"e1"), vec![]))]);
+    apply_all(
+        &db,
+        &[at(
+            T0,
+            create("btn_1", shape(WriteKind::AppendChained), Some(b"e1"), vec![]),
+        )],
+    );
     let r = apply_all(
         &db,
         &[
@@ -376,7 +425,13 @@ fn chained_entries_recompute_and_limits_hold() {
     }
     let l = lease(&db, "btn_1");
     assert_eq!(baton_of(&l).head_hash.as_deref(), Some(hex::encode(prev).as_str()));
-    let listing = apply_all(&db, &[at(T0 + 2, read("btn_1", owner(), ReadTarget::Entries { after: 2, limit: 2 }))]);
+    let listing = apply_all(
+        &db,
+        &[at(
+            T0 + 2,
+            read("btn_1", owner(), ReadTarget::Entries { after: 2, limit: 2 }),
+        )],
+    );
     let seqs: Vec<u64> = served(&listing[0]).entries.iter().map(|e| e.seq).collect();
     assert_eq!(seqs, vec![3, 4]);
     assert_eq!(baton_of(&lease(&db, "btn_1")).egress_used, 4);
@@ -439,7 +494,18 @@ fn soft_and_hard_deletes() {
 #[test]
 fn expiry_to_the_millisecond() {
     let (_d, db) = setup();
-    apply_all(&db, &[at(T0, create("btn_1", shape(WriteKind::Append), Some(b"x"), vec![token("r", Scope::Read, None)]))]);
+    apply_all(
+        &db,
+        &[at(
+            T0,
+            create(
+                "btn_1",
+                shape(WriteKind::Append),
+                Some(b"x"),
+                vec![token("r", Scope::Read, None)],
+            ),
+        )],
+    );
     let end = T0 + 60_000;
     let r = apply_all(
         &db,
@@ -495,14 +561,24 @@ fn tokens_are_bounded_revocable_and_bound_to_their_baton() {
     apply_all(
         &db,
         &[
-            at(T0, create("btn_1", shape(WriteKind::Single), Some(b"x"), vec![token("t1", Scope::Read, None)])),
+            at(
+                T0,
+                create(
+                    "btn_1",
+                    shape(WriteKind::Single),
+                    Some(b"x"),
+                    vec![token("t1", Scope::Read, None)],
+                ),
+            ),
             at(T0, create("btn_2", shape(WriteKind::Single), Some(b"y"), vec![])),
         ],
     );
     let issue = |n: usize, from: usize| ops::IssueTokens {
         owner: OWNER.into(),
         lease_id: "btn_1".into(),
-        tokens: (from..from + n).map(|i| token(&format!("x{i}"), Scope::Read, None)).collect(),
+        tokens: (from..from + n)
+            .map(|i| token(&format!("x{i}"), Scope::Read, None))
+            .collect(),
         tokens_max: 100,
     };
     let r = apply_all(
@@ -523,7 +599,14 @@ fn tokens_are_bounded_revocable_and_bound_to_their_baton() {
         lease_id: "btn_1".into(),
         token_id: "t1".into(),
     };
-    let r = apply_all(&db, &[at(T0 + 2, revoke), at(T0 + 2, read("btn_1", by("t1"), whole())), at(T0 + 2, issue(1, 200))]);
+    let r = apply_all(
+        &db,
+        &[
+            at(T0 + 2, revoke),
+            at(T0 + 2, read("btn_1", by("t1"), whole())),
+            at(T0 + 2, issue(1, 200)),
+        ],
+    );
     assert!(r[0].is_ok());
     assert_eq!(r[1], Err(Rejection::TokenInvalid));
     assert!(r[2].is_ok(), "a revoked token frees its place: {r:?}");
@@ -545,7 +628,13 @@ fn batons_per_owner_are_bounded() {
         lease_id: "btn_1".into(),
         hard: true,
     };
-    let r = apply_all(&db, &[at(T0 + 1, del), at(T0 + 1, create("btn_5", shape(WriteKind::Single), None, vec![]))]);
+    let r = apply_all(
+        &db,
+        &[
+            at(T0 + 1, del),
+            at(T0 + 1, create("btn_5", shape(WriteKind::Single), None, vec![])),
+        ],
+    );
     assert!(r[1].is_ok(), "{r:?}");
 }
 
@@ -574,7 +663,11 @@ fn arb_step() -> impl Strategy<Value = Step> {
 fn history(steps: &[Step], chained: bool) -> Vec<Request> {
     let s = Shape {
         burn_after_reading: true,
-        ..shape(if chained { WriteKind::AppendChained } else { WriteKind::Append })
+        ..shape(if chained {
+            WriteKind::AppendChained
+        } else {
+            WriteKind::Append
+        })
     };
     let tokens = vec![
         token("a", Scope::Read, Some(2)),
@@ -582,17 +675,39 @@ fn history(steps: &[Step], chained: bool) -> Vec<Request> {
         token("c", Scope::Read, None),
     ];
     let mut now = T0;
-    let mut out = vec![at(T0, ops::CreateAccount { account_id: OWNER.into(), balance_micros: BALANCE })];
+    let mut out = vec![at(
+        T0,
+        ops::CreateAccount {
+            account_id: OWNER.into(),
+            balance_micros: BALANCE,
+        },
+    )];
     out.push(at(now, create("btn_1", s, Some(b"0"), tokens)));
     for step in steps {
         let command: Command = match step {
             Step::Read { token, suffix } => {
                 let actor = token.map_or(owner(), |i| by(["a", "b", "c"][i]));
-                read("btn_1", actor, ReadTarget::Content { range: suffix.map(RangeSpec::Suffix) }).into()
+                read(
+                    "btn_1",
+                    actor,
+                    ReadTarget::Content {
+                        range: suffix.map(RangeSpec::Suffix),
+                    },
+                )
+                .into()
             }
             Step::Append(n) => append("btn_1", owner(), &vec![b'a' + n; *n as usize]).into(),
-            Step::Delete { hard } => ops::DeleteBaton { owner: OWNER.into(), lease_id: "btn_1".into(), hard: *hard }.into(),
-            Step::Restore => ops::RestoreBaton { owner: OWNER.into(), lease_id: "btn_1".into() }.into(),
+            Step::Delete { hard } => ops::DeleteBaton {
+                owner: OWNER.into(),
+                lease_id: "btn_1".into(),
+                hard: *hard,
+            }
+            .into(),
+            Step::Restore => ops::RestoreBaton {
+                owner: OWNER.into(),
+                lease_id: "btn_1".into(),
+            }
+            .into(),
             Step::Sweep => ops::ExpireDue { max: 100 }.into(),
             Step::Tick(ms) => {
                 now += ms;
@@ -678,18 +793,32 @@ fn empty_reads_grace_ends_and_burns_by_revoke_or_lifecycle() {
         &db,
         &[
             at(T0, create("btn_1", s, Some(b"x"), tokens)),
-            at(T0, create("btn_2", shape(WriteKind::Single), Some(b"y"), vec![token("cap", Scope::Read, Some(1))])),
+            at(
+                T0,
+                create(
+                    "btn_2",
+                    shape(WriteKind::Single),
+                    Some(b"y"),
+                    vec![token("cap", Scope::Read, Some(1))],
+                ),
+            ),
             at(T0, create("btn_3", shape(WriteKind::Single), Some(b"z"), vec![])),
         ],
     );
     let r = apply_all(
         &db,
         &[
-            at(T0 + 1, read("btn_1", by("one"), ReadTarget::Entries { after: 9, limit: 5 })),
+            at(
+                T0 + 1,
+                read("btn_1", by("one"), ReadTarget::Entries { after: 9, limit: 5 }),
+            ),
             at(T0 + 1, read("btn_1", by("one"), whole())),
         ],
     );
-    assert!(served(&r[0]).entries.is_empty() && served(&r[0]).token.is_none(), "nothing served, nothing counted");
+    assert!(
+        served(&r[0]).entries.is_empty() && served(&r[0]).token.is_none(),
+        "nothing served, nothing counted"
+    );
     assert!(!served(&r[1]).closed, "token two is unspent");
     let revoke = ops::RevokeToken {
         owner: OWNER.into(),
@@ -699,7 +828,10 @@ fn empty_reads_grace_ends_and_burns_by_revoke_or_lifecycle() {
     let r = apply_all(&db, &[at(T0 + 2, revoke.clone()), at(T0 + 2, revoke)]);
     assert!(r[0].is_ok());
     assert_eq!(r[1], Err(Rejection::TokenNotFound));
-    assert!(baton_of(&lease(&db, "btn_1")).burned, "only spent capped tokens remain: burned");
+    assert!(
+        baton_of(&lease(&db, "btn_1")).burned,
+        "only spent capped tokens remain: burned"
+    );
 
     let r = apply_all(&db, &[at(T0 + 3, read("btn_2", by("cap"), whole()))]);
     assert!(!served(&r[0]).closed);
@@ -724,7 +856,10 @@ fn empty_reads_grace_ends_and_burns_by_revoke_or_lifecycle() {
     let r = apply_all(&db, &[at(T0 + 5, del), at(T0 + 5 + 10_000, restore)]);
     assert_eq!(r[1], Err(Rejection::LeaseGone), "the grace ended at its millisecond");
 
-    apply_all(&db, &[at(T0 + 6, create("btn_4", shape(WriteKind::Single), None, vec![]))]);
+    apply_all(
+        &db,
+        &[at(T0 + 6, create("btn_4", shape(WriteKind::Single), None, vec![]))],
+    );
     let issue = ops::IssueTokens {
         owner: OWNER.into(),
         lease_id: "btn_4".into(),
@@ -732,5 +867,9 @@ fn empty_reads_grace_ends_and_burns_by_revoke_or_lifecycle() {
         tokens_max: 1,
     };
     let r = apply_all(&db, &[at(T0 + 7, issue)]);
-    assert_eq!(r[0], Err(Rejection::TooManyTokens(1)), "the node's ceiling, not only the hard cap");
+    assert_eq!(
+        r[0],
+        Err(Rejection::TooManyTokens(1)),
+        "the node's ceiling, not only the hard cap"
+    );
 }

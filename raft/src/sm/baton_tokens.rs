@@ -101,7 +101,9 @@ pub fn validate(txn: &Txn<'_>, lease_id: &str, tokens: &[NewToken]) -> Checked<(
             return Ok(Err(Rejection::Invalid("token id must be 1 to 64 bytes".into())));
         }
         if new.read_cap == Some(0) || new.ttl_seconds == Some(0) {
-            return Ok(Err(Rejection::Invalid("read_cap and ttl_seconds must be at least 1".into())));
+            return Ok(Err(Rejection::Invalid(
+                "read_cap and ttl_seconds must be at least 1".into(),
+            )));
         }
         let id_key = keys::lease_handoff(lease_id, &new.token_id);
         let taken = txn.get_raw("baton_tokens", &key)?.is_some() || txn.get_raw("baton_token_ids", &id_key)?.is_some();
@@ -184,7 +186,12 @@ pub fn revoke(txn: &mut Txn<'_>, now_ms: u64, op: &RevokeToken) -> Result<Respon
 pub fn all(txn: &Txn<'_>, lease_id: &str) -> Result<Vec<BatonToken>, StoreError> {
     let prefix = keys::message_prefix(lease_id);
     let mut tokens = Vec::new();
-    for (_, key) in txn.range("baton_token_ids", &prefix, &keys::prefix_end(&prefix), TOKENS_MAX as usize)? {
+    for (_, key) in txn.range(
+        "baton_token_ids",
+        &prefix,
+        &keys::prefix_end(&prefix),
+        TOKENS_MAX as usize,
+    )? {
         if let Some(token) = txn.get::<BatonToken>("baton_tokens", &key)? {
             tokens.push(token);
         }
@@ -200,4 +207,3 @@ pub fn purge_for_lease(txn: &mut Txn<'_>, lease_id: &str) -> Result<(), StoreErr
     }
     Ok(())
 }
-

@@ -62,7 +62,12 @@ pub fn state_name(lease: &Lease, now_ms: u64) -> &'static str {
     }
 }
 
-pub fn create(txn: &mut Txn<'_>, now_ms: u64, op: &CreateBaton, payment: Option<&X402Payment>) -> Result<Response, StoreError> {
+pub fn create(
+    txn: &mut Txn<'_>,
+    now_ms: u64,
+    op: &CreateBaton,
+    payment: Option<&X402Payment>,
+) -> Result<Response, StoreError> {
     let LeaseKind::Baton(shape) = &op.new.kind else {
         return Ok(Err(Rejection::Invalid("not a baton".into())));
     };
@@ -216,7 +221,10 @@ fn check_content(txn: &Txn<'_>, b: &Baton, content: &Content) -> Checked<()> {
             return Ok(Err(Rejection::Invalid("content does not match its SHA-256".into())));
         }
         if b.write.is_text() && std::str::from_utf8(bytes).is_err() {
-            return Ok(Err(Rejection::Invalid(format!("a {} baton holds UTF-8 text", b.write.name()))));
+            return Ok(Err(Rejection::Invalid(format!(
+                "a {} baton holds UTF-8 text",
+                b.write.name()
+            ))));
         }
     }
     if let Some(key) = &content.body.object_key {
@@ -266,7 +274,10 @@ fn next_entry(b: &Baton, now_ms: u64, content: &[u8]) -> Checked<Entry> {
         return Ok(Err(Rejection::TooManyEntries(b.entries_max)));
     }
     if std::str::from_utf8(content).is_err() {
-        return Ok(Err(Rejection::Invalid(format!("a {} baton holds UTF-8 text", b.write.name()))));
+        return Ok(Err(Rejection::Invalid(format!(
+            "a {} baton holds UTF-8 text",
+            b.write.name()
+        ))));
     }
     let seq = b.entry_count + 1;
     let (hash, prev_hash) = match b.write {
@@ -381,7 +392,12 @@ pub fn set_lifecycle(txn: &mut Txn<'_>, now_ms: u64, op: &SetLifecycle) -> Resul
 
 /// Writes `lease` back, burning it first if it burns after reading and every capped token among
 /// `tokens` (its tokens now) has used its cap. Answers the lease as written.
-pub fn settle_burn(txn: &mut Txn<'_>, now_ms: u64, mut lease: Lease, tokens: &[crate::baton::BatonToken]) -> Result<Lease, StoreError> {
+pub fn settle_burn(
+    txn: &mut Txn<'_>,
+    now_ms: u64,
+    mut lease: Lease,
+    tokens: &[crate::baton::BatonToken],
+) -> Result<Lease, StoreError> {
     let mut capped = tokens.iter().filter(|t| t.read_cap.is_some()).peekable();
     let burns = of(&lease).is_some_and(|b| b.burn_after_reading)
         && lease.state == LeaseState::Active
@@ -458,7 +474,11 @@ pub fn extend(
     };
     if op.add_seconds > 0 {
         txn.delete("expiry", &keys::timer(lease.expires_at_ms, &lease.lease_id))?;
-        txn.put_raw("expiry", &keys::timer(expires_at_ms, &lease.lease_id), &[Timer::Expire as u8])?;
+        txn.put_raw(
+            "expiry",
+            &keys::timer(expires_at_ms, &lease.lease_id),
+            &[Timer::Expire as u8],
+        )?;
     }
     lease.expires_at_ms = expires_at_ms;
     lease.duration_seconds = duration;
@@ -485,7 +505,12 @@ pub fn extend(
 
 /// Takes back an extension whose x402 payment failed to settle: the time, size and read budget it
 /// added (never below what is already used) and its price. A baton already closed is left alone.
-pub fn take_back(txn: &mut Txn<'_>, _now_ms: u64, extension: &crate::baton::Extension, paid_micros: u64) -> Result<(), StoreError> {
+pub fn take_back(
+    txn: &mut Txn<'_>,
+    _now_ms: u64,
+    extension: &crate::baton::Extension,
+    paid_micros: u64,
+) -> Result<(), StoreError> {
     let Some(mut lease) = txn.get::<Lease>("leases", extension.lease_id.as_bytes())? else {
         return Ok(());
     };
@@ -499,14 +524,25 @@ pub fn take_back(txn: &mut Txn<'_>, _now_ms: u64, extension: &crate::baton::Exte
     if expires_at_ms != lease.expires_at_ms {
         txn.delete("expiry", &keys::timer(lease.expires_at_ms, &lease.lease_id))?;
         // Due already if the extension was all that kept it: the next sweep expires it.
-        txn.put_raw("expiry", &keys::timer(expires_at_ms, &lease.lease_id), &[Timer::Expire as u8])?;
+        txn.put_raw(
+            "expiry",
+            &keys::timer(expires_at_ms, &lease.lease_id),
+            &[Timer::Expire as u8],
+        )?;
     }
     lease.expires_at_ms = expires_at_ms;
     lease.duration_seconds = lease.duration_seconds.saturating_sub(extension.add_seconds).max(1);
     lease.cost_micros = lease.cost_micros.saturating_sub(paid_micros);
     if let Some(b) = of_mut(&mut lease) {
-        b.size_bytes = b.size_bytes.saturating_sub(extension.add_size_bytes).max(b.used_bytes).max(1);
-        b.egress_bytes = b.egress_bytes.saturating_sub(extension.add_egress_bytes).max(b.egress_used);
+        b.size_bytes = b
+            .size_bytes
+            .saturating_sub(extension.add_size_bytes)
+            .max(b.used_bytes)
+            .max(1);
+        b.egress_bytes = b
+            .egress_bytes
+            .saturating_sub(extension.add_egress_bytes)
+            .max(b.egress_used);
     }
     txn.put("leases", lease.lease_id.as_bytes(), &lease)
 }

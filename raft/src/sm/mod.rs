@@ -144,7 +144,9 @@ fn apply_command(txn: &mut Txn<'_>, now_ms: u64, command: &Command) -> Result<Re
                     })),
                     other => other,
                 }),
-                _ => Ok(Err(Rejection::Invalid("x402 pays only for a create or an extension".into()))),
+                _ => Ok(Err(Rejection::Invalid(
+                    "x402 pays only for a create or an extension".into(),
+                ))),
             }
         }
         Command::SettleX402(op) => x402::settle(txn, now_ms, op),

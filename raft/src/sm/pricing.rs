@@ -62,7 +62,9 @@ pub fn shape_of(b: &Baton, duration_seconds: u64) -> Shape {
 
 /// The baton rates in force.
 pub fn rates(txn: &Txn<'_>) -> Result<BatonRates, StoreError> {
-    Ok(txn.get::<BatonRates>("meta", keys::META_BATON_RATES)?.unwrap_or_default())
+    Ok(txn
+        .get::<BatonRates>("meta", keys::META_BATON_RATES)?
+        .unwrap_or_default())
 }
 
 /// Changes the baton rates given.

@@ -3,9 +3,9 @@
 //! settle what a departed node could not; a failed settlement voids the lease it paid for in the
 //! same step, and so does an authorization that expires unsettled.
 
+use crate::baton::Extension;
 use crate::command::{NewLease, Outcome, Rejection, Response};
 use crate::error::StoreError;
-use crate::baton::Extension;
 use crate::model::{Lease, Settlement, X402Record};
 use crate::ops::{SettleX402, X402Payment};
 use crate::sm::leases;

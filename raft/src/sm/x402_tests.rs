@@ -312,7 +312,13 @@ fn an_extension_paid_with_x402_is_taken_back_when_its_settlement_fails() {
         ],
     );
     assert!(r[0].is_ok(), "{r:?}");
-    assert_eq!(r[1], Err(Rejection::PriceMismatch { paid_micros: 999, price_micros: 1_000 }));
+    assert_eq!(
+        r[1],
+        Err(Rejection::PriceMismatch {
+            paid_micros: 999,
+            price_micros: 1_000
+        })
+    );
     assert!(matches!(r[2], Ok(Outcome::LeaseCreated(_))), "{r:?}");
     assert_eq!(r[3], Err(Rejection::PaymentReused));
     let extended = lease(&db, "btn_1");
@@ -320,11 +326,34 @@ fn an_extension_paid_with_x402_is_taken_back_when_its_settlement_fails() {
     assert_eq!(extended.cost_micros, full + 1_000);
 
     // Settled: it stays. A second extension whose settlement fails is taken back.
-    apply_all(&db, &[at(T0 + 2, settle(2, Settlement::Settled { transaction: "0x1".into(), network: "n".into() }))]);
+    apply_all(
+        &db,
+        &[at(
+            T0 + 2,
+            settle(
+                2,
+                Settlement::Settled {
+                    transaction: "0x1".into(),
+                    network: "n".into(),
+                },
+            ),
+        )],
+    );
     let r = apply_all(&db, &[at(T0 + 3, extend(3, 1_000))]);
     assert!(r[0].is_ok(), "{r:?}");
     assert_eq!(lease(&db, "btn_1").expires_at_ms, T0 + 3 * 86_400_000);
-    apply_all(&db, &[at(T0 + 4, settle(3, Settlement::Failed { reason: "insufficient_funds".into() }))]);
+    apply_all(
+        &db,
+        &[at(
+            T0 + 4,
+            settle(
+                3,
+                Settlement::Failed {
+                    reason: "insufficient_funds".into(),
+                },
+            ),
+        )],
+    );
     let back = lease(&db, "btn_1");
     assert_eq!(back, extended, "the failed extension is taken back, and only it");
     assert_eq!(back.state, LeaseState::Active);
