@@ -138,11 +138,15 @@ pub struct Reservation {
 /// The price of `reservation` by the prices this node has applied, after checking its duration.
 pub fn quote(state: &AppState, reservation: Reservation) -> ApiResult<u64> {
     let cfg = &state.config;
-    check_duration(
-        reservation.duration_seconds,
-        cfg.min_duration_seconds,
-        cfg.max_duration_seconds,
-    )?;
+    match &reservation.extension {
+        // The baton's whole term after it, within the longest a lease may last.
+        Some((_, after)) => check_duration(after.duration_seconds, 1, cfg.max_duration_seconds)?,
+        None => check_duration(
+            reservation.duration_seconds,
+            cfg.min_duration_seconds,
+            cfg.max_duration_seconds,
+        )?,
+    };
     let reader = state.ledger.reader();
     let pricing = reader.pricing()?;
     Ok(match (&reservation.baton, &reservation.extension) {
@@ -159,6 +163,9 @@ pub fn quote(state: &AppState, reservation: Reservation) -> ApiResult<u64> {
 pub struct Purchase {
     pub cost_micros: u64,
     x402: Option<X402Purchase>,
+    /// The ledger already made it under this request's key: its answer is a replay, and this
+    /// request settles nothing.
+    replayed: bool,
 }
 
 #[derive(Clone)]
@@ -202,6 +209,7 @@ pub async fn begin(
             Ok(Purchase {
                 cost_micros,
                 x402: None,
+                replayed: made.is_some(),
             })
         }
         Payer::Nobody { resource } => {
@@ -220,6 +228,12 @@ fn already_made(state: &AppState, keyed: &Keyed, reservation: Reservation) -> Ap
         .idempotency_record(keyed.scope(), keyed.key())?
         .map(|r| r.response);
     Ok(match made {
+        // An extension's record holds the grown baton, which this node may already see grown:
+        // its shape cannot tell, but the ledger checks the request's fingerprint (which names the
+        // baton and the payment) before it replays.
+        Some(Ok(Outcome::LeaseCreated(LeaseCreated { lease, .. }))) if reservation.extension.is_some() => {
+            Some(lease.lease_id)
+        }
         Some(Ok(Outcome::LeaseCreated(LeaseCreated { lease, .. })))
             if lease.kind.billable_bytes() == reservation.billable_bytes
                 && lease.duration_seconds == reservation.duration_seconds =>
@@ -278,6 +292,7 @@ async fn wallet_purchase(
             Some(record) if record.lease_id == lease_id => Ok(Purchase {
                 cost_micros,
                 x402: Some(x),
+                replayed: true,
             }),
             _ => Err(ApiError::IdempotencyKeyReused),
         };
@@ -295,6 +310,7 @@ async fn wallet_purchase(
         Ok(()) => Ok(Purchase {
             cost_micros,
             x402: Some(x),
+            replayed: false,
         }),
         Err(FacilitatorError::Refused { reason }) => {
             Err(demand(state, x.offer, "the facilitator refused the payment", &reason))
@@ -346,6 +362,11 @@ impl Purchase {
             };
         };
         let ours = new_lease_id(&purchase).map(String::from);
+        // An extension names a baton that exists: its answer cannot tell this request's write from
+        // a concurrent twin's under the same key, so both may settle, and the second finds the
+        // nonce used by the first: that is its settlement, not a refusal.
+        let twins = matches!(purchase, relay_raft::Command::ExtendBaton(_));
+        let replayed = self.replayed;
         let (state, x) = (state.clone(), x.clone());
         let task = tokio::spawn(async move {
             let pay = PayX402 {
@@ -355,8 +376,8 @@ impl Purchase {
             let answer = state.ledger.run(idempotency, pay).await;
             let settled = match &answer {
                 Ok(Ok(created)) => {
-                    let fresh = ours.as_deref() == Some(created.lease.lease_id.as_str());
-                    Some(settle(&state, &x, fresh).await)
+                    let fresh = !replayed && ours.as_deref() == Some(created.lease.lease_id.as_str());
+                    Some(settle(&state, &x, fresh, twins).await)
                 }
                 _ => None,
             };
@@ -413,7 +434,7 @@ fn new_lease_id(command: &relay_raft::Command) -> Option<&str> {
 
 /// Settles a payment whose lease is written. Only the request that wrote it (`fresh`) calls the
 /// facilitator; a replay reports what is known, waiting a little for a settlement in progress.
-async fn settle(state: &AppState, x: &X402Purchase, fresh: bool) -> ApiResult<Receipt> {
+async fn settle(state: &AppState, x: &X402Purchase, fresh: bool, twins: bool) -> ApiResult<Receipt> {
     let p = &x.payment;
     let receipt = |transaction: String, network: String| Receipt {
         version: x.version,
@@ -425,7 +446,7 @@ async fn settle(state: &AppState, x: &X402Purchase, fresh: bool) -> ApiResult<Re
         ApiError::Unavailable("the payment's settlement is not known yet; retry with the same Idempotency-Key".into())
     };
     if fresh {
-        let settlement = match x402::settle::attempt(state, &p.settle_request, false).await? {
+        let settlement = match x402::settle::attempt(state, &p.settle_request, twins).await? {
             x402::settle::Outcome::Settled(s) => Settlement::Settled {
                 transaction: s.transaction,
                 network: if s.network.is_empty() {

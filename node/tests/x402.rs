@@ -651,13 +651,15 @@ async fn a_wallet_buys_a_baton_at_its_quote() {
         .parse()
         .unwrap();
     let paid = wallet.v1(&wallet.terms(price));
-    let r = client()
-        .post(&url)
-        .header("x-payment", &paid)
-        .json(&extend)
-        .send()
-        .await
-        .unwrap();
+    let send = |payment: String| {
+        client()
+            .post(&url)
+            .header("x-payment", payment)
+            .header("idempotency-key", "grow-1")
+            .json(&extend)
+            .send()
+    };
+    let r = send(paid.clone()).await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(
         decode(r.headers()["x-payment-response"].to_str().unwrap())["success"],
@@ -668,6 +670,14 @@ async fn a_wallet_buys_a_baton_at_its_quote() {
     assert_eq!(grown["shape"]["capacity"]["duration_seconds"], 7200);
     let before = x402kit_ms(receipt["expires_at"].as_str().unwrap());
     assert_eq!(x402kit_ms(grown["expires_at"].as_str().unwrap()), before + 3_600_000);
+    // A retry with the same key and payment is the same extension, settled once; the same key
+    // with another payment is refused, and that payment is never settled.
+    let again = send(paid.clone()).await.unwrap();
+    assert_eq!(again.status(), 200);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["expires_at"], grown["expires_at"]);
+    let r = send(wallet.v1(&wallet.terms(price))).await.unwrap();
+    assert_eq!(r.status(), 422, "{}", r.text().await.unwrap());
     // Another wallet's payment extends nothing of it.
     let other = Wallet::new("not the owner");
     let r = client()

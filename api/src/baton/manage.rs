@@ -250,9 +250,19 @@ pub async fn extend(
     let lease_id = id_param(path)?;
     let keyed = idempotency::begin(&state, &headers, payer.scope(), EXTEND_ROUTE)?;
     let (b, hash): (ExtendBody, _) = small_json(&state, body, &headers).await?;
-    let idem = keyed
-        .as_ref()
-        .map(|k| k.seal(&[Part::Value(lease_id.as_bytes()), Part::Value(hash.as_bytes())]));
+    // The payment is part of what the request is: the same key with another payment is refused,
+    // never answered with the first one's extension after settling the second.
+    let paid_with = match &payer {
+        Payer::Wallet(w) => format!("{}:{}", w.address, w.payment.nonce_hex()),
+        _ => String::new(),
+    };
+    let idem = keyed.as_ref().map(|k| {
+        k.seal(&[
+            Part::Value(lease_id.as_bytes()),
+            Part::Value(hash.as_bytes()),
+            Part::Value(paid_with.as_bytes()),
+        ])
+    });
     let cfg = &state.config;
     let op = ExtendBaton {
         owner: payer.account_id().to_string(),
@@ -282,6 +292,9 @@ pub async fn extend(
     let lease = lease
         .filter(|l| matches!(l.kind, LeaseKind::Baton(_)) && wallet_owned(l))
         .ok_or(ApiError::NotFound("baton"))?;
+    if !relay_raft::sm::batons::is_live(&lease, state.ledger.now_ms()) {
+        return Err(ApiError::Gone("lease has expired or was deleted"));
+    }
     let before = shape_of(&lease, baton_of(&lease)?);
     let grown = (
         before.duration_seconds.checked_add(op.add_seconds),
@@ -300,9 +313,10 @@ pub async fn extend(
         egress_bytes,
         ..before
     };
+    // An offer names what is added, never the baton's own size or term.
     let reservation = Reservation {
-        billable_bytes: size_bytes,
-        duration_seconds,
+        billable_bytes: op.add_size_bytes,
+        duration_seconds: op.add_seconds,
         product: "Baton extension",
         baton: None,
         extension: Some((before, after)),
