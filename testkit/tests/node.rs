@@ -17,11 +17,13 @@ fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
     path
 }
 
+// The trap is set before the stand-in says it is ready, as Relay installs its signal handlers
+// before it prints `listening on`: a SIGTERM right after readiness must find it.
 const STAND_IN: &str = r#"
+trap 'echo "shutdown: complete" >&2; exit 0' TERM
 echo "args: $*" >&2
 echo "relay: raft transport on 127.0.0.1:4001"
 echo "relay: listening on http://127.0.0.1:4000"
-trap 'echo "shutdown: complete" >&2; exit 0' TERM
 while true; do sleep 0.05; done
 "#;
 
@@ -54,7 +56,7 @@ fn readiness_addresses_output_signals_and_restart() {
     node.resume();
     assert!(!node.is_paused());
     let exit = node.terminate().unwrap();
-    assert!(exit.success(), "{exit:?}");
+    assert!(exit.success(), "{exit:?}: {}", node.logs());
     assert!(!node.is_running());
     assert!(node.logs().contains("shutdown: complete"));
 
