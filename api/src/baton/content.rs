@@ -289,11 +289,7 @@ async fn writable(state: &AppState, who: &Who, lease_id: &str) -> ApiResult<Bato
             return Err(ApiError::Scope("this token's scope does not allow writing".into()));
         }
     }
-    let lease = match state.ledger.reader().lease(lease_id)? {
-        Some(lease) => Some(lease),
-        None => state.ledger.linearizable().await?.lease(lease_id)?,
-    };
-    match lease {
+    match super::lease_anywhere(state, lease_id).await? {
         Some(Lease {
             kind: relay_raft::LeaseKind::Baton(b),
             owner,

@@ -281,10 +281,7 @@ pub async fn extend(
     }
     // A wallet's baton, grown by an x402 payment: priced by this node's view of it (the ledger
     // prices again and refuses a payment that does not match).
-    let lease = match state.ledger.reader().lease(&lease_id)? {
-        Some(l) => Some(l),
-        None => state.ledger.linearizable().await?.lease(&lease_id)?,
-    };
+    let lease = super::lease_anywhere(&state, &lease_id).await?;
     let wallet_owned = |l: &Lease| match &payer {
         Payer::Wallet(w) => l.owner.eq_ignore_ascii_case(&w.address),
         _ => crate::x402::evm::Address::parse(&l.owner).is_some(),

@@ -75,6 +75,16 @@ pub fn shape_of(lease: &Lease, b: &Baton) -> Shape {
     relay_raft::sm::pricing::shape_of(b, lease.duration_seconds)
 }
 
+/// A lease as this node knows it, looked for again after a read barrier when this node has not
+/// applied it yet (made through another node a moment ago). Kinds and owners never change, so a
+/// view that has it is good enough to decide who may ask.
+pub async fn lease_anywhere(state: &AppState, lease_id: &str) -> ApiResult<Option<Lease>> {
+    match state.ledger.reader().lease(lease_id)? {
+        Some(lease) => Ok(Some(lease)),
+        None => Ok(state.ledger.linearizable().await?.lease(lease_id)?),
+    }
+}
+
 /// `btn_` and a ULID; anything else cannot exist (404).
 pub fn id_param(path: Result<Path<String>, PathRejection>) -> ApiResult<String> {
     match path {

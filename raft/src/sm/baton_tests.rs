@@ -111,6 +111,21 @@ fn append(id: &str, actor: Actor, bytes: &[u8]) -> ops::AppendEntry {
     }
 }
 
+fn delete(id: &str, hard: bool) -> ops::DeleteBaton {
+    ops::DeleteBaton {
+        owner: OWNER.into(),
+        lease_id: id.into(),
+        hard,
+    }
+}
+
+fn restore(id: &str) -> ops::RestoreBaton {
+    ops::RestoreBaton {
+        owner: OWNER.into(),
+        lease_id: id.into(),
+    }
+}
+
 fn setup() -> (tempfile::TempDir, std::sync::Arc<rocksdb::DB>) {
     let (dir, db) = fresh_db();
     let account = ops::CreateAccount {
@@ -449,15 +464,7 @@ fn soft_and_hard_deletes() {
             at(T0, create("btn_2", shape(WriteKind::Append), Some(b"gone"), vec![])),
         ],
     );
-    let del = |id: &str, hard: bool| ops::DeleteBaton {
-        owner: OWNER.into(),
-        lease_id: id.into(),
-        hard,
-    };
-    let restore = |id: &str| ops::RestoreBaton {
-        owner: OWNER.into(),
-        lease_id: id.into(),
-    };
+    let del = delete;
     let intact = lease(&db, "btn_1");
     let r = apply_all(
         &db,
@@ -623,15 +630,10 @@ fn batons_per_owner_are_bounded() {
             .collect::<Vec<_>>(),
     );
     assert_eq!(r[3], Err(Rejection::TooManyBatons(3)));
-    let del = ops::DeleteBaton {
-        owner: OWNER.into(),
-        lease_id: "btn_1".into(),
-        hard: true,
-    };
     let r = apply_all(
         &db,
         &[
-            at(T0 + 1, del),
+            at(T0 + 1, delete("btn_1", true)),
             at(T0 + 1, create("btn_5", shape(WriteKind::Single), None, vec![])),
         ],
     );
@@ -697,17 +699,8 @@ fn history(steps: &[Step], chained: bool) -> Vec<Request> {
                 .into()
             }
             Step::Append(n) => append("btn_1", owner(), &vec![b'a' + n; *n as usize]).into(),
-            Step::Delete { hard } => ops::DeleteBaton {
-                owner: OWNER.into(),
-                lease_id: "btn_1".into(),
-                hard: *hard,
-            }
-            .into(),
-            Step::Restore => ops::RestoreBaton {
-                owner: OWNER.into(),
-                lease_id: "btn_1".into(),
-            }
-            .into(),
+            Step::Delete { hard } => delete("btn_1", *hard).into(),
+            Step::Restore => restore("btn_1").into(),
             Step::Sweep => ops::ExpireDue { max: 100 }.into(),
             Step::Tick(ms) => {
                 now += ms;
@@ -844,16 +837,13 @@ fn empty_reads_grace_ends_and_burns_by_revoke_or_lifecycle() {
     apply_all(&db, &[at(T0 + 4, burn)]);
     assert!(matches!(lease(&db, "btn_2").state, LeaseState::Deleted { .. }));
 
-    let del = ops::DeleteBaton {
-        owner: OWNER.into(),
-        lease_id: "btn_3".into(),
-        hard: false,
-    };
-    let restore = ops::RestoreBaton {
-        owner: OWNER.into(),
-        lease_id: "btn_3".into(),
-    };
-    let r = apply_all(&db, &[at(T0 + 5, del), at(T0 + 5 + 10_000, restore)]);
+    let r = apply_all(
+        &db,
+        &[
+            at(T0 + 5, delete("btn_3", false)),
+            at(T0 + 5 + 10_000, restore("btn_3")),
+        ],
+    );
     assert_eq!(r[1], Err(Rejection::LeaseGone), "the grace ended at its millisecond");
 
     apply_all(
