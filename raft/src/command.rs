@@ -103,6 +103,12 @@ pub enum Command {
     RestoreBaton(ops::RestoreBaton),
     SetLifecycle(ops::SetLifecycle),
     SetBatonRates(ops::SetBatonRates),
+    BeginUpload(ops::BeginUpload),
+    CreateWithUpload(ops::CreateWithUpload),
+    CompleteUpload(ops::CompleteUpload),
+    TusAppend(ops::TusAppend),
+    FinishTus(ops::FinishTus),
+    EndUpload(ops::EndUpload),
 }
 
 /// One delivery attempt: the delivery due at `due_ms` is done (delivered or given up), or
@@ -218,6 +224,10 @@ pub enum Outcome {
         rates: crate::baton::BatonRates,
     },
     BatonExtended(ops::BatonExtended),
+    /// An upload's record after it began, took a chunk, completed or ended.
+    UploadChanged {
+        upload: crate::upload::Upload,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -312,4 +322,25 @@ pub enum Rejection {
     /// No such sharing token on this baton (the owner's view).
     #[error("token not found")]
     TokenNotFound,
+    /// Unknown upload, or another owner's (indistinguishable).
+    #[error("upload not found")]
+    UploadNotFound,
+    /// The upload was abandoned, ended, or (scratch) is past its life.
+    #[error("upload is gone")]
+    UploadGone,
+    /// The lease's content is still being uploaded.
+    #[error("the content is still being uploaded")]
+    UploadPending,
+    /// The upload already completed; its bytes cannot change.
+    #[error("the upload is already complete")]
+    UploadComplete,
+    /// What the store holds is not what was declared (size or hash).
+    #[error("{0}")]
+    UploadMismatch(String),
+    /// A tus PATCH at another offset than the upload's.
+    #[error("the upload's offset is {offset}")]
+    OffsetMismatch { offset: u64 },
+    /// The owner's free scratch tier is full (count or bytes).
+    #[error("{0}")]
+    ScratchQuota(String),
 }

@@ -6,6 +6,7 @@
 //!
 //! - [`model`]: what the ledger stores: accounts, leases and their lifecycle; [`baton`]: the
 //!   baton's groups, tokens, entries and the price of a shape.
+//! - [`upload`]: uploads whose bytes come after the create (presigned, tus, scratch).
 //! - [`command`]: the [`Command`] / [`Response`] vocabulary, one variant per state change.
 //! - [`ops`]: each command's payload as a typed operation ([`Op`]) with its own answer.
 //! - [`sm`]: `apply`, one file per command family; a pure function of (state, request).
@@ -30,6 +31,7 @@ pub mod pricing;
 pub mod reader;
 pub mod sm;
 pub mod store;
+pub mod upload;
 
 pub use command::{Command, IdempotencyKey, Outcome, Rejection, Request, Response, Served};
 pub use error::{LedgerError, StoreError};

@@ -59,7 +59,9 @@ macro_rules! op {
 }
 
 mod baton;
+mod upload;
 pub use baton::*;
+pub use upload::*;
 
 /// Create an account with an opening balance. Creating an existing account is a no-op.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

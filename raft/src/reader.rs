@@ -442,6 +442,35 @@ impl StateReader {
             .unwrap_or(0))
     }
 
+    /// An upload's record.
+    pub fn upload(&self, upload_id: &str) -> Result<Option<crate::upload::Upload>, StoreError> {
+        let mut key = vec![b'u'];
+        key.extend_from_slice(upload_id.as_bytes());
+        self.get("uploads", &key)
+    }
+
+    /// The upload behind a scratch `input_key`.
+    pub fn scratch(&self, input_key: &str) -> Result<Option<crate::upload::Upload>, StoreError> {
+        let mut key = vec![b's'];
+        key.extend_from_slice(input_key.as_bytes());
+        match self.db.get_cf(cf(&self.db, "uploads")?, &key)? {
+            Some(id) => self.upload(&String::from_utf8_lossy(&id)),
+            None => Ok(None),
+        }
+    }
+
+    /// An owner's free-tier use: live scratch objects and their bytes.
+    pub fn scratch_usage(&self, owner: &str) -> Result<crate::upload::ScratchUsage, StoreError> {
+        let mut prefix = vec![b'o'];
+        prefix.extend_from_slice(owner.as_bytes());
+        prefix.push(0);
+        let rows = scan_range(&self.db, "uploads", &prefix, &keys::prefix_end(&prefix), 100_000)?;
+        Ok(crate::upload::ScratchUsage {
+            count: rows.len() as u64,
+            bytes: rows.iter().filter_map(|(_, v)| keys::parse_u64(v)).sum(),
+        })
+    }
+
     /// Whether the ledger knows `object_key`: something stands on it or it is queued for deletion.
     pub fn object_known(&self, object_key: &str) -> Result<bool, StoreError> {
         Ok(self.db.get_cf(cf(&self.db, "refs")?, object_key.as_bytes())?.is_some()

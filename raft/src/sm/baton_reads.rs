@@ -19,6 +19,9 @@ pub const ENTRIES_PAGE_MAX: u32 = 1000;
 
 pub fn read(txn: &mut Txn<'_>, now_ms: u64, op: &ReadBaton) -> Result<Response, StoreError> {
     let (mut lease, mut token) = check!(baton_tokens::access(txn, now_ms, &op.lease_id, &op.actor, Need::Read));
+    if crate::sm::uploads::pending(txn, &op.lease_id)? {
+        return Ok(Err(Rejection::UploadPending));
+    }
     let b = of(&lease).expect("access answers batons");
     let total = b.used_bytes;
     let mut read = BatonRead {

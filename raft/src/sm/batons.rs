@@ -160,6 +160,9 @@ fn check_shape(b: &Baton) -> Result<(), String> {
 
 pub fn write(txn: &mut Txn<'_>, now_ms: u64, op: &WriteBaton) -> Result<Response, StoreError> {
     let (mut lease, _) = check!(baton_tokens::access(txn, now_ms, &op.lease_id, &op.actor, Need::Write));
+    if crate::sm::uploads::pending(txn, &op.lease_id)? {
+        return Ok(Err(Rejection::UploadPending));
+    }
     let lease_id = lease.lease_id.clone();
     let b = of_mut(&mut lease).expect("access answers batons");
     if b.write.appends() {

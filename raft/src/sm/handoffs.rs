@@ -99,6 +99,9 @@ pub fn claim(txn: &mut Txn<'_>, now_ms: u64, op: &Claim) -> Result<Response, Sto
     if !lease.is_live_at(now_ms) {
         return Ok(Err(Rejection::LeaseGone));
     }
+    if crate::sm::uploads::pending(txn, &lease.lease_id)? {
+        return Ok(Err(Rejection::UploadPending));
+    }
     if let Err(rejection) = still_serves(&lease, served) {
         return Ok(Err(rejection));
     }

@@ -5,7 +5,7 @@ use crate::error::StoreError;
 use crate::model::{Access, AccessActor, Charge, Lease, LeaseKind, LeaseState};
 use crate::ops::{LeaseCreated, X402Payment};
 use crate::sm::{
-    accounts, batons, charges, handoffs, mailbox, objects, pricing, x402, ACCESS_HISTORY_MAX, BYTES_HOLD_MS,
+    accounts, batons, charges, handoffs, mailbox, objects, pricing, uploads, x402, ACCESS_HISTORY_MAX, BYTES_HOLD_MS,
     TOMBSTONE_RETENTION_MS,
 };
 use crate::store::keys::{self, Timer};
@@ -101,6 +101,9 @@ pub fn record_access(
     }
     if !lease.is_live_at(now_ms) {
         return Ok(Err(Rejection::LeaseGone));
+    }
+    if uploads::pending(txn, lease_id)? {
+        return Ok(Err(Rejection::UploadPending));
     }
     lease.access_count += 1;
     if lease.recent_access.len() >= ACCESS_HISTORY_MAX {

@@ -4,7 +4,7 @@
 //! no randomness and no network. Time is the cluster clock, `max(stored clock, request.now_ms)`, so
 //! it never runs backwards across leader changes. One file per command family:
 //! [`accounts`], [`charges`], [`leases`], [`checkpoints`], [`mailbox`], [`handoffs`], [`batons`]
-//! ([`baton_reads`], [`baton_tokens`]), [`pricing`], [`sessions`], [`sweep`], [`x402`]; [`dedup`] answers retried commands.
+//! ([`baton_reads`], [`baton_tokens`]), [`pricing`], [`sessions`], [`sweep`], [`uploads`], [`x402`]; [`dedup`] answers retried commands.
 
 pub mod accounts;
 pub mod baton_reads;
@@ -21,6 +21,7 @@ pub mod objects;
 pub mod pricing;
 pub mod sessions;
 pub mod sweep;
+pub mod uploads;
 pub mod x402;
 
 use crate::command::{Command, Outcome, Rejection, Request, Response, BATCH_MAX};
@@ -136,6 +137,7 @@ fn apply_command(txn: &mut Txn<'_>, now_ms: u64, command: &Command) -> Result<Re
                 }
                 Command::CreateMailbox(c) => mailbox::create(txn, now_ms, &c.new, payment),
                 Command::CreateBaton(c) => batons::create(txn, now_ms, c, payment),
+                Command::CreateWithUpload(c) => uploads::create_with(txn, now_ms, c, payment),
                 // PayX402 answers the lease it paid for; a wallet keeps no balance here.
                 Command::ExtendBaton(e) => Ok(match batons::extend(txn, now_ms, e, payment)? {
                     Ok(Outcome::BatonExtended(x)) => Ok(Outcome::LeaseCreated(crate::ops::LeaseCreated {
@@ -167,6 +169,12 @@ fn apply_command(txn: &mut Txn<'_>, now_ms: u64, command: &Command) -> Result<Re
         Command::RestoreBaton(op) => batons::restore(txn, now_ms, op),
         Command::SetLifecycle(op) => batons::set_lifecycle(txn, now_ms, op),
         Command::SetBatonRates(op) => pricing::set_rates(txn, op.egress_micros_per_gb, op.witness_fee_micros),
+        Command::BeginUpload(op) => uploads::begin(txn, now_ms, op),
+        Command::CreateWithUpload(op) => uploads::create_with(txn, now_ms, op, None),
+        Command::CompleteUpload(op) => uploads::complete(txn, now_ms, op),
+        Command::TusAppend(op) => uploads::tus_append(txn, now_ms, op),
+        Command::FinishTus(op) => uploads::finish_tus(txn, now_ms, op),
+        Command::EndUpload(op) => uploads::end(txn, now_ms, op),
     }
 }
 
@@ -200,5 +208,7 @@ mod mailbox_tests;
 mod sessions_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod upload_tests;
 #[cfg(test)]
 mod x402_tests;

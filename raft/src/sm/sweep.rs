@@ -5,7 +5,7 @@ use crate::command::{Outcome, Rejection, Response};
 use crate::error::StoreError;
 use crate::model::{Lease, LeaseState};
 use crate::ops::Swept;
-use crate::sm::{batons, charges, leases, sessions, x402, DEDUP_WINDOW_MS, GC_BATCH_MAX};
+use crate::sm::{batons, charges, leases, sessions, uploads, x402, DEDUP_WINDOW_MS, GC_BATCH_MAX};
 use crate::store::keys::{self, Timer};
 use crate::store::txn::Txn;
 
@@ -16,6 +16,19 @@ pub fn expire_due(txn: &mut Txn<'_>, now_ms: u64, max: u32) -> Result<Response, 
     for (key, value) in txn.range("expiry", &[], &end, max as usize)? {
         txn.delete("expiry", &key)?;
         let lease_id = String::from_utf8_lossy(&key[8..]).into_owned();
+        // Upload timers are keyed by upload id, not a lease's.
+        match value.first().copied().and_then(Timer::from_byte) {
+            Some(Timer::UploadDue) => {
+                expired += u32::from(uploads::due(txn, now_ms, &lease_id)?);
+                continue;
+            }
+            Some(Timer::UploadPurge) => {
+                uploads::purge(txn, &lease_id)?;
+                purged += 1;
+                continue;
+            }
+            _ => {}
+        }
         let Some(mut lease) = txn.get::<Lease>("leases", lease_id.as_bytes())? else {
             continue;
         };

@@ -53,6 +53,10 @@ pub enum Timer {
     Release = 2,
     /// A soft-deleted baton's grace ends: delete it for good.
     Dispose = 3,
+    /// An upload's deadline (keyed by upload id): abandon it if pending; a scratch object's end.
+    UploadDue = 4,
+    /// An ended upload's record is forgotten.
+    UploadPurge = 5,
 }
 
 impl Timer {
@@ -62,6 +66,8 @@ impl Timer {
             1 => Some(Timer::Purge),
             2 => Some(Timer::Release),
             3 => Some(Timer::Dispose),
+            4 => Some(Timer::UploadDue),
+            5 => Some(Timer::UploadPurge),
             _ => None,
         }
     }

@@ -54,6 +54,9 @@ pub const STATE_CFS: &[&str] = &[
     "baton_token_ids",
     "baton_owners",
     "baton_retired",
+    // Uploads: records ("u" ‖ upload_id), pending leases ("l" ‖ lease_id), live scratch
+    // objects per owner ("o" ‖ owner ‖ 0 ‖ upload_id) and scratch input keys ("s" ‖ input_key).
+    "uploads",
 ];
 /// The most files RocksDB keeps open (it closes and reopens the rest as needed), so the node's
 /// file descriptors are bounded and client connections can be capped around them.
