@@ -42,6 +42,8 @@ pub struct ApiConfig {
     pub x402: Option<crate::x402::X402Config>,
     /// Ceilings on batons (`--baton-*`).
     pub baton: crate::baton::BatonLimits,
+    /// Presigned, resumable and scratch uploads (`--upload-*`, `--scratch-*`, `--tus-*`).
+    pub uploads: crate::uploads::UploadLimits,
 }
 
 impl ApiConfig {

@@ -100,6 +100,33 @@ pub enum ApiError {
     /// The operation does not apply to this baton's write kind.
     #[error("{0}")]
     WrongWriteKind(String),
+    /// The lease's content is still being uploaded (409 `upload_pending`).
+    #[error("the content is still being uploaded; it is readable once the upload completes")]
+    UploadPending,
+    /// The upload completed already; its bytes cannot change (409 `upload_complete`).
+    #[error("the upload is already complete")]
+    UploadComplete,
+    /// The store does not hold the upload's bytes yet, or not all of them (409).
+    #[error("{0}")]
+    UploadIncomplete(String),
+    /// What the store holds is not what was declared (422 `upload_mismatch`).
+    #[error("{0}")]
+    UploadMismatch(String),
+    /// A tus PATCH at another offset than the upload's (409 `offset_mismatch`).
+    #[error("the upload's offset is {offset}, not the Upload-Offset sent")]
+    OffsetMismatch { offset: u64 },
+    /// The owner's free scratch tier is full (429 `scratch_quota_exceeded`).
+    #[error("{0}")]
+    ScratchQuota(String),
+    /// A tus PATCH whose body does not match its `Upload-Checksum` (tus: 460); nothing was kept.
+    #[error("the PATCH body does not match its Upload-Checksum; nothing of it was kept")]
+    ChecksumMismatch,
+    /// A tus request without the protocol version this server speaks (412).
+    #[error("this server speaks tus 1.0.0 (Tus-Resumable: 1.0.0)")]
+    TusVersion,
+    /// A body of another type than the route takes (415).
+    #[error("{0}")]
+    UnsupportedMediaType(&'static str),
     /// A bug or a broken store. The detail is logged, never sent.
     #[error("internal error")]
     Internal(String),
@@ -133,7 +160,15 @@ impl ApiError {
             | SizeMismatch { .. }
             | InvalidJson(_)
             | PaymentMalformed(_) => StatusCode::BAD_REQUEST,
-            Conflict(_) | IdempotencyInFlight => StatusCode::CONFLICT,
+            Conflict(_) | IdempotencyInFlight | UploadPending | UploadComplete | UploadIncomplete(_) => {
+                StatusCode::CONFLICT
+            }
+            OffsetMismatch { .. } => StatusCode::CONFLICT,
+            UploadMismatch(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ScratchQuota(_) => StatusCode::TOO_MANY_REQUESTS,
+            TusVersion => StatusCode::PRECONDITION_FAILED,
+            ChecksumMismatch => StatusCode::from_u16(460).unwrap_or(StatusCode::BAD_REQUEST),
+            UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             MailboxFull(_) | WebhookBacklog(_) | TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             PostRequired | WrongWriteKind(_) => StatusCode::METHOD_NOT_ALLOWED,
             Scope(_) => StatusCode::FORBIDDEN,
@@ -193,6 +228,15 @@ impl ApiError {
             Integrity => "integrity_error",
             PaymentMalformed(_) => "invalid_payment",
             PaymentRequired(_) => "payment_required",
+            UploadPending => "upload_pending",
+            UploadComplete => "upload_complete",
+            UploadIncomplete(_) => "upload_incomplete",
+            UploadMismatch(_) => "upload_mismatch",
+            OffsetMismatch { .. } => "offset_mismatch",
+            ScratchQuota(_) => "scratch_quota_exceeded",
+            TusVersion => "tus_version",
+            ChecksumMismatch => "checksum_mismatch",
+            UnsupportedMediaType(_) => "unsupported_media_type",
             Internal(_) => "internal",
         }
     }
@@ -275,6 +319,13 @@ impl ApiError {
             Rejection::WrongWriteKind(why) => ApiError::WrongWriteKind(why),
             Rejection::EntryNotFound => ApiError::NotFound("entry"),
             Rejection::TokenNotFound => ApiError::NotFound("token"),
+            Rejection::UploadNotFound => ApiError::NotFound("upload"),
+            Rejection::UploadGone => ApiError::Gone("the upload was abandoned, ended or is past its deadline"),
+            Rejection::UploadPending => ApiError::UploadPending,
+            Rejection::UploadComplete => ApiError::UploadComplete,
+            Rejection::UploadMismatch(why) => ApiError::UploadMismatch(why),
+            Rejection::OffsetMismatch { offset } => ApiError::OffsetMismatch { offset },
+            Rejection::ScratchQuota(why) => ApiError::ScratchQuota(why),
         }
     }
 }

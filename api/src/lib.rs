@@ -18,6 +18,8 @@
 //!   orphan sweeper by the ledger's answer; collected once closed); [`objects`]: streaming,
 //!   hashing object store I/O;
 //!   [`bodies`]: small bodies read within the body buffer.
+//! - [`uploads`]: bytes that do not come in the create request: presigned (S3) and node-signed
+//!   PUTs, completion, resumable tus uploads, and the free scratch tier.
 //! - [`webhook`] (Standard Webhooks signing and delivery) behind [`ssrf`] (where they may go).
 //! - [`headers`], [`range`], [`render`], [`ids`]: parsing in, formatting out.
 //!
@@ -58,6 +60,7 @@ pub mod siwe;
 pub mod ssrf;
 pub mod state;
 pub mod store;
+pub mod uploads;
 pub mod webhook;
 pub mod x402;
 
@@ -68,7 +71,7 @@ use std::any::Any;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Response, StatusCode};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, head, post, put};
 use axum::{middleware, Router};
 use tower_http::catch_panic::CatchPanicLayer;
 
@@ -122,6 +125,21 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/baton/{id}/restore", post(baton::manage::restore))
         .route("/v1/baton/{id}/lifecycle", post(baton::manage::lifecycle))
         .route("/v1/batons", get(baton::manage::list))
+        .route("/uploads/{upload_id}", put(uploads::local::put))
+        .route("/api/uploads/{upload_id}", get(uploads::complete::status))
+        .route("/api/uploads/{upload_id}/complete", post(uploads::complete::complete))
+        .route(
+            "/api/uploads/tus",
+            post(uploads::tus::create).options(uploads::tus::options),
+        )
+        .route(
+            "/api/uploads/tus/{upload_id}",
+            head(uploads::tus::head)
+                .patch(uploads::tus::patch)
+                .delete(uploads::tus::delete)
+                .options(uploads::tus::options),
+        )
+        .route("/v1/scratch/upload-url", post(uploads::scratch::upload_url))
         .route("/api/pricing", get(pricing::pricing))
         .route("/api/quote", get(pricing::quote))
         .route("/.well-known/x402.json", get(pricing::well_known))

@@ -20,6 +20,8 @@ pub struct Uploaded {
     pub object_key: String,
     pub size_bytes: u64,
     pub blake3_hex: String,
+    /// When asked for: the bytes' SHA-256, hex.
+    pub sha256_hex: Option<String>,
 }
 
 /// How many multipart parts one upload keeps in flight.
@@ -34,10 +36,12 @@ pub async fn upload(
     declared_bytes: u64,
     single_put_max_bytes: usize,
     part_bytes: usize,
+    with_sha256: bool,
 ) -> ApiResult<Uploaded> {
     let path = Path::from(object_key);
     let mut stream = body.into_data_stream();
     let mut hasher = blake3::Hasher::new();
+    let mut sha256 = with_sha256.then(|| ring::digest::Context::new(&ring::digest::SHA256));
     let mut received: u64 = 0;
     let mut small = BytesMut::new();
     let mut multipart: Option<WriteMultipart> = None;
@@ -53,6 +57,9 @@ pub async fn upload(
                 });
             }
             hasher.update(&chunk);
+            if let Some(sha) = sha256.as_mut() {
+                sha.update(&chunk);
+            }
             match multipart.as_mut() {
                 Some(upload) => {
                     upload.put(chunk);
@@ -97,7 +104,29 @@ pub async fn upload(
         object_key: object_key.to_string(),
         size_bytes: received,
         blake3_hex: hasher.finalize().to_hex().to_string(),
+        sha256_hex: sha256.map(|s| hex::encode(s.finish())),
     })
+}
+
+/// What the store holds at `object_key`, read back whole: its size, blake3 and SHA-256 (hex).
+/// `None`: nothing is there.
+pub async fn measure(store: &Arc<dyn ObjectStore>, object_key: &str) -> ApiResult<Option<(u64, String, String)>> {
+    let got = match store.get(&Path::from(object_key)).await {
+        Ok(got) => got,
+        Err(object_store::Error::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let mut stream = got.into_stream();
+    let mut blake = blake3::Hasher::new();
+    let mut sha = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut size = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        size += chunk.len() as u64;
+        blake.update(&chunk);
+        sha.update(&chunk);
+    }
+    Ok(Some((size, blake.finalize().to_hex().to_string(), hex::encode(sha.finish()))))
 }
 
 /// Deletes an object; one that is already gone counts as deleted.

@@ -428,6 +428,7 @@ fn new_lease_id(command: &relay_raft::Command) -> Option<&str> {
         C::CreateMailbox(c) => Some(&c.new.lease_id),
         C::CreateBaton(c) => Some(&c.new.lease_id),
         C::ExtendBaton(e) => Some(&e.lease_id),
+        C::CreateWithUpload(c) => new_lease_id(&c.purchase),
         _ => None,
     }
 }

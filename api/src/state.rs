@@ -22,6 +22,8 @@ pub struct AppState {
     pub idempotency: Arc<InFlightKeys>,
     /// The x402 facilitator's client, when x402 is on.
     pub facilitator: Option<Facilitator>,
+    /// The S3 client behind `objects` when the store is S3: it presigns uploads.
+    pub s3: Option<crate::uploads::S3Direct>,
 }
 
 impl AppState {
@@ -43,7 +45,14 @@ impl AppState {
             metrics,
             idempotency: Arc::default(),
             facilitator,
+            s3: None,
         })
+    }
+
+    /// Presigned uploads go straight to this S3 bucket (the one `objects` names).
+    pub fn with_s3(mut self, s3: Option<crate::uploads::S3Direct>) -> Self {
+        self.s3 = s3;
+        self
     }
 
     /// The facilitator's client; only asked for on the x402 path, which exists only with it.

@@ -9,7 +9,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use relay_raft::command::NewLease;
-use relay_raft::ops::{DeleteLease, RecordAccess};
+use relay_raft::ops::{CreateWithUpload, DeleteLease, RecordAccess};
+use relay_raft::upload::Target;
 use relay_raft::{AccessActor, Lease, LeaseKind};
 use serde_json::json;
 
@@ -19,6 +20,7 @@ use crate::headers::{optional_str, required_u64};
 use crate::idempotency::{self, Part};
 use crate::purchase::{self, Payer, Reservation};
 use crate::state::AppState;
+use crate::uploads::{self, presign, scratch};
 use crate::{blobs, ids, objects, ops, range, render};
 
 const FILE_NAME_MAX_BYTES: usize = 255;
@@ -34,19 +36,59 @@ pub async fn create(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    let size_bytes = required_u64(&headers, "x-size-bytes")?;
+    let presigned = match optional_str(&headers, "x-upload")? {
+        None => false,
+        Some(v) if v.eq_ignore_ascii_case("presigned") => true,
+        Some(_) => {
+            return Err(ApiError::InvalidHeader {
+                name: "X-Upload",
+                reason: "the only upload mode is \"presigned\"".into(),
+            })
+        }
+    };
+    let input_key = scratch::input_key_header(&headers)?;
+    if presigned && input_key.is_some() {
+        return Err(ApiError::BadRequest(
+            "send X-Upload: presigned or X-Input-Key, not both".into(),
+        ));
+    }
+    if presigned || input_key.is_some() {
+        let length = optional_str(&headers, "content-length")?.unwrap_or("0");
+        if length != "0" || headers.contains_key("transfer-encoding") {
+            return Err(ApiError::BadRequest(
+                "this create takes no body: the bytes come through the upload URL or the input key".into(),
+            ));
+        }
+    }
     let duration_seconds = required_u64(&headers, "x-duration-seconds")?;
     let file_name = file_name(&headers)?;
     let content_type = content_type(&headers)?;
+    let source = match (&input_key, &payer) {
+        (Some(key), Payer::Account(_) | Payer::Wallet(_)) => Some(scratch::source(&state, payer.account_id(), key).await?),
+        _ => None,
+    };
+    let size_bytes = match (&source, optional_str(&headers, "x-size-bytes")?) {
+        (Some(s), Some(text)) if crate::headers::parse_u64(text, "X-Size-Bytes")? != s.size_bytes => {
+            return Err(ApiError::SizeMismatch {
+                declared: crate::headers::parse_u64(text, "X-Size-Bytes")?,
+                received: s.size_bytes,
+            })
+        }
+        (Some(s), _) => s.size_bytes,
+        (None, _) => required_u64(&headers, "x-size-bytes")?,
+    };
+    let sha256_hex = uploads::declared_sha256(&headers)?;
     let keyed = idempotency::begin(&state, &headers, payer.scope(), CREATE_ROUTE)?;
     let cfg = &state.config;
     cfg.check_object_size("X-Size-Bytes", size_bytes)?;
-    if let Some(length) = optional_str(&headers, "content-length")? {
-        if length.parse::<u64>().ok() != Some(size_bytes) {
-            return Err(ApiError::SizeMismatch {
-                declared: size_bytes,
-                received: length.parse().unwrap_or(0),
-            });
+    if !presigned && input_key.is_none() {
+        if let Some(length) = optional_str(&headers, "content-length")? {
+            if length.parse::<u64>().ok() != Some(size_bytes) {
+                return Err(ApiError::SizeMismatch {
+                    declared: size_bytes,
+                    received: length.parse().unwrap_or(0),
+                });
+            }
         }
     }
     let reservation = Reservation {
@@ -57,36 +99,102 @@ pub async fn create(
         extension: None,
     };
     let purchase = purchase::begin(&state, &payer, keyed.as_ref(), reservation).await?;
-
-    let _slot = state.limits.upload_slot(payer.account_id()).await?;
-    let upload = blobs::upload(&state, body, size_bytes).await?;
-    let new = NewLease {
-        lease_id: ids::lease_id(),
+    let lease_id = ids::lease_id();
+    let storage = |object_key: String, blake3_hex: String| NewLease {
+        lease_id: lease_id.clone(),
         ledger_id: ids::ledger_id(),
         owner: payer.account_id().to_string(),
         kind: LeaseKind::Storage {
-            object_key: upload.object_key,
-            file_name,
-            content_type,
-            size_bytes: upload.size_bytes,
-            blake3_hex: upload.blake3_hex,
+            object_key,
+            file_name: file_name.clone(),
+            content_type: content_type.clone(),
+            size_bytes,
+            blake3_hex,
         },
         duration_seconds,
     };
-    let idem = keyed.as_ref().map(|k| {
-        k.seal(&[
-            Part::Header(&headers, "x-size-bytes"),
-            Part::Header(&headers, "x-duration-seconds"),
-            Part::Header(&headers, "x-file-name"),
-            Part::Header(&headers, "content-type"),
-            Part::Value(blake3_of(&new.kind).as_bytes()),
-        ])
-    });
+    let seal = |extra: &[u8]| {
+        keyed.as_ref().map(|k| {
+            k.seal(&[
+                Part::Header(&headers, "x-size-bytes"),
+                Part::Header(&headers, "x-duration-seconds"),
+                Part::Header(&headers, "x-file-name"),
+                Part::Header(&headers, "content-type"),
+                Part::Header(&headers, "x-upload"),
+                Part::Header(&headers, "x-input-key"),
+                Part::Header(&headers, "x-content-sha256"),
+                Part::Value(extra),
+            ])
+        })
+    };
+
+    if presigned {
+        let plan = presign::plan(
+            &state,
+            &headers,
+            presign::Want {
+                owner: payer.account_id().to_string(),
+                object_key: ids::blob_key(),
+                size_bytes,
+                sha256_hex,
+                ttl_seconds: cfg.uploads.url_ttl_seconds,
+                target: Target::Lease {
+                    lease_id: lease_id.clone(),
+                },
+            },
+        )
+        .await?;
+        let new = storage(plan.upload.object_key.clone(), String::new());
+        let op = CreateWithUpload {
+            purchase: Box::new(new.into()),
+            upload: plan.upload.clone(),
+        };
+        let committed = purchase.commit(&state, seal(b"presigned"), op).await;
+        let ours = matches!(&committed.answer, Ok(Ok(c)) if c.lease.lease_id == lease_id);
+        if !ours {
+            presign::abandon(&state, &plan.upload).await;
+        }
+        let (lease, paid) = purchase.answer(&state, committed, "account")?;
+        let mut body = receipt(&lease)?;
+        body["upload"] = match ours {
+            true => plan.object,
+            // A keyed retry: the first request's upload, as it stands (its URLs were handed out then).
+            false => pending_upload(&state, &lease.lease_id)?,
+        };
+        let response = (StatusCode::CREATED, Json(body)).into_response();
+        return Ok(purchase::with_receipt(response, paid));
+    }
+
+    let (staged, new) = match source {
+        Some(source) => {
+            let (staged, key) = scratch::copy(&state, &source).await?;
+            (staged, storage(key, source.blake3_hex))
+        }
+        None if input_key.is_some() => unreachable!("a payer with an input key has a source"),
+        None => {
+            let _slot = state.limits.upload_slot(payer.account_id()).await?;
+            let upload = blobs::upload(&state, body, size_bytes).await?;
+            (upload.staged, storage(upload.object_key, upload.blake3_hex))
+        }
+    };
+    let idem = seal(blake3_of(&new.kind).as_bytes());
     let committed = purchase.commit(&state, idem, new).await;
-    upload.staged.settle(&state, &committed.answer).await;
+    staged.settle(&state, &committed.answer).await;
     let (lease, paid) = purchase.answer(&state, committed, "account")?;
     let response = (StatusCode::CREATED, Json(receipt(&lease)?)).into_response();
     Ok(purchase::with_receipt(response, paid))
+}
+
+/// The upload a lease is waiting for, as its owner sees it (`null` once it completed).
+fn pending_upload(state: &AppState, lease_id: &str) -> ApiResult<serde_json::Value> {
+    let reader = state.ledger.reader();
+    let Some(upload_id) = reader.pending_upload(lease_id)? else {
+        return Ok(serde_json::Value::Null);
+    };
+    Ok(match reader.upload(&upload_id)? {
+        Some(u) => uploads::view(&u, relay_raft::wall_clock_ms()),
+        None => serde_json::Value::Null,
+    })
 }
 
 /// The body's hash, as uploaded.

@@ -263,6 +263,8 @@ pub struct ServeArgs {
     pub x402: crate::x402_args::X402Args,
     #[command(flatten)]
     pub baton: crate::baton_args::BatonArgs,
+    #[command(flatten)]
+    pub uploads: crate::upload_args::UploadArgs,
 }
 
 /// Parses the command line; for `serve --config FILE`, the file's settings are added behind the
@@ -374,6 +376,7 @@ impl ServeArgs {
         }
         self.x402.config()?;
         self.baton.validate()?;
+        self.uploads.validate()?;
         if self.min_duration_seconds == 0 || self.min_duration_seconds > self.max_duration_seconds {
             return bad("need 1 <= --min-duration-seconds <= --max-duration-seconds".into());
         }
@@ -467,6 +470,7 @@ impl ServeArgs {
             // Validated at startup.
             x402: self.x402.config().ok().flatten(),
             baton: self.baton.limits(),
+            uploads: self.uploads.limits(),
         }
     }
 

@@ -22,6 +22,7 @@ pub mod dev_facilitator;
 pub mod fds;
 pub mod orphans;
 pub mod server;
+pub mod upload_args;
 pub mod webhooks;
 pub mod workers;
 pub mod x402_args;

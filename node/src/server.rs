@@ -80,6 +80,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
     })?;
     let objects_url = args.objects_url();
     let store = relay_api::blobs::store::open(&objects_url).map_err(|e| NodeError::Objects(e.to_string()))?;
+    let s3 = relay_api::blobs::store::s3(&objects_url)
+        .map_err(|e| NodeError::Objects(e.to_string()))?
+        .map(|client| relay_api::uploads::S3Direct::new(client, &objects_url));
     info!(objects = %objects_url, "step 2/7: object store open");
 
     let (listener, http_addr) = bind(&args.http).await?;
@@ -190,7 +193,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
     let api_config = args.api_config(webhook_policy, cluster_secret.clone());
     let x402_on = api_config.x402.is_some();
     let state = AppState::new(ledger.clone(), store, api_config, metrics)
-        .map_err(|e| NodeError::Config(ConfigError(format!("x402 facilitator client: {e}"))))?;
+        .map_err(|e| NodeError::Config(ConfigError(format!("x402 facilitator client: {e}"))))?
+        .with_s3(s3);
     info!(
         x402 = x402_on,
         "payments: API keys{}",

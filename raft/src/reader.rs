@@ -449,6 +449,16 @@ impl StateReader {
         self.get("uploads", &key)
     }
 
+    /// The upload a lease's content is waiting for, if any.
+    pub fn pending_upload(&self, lease_id: &str) -> Result<Option<String>, StoreError> {
+        let mut key = vec![b'l'];
+        key.extend_from_slice(lease_id.as_bytes());
+        Ok(self
+            .db
+            .get_cf(cf(&self.db, "uploads")?, &key)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
     /// The upload behind a scratch `input_key`.
     pub fn scratch(&self, input_key: &str) -> Result<Option<crate::upload::Upload>, StoreError> {
         let mut key = vec![b's'];

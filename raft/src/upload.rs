@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Upload ids: `upl_` and 32 hex digits.
+/// Upload ids: `upl_` and a ULID.
 pub const ID_PREFIX: &str = "upl_";
 /// The most chunks one tus upload may be made of (each PATCH adds at least one).
 pub const TUS_CHUNKS_MAX: usize = 10_000;
@@ -73,6 +73,7 @@ pub enum UploadState {
     Complete {
         at_ms: u64,
         blake3_hex: String,
+        sha256_hex: String,
         lease_id: Option<String>,
     },
     /// Never completed before `expires_at_ms`; its bytes are deleted.

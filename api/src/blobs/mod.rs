@@ -46,6 +46,7 @@ pub struct Upload {
     pub object_key: String,
     pub size_bytes: u64,
     pub blake3_hex: String,
+    pub sha256_hex: Option<String>,
 }
 
 /// A small body: inline in the ledger command when it fits, else staged as a blob.
@@ -57,7 +58,17 @@ pub struct SmallBody {
 
 /// Streams `body` (exactly `declared_bytes`) to a fresh blob; on any error nothing is left behind.
 pub async fn upload(state: &AppState, body: Body, declared_bytes: u64) -> ApiResult<Upload> {
-    let object_key = ids::blob_key();
+    upload_to(state, ids::blob_key(), body, declared_bytes, false).await
+}
+
+/// [`upload`] to `object_key`, also measuring the bytes' SHA-256 when `with_sha256`.
+pub async fn upload_to(
+    state: &AppState,
+    object_key: String,
+    body: Body,
+    declared_bytes: u64,
+    with_sha256: bool,
+) -> ApiResult<Upload> {
     let uploaded = objects::upload(
         &state.objects,
         &object_key,
@@ -65,6 +76,7 @@ pub async fn upload(state: &AppState, body: Body, declared_bytes: u64) -> ApiRes
         declared_bytes,
         SINGLE_PUT_MAX_BYTES,
         MULTIPART_PART_BYTES,
+        with_sha256,
     )
     .await?;
     state.metrics.bytes_uploaded.inc_by(uploaded.size_bytes);
@@ -75,7 +87,15 @@ pub async fn upload(state: &AppState, body: Body, declared_bytes: u64) -> ApiRes
         object_key: uploaded.object_key,
         size_bytes: uploaded.size_bytes,
         blake3_hex: uploaded.blake3_hex,
+        sha256_hex: uploaded.sha256_hex,
     })
+}
+
+/// A blob written elsewhere (a tus join, a copy) whose keeping the ledger's answer decides.
+pub fn staged(object_key: String) -> Staged {
+    Staged {
+        object_key: Some(object_key),
+    }
 }
 
 /// Bodies up to `inline_max_bytes` ride in the ledger; larger ones are staged with one PUT.
@@ -144,6 +164,12 @@ impl References for Lease {
 impl References for LeaseCreated {
     fn references(&self, key: &str) -> bool {
         self.lease.references(key)
+    }
+}
+
+impl References for relay_raft::upload::Upload {
+    fn references(&self, key: &str) -> bool {
+        self.object_key == key
     }
 }
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::local::LocalFileSystem;
 use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
 
@@ -18,7 +18,7 @@ pub fn open(url: &str) -> Result<Arc<dyn ObjectStore>, StoreUrlError> {
         return open_local(url, path);
     }
     if let Some(rest) = url.strip_prefix("s3://") {
-        return open_s3(url, rest);
+        return Ok(Arc::new(open_s3(url, rest)?));
     }
     Err(StoreUrlError(format!(
         "{url}: unsupported object store URL (expected file://PATH or s3://BUCKET?endpoint=URL&region=R)"
@@ -44,7 +44,7 @@ fn open_local(url: &str, path: &str) -> Result<Arc<dyn ObjectStore>, StoreUrlErr
 /// …); the URL's `endpoint`, `region` and `allow_http` override them. Requests are path-style,
 /// which every S3-compatible server accepts. Retries and timeouts are bounded, so a store that is
 /// down turns into a quick 503 rather than a hung request.
-fn open_s3(url: &str, rest: &str) -> Result<Arc<dyn ObjectStore>, StoreUrlError> {
+fn open_s3(url: &str, rest: &str) -> Result<AmazonS3, StoreUrlError> {
     let bad = |why: String| StoreUrlError(format!("{url}: {why}"));
     let (bucket, query) = rest.split_once('?').unwrap_or((rest, ""));
     let valid_bucket = (3..=63).contains(&bucket.len())
@@ -104,8 +104,16 @@ fn open_s3(url: &str, rest: &str) -> Result<Arc<dyn ObjectStore>, StoreUrlError>
     if !region_set {
         builder = builder.with_region("us-east-1");
     }
-    let store = builder.build().map_err(|e| bad(e.to_string()))?;
-    Ok(Arc::new(store))
+    builder.build().map_err(|e| bad(e.to_string()))
+}
+
+/// The S3 client behind an `s3://` URL, for what only S3 does: presigned URLs and multipart
+/// uploads the client drives. `None` for local files.
+pub fn s3(url: &str) -> Result<Option<Arc<AmazonS3>>, StoreUrlError> {
+    match url.strip_prefix("s3://") {
+        Some(rest) => Ok(Some(Arc::new(open_s3(url, rest)?))),
+        None => Ok(None),
+    }
 }
 
 #[cfg(test)]

@@ -351,6 +351,7 @@ pub fn complete(txn: &mut Txn<'_>, now_ms: u64, op: &CompleteUpload) -> Result<R
     upload.state = UploadState::Complete {
         at_ms: now_ms,
         blake3_hex: op.blake3_hex.clone(),
+        sha256_hex: op.sha256_hex.to_ascii_lowercase(),
         lease_id,
     };
     put(txn, &upload)?;
@@ -433,6 +434,7 @@ pub fn finish_tus(txn: &mut Txn<'_>, now_ms: u64, op: &FinishTus) -> Result<Resp
     upload.state = UploadState::Complete {
         at_ms: now_ms,
         blake3_hex: blake3_hex.clone(),
+        sha256_hex: op.sha256_hex.to_ascii_lowercase(),
         lease_id: Some(lease.lease.lease_id.clone()),
     };
     upload.object_key = joined;

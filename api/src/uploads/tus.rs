@@ -1,0 +1,565 @@
+//! Resumable uploads, tus 1.0 (core, creation, expiration, checksum, termination) at
+//! `/api/uploads/tus`. A creation declares the length and, in `Upload-Metadata`, the Storage
+//! lease to buy (`filename`, `duration_seconds`, `content_type`); nothing is paid until the last
+//! byte arrives, when the lease is created from the owner's balance (after a price check at
+//! creation) and the final answer names it in `X-Lease-Id`.
+//!
+//! Every PATCH is stored as pieces of at most `--tus-chunk-bytes`, each written to the object
+//! store and then recorded in the ledger at the upload's offset, so the offset survives the node:
+//! after a crash any node answers `HEAD` with what was recorded and takes the next PATCH. A PATCH
+//! with `Upload-Checksum` is recorded only once its whole body matched.
+
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use bytes::{Bytes, BytesMut};
+use futures::{StreamExt, TryStreamExt};
+use object_store::ObjectStoreExt;
+use relay_raft::command::NewLease;
+use relay_raft::ops::{BeginUpload, EndUpload, FinishTus, NewUpload, TusAppend};
+use relay_raft::upload::{Chunk, Mode, Target, Upload, UploadState};
+use relay_raft::{LeaseKind, Rejection};
+
+use crate::auth::Caller;
+use crate::blobs;
+use crate::error::{ApiError, ApiResult};
+use crate::headers::{check_duration, optional_str, parse_u64, required_str};
+use crate::purchase::{self, Reservation};
+use crate::state::AppState;
+use crate::uploads::{find, new_upload_id, upload_id_param};
+use crate::{ids, mailbox, objects, ops, store};
+
+const VERSION: &str = "1.0.0";
+const EXTENSIONS: &str = "creation,expiration,checksum,termination";
+const CHECKSUMS: &str = "sha1,sha256";
+/// The longest `Upload-Metadata` taken.
+const METADATA_MAX_BYTES: usize = 4 << 10;
+
+/// Every tus answer, errors too, names the protocol version.
+fn tus(result: ApiResult<Response>) -> Response {
+    let mut response = result.unwrap_or_else(IntoResponse::into_response);
+    let h = response.headers_mut();
+    h.insert("tus-resumable", HeaderValue::from_static(VERSION));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn check_version(headers: &HeaderMap) -> ApiResult<()> {
+    match optional_str(headers, "tus-resumable")? {
+        Some(VERSION) => Ok(()),
+        _ => Err(ApiError::TusVersion),
+    }
+}
+
+fn http_date(ms: u64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms as i64)
+        .unwrap_or_default()
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string()
+}
+
+fn set(response: &mut Response, name: &'static str, value: impl ToString) {
+    if let Ok(v) = HeaderValue::from_str(&value.to_string()) {
+        response.headers_mut().insert(HeaderName::from_static(name), v);
+    }
+}
+
+pub async fn options(State(state): State<AppState>) -> Response {
+    let mut r = StatusCode::NO_CONTENT.into_response();
+    set(&mut r, "tus-version", VERSION);
+    set(&mut r, "tus-extension", EXTENSIONS);
+    set(&mut r, "tus-checksum-algorithm", CHECKSUMS);
+    set(&mut r, "tus-max-size", state.config.max_object_bytes);
+    tus(Ok(r))
+}
+
+/// The lease a creation's `Upload-Metadata` asks for.
+struct Wanted {
+    file_name: String,
+    content_type: String,
+    duration_seconds: u64,
+}
+
+/// `key base64,key base64,…` with the keys this server reads; others are ignored.
+fn metadata(headers: &HeaderMap) -> ApiResult<Wanted> {
+    let raw = optional_str(headers, "upload-metadata")?.unwrap_or("");
+    let bad = |reason: String| ApiError::InvalidHeader {
+        name: "Upload-Metadata",
+        reason,
+    };
+    if raw.len() > METADATA_MAX_BYTES {
+        return Err(bad(format!("at most {METADATA_MAX_BYTES} bytes")));
+    }
+    let mut fields = HeaderMap::new();
+    let mut duration = None;
+    for pair in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once(' ').unwrap_or((pair, ""));
+        let value = base64::engine::general_purpose::STANDARD
+            .decode(value.trim())
+            .map_err(|_| bad(format!("{key}: the value is not base64")))?;
+        match key {
+            "filename" => {
+                let v = HeaderValue::from_bytes(&value).map_err(|_| bad("filename: not a valid name".into()))?;
+                fields.insert("x-file-name", v);
+            }
+            "content_type" | "filetype" => {
+                let v = HeaderValue::from_bytes(&value).map_err(|_| bad(format!("{key}: not a media type")))?;
+                fields.insert("content-type", v);
+            }
+            "duration_seconds" => {
+                let text = std::str::from_utf8(&value).map_err(|_| bad("duration_seconds: not a number".into()))?;
+                duration = Some(parse_u64(text, "Upload-Metadata duration_seconds")?);
+            }
+            "upload_id" => {
+                return Err(bad(
+                    "upload_id: a presigned upload is completed through its own URL; a tus upload buys its own lease"
+                        .into(),
+                ))
+            }
+            _ => {}
+        }
+    }
+    if !fields.contains_key("x-file-name") {
+        fields.insert("x-file-name", HeaderValue::from_static("upload"));
+    }
+    let duration_seconds = duration.ok_or_else(|| bad("duration_seconds is required".into()))?;
+    Ok(Wanted {
+        file_name: store::file_name(&fields)?,
+        content_type: store::content_type(&fields)?,
+        duration_seconds,
+    })
+}
+
+pub async fn create(State(state): State<AppState>, caller: Caller, headers: HeaderMap) -> Response {
+    tus(create_inner(&state, caller, &headers).await)
+}
+
+async fn create_inner(state: &AppState, caller: Caller, headers: &HeaderMap) -> ApiResult<Response> {
+    check_version(headers)?;
+    if optional_str(headers, "content-length")?.is_some_and(|l| l != "0") {
+        return Err(ApiError::BadRequest(
+            "creation takes no body here (creation-with-upload is not offered): PATCH the bytes".into(),
+        ));
+    }
+    if headers.contains_key("upload-defer-length") {
+        return Err(ApiError::BadRequest("Upload-Defer-Length is not supported: send Upload-Length".into()));
+    }
+    let length = parse_u64(required_str(headers, "upload-length")?, "Upload-Length")?;
+    if length == 0 {
+        return Err(ApiError::InvalidHeader {
+            name: "Upload-Length",
+            reason: "an upload holds at least one byte".into(),
+        });
+    }
+    state.config.check_object_size("Upload-Length", length)?;
+    let wanted = metadata(headers)?;
+    let cfg = &state.config;
+    check_duration(wanted.duration_seconds, cfg.min_duration_seconds, cfg.max_duration_seconds)?;
+    // Priced now, paid when the last byte arrives: refuse early what the balance cannot pay.
+    let price = purchase::quote(
+        state,
+        Reservation {
+            billable_bytes: length,
+            duration_seconds: wanted.duration_seconds,
+            product: "Storage lease",
+            baton: None,
+            extension: None,
+        },
+    )?;
+    let balance = state
+        .ledger
+        .reader()
+        .account(&caller.account_id)?
+        .ok_or(ApiError::Forbidden(
+            "a tus upload is paid from an account's balance: use an API key or the account's session",
+        ))?
+        .balance_micros;
+    if balance < price {
+        return Err(ApiError::InsufficientBalance {
+            balance_micros: balance,
+            needed_micros: price,
+        });
+    }
+    let upload = NewUpload {
+        upload_id: new_upload_id(),
+        owner: caller.account_id.clone(),
+        object_key: ids::blob_key(),
+        size_bytes: length,
+        sha256_hex: None,
+        ttl_seconds: cfg.uploads.tus_ttl_seconds,
+        target: Target::NewStorage {
+            file_name: wanted.file_name,
+            content_type: wanted.content_type,
+            duration_seconds: wanted.duration_seconds,
+        },
+        mode: Mode::Tus {
+            offset: 0,
+            chunks: Vec::new(),
+        },
+    };
+    let began = ops::run(state, None, BeginUpload { upload, quota: None }, "upload").await?;
+    let location = format!(
+        "{}/api/uploads/tus/{}",
+        mailbox::base_url(state, headers),
+        began.upload_id
+    );
+    let mut r = StatusCode::CREATED.into_response();
+    set(&mut r, "location", location);
+    set(&mut r, "upload-expires", http_date(began.expires_at_ms));
+    Ok(r)
+}
+
+/// The caller's tus upload, read through a barrier (another node may have taken the last PATCH).
+async fn owned(state: &AppState, caller: &Caller, upload_id: &str) -> ApiResult<Upload> {
+    let upload = find(state, upload_id, true).await?;
+    if upload.owner != caller.account_id || !matches!(upload.mode, Mode::Tus { .. }) {
+        return Err(ApiError::NotFound("upload"));
+    }
+    Ok(upload)
+}
+
+/// An answer naming where the upload stands: its offset, length, deadline and lease once made.
+fn progress(status: StatusCode, upload: &Upload, offset: u64, lease_id: Option<&str>) -> Response {
+    let mut r = status.into_response();
+    set(&mut r, "upload-offset", offset);
+    set(&mut r, "upload-length", upload.size_bytes);
+    set(&mut r, "upload-expires", http_date(upload.expires_at_ms));
+    if let Some(id) = lease_id {
+        set(&mut r, "x-lease-id", id);
+    }
+    r
+}
+
+fn lease_of(upload: &Upload) -> Option<&str> {
+    match &upload.state {
+        UploadState::Complete { lease_id, .. } => lease_id.as_deref(),
+        _ => None,
+    }
+}
+
+fn pending(upload: &Upload) -> ApiResult<u64> {
+    match &upload.state {
+        UploadState::Pending if relay_raft::wall_clock_ms() < upload.expires_at_ms => Ok(upload.offset()),
+        UploadState::Complete { .. } => Err(ApiError::UploadComplete),
+        _ => Err(ApiError::Gone("the upload was terminated or is past its deadline")),
+    }
+}
+
+pub async fn head(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> Response {
+    tus(head_inner(&state, caller, path, &headers).await)
+}
+
+async fn head_inner(
+    state: &AppState,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+    headers: &HeaderMap,
+) -> ApiResult<Response> {
+    check_version(headers)?;
+    let upload = owned(state, &caller, &upload_id_param(path)?).await?;
+    if let Some(lease_id) = lease_of(&upload) {
+        return Ok(progress(StatusCode::OK, &upload, upload.size_bytes, Some(lease_id)));
+    }
+    let offset = pending(&upload)?;
+    // Every byte is in but the node that took the last one stopped before buying the lease.
+    if offset == upload.size_bytes {
+        let lease_id = finish(state, &upload).await?;
+        return Ok(progress(StatusCode::OK, &upload, offset, Some(&lease_id)));
+    }
+    Ok(progress(StatusCode::OK, &upload, offset, None))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> Response {
+    tus(async {
+        check_version(&headers)?;
+        let upload = owned(&state, &caller, &upload_id_param(path)?).await?;
+        let end = EndUpload {
+            upload_id: upload.upload_id,
+            owner: caller.account_id.clone(),
+        };
+        ops::run(&state, None, end, "upload").await?;
+        Ok(StatusCode::NO_CONTENT.into_response())
+    }
+    .await)
+}
+
+/// `Upload-Checksum: <algorithm> <base64 digest>`.
+fn checksum(headers: &HeaderMap) -> ApiResult<Option<(ring::digest::Context, Vec<u8>)>> {
+    let Some(text) = optional_str(headers, "upload-checksum")? else {
+        return Ok(None);
+    };
+    let bad = |reason: &str| ApiError::InvalidHeader {
+        name: "Upload-Checksum",
+        reason: reason.into(),
+    };
+    let (algorithm, digest) = text.split_once(' ').ok_or_else(|| bad("expected `<algorithm> <base64>`"))?;
+    let algorithm = match algorithm {
+        "sha1" => &ring::digest::SHA1_FOR_LEGACY_USE_ONLY,
+        "sha256" => &ring::digest::SHA256,
+        _ => return Err(bad("supported algorithms: sha1, sha256")),
+    };
+    let digest = base64::engine::general_purpose::STANDARD
+        .decode(digest.trim())
+        .map_err(|_| bad("the digest is not base64"))?;
+    if digest.len() != algorithm.output_len() {
+        return Err(bad("the digest has the wrong length for its algorithm"));
+    }
+    Ok(Some((ring::digest::Context::new(algorithm), digest)))
+}
+
+pub async fn patch(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    tus(patch_inner(&state, caller, path, &headers, body).await)
+}
+
+async fn patch_inner(
+    state: &AppState,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+    headers: &HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    check_version(headers)?;
+    if optional_str(headers, "content-type")? != Some("application/offset+octet-stream") {
+        return Err(ApiError::UnsupportedMediaType(
+            "a PATCH body is Content-Type: application/offset+octet-stream",
+        ));
+    }
+    let offset = parse_u64(required_str(headers, "upload-offset")?, "Upload-Offset")?;
+    let mut check = checksum(headers)?;
+    let upload = owned(state, &caller, &upload_id_param(path)?).await?;
+    if let Some(lease_id) = lease_of(&upload) {
+        // A retried final PATCH: already done.
+        if offset == upload.size_bytes && optional_str(headers, "content-length")?.unwrap_or("0") == "0" {
+            return Ok(progress(StatusCode::NO_CONTENT, &upload, offset, Some(lease_id)));
+        }
+        return Err(ApiError::UploadComplete);
+    }
+    let current = pending(&upload)?;
+    if offset != current {
+        return Err(ApiError::OffsetMismatch { offset: current });
+    }
+    let remaining = upload.size_bytes - current;
+    if let Some(length) = optional_str(headers, "content-length")? {
+        let length = parse_u64(length, "Content-Length")?;
+        if length > remaining {
+            return Err(ApiError::TooLarge {
+                what: "the PATCH body (the rest of Upload-Length)",
+                limit: remaining,
+            });
+        }
+    }
+    let _slot = state.limits.upload_slot(&caller.account_id).await?;
+    let piece_max = state.config.uploads.tus_chunk_bytes as usize;
+    let _room = state.limits.buffer(piece_max.min(remaining as usize) as u64).await?;
+    let mut writer = Pieces {
+        state,
+        upload: &upload,
+        at: current,
+        held: Vec::new(),
+        hold: check.is_some(),
+    };
+    let mut stream = body.into_data_stream();
+    let mut buf = BytesMut::new();
+    let mut received: u64 = 0;
+    let mut cut: Option<ApiError> = None;
+    while let Some(next) = stream.next().await {
+        let data = match next {
+            Ok(d) => d,
+            Err(e) => {
+                cut = Some(crate::listener::body_error(e));
+                break;
+            }
+        };
+        received += data.len() as u64;
+        if received > remaining {
+            writer.drop_held().await;
+            return Err(ApiError::TooLarge {
+                what: "the PATCH body (the rest of Upload-Length)",
+                limit: remaining,
+            });
+        }
+        if let Some((ctx, _)) = check.as_mut() {
+            ctx.update(&data);
+        }
+        buf.extend_from_slice(&data);
+        while buf.len() >= piece_max {
+            let piece = buf.split_to(piece_max).freeze();
+            writer.put(piece).await?;
+        }
+    }
+    // What arrived before a cut is kept (tus resumes from the recorded offset), unless the body
+    // was to be checked whole.
+    if cut.is_some() && writer.hold {
+        writer.drop_held().await;
+        return Err(cut.unwrap_or(ApiError::BadRequest("the body was cut".into())));
+    }
+    if !buf.is_empty() {
+        writer.put(buf.freeze()).await?;
+    }
+    if let Some((ctx, expected)) = check {
+        if ctx.finish().as_ref() != expected.as_slice() {
+            writer.drop_held().await;
+            return Err(ApiError::ChecksumMismatch);
+        }
+        writer.record_held().await?;
+    }
+    if let Some(e) = cut {
+        return Err(e);
+    }
+    let at = writer.at;
+    if at == upload.size_bytes {
+        let lease_id = finish(state, &upload).await?;
+        return Ok(progress(StatusCode::NO_CONTENT, &upload, at, Some(&lease_id)));
+    }
+    Ok(progress(StatusCode::NO_CONTENT, &upload, at, None))
+}
+
+/// Writes a PATCH's pieces to the store and records each at the upload's offset (or, for a body
+/// under a checksum, holds them until it is checked).
+struct Pieces<'a> {
+    state: &'a AppState,
+    upload: &'a Upload,
+    at: u64,
+    held: Vec<Chunk>,
+    hold: bool,
+}
+
+impl Pieces<'_> {
+    async fn put(&mut self, bytes: Bytes) -> ApiResult<()> {
+        let chunk = Chunk {
+            object_key: ids::blob_key(),
+            size_bytes: bytes.len() as u64,
+        };
+        objects::put_small(&self.state.objects, &chunk.object_key, bytes).await?;
+        self.state.metrics.bytes_uploaded.inc_by(chunk.size_bytes);
+        match self.hold {
+            true => {
+                self.held.push(chunk);
+                Ok(())
+            }
+            false => self.record(chunk).await,
+        }
+    }
+
+    async fn record(&mut self, chunk: Chunk) -> ApiResult<()> {
+        let size = chunk.size_bytes;
+        let key = chunk.object_key.clone();
+        let op = TusAppend {
+            upload_id: self.upload.upload_id.clone(),
+            owner: self.upload.owner.clone(),
+            offset: self.at,
+            chunk,
+        };
+        match self.state.ledger.run(None, op).await {
+            Ok(Ok(_)) => {
+                self.at += size;
+                Ok(())
+            }
+            Ok(Err(rejection)) => {
+                objects::discard(&self.state.objects, &key).await;
+                Err(ApiError::from_rejection(rejection, "upload"))
+            }
+            // Unknown outcome: the piece may be recorded; the orphan sweeper decides.
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn record_held(&mut self) -> ApiResult<()> {
+        let held = std::mem::take(&mut self.held);
+        let mut rest = held.into_iter();
+        while let Some(chunk) = rest.next() {
+            if let Err(e) = self.record(chunk).await {
+                for left in rest {
+                    objects::discard(&self.state.objects, &left.object_key).await;
+                }
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    async fn drop_held(&mut self) {
+        for chunk in std::mem::take(&mut self.held) {
+            objects::discard(&self.state.objects, &chunk.object_key).await;
+        }
+    }
+}
+
+/// Joins the recorded pieces (in the store, at a fresh key, hashing as they pass) and buys the
+/// lease. Answers its id; when another node finished first, that lease's.
+async fn finish(state: &AppState, upload: &Upload) -> ApiResult<String> {
+    let fresh = find(state, &upload.upload_id, true).await?;
+    if let Some(id) = lease_of(&fresh) {
+        return Ok(id.to_string());
+    }
+    let (Mode::Tus { chunks, .. }, Target::NewStorage {
+        file_name,
+        content_type,
+        duration_seconds,
+    }) = (&fresh.mode, &fresh.target)
+    else {
+        return Err(ApiError::Internal("finishing what is not a tus upload".into()));
+    };
+    let store = state.objects.clone();
+    let keys: Vec<String> = chunks.iter().map(|c| c.object_key.clone()).collect();
+    let stream = futures::stream::iter(keys)
+        .then(move |key| {
+            let store = store.clone();
+            async move {
+                let got = store.get(&object_store::path::Path::from(key)).await?;
+                Ok::<_, object_store::Error>(got.into_stream())
+            }
+        })
+        .try_flatten();
+    let joined = blobs::upload_to(state, ids::blob_key(), Body::from_stream(stream), fresh.size_bytes, true).await?;
+    let new = NewLease {
+        lease_id: ids::lease_id(),
+        ledger_id: ids::ledger_id(),
+        owner: fresh.owner.clone(),
+        kind: LeaseKind::Storage {
+            object_key: joined.object_key.clone(),
+            file_name: file_name.clone(),
+            content_type: content_type.clone(),
+            size_bytes: joined.size_bytes,
+            blake3_hex: joined.blake3_hex.clone(),
+        },
+        duration_seconds: *duration_seconds,
+    };
+    let op = FinishTus {
+        upload_id: fresh.upload_id.clone(),
+        new,
+        sha256_hex: joined.sha256_hex.clone().unwrap_or_default(),
+    };
+    let answer = state.ledger.run(None, op).await;
+    joined.staged.settle(state, &answer).await;
+    match answer? {
+        Ok(created) => Ok(created.lease.lease_id),
+        Err(Rejection::UploadComplete) => {
+            let again = find(state, &fresh.upload_id, true).await?;
+            lease_of(&again)
+                .map(String::from)
+                .ok_or(ApiError::UploadComplete)
+        }
+        Err(rejection) => Err(ApiError::from_rejection(rejection, "upload")),
+    }
+}
