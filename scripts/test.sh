@@ -21,5 +21,10 @@ if ! command -v etcd >/dev/null 2>&1 && [ ! -x /usr/bin/etcd ]; then
     || { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends etcd-server >/dev/null; }
   if [ -n "$policy" ]; then $SUDO rm -f "$policy"; fi
 fi
+# The tus tests drive a stock tus client, tuspy (PyPI), pinned.
+if ! python3 -c "import tusclient" >/dev/null 2>&1; then
+  echo "relay: installing tuspy for the tus client test (pip)" >&2
+  python3 -m pip install --quiet --disable-pip-version-check "tuspy==1.1.0"
+fi
 source scripts/env.sh
 cargo test --locked --workspace

@@ -126,7 +126,11 @@ pub async fn measure(store: &Arc<dyn ObjectStore>, object_key: &str) -> ApiResul
         blake.update(&chunk);
         sha.update(&chunk);
     }
-    Ok(Some((size, blake.finalize().to_hex().to_string(), hex::encode(sha.finish()))))
+    Ok(Some((
+        size,
+        blake.finalize().to_hex().to_string(),
+        hex::encode(sha.finish()),
+    )))
 }
 
 /// Deletes an object; one that is already gone counts as deleted.

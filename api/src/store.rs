@@ -64,7 +64,9 @@ pub async fn create(
     let file_name = file_name(&headers)?;
     let content_type = content_type(&headers)?;
     let source = match (&input_key, &payer) {
-        (Some(key), Payer::Account(_) | Payer::Wallet(_)) => Some(scratch::source(&state, payer.account_id(), key).await?),
+        (Some(key), Payer::Account(_) | Payer::Wallet(_)) => {
+            Some(scratch::source(&state, payer.account_id(), key).await?)
+        }
         _ => None,
     };
     let size_bytes = match (&source, optional_str(&headers, "x-size-bytes")?) {

@@ -475,9 +475,15 @@ impl StateReader {
         prefix.extend_from_slice(owner.as_bytes());
         prefix.push(0);
         let rows = scan_range(&self.db, "uploads", &prefix, &keys::prefix_end(&prefix), 100_000)?;
+        let now = self.clock_ms()?;
+        let live: Vec<u64> = rows
+            .iter()
+            .filter(|(_, v)| v.get(8..).and_then(keys::parse_u64).is_some_and(|until| now < until))
+            .filter_map(|(_, v)| keys::parse_u64(v))
+            .collect();
         Ok(crate::upload::ScratchUsage {
-            count: rows.len() as u64,
-            bytes: rows.iter().filter_map(|(_, v)| keys::parse_u64(v)).sum(),
+            count: live.len() as u64,
+            bytes: live.iter().sum(),
         })
     }
 

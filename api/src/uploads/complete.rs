@@ -66,7 +66,9 @@ pub async fn complete(
 ) -> ApiResult<Response> {
     let upload_id = upload_id_param(path)?;
     let upload = owned(&state, &caller, &upload_id).await?;
-    let raw = bodies::read(&state, body, &headers, BODY_MAX_BYTES, "completion body").await?.bytes;
+    let raw = bodies::read(&state, body, &headers, BODY_MAX_BYTES, "completion body")
+        .await?
+        .bytes;
     let completion: Completion = if raw.iter().all(u8::is_ascii_whitespace) {
         Completion { parts: Vec::new() }
     } else {
@@ -76,7 +78,11 @@ pub async fn complete(
     match &upload.state {
         UploadState::Complete { .. } => return Ok(Json(view(&upload, now)).into_response()),
         UploadState::Pending => {}
-        _ => return Err(ApiError::Gone("the upload was abandoned, ended or is past its deadline")),
+        _ => {
+            return Err(ApiError::Gone(
+                "the upload was abandoned, ended or is past its deadline",
+            ))
+        }
     }
     match &upload.mode {
         Mode::Local => {
@@ -95,8 +101,7 @@ pub async fn complete(
         Mode::S3Single => {}
     }
     let _slot = state.limits.upload_slot(&caller.account_id).await?;
-    let Some((size_bytes, blake3_hex, sha256_hex)) = objects::measure(&state.objects, &upload.object_key).await?
-    else {
+    let Some((size_bytes, blake3_hex, sha256_hex)) = objects::measure(&state.objects, &upload.object_key).await? else {
         return Err(ApiError::UploadIncomplete(
             "the store holds no bytes for this upload yet: PUT them to its URL first".into(),
         ));

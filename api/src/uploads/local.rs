@@ -44,7 +44,11 @@ pub async fn put(
     match upload.state {
         UploadState::Pending => {}
         UploadState::Complete { .. } => return Err(ApiError::UploadComplete),
-        _ => return Err(ApiError::Gone("the upload was abandoned, ended or is past its deadline")),
+        _ => {
+            return Err(ApiError::Gone(
+                "the upload was abandoned, ended or is past its deadline",
+            ))
+        }
     }
     if let Some(length) = optional_str(&headers, "content-length")? {
         if length.parse::<u64>().ok() != Some(upload.size_bytes) {

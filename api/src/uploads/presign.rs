@@ -146,7 +146,12 @@ async fn presigned_put(
     }
     let url = s3
         .client
-        .signed_url_opts(Method::PUT, &Path::from(object_key), Duration::from_secs(ttl_seconds), &opts)
+        .signed_url_opts(
+            Method::PUT,
+            &Path::from(object_key),
+            Duration::from_secs(ttl_seconds),
+            &opts,
+        )
         .await?;
     Ok(url.to_string())
 }

@@ -52,7 +52,9 @@ fn owner_of(payer: &Payer) -> ApiResult<String> {
         Payer::Account(caller) => Ok(caller.account_id.clone()),
         Payer::Wallet(w) => match &w.signer {
             Ok(_) => Ok(w.address.clone()),
-            Err(e) => Err(ApiError::PaymentMalformed(format!("the payment's signature proves no signer: {e}"))),
+            Err(e) => Err(ApiError::PaymentMalformed(format!(
+                "the payment's signature proves no signer: {e}"
+            ))),
         },
         Payer::Nobody { .. } => Err(ApiError::Unauthorized(
             "scratch is free but not anonymous: send an API key, a session token or a signed x402 payment",
@@ -67,7 +69,9 @@ pub async fn upload_url(
     body: axum::body::Body,
 ) -> ApiResult<Response> {
     let owner = owner_of(&payer)?;
-    let raw = bodies::read(&state, body, &headers, BODY_MAX_BYTES, "request body").await?.bytes;
+    let raw = bodies::read(&state, body, &headers, BODY_MAX_BYTES, "request body")
+        .await?
+        .bytes;
     let req: Request = if raw.iter().all(u8::is_ascii_whitespace) {
         Request::default()
     } else {
@@ -145,7 +149,14 @@ fn uuid() -> ApiResult<String> {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h = hex::encode(b);
-    Ok(format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..]))
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    ))
 }
 
 /// The scratch object `input_key` names, if `owner`'s and usable now: another owner's key, or

@@ -20,7 +20,10 @@ fn message(upload_id: &str, expires_s: u64) -> String {
 
 /// The `sig` for this upload and expiry, hex.
 pub fn signature(cluster_secret: &str, upload_id: &str, expires_s: u64) -> String {
-    hex::encode(hmac::sign(&key(cluster_secret), message(upload_id, expires_s).as_bytes()))
+    hex::encode(hmac::sign(
+        &key(cluster_secret),
+        message(upload_id, expires_s).as_bytes(),
+    ))
 }
 
 /// Whether `sig_hex` signs this upload and expiry (constant time).

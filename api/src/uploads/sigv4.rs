@@ -95,7 +95,8 @@ impl Presigner {
         if let Some(token) = &self.session_token {
             params.push(("X-Amz-Security-Token".into(), token.clone()));
         }
-        let mut encoded: Vec<(String, String)> = params.iter().map(|(k, v)| (encode(k, true), encode(v, true))).collect();
+        let mut encoded: Vec<(String, String)> =
+            params.iter().map(|(k, v)| (encode(k, true), encode(v, true))).collect();
         encoded.sort();
         let canonical_query = encoded
             .iter()
@@ -120,7 +121,9 @@ impl Presigner {
 }
 
 fn hmac_bytes(key: &[u8], data: &[u8]) -> Vec<u8> {
-    hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), data).as_ref().to_vec()
+    hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), data)
+        .as_ref()
+        .to_vec()
 }
 
 /// SigV4's URI encoding: every byte but the unreserved ones (and `/` in a path) as `%XX`.
@@ -146,7 +149,10 @@ mod tests {
     fn encoding_follows_sigv4() {
         assert_eq!(encode("a b/c~", false), "a%20b/c~");
         assert_eq!(encode("a b/c~", true), "a%20b%2Fc~");
-        assert_eq!(encode("AKID/20130524/us-east-1/s3/aws4_request", true), "AKID%2F20130524%2Fus-east-1%2Fs3%2Faws4_request");
+        assert_eq!(
+            encode("AKID/20130524/us-east-1/s3/aws4_request", true),
+            "AKID%2F20130524%2Fus-east-1%2Fs3%2Faws4_request"
+        );
     }
 
     #[test]
@@ -160,13 +166,30 @@ mod tests {
             secret_key: "SK".into(),
             session_token: None,
         };
-        let now = DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z").unwrap().with_timezone(&Utc);
-        let url = p.put_url("blobs/x", &[("partNumber", "1".into())], &[("content-length", "5".into())], 60, now);
+        let now = DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let url = p.put_url(
+            "blobs/x",
+            &[("partNumber", "1".into())],
+            &[("content-length", "5".into())],
+            60,
+            now,
+        );
         assert!(url.starts_with("http://127.0.0.1:9000/b/blobs/x?"));
         assert!(url.contains("X-Amz-SignedHeaders=content-length%3Bhost"));
         assert!(url.contains("X-Amz-Expires=60") && url.contains("partNumber=1"));
         assert!(url.contains("X-Amz-Date=20260102T030405Z"));
         // Deterministic: the same inputs sign the same.
-        assert_eq!(url, p.put_url("blobs/x", &[("partNumber", "1".into())], &[("content-length", "5".into())], 60, now));
+        assert_eq!(
+            url,
+            p.put_url(
+                "blobs/x",
+                &[("partNumber", "1".into())],
+                &[("content-length", "5".into())],
+                60,
+                now
+            )
+        );
     }
 }

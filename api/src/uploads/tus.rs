@@ -146,7 +146,9 @@ async fn create_inner(state: &AppState, caller: Caller, headers: &HeaderMap) -> 
         ));
     }
     if headers.contains_key("upload-defer-length") {
-        return Err(ApiError::BadRequest("Upload-Defer-Length is not supported: send Upload-Length".into()));
+        return Err(ApiError::BadRequest(
+            "Upload-Defer-Length is not supported: send Upload-Length".into(),
+        ));
     }
     let length = parse_u64(required_str(headers, "upload-length")?, "Upload-Length")?;
     if length == 0 {
@@ -158,7 +160,11 @@ async fn create_inner(state: &AppState, caller: Caller, headers: &HeaderMap) -> 
     state.config.check_object_size("Upload-Length", length)?;
     let wanted = metadata(headers)?;
     let cfg = &state.config;
-    check_duration(wanted.duration_seconds, cfg.min_duration_seconds, cfg.max_duration_seconds)?;
+    check_duration(
+        wanted.duration_seconds,
+        cfg.min_duration_seconds,
+        cfg.max_duration_seconds,
+    )?;
     // Priced now, paid when the last byte arrives: refuse early what the balance cannot pay.
     let price = purchase::quote(
         state,
@@ -306,7 +312,9 @@ fn checksum(headers: &HeaderMap) -> ApiResult<Option<(ring::digest::Context, Vec
         name: "Upload-Checksum",
         reason: reason.into(),
     };
-    let (algorithm, digest) = text.split_once(' ').ok_or_else(|| bad("expected `<algorithm> <base64>`"))?;
+    let (algorithm, digest) = text
+        .split_once(' ')
+        .ok_or_else(|| bad("expected `<algorithm> <base64>`"))?;
     let algorithm = match algorithm {
         "sha1" => &ring::digest::SHA1_FOR_LEGACY_USE_ONLY,
         "sha256" => &ring::digest::SHA256,
@@ -512,11 +520,14 @@ async fn finish(state: &AppState, upload: &Upload) -> ApiResult<String> {
     if let Some(id) = lease_of(&fresh) {
         return Ok(id.to_string());
     }
-    let (Mode::Tus { chunks, .. }, Target::NewStorage {
-        file_name,
-        content_type,
-        duration_seconds,
-    }) = (&fresh.mode, &fresh.target)
+    let (
+        Mode::Tus { chunks, .. },
+        Target::NewStorage {
+            file_name,
+            content_type,
+            duration_seconds,
+        },
+    ) = (&fresh.mode, &fresh.target)
     else {
         return Err(ApiError::Internal("finishing what is not a tus upload".into()));
     };
@@ -531,7 +542,14 @@ async fn finish(state: &AppState, upload: &Upload) -> ApiResult<String> {
             }
         })
         .try_flatten();
-    let joined = blobs::upload_to(state, ids::blob_key(), Body::from_stream(stream), fresh.size_bytes, true).await?;
+    let joined = blobs::upload_to(
+        state,
+        ids::blob_key(),
+        Body::from_stream(stream),
+        fresh.size_bytes,
+        true,
+    )
+    .await?;
     let new = NewLease {
         lease_id: ids::lease_id(),
         ledger_id: ids::ledger_id(),
@@ -556,9 +574,7 @@ async fn finish(state: &AppState, upload: &Upload) -> ApiResult<String> {
         Ok(created) => Ok(created.lease.lease_id),
         Err(Rejection::UploadComplete) => {
             let again = find(state, &fresh.upload_id, true).await?;
-            lease_of(&again)
-                .map(String::from)
-                .ok_or(ApiError::UploadComplete)
+            lease_of(&again).map(String::from).ok_or(ApiError::UploadComplete)
         }
         Err(rejection) => Err(ApiError::from_rejection(rejection, "upload")),
     }

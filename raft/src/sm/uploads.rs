@@ -2,7 +2,7 @@
 //! the deadline that abandons an upload never finished (or ends a scratch object's life).
 //!
 //! Keys in `uploads`: `u` ‖ upload_id → [`Upload`]; `l` ‖ lease_id → upload_id while a lease's
-//! content is pending; `o` ‖ owner ‖ 0 ‖ upload_id → size per live scratch object; `s` ‖ input_key
+//! content is pending; `o` ‖ owner ‖ 0 ‖ upload_id → size ‖ deadline per live scratch object; `s` ‖ input_key
 //! → upload_id.
 
 use crate::command::{Command, Outcome, Rejection, Response};
@@ -54,20 +54,24 @@ fn scratch_row(owner: &str, upload_id: &str) -> Vec<u8> {
     k
 }
 
-/// An owner's live scratch objects and their bytes, counting at most `max` objects.
-pub fn usage(txn: &Txn<'_>, owner: &str, max: u64) -> Result<ScratchUsage, StoreError> {
+/// An owner's live scratch objects and their bytes at `now_ms`, counting at most about `max`
+/// objects. Life is judged here, like a lease's: one past its deadline counts for nothing, swept
+/// or not.
+pub fn usage(txn: &Txn<'_>, owner: &str, max: u64, now_ms: u64) -> Result<ScratchUsage, StoreError> {
     let mut prefix = key(b'o', owner);
     prefix.push(0);
-    let rows = txn.range(
-        "uploads",
-        &prefix,
-        &keys::prefix_end(&prefix),
-        max.saturating_add(1) as usize,
-    )?;
-    Ok(ScratchUsage {
-        count: rows.len() as u64,
-        bytes: rows.iter().filter_map(|(_, v)| keys::parse_u64(v)).sum(),
-    })
+    let limit = max.saturating_mul(2).saturating_add(16) as usize;
+    let rows = txn.range("uploads", &prefix, &keys::prefix_end(&prefix), limit)?;
+    let mut used = ScratchUsage::default();
+    for (_, v) in rows {
+        let size = keys::parse_u64(&v).unwrap_or(0);
+        let until = v.get(8..).and_then(keys::parse_u64).unwrap_or(0);
+        if now_ms < until {
+            used.count += 1;
+            used.bytes += size;
+        }
+    }
+    Ok(used)
 }
 
 /// The record a [`NewUpload`] makes, after the checks that need no lease.
@@ -129,14 +133,14 @@ pub fn begin(txn: &mut Txn<'_>, now_ms: u64, op: &BeginUpload) -> Result<Respons
             if input_key != &upload.object_key || !input_key.starts_with(&format!("scratch/{}/", upload.owner)) {
                 return Ok(Err(Rejection::Invalid("a scratch key is scratch/<owner>/<id>".into())));
             }
-            let used = usage(txn, &upload.owner, quota.max_count)?;
+            let used = usage(txn, &upload.owner, quota.max_count, now_ms)?;
             if let Err(why) = within(quota, used, upload.size_bytes) {
                 return Ok(Err(Rejection::ScratchQuota(why)));
             }
             txn.put_raw(
                 "uploads",
                 &scratch_row(&upload.owner, &upload.upload_id),
-                &upload.size_bytes.to_be_bytes(),
+                &[upload.size_bytes.to_be_bytes(), upload.expires_at_ms.to_be_bytes()].concat(),
             )?;
             txn.put_raw("uploads", &key(b's', input_key), upload.upload_id.as_bytes())?;
             objects::reference(txn, &upload.object_key, &upload.upload_id)?;
