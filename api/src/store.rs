@@ -188,7 +188,7 @@ pub async fn create(
 }
 
 /// The upload a lease is waiting for, as its owner sees it (`null` once it completed).
-fn pending_upload(state: &AppState, lease_id: &str) -> ApiResult<serde_json::Value> {
+pub fn pending_upload(state: &AppState, lease_id: &str) -> ApiResult<serde_json::Value> {
     let reader = state.ledger.reader();
     let Some(upload_id) = reader.pending_upload(lease_id)? else {
         return Ok(serde_json::Value::Null);

@@ -626,3 +626,67 @@ print(u.url)
     let lease = h["x-lease-id"].to_str().expect("the lease it bought").to_string();
     assert_eq!(read(&node, &lease).await, (200, body));
 }
+
+/// A baton whose first write is over 3 MiB gets an upload URL and is unreadable (409) until the
+/// bytes are in; another takes its content from a scratch object. Append batons refuse both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_baton_takes_a_large_first_write_or_a_scratch_object() {
+    let node = Relay::start(&[]);
+    let body = bytes(4 << 20, 13);
+    let shape = json!({"preconfig": "pass", "capacity": {"size_bytes": 8 << 20, "egress_bytes": 64 << 20}});
+    let mut req = shape.clone();
+    req["content_size_bytes"] = json!(body.len());
+    req["content_sha256"] = json!(sha256_hex(&body));
+    let (s, created, _) = send(
+        client()
+            .post(node.url("/v1/baton"))
+            .header("authorization", node.auth())
+            .json(&req),
+    )
+    .await;
+    assert_eq!(s, 201, "{created}");
+    let id = created["baton_id"].as_str().unwrap();
+    let owner_read = || {
+        client()
+            .get(node.url(&format!("/v1/baton/{id}")))
+            .header("authorization", node.auth())
+    };
+    let (s, v, _) = send(owner_read()).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (409, Some("upload_pending")));
+    assert_eq!(put(&created["upload"], body.clone(), &[]).await.0, 200);
+    let r = owner_read().send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.bytes().await.unwrap().as_ref() == body.as_slice());
+
+    let (s, scratch) = scratch_url(&node, &node.auth(), 1000).await;
+    assert_eq!(s, 201);
+    let small = bytes(1000, 14);
+    assert_eq!(put(&scratch["upload"], small.clone(), &[]).await.0, 200);
+    let mut req = shape.clone();
+    req["input_key"] = scratch["input_key"].clone();
+    let (s, from, _) = send(
+        client()
+            .post(node.url("/v1/baton"))
+            .header("authorization", node.auth())
+            .json(&req),
+    )
+    .await;
+    assert_eq!(s, 201, "{from}");
+    let r = client()
+        .get(node.url(&format!("/v1/baton/{}", from["baton_id"].as_str().unwrap())))
+        .header("authorization", node.auth())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.bytes().await.unwrap().as_ref() == small.as_slice());
+
+    let (s, v, _) = send(
+        client()
+            .post(node.url("/v1/baton"))
+            .header("authorization", node.auth())
+            .json(&json!({"preconfig": "ledger", "content_size_bytes": 4 << 20})),
+    )
+    .await;
+    assert_eq!(s, 405, "an append baton: {v}");
+}

@@ -10,7 +10,8 @@ use base64::Engine;
 use bytes::Bytes;
 use relay_raft::baton::{Baton, NewToken, Shape};
 use relay_raft::command::NewLease;
-use relay_raft::ops::{Content, CreateBaton};
+use relay_raft::ops::{Content, CreateBaton, CreateWithUpload};
+use relay_raft::upload::Target;
 use relay_raft::{BodyRef, LeaseKind};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -21,6 +22,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::idempotency::{self, Part};
 use crate::purchase::{self, Payer, Reservation};
 use crate::state::AppState;
+use crate::uploads::presign;
 use crate::{blobs, bodies, ids, render};
 
 /// The largest quote body: a shape and nothing else.
@@ -40,6 +42,10 @@ struct CreateBody {
     trust: Option<Trust>,
     content_base64: Option<String>,
     content_size_bytes: Option<u64>,
+    /// Binds a first write over 3 MiB (uploaded through the `upload` URL) to this SHA-256, hex.
+    content_sha256: Option<String>,
+    /// A scratch object to take the first content from, instead of sending it.
+    input_key: Option<String>,
     content_type: Option<String>,
 }
 
@@ -89,8 +95,48 @@ pub async fn create(
         trust: req.trust,
     };
     let resolved = shape::resolve(&state, shape_body)?;
-    let content = first_content(&state, &resolved.shape, req.content_base64, req.content_size_bytes)?;
+    let large = req.content_size_bytes.filter(|n| *n > CONTENT_INLINE_MAX);
+    let elsewhere = large.is_some() || req.input_key.is_some();
+    if elsewhere {
+        check_elsewhere(
+            &resolved.shape,
+            &req.content_base64,
+            large.is_some() && req.input_key.is_some(),
+        )?;
+    }
+    let content = match elsewhere {
+        true => None,
+        false => first_content(&state, &resolved.shape, req.content_base64, req.content_size_bytes)?,
+    };
     let content_type = content_type(&resolved.shape, req.content_type)?;
+    let sha256_hex = match &req.content_sha256 {
+        Some(text) => Some(crate::uploads::parse_sha256(text).ok_or(ApiError::InvalidValue {
+            field: "content_sha256",
+            reason: "a SHA-256 in 64 hex digits".into(),
+        })?),
+        None => None,
+    };
+    let source = match (&req.input_key, &payer) {
+        (Some(key), Payer::Account(_) | Payer::Wallet(_)) => {
+            let source = crate::uploads::scratch::source(&state, payer.account_id(), key).await?;
+            if source.size_bytes > resolved.shape.size_bytes {
+                return Err(ApiError::TooLarge {
+                    what: "the scratch object (the baton's size_bytes)",
+                    limit: resolved.shape.size_bytes,
+                });
+            }
+            Some(source)
+        }
+        _ => None,
+    };
+    if let Some(n) = large {
+        if n > resolved.shape.size_bytes {
+            return Err(ApiError::TooLarge {
+                what: "content_size_bytes (the baton's size_bytes)",
+                limit: resolved.shape.size_bytes,
+            });
+        }
+    }
     let reservation = Reservation {
         billable_bytes: resolved.shape.size_bytes,
         duration_seconds: resolved.shape.duration_seconds,
@@ -104,17 +150,32 @@ pub async fn create(
         .map(|k| k.seal(&[Part::Value(blake3::hash(&raw.bytes).as_bytes())]));
     drop(raw);
     let (tokens, secrets) = issue(&resolved.tokens)?;
-    let (content, staged) = match content {
-        None => (None, None),
-        Some(bytes) => {
-            let (c, staged) = stage(&state, resolved.shape.write, bytes, content_type).await?;
+    let (content, staged) = match (content, source) {
+        (Some(bytes), _) => {
+            let (c, staged) = stage(&state, resolved.shape.write, bytes, content_type.clone()).await?;
             (Some(c), staged)
         }
+        (None, Some(source)) => {
+            let (staged, key) = crate::uploads::scratch::copy(&state, &source).await?;
+            let content = Content {
+                body: BodyRef {
+                    size_bytes: source.size_bytes,
+                    blake3_hex: source.blake3_hex,
+                    object_key: Some(key),
+                },
+                inline: None,
+                sha256_hex: source.sha256_hex,
+                content_type: content_type.clone(),
+            };
+            (Some(content), Some(staged))
+        }
+        (None, None) => (None, None),
     };
     let cfg = &state.config.baton;
     let mut baton = Baton::empty(&resolved.shape);
     baton.entries_max = cfg.max_entries;
     baton.entry_max_bytes = cfg.max_entry_bytes;
+    baton.content_type = content_type;
     let lease_id = ids::baton_id();
     let new = NewLease {
         lease_id: lease_id.clone(),
@@ -129,7 +190,34 @@ pub async fn create(
         tokens,
         batons_max: cfg.max_per_owner,
     };
-    let committed = purchase.commit(&state, idem, op).await;
+    let mut upload = None;
+    let committed = match large {
+        None => purchase.commit(&state, idem, op).await,
+        Some(size_bytes) => {
+            let want = presign::Want {
+                owner: payer.account_id().to_string(),
+                object_key: ids::blob_key(),
+                size_bytes,
+                sha256_hex,
+                ttl_seconds: state.config.uploads.url_ttl_seconds,
+                target: Target::Lease {
+                    lease_id: lease_id.clone(),
+                },
+            };
+            let plan = presign::plan(&state, &headers, want).await?;
+            let with = CreateWithUpload {
+                purchase: Box::new(op.into()),
+                upload: plan.upload.clone(),
+            };
+            let committed = purchase.commit(&state, idem, with).await;
+            if matches!(&committed.answer, Ok(Ok(c)) if c.lease.lease_id == lease_id) {
+                upload = Some(plan.object);
+            } else {
+                presign::abandon(&state, &plan.upload).await;
+            }
+            committed
+        }
+    };
     if let Some(staged) = staged {
         staged.settle(&state, &committed.answer).await;
     }
@@ -163,8 +251,31 @@ pub async fn create(
         "state": "active",
         "created_at": render_time(lease.created_at_ms),
     });
-    let response = (StatusCode::CREATED, Json(purchase::receipt(&lease, own))).into_response();
+    let mut receipt = purchase::receipt(&lease, own);
+    if let Some(upload) = upload {
+        receipt["upload"] = upload;
+    } else if large.is_some() {
+        receipt["upload"] = crate::store::pending_upload(&state, &lease.lease_id)?;
+    }
+    let response = (StatusCode::CREATED, Json(receipt)).into_response();
     Ok(purchase::with_receipt(response, paid))
+}
+
+/// A first content that does not come in the body (a first write over 3 MiB through the upload
+/// URL, or a scratch object) fits only a single or overwrite baton, and comes one way.
+fn check_elsewhere(shape: &Shape, content_base64: &Option<String>, both: bool) -> ApiResult<()> {
+    if content_base64.is_some() || both {
+        return Err(ApiError::BadRequest(
+            "send one first content: content_base64, content_size_bytes over 3 MiB (uploaded), or input_key".into(),
+        ));
+    }
+    if shape.write.appends() {
+        return Err(ApiError::WrongWriteKind(format!(
+            "a {} baton's entries ride inline: at most 3 MiB, as content_base64",
+            shape.write.name()
+        )));
+    }
+    Ok(())
 }
 
 /// The first content, decoded and checked against the shape: at most 3 MiB inline (a larger
@@ -175,12 +286,6 @@ fn first_content(
     content_base64: Option<String>,
     content_size_bytes: Option<u64>,
 ) -> ApiResult<Option<Bytes>> {
-    if content_size_bytes.is_some_and(|n| n > CONTENT_INLINE_MAX) {
-        return Err(ApiError::TooLarge {
-            what: "content_size_bytes (a first write over 3 MiB needs the large-upload path, not yet available)",
-            limit: CONTENT_INLINE_MAX,
-        });
-    }
     let Some(text) = content_base64 else {
         if content_size_bytes.is_some_and(|n| n > 0) {
             return Err(ApiError::InvalidValue {

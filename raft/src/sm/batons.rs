@@ -92,6 +92,8 @@ pub fn create(
     b.entry_max_bytes = shape.entry_max_bytes;
     b.updated_at_ms = now_ms;
     b.token_count = op.tokens.len() as u32;
+    // The type of content still to come (an upload); a first content given here sets its own.
+    b.content_type.clone_from(&shape.content_type);
     // The first content is checked as a write would check it, then laid into the new baton.
     let first = match &op.content {
         None => None,
