@@ -163,6 +163,65 @@ fn baton_cases() -> Vec<Case> {
     ]
 }
 
+/// Presigned creates, completion, node-signed PUTs, tus and scratch: refused before anything is
+/// stored.
+#[rustfmt::skip]
+fn upload_cases() -> Vec<Case> {
+    let auth = || ("authorization", format!("Bearer {KEY}"));
+    let tus = || ("tus-resumable", "1.0.0".to_string());
+    let case = |name, method, path: &str, headers: Vec<(&'static str, String)>, body: &str, status, code| Case {
+        name, method, path: path.into(), headers, body: body.as_bytes().to_vec(), status, code,
+    };
+    let store = |extra: Vec<(&'static str, String)>| {
+        let mut h = vec![auth(), ("x-file-name", "f.bin".to_string()), ("x-duration-seconds", "60".to_string())];
+        h.extend(extra);
+        h
+    };
+    let up = "upl_01HX0000000000000000000000";
+    let b64 = |s: &str| { use base64::Engine; base64::engine::general_purpose::STANDARD.encode(s) };
+    vec![
+        case("presigned create with a body", "POST", "/api/store", store(vec![("x-upload", "presigned".into()), ("x-size-bytes", "5".into())]), "hello", 400, "bad_request"),
+        case("unknown upload mode", "POST", "/api/store", store(vec![("x-upload", "carrier-pigeon".into()), ("x-size-bytes", "5".into())]), "", 400, "invalid_header"),
+        case("checksum not hex", "POST", "/api/store", store(vec![("x-upload", "presigned".into()), ("x-size-bytes", "5".into()), ("x-content-sha256", "zz".into())]), "", 400, "invalid_header"),
+        case("presigned and an input key", "POST", "/api/store", store(vec![("x-upload", "presigned".into()), ("x-input-key", "scratch/a/b".into()), ("x-size-bytes", "5".into())]), "", 400, "bad_request"),
+        case("presigned past the object limit", "POST", "/api/store", store(vec![("x-upload", "presigned".into()), ("x-size-bytes", "2000000".into())]), "", 413, "payload_too_large"),
+        case("unknown input key", "POST", "/api/store", store(vec![("x-input-key", "scratch/acct_bootstrap/nope".into())]), "", 404, "not_found"),
+        case("input key outside scratch", "POST", "/api/store", store(vec![("x-input-key", "blobs/x".into())]), "", 404, "not_found"),
+        case("scratch without credentials", "POST", "/v1/scratch/upload-url", vec![], r#"{"size_bytes": 5}"#, 401, "unauthorized"),
+        case("scratch of zero bytes", "POST", "/v1/scratch/upload-url", vec![auth()], r#"{"size_bytes": 0}"#, 422, "invalid_value"),
+        case("scratch too large", "POST", "/v1/scratch/upload-url", vec![auth()], r#"{"size_bytes": 999999999999}"#, 413, "payload_too_large"),
+        case("scratch without a size", "POST", "/v1/scratch/upload-url", vec![auth()], "", 400, "missing_header"),
+        case("scratch with a bad checksum", "POST", "/v1/scratch/upload-url", vec![auth()], r#"{"size_bytes": 5, "sha256": "x"}"#, 422, "invalid_value"),
+        case("scratch with an unknown field", "POST", "/v1/scratch/upload-url", vec![auth()], r#"{"size_bytes": 5, "nope": 1}"#, 400, "invalid_json"),
+        case("complete an unknown upload", "POST", &format!("/api/uploads/{up}/complete"), vec![auth()], "", 404, "not_found"),
+        case("complete a malformed id", "POST", "/api/uploads/upl_x/complete", vec![auth()], "", 404, "not_found"),
+        case("complete without credentials", "POST", &format!("/api/uploads/{up}/complete"), vec![], "", 401, "unauthorized"),
+        case("status of an unknown upload", "GET", &format!("/api/uploads/{up}"), vec![auth()], "", 404, "not_found"),
+        case("signed PUT without a signature", "PUT", &format!("/uploads/{up}"), vec![], "hello", 403, "forbidden"),
+        case("signed PUT with a forged signature", "PUT", &format!("/uploads/{up}?expires=99999999999&sig={}", "0".repeat(64)), vec![], "hello", 403, "forbidden"),
+        case("signed PUT with a junk expiry", "PUT", &format!("/uploads/{up}?expires=soon&sig=00"), vec![], "hello", 403, "forbidden"),
+        case("signed PUT to a malformed id", "PUT", "/uploads/../../etc?expires=1&sig=00", vec![], "hello", 404, "not_found"),
+        case("tus without Tus-Resumable", "POST", "/api/uploads/tus", vec![auth(), ("upload-length", "5".into())], "", 412, "tus_version"),
+        case("tus of another version", "POST", "/api/uploads/tus", vec![auth(), ("tus-resumable", "0.2.2".into()), ("upload-length", "5".into())], "", 412, "tus_version"),
+        case("tus without a length", "POST", "/api/uploads/tus", vec![auth(), tus()], "", 400, "missing_header"),
+        case("tus of zero bytes", "POST", "/api/uploads/tus", vec![auth(), tus(), ("upload-length", "0".into())], "", 400, "invalid_header"),
+        case("tus deferred length", "POST", "/api/uploads/tus", vec![auth(), tus(), ("upload-defer-length", "1".into())], "", 400, "bad_request"),
+        case("tus metadata not base64", "POST", "/api/uploads/tus", vec![auth(), tus(), ("upload-length", "5".into()), ("upload-metadata", "duration_seconds !!!".into())], "", 400, "invalid_header"),
+        case("tus without a duration", "POST", "/api/uploads/tus", vec![auth(), tus(), ("upload-length", "5".into()), ("upload-metadata", format!("filename {}", b64("a.bin")))], "", 400, "invalid_header"),
+        case("tus file name with a slash", "POST", "/api/uploads/tus", vec![auth(), tus(), ("upload-length", "5".into()), ("upload-metadata", format!("filename {},duration_seconds {}", b64("a/b"), b64("60")))], "", 400, "invalid_header"),
+        case("tus too long", "POST", "/api/uploads/tus", vec![auth(), tus(), ("upload-length", "2000000".into()), ("upload-metadata", format!("duration_seconds {}", b64("60")))], "", 413, "payload_too_large"),
+        case("tus too short a lease", "POST", "/api/uploads/tus", vec![auth(), tus(), ("upload-length", "5".into()), ("upload-metadata", format!("duration_seconds {}", b64("999999999")))], "", 422, "invalid_value"),
+        case("tus with a body at creation", "POST", "/api/uploads/tus", vec![auth(), tus(), ("upload-length", "5".into())], "hello", 400, "bad_request"),
+        case("tus without credentials", "POST", "/api/uploads/tus", vec![tus(), ("upload-length", "5".into())], "", 401, "unauthorized"),
+        case("tus PATCH of another type", "PATCH", &format!("/api/uploads/tus/{up}"), vec![auth(), tus(), ("upload-offset", "0".into())], "hello", 415, "unsupported_media_type"),
+        case("tus PATCH without an offset", "PATCH", &format!("/api/uploads/tus/{up}"), vec![auth(), tus(), ("content-type", "application/offset+octet-stream".into())], "hello", 400, "missing_header"),
+        case("tus PATCH with a negative offset", "PATCH", &format!("/api/uploads/tus/{up}"), vec![auth(), tus(), ("content-type", "application/offset+octet-stream".into()), ("upload-offset", "-1".into())], "hello", 400, "invalid_header"),
+        case("tus PATCH with an unknown checksum", "PATCH", &format!("/api/uploads/tus/{up}"), vec![auth(), tus(), ("content-type", "application/offset+octet-stream".into()), ("upload-offset", "0".into()), ("upload-checksum", "md5 AAAA".into())], "hello", 400, "invalid_header"),
+        case("tus PATCH of an unknown upload", "PATCH", &format!("/api/uploads/tus/{up}"), vec![auth(), tus(), ("content-type", "application/offset+octet-stream".into()), ("upload-offset", "0".into())], "hello", 404, "not_found"),
+        case("tus DELETE of an unknown upload", "DELETE", &format!("/api/uploads/tus/{up}"), vec![auth(), tus()], "", 404, "not_found"),
+    ]
+}
+
 fn mailbox_case(name: &'static str, webhook_url: &str) -> Case {
     Case {
         name,
@@ -331,7 +390,7 @@ async fn bad_requests_are_clear_4xx_json_and_store_nothing() {
     ]);
     let http = client();
     let mut failures = Vec::new();
-    for case in cases().into_iter().chain(baton_cases()) {
+    for case in cases().into_iter().chain(baton_cases()).chain(upload_cases()) {
         let mut req = http.request(case.method.parse().unwrap(), relay.url(&case.path));
         for (k, v) in &case.headers {
             let v = if v == "ADMIN" { relay.admin_auth() } else { v.clone() };
@@ -410,6 +469,15 @@ const API_HEADERS: &[&str] = &[
     "range",
     "content-type",
     "x-cluster-secret",
+    "x-upload",
+    "x-input-key",
+    "x-content-sha256",
+    "tus-resumable",
+    "upload-length",
+    "upload-offset",
+    "upload-metadata",
+    "upload-checksum",
+    "upload-defer-length",
 ];
 
 /// Every route, every kind of caller, junk in every header, the query and the body: never a 5xx,
@@ -542,7 +610,54 @@ async fn no_route_answers_a_5xx_to_anything() {
         targets.push(("POST", format!("/v1/baton/{id}/lifecycle")));
         targets.push(("POST", format!("/v1/baton/{id}/restore")));
     }
+    let presigned: Value = http
+        .post(relay.url("/api/store"))
+        .header("authorization", relay.auth())
+        .header("x-upload", "presigned")
+        .header("x-file-name", "p.bin")
+        .header("x-size-bytes", "100")
+        .header("x-duration-seconds", "600")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let upload_id = presigned["upload"]["upload_id"].as_str().unwrap().to_string();
+    let signed = presigned["upload"]["url"].as_str().unwrap().to_string();
+    let tus = http
+        .post(relay.url("/api/uploads/tus"))
+        .header("authorization", relay.auth())
+        .header("tus-resumable", "1.0.0")
+        .header("upload-length", "100")
+        .header("upload-metadata", "duration_seconds NjAw")
+        .send()
+        .await
+        .unwrap();
+    let tus_path = common::api_path(tus.headers()["location"].to_str().unwrap());
+    targets.push(("POST", "/v1/scratch/upload-url".into()));
+    targets.push(("POST", "/api/uploads/tus".into()));
+    targets.push(("OPTIONS", "/api/uploads/tus".into()));
+    let signed_path = signed.splitn(4, '/').nth(3).map(|p| format!("/{p}")).unwrap();
+    targets.push(("PUT", signed_path));
+    for method in ["HEAD", "PATCH", "OPTIONS"] {
+        targets.push((method, tus_path.clone()));
+    }
+    for id in [
+        upload_id.clone(),
+        "upl_01HX0000000000000000000000".into(),
+        "x".repeat(2000),
+        "%00%ff..".into(),
+    ] {
+        targets.push(("GET", format!("/api/uploads/{id}")));
+        targets.push(("POST", format!("/api/uploads/{id}/complete")));
+        targets.push(("PUT", format!("/uploads/{id}?expires=1&sig=%ff")));
+        targets.push(("HEAD", format!("/api/uploads/tus/{id}")));
+        targets.push(("PATCH", format!("/api/uploads/tus/{id}")));
+        targets.push(("DELETE", format!("/api/uploads/tus/{id}")));
+    }
     // Destructive routes last, so the others reach live things.
+    targets.push(("DELETE", tus_path.clone()));
     targets.push(("DELETE", format!("/v1/baton/{baton_id}?hard=maybe")));
     targets.push(("DELETE", format!("/v1/baton/{baton_id}")));
     for id in ids(&mailbox) {
