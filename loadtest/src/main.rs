@@ -9,6 +9,7 @@ mod receiver;
 mod report;
 mod runner;
 mod scenario;
+mod uploads;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,6 +35,34 @@ enum Commands {
     Run(RunArgs),
     /// Start a local cluster and run scenarios against it, printing a table.
     Bench(BenchArgs),
+    /// One large object four ways against a node on S3: direct, through the node, presigned, tus.
+    Uploads(UploadsArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct UploadsArgs {
+    /// The node's HTTP base URL (it must run on the S3 store below).
+    #[arg(long)]
+    pub relay: String,
+    /// API key of an account with enough balance.
+    #[arg(long, env = "RELAY_API_KEY", hide_env_values = true)]
+    pub key: String,
+    /// The node's process id, for its CPU time and peak RSS.
+    #[arg(long)]
+    pub node_pid: u32,
+    /// The S3 endpoint and bucket the node stores in (credentials: AWS_ACCESS_KEY_ID and
+    /// AWS_SECRET_ACCESS_KEY).
+    #[arg(long)]
+    pub endpoint: String,
+    #[arg(long)]
+    pub bucket: String,
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=(64 << 10)))]
+    pub size_mib: u64,
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=20))]
+    pub rounds: u64,
+    /// tus PATCH size.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub tus_chunk_mib: u64,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -119,6 +148,7 @@ fn main() -> ExitCode {
         match cli.command {
             Commands::Run(args) => runner::run_command(args).await,
             Commands::Bench(args) => bench::run(args).await,
+            Commands::Uploads(args) => uploads::run(args).await,
         }
     });
     match result {
