@@ -118,6 +118,9 @@ pub enum ApiError {
     /// The owner's free scratch tier is full (429 `scratch_quota_exceeded`).
     #[error("{0}")]
     ScratchQuota(String),
+    /// The owner has as many tus uploads in progress as it may (429 `tus_quota_exceeded`).
+    #[error("{0}")]
+    TusQuota(String),
     /// A tus PATCH whose body does not match its `Upload-Checksum` (tus: 460); nothing was kept.
     #[error("the PATCH body does not match its Upload-Checksum; nothing of it was kept")]
     ChecksumMismatch,
@@ -165,7 +168,7 @@ impl ApiError {
             }
             OffsetMismatch { .. } => StatusCode::CONFLICT,
             UploadMismatch(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ScratchQuota(_) => StatusCode::TOO_MANY_REQUESTS,
+            ScratchQuota(_) | TusQuota(_) => StatusCode::TOO_MANY_REQUESTS,
             TusVersion => StatusCode::PRECONDITION_FAILED,
             ChecksumMismatch => StatusCode::from_u16(460).unwrap_or(StatusCode::BAD_REQUEST),
             UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -234,6 +237,7 @@ impl ApiError {
             UploadMismatch(_) => "upload_mismatch",
             OffsetMismatch { .. } => "offset_mismatch",
             ScratchQuota(_) => "scratch_quota_exceeded",
+            TusQuota(_) => "tus_quota_exceeded",
             TusVersion => "tus_version",
             ChecksumMismatch => "checksum_mismatch",
             UnsupportedMediaType(_) => "unsupported_media_type",
@@ -326,6 +330,7 @@ impl ApiError {
             Rejection::UploadMismatch(why) => ApiError::UploadMismatch(why),
             Rejection::OffsetMismatch { offset } => ApiError::OffsetMismatch { offset },
             Rejection::ScratchQuota(why) => ApiError::ScratchQuota(why),
+            Rejection::TusQuota(why) => ApiError::TusQuota(why),
         }
     }
 }

@@ -48,6 +48,32 @@ impl Drop for Keyed {
     }
 }
 
+/// Work of one name a node does once at a time (a tus upload's join), held until dropped.
+pub struct Held {
+    registry: Arc<InFlightKeys>,
+    slot: String,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let mut keys = self.registry.keys.lock().unwrap_or_else(|e| e.into_inner());
+        keys.remove(&self.slot);
+    }
+}
+
+/// Marks `name` in flight on this node; `None` while another request holds it.
+pub fn hold(state: &AppState, name: &str) -> Option<Held> {
+    let slot = format!("\u{1}{name}");
+    let registry = state.idempotency.clone();
+    let mut keys = registry.keys.lock().unwrap_or_else(|e| e.into_inner());
+    if keys.contains(&slot) || keys.len() >= IN_FLIGHT_MAX {
+        return None;
+    }
+    keys.insert(slot.clone());
+    drop(keys);
+    Some(Held { registry, slot })
+}
+
 /// The client's `Idempotency-Key`: 1 to 128 visible ASCII characters.
 pub fn header(headers: &HeaderMap) -> ApiResult<Option<String>> {
     let Some(key) = optional_str(headers, HEADER)? else {

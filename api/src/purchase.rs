@@ -122,6 +122,16 @@ impl FromRequestParts<AppState> for Payer {
     }
 }
 
+/// Whether the payer's identity is proven: an account (or session), or a payment whose signature
+/// recovers its signer. Only then may anything of the owner's be looked up for it.
+pub fn proven(payer: &Payer) -> bool {
+    match payer {
+        Payer::Account(_) => true,
+        Payer::Wallet(w) => w.signer.is_ok(),
+        Payer::Nobody { .. } => false,
+    }
+}
+
 /// What a create asks to buy: `billable_bytes` (the object's size, a checkpoint's reserved body,
 /// a mailbox's capacity) for `duration_seconds`; `product` names it in a payment offer.
 #[derive(Clone, Copy, Debug)]

@@ -63,10 +63,9 @@ pub async fn create(
     let duration_seconds = required_u64(&headers, "x-duration-seconds")?;
     let file_name = file_name(&headers)?;
     let content_type = content_type(&headers)?;
-    let source = match (&input_key, &payer) {
-        (Some(key), Payer::Account(_) | Payer::Wallet(_)) => {
-            Some(scratch::source(&state, payer.account_id(), key).await?)
-        }
+    // Only a proven owner learns anything of a key: an unproven payment is priced first (402).
+    let source = match &input_key {
+        Some(key) if crate::purchase::proven(&payer) => Some(scratch::source(&state, payer.account_id(), key).await?),
         _ => None,
     };
     let size_bytes = match (&source, optional_str(&headers, "x-size-bytes")?) {
@@ -172,7 +171,8 @@ pub async fn create(
             let (staged, key) = scratch::copy(&state, &source).await?;
             (staged, storage(key, source.blake3_hex))
         }
-        None if input_key.is_some() => unreachable!("a payer with an input key has a source"),
+        // An unproven payer was answered by the purchase's 402 above; nothing else gets here.
+        None if input_key.is_some() => return Err(ApiError::Unauthorized("prove who owns the input key")),
         None => {
             let _slot = state.limits.upload_slot(payer.account_id()).await?;
             let upload = blobs::upload(&state, body, size_bytes).await?;

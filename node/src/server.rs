@@ -163,6 +163,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
     let sweeper = tokio::spawn(workers::run_sweeper(
         ledger.clone(),
         store.clone(),
+        s3.as_ref().map(|s| s.client.clone()),
         metrics.clone(),
         Duration::from_millis(args.sweep_interval_ms),
         stop_rx,

@@ -36,6 +36,12 @@ pub struct UploadArgs {
     /// held in memory while it is written.
     #[arg(long, env = "RELAY_TUS_CHUNK_BYTES", default_value_t = 8 << 20)]
     pub tus_chunk_bytes: u64,
+    /// tus uploads one owner may have in progress at once.
+    #[arg(long, env = "RELAY_TUS_MAX_PENDING_PER_OWNER", default_value_t = 16)]
+    pub tus_max_pending_per_owner: u64,
+    /// Bytes the tus uploads one owner has in progress may declare, together.
+    #[arg(long, env = "RELAY_TUS_MAX_PENDING_BYTES_PER_OWNER", default_value_t = 32 << 30)]
+    pub tus_max_pending_bytes_per_owner: u64,
 }
 
 impl UploadArgs {
@@ -49,7 +55,9 @@ impl UploadArgs {
             && self.scratch_max_per_owner >= 1
             && self.scratch_max_bytes_per_owner >= self.scratch_max_bytes
             && (1..=day7).contains(&self.tus_ttl_seconds)
-            && (64 << 10..=64 << 20).contains(&self.tus_chunk_bytes);
+            && (64 << 10..=64 << 20).contains(&self.tus_chunk_bytes)
+            && self.tus_max_pending_per_owner >= 1
+            && self.tus_max_pending_bytes_per_owner >= 1;
         match ok {
             true => Ok(()),
             false => Err(ConfigError(
@@ -71,6 +79,8 @@ impl UploadArgs {
             scratch_max_total_bytes: self.scratch_max_bytes_per_owner,
             tus_ttl_seconds: self.tus_ttl_seconds,
             tus_chunk_bytes: self.tus_chunk_bytes,
+            tus_max_pending: self.tus_max_pending_per_owner,
+            tus_max_pending_bytes: self.tus_max_pending_bytes_per_owner,
         }
     }
 }

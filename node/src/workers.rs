@@ -15,6 +15,7 @@ use tracing::{debug, warn};
 pub async fn run_sweeper(
     ledger: Arc<Ledger>,
     store: Arc<dyn ObjectStore>,
+    s3: Option<Arc<object_store::aws::AmazonS3>>,
     metrics: Arc<Metrics>,
     interval: Duration,
     mut stop: watch::Receiver<bool>,
@@ -32,7 +33,7 @@ pub async fn run_sweeper(
         if let Err(e) = expire_due(&ledger, &metrics).await {
             warn!(error = %e, "sweeper: expiring leases");
         }
-        if let Err(e) = relay_api::blobs::gc::collect_garbage(&ledger, &store, &metrics).await {
+        if let Err(e) = relay_api::blobs::gc::collect_garbage(&ledger, &store, s3.as_ref(), &metrics).await {
             warn!(error = %e, "gc: deleting objects");
         }
     }

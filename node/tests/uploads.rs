@@ -213,7 +213,8 @@ async fn wrong_bytes_and_forged_urls_are_refused(backend: Backend) {
     let forged = format!("{}{}", &url[..url.len() - 1], if last == '0' { '1' } else { '0' });
     let mut forged_upload = upload.clone();
     forged_upload["url"] = json!(forged);
-    let (s, text) = put(&forged_upload, body.clone(), &[]).await;
+    // (A short body: the signature is checked before a byte is read.)
+    let (s, text) = put(&forged_upload, body[..10].to_vec(), &[]).await;
     assert_eq!(s, 403, "a tampered signature: {text}");
     if backend.is_s3() {
         // Nothing there (S3 keeps no refused body), or what a lax server kept: either way refused.
@@ -243,13 +244,27 @@ async fn wrong_bytes_and_forged_urls_are_refused(backend: Backend) {
 /// An upload URL that expired is refused, and an upload never completed is abandoned at its
 /// deadline: the lease answers 410 and bytes uploaded but never completed are deleted.
 async fn an_upload_never_completed_is_abandoned(backend: Backend) {
-    let node = backend.node(&["--upload-url-ttl-seconds", "2"]);
+    let node = backend.node(&[
+        "--upload-url-ttl-seconds",
+        "2",
+        "--upload-single-put-max-bytes",
+        "5242880",
+    ]);
     let body = bytes(100_000, 9);
     let late = presigned(&node, body.len(), None).await;
     let stranded = presigned(&node, body.len(), None).await;
     if backend.is_s3() {
-        // Uploaded, never completed.
+        // Uploaded, never completed: one object, and one part of a multipart upload.
         assert_eq!(put(&stranded["upload"], body.clone(), &[]).await.0, 200);
+        let parted = presigned(&node, 6 << 20, None).await;
+        let part = &parted["upload"]["parts"][0];
+        let r = client()
+            .put(part["url"].as_str().unwrap())
+            .body(bytes(part["size_bytes"].as_u64().unwrap() as usize, 1))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
     }
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let (s, _) = put(&late["upload"], body.clone(), &[]).await;
@@ -265,13 +280,27 @@ async fn an_upload_never_completed_is_abandoned(backend: Backend) {
     assert_eq!(status, 410, "abandoned with its lease");
     let (s, v) = complete(&node, &stranded["upload"], None).await;
     assert_eq!(s, 410, "{v}");
+    // Every byte goes: objects, and the parts of the multipart upload (aborted).
+    let parts_left = || match &backend {
+        Backend::S3(s) => std::fs::read_dir(s.root.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(".upload_id-")
+            })
+            .count(),
+        Backend::Local(_) => 0,
+    };
     for _ in 0..50 {
-        if backend.keys().await.iter().all(|k| !k.starts_with("blobs/")) {
+        if backend.keys().await.iter().all(|k| !k.starts_with("blobs/")) && parts_left() == 0 {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("bytes left behind: {:?}", backend.keys().await);
+    panic!("bytes left behind: {:?}, {} parts", backend.keys().await, parts_left());
 }
 
 /// 64 MiB as presigned multipart parts PUT straight to the bucket; completing without every part
@@ -524,8 +553,13 @@ async fn tus_refuses_what_does_not_fit_and_buys_the_lease_at_the_last_byte() {
     assert_eq!(tus_offset(&node, &url).await, (200, 0), "nothing of it kept");
     let (s, _, h) = tus_patch(&node, &url, 0, body[..200_000].to_vec()).await;
     assert_eq!((s, h["upload-offset"].to_str().unwrap()), (204, "200000"));
-    let (s, _, _) = tus_patch(&node, &url, 200_000, vec![0u8; 100_001]).await;
+    let (s, _, h) = tus_patch(&node, &url, 200_000, vec![0u8; 100_001]).await;
     assert_eq!(s, 413, "past Upload-Length");
+    assert_eq!(
+        h["upload-offset"].to_str().unwrap(),
+        "200000",
+        "the answer names the offset"
+    );
     let (s, _, h) = tus_patch(&node, &url, 200_000, body[200_000..].to_vec()).await;
     assert_eq!(s, 204);
     let lease = h["x-lease-id"].to_str().unwrap().to_string();
@@ -689,4 +723,108 @@ async fn a_baton_takes_a_large_first_write_or_a_scratch_object() {
     )
     .await;
     assert_eq!(s, 405, "an append baton: {v}");
+}
+
+/// A tus upload is bounded before a byte is paid for: the owner's uploads in progress are capped,
+/// and one whose balance cannot pay at the last byte waits (402) without the node joining its
+/// bytes again on every HEAD, until a top-up lets the next HEAD buy the lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tus_uploads_in_progress_are_bounded_and_unpaid_ones_wait() {
+    let node = Relay::start(&["--tus-max-pending-per-owner", "2"]);
+    let admin = node.admin_auth();
+    let (s, _, _) = send(
+        client()
+            .post(node.url("/cluster/accounts"))
+            .header("authorization", &admin)
+            .json(&json!({"account_id": "acct_poor", "balance_micros": 58})),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let (_, issued, _) = send(
+        client()
+            .post(node.url("/cluster/accounts/acct_poor/keys"))
+            .header("authorization", &admin),
+    )
+    .await;
+    let auth = format!("Bearer {}", issued["api_key"].as_str().unwrap());
+    let create = |len: usize| {
+        client()
+            .post(node.url("/api/uploads/tus"))
+            .header("authorization", &auth)
+            .header("tus-resumable", "1.0.0")
+            .header("upload-length", len.to_string())
+            .header("upload-metadata", format!("duration_seconds {}", b64("60")))
+    };
+    let (s, _, h) = send(create(100_000)).await;
+    assert_eq!(s, 201);
+    let url = h["location"].to_str().unwrap().to_string();
+    assert_eq!(send(create(10)).await.0, 201);
+    let (s, v, _) = send(create(10)).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (429, Some("tus_quota_exceeded")),
+        "{v}"
+    );
+    // Spend the balance below the price (58 - 29 = 29, then 0).
+    for _ in 0..2 {
+        let (s, v, _) = send(
+            client()
+                .post(node.url("/api/store"))
+                .header("authorization", &auth)
+                .header("x-file-name", "x")
+                .header("x-size-bytes", "1")
+                .header("x-duration-seconds", "60")
+                .body(vec![1u8]),
+        )
+        .await;
+        assert_eq!(s, 201, "{v}");
+    }
+    let patch = |offset: u64, body: Vec<u8>| {
+        client()
+            .patch(&url)
+            .header("authorization", &auth)
+            .header("tus-resumable", "1.0.0")
+            .header("content-type", "application/offset+octet-stream")
+            .header("upload-offset", offset.to_string())
+            .body(body)
+    };
+    let (s, v, _) = send(patch(0, bytes(100_000, 2))).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (402, Some("insufficient_balance")),
+        "{v}"
+    );
+    let before = bytes_received(&node).await;
+    for _ in 0..5 {
+        let (s, _, _) = send(
+            client()
+                .head(&url)
+                .header("authorization", &auth)
+                .header("tus-resumable", "1.0.0"),
+        )
+        .await;
+        assert_eq!(s, 402);
+    }
+    assert_eq!(
+        bytes_received(&node).await,
+        before,
+        "no join while the balance cannot pay"
+    );
+    let (s, _, _) = send(
+        client()
+            .post(node.url("/cluster/accounts/acct_poor/topup"))
+            .header("authorization", &admin)
+            .json(&json!({"amount_micros": 1000})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, _, h) = send(
+        client()
+            .head(&url)
+            .header("authorization", &auth)
+            .header("tus-resumable", "1.0.0"),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert!(h["x-lease-id"].to_str().unwrap().starts_with("lse_"));
 }

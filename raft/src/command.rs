@@ -343,4 +343,7 @@ pub enum Rejection {
     /// The owner's free scratch tier is full (count or bytes).
     #[error("{0}")]
     ScratchQuota(String),
+    /// The owner has as many tus uploads in progress (or bytes declared) as it may.
+    #[error("{0}")]
+    TusQuota(String),
 }

@@ -459,6 +459,23 @@ impl StateReader {
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
+    /// A tus upload's recorded pieces, in order.
+    pub fn tus_chunks(&self, upload_id: &str) -> Result<Vec<crate::upload::Chunk>, StoreError> {
+        let mut prefix = vec![b'c'];
+        prefix.extend_from_slice(upload_id.as_bytes());
+        prefix.push(0);
+        scan_range(
+            &self.db,
+            "uploads",
+            &prefix,
+            &keys::prefix_end(&prefix),
+            crate::upload::TUS_CHUNKS_MAX,
+        )?
+        .into_iter()
+        .map(|(_, v)| decode("uploads", &v))
+        .collect()
+    }
+
     /// The upload behind a scratch `input_key`.
     pub fn scratch(&self, input_key: &str) -> Result<Option<crate::upload::Upload>, StoreError> {
         let mut key = vec![b's'];

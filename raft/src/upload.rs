@@ -54,8 +54,9 @@ pub enum Mode {
     S3Single,
     /// Presigned S3 multipart: `part_bytes` per part; the store's multipart id.
     S3Multipart { multipart_id: String, part_bytes: u64 },
-    /// tus 1.0: PATCHes, each stored as chunk objects in order; `offset` bytes so far.
-    Tus { offset: u64, chunks: Vec<Chunk> },
+    /// tus 1.0: PATCHes, each stored as chunk objects in order (recorded under their own keys,
+    /// so a chunk costs the ledger the same however many came before); `offset` bytes so far.
+    Tus { offset: u64, chunks: u32 },
 }
 
 /// A stored piece of a tus upload.
@@ -110,14 +111,6 @@ impl Upload {
     pub fn is_scratch(&self) -> bool {
         matches!(self.target, Target::Scratch { .. })
     }
-
-    /// Every object key holding this upload's bytes now.
-    pub fn object_keys(&self) -> Vec<String> {
-        match &self.mode {
-            Mode::Tus { chunks, .. } => chunks.iter().map(|c| c.object_key.clone()).collect(),
-            _ => vec![self.object_key.clone()],
-        }
-    }
 }
 
 /// A scratch owner's use of the free tier: live scratch objects and their declared bytes.
@@ -127,7 +120,8 @@ pub struct ScratchUsage {
     pub bytes: u64,
 }
 
-/// The free tier's per-owner ceilings, carried in the command that checks them.
+/// Per-owner ceilings on what is held without being paid for yet (the free scratch tier, tus
+/// uploads in progress), carried in the command that checks them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScratchQuota {
     pub max_count: u64,

@@ -116,8 +116,8 @@ pub async fn create(
         })?),
         None => None,
     };
-    let source = match (&req.input_key, &payer) {
-        (Some(key), Payer::Account(_) | Payer::Wallet(_)) => {
+    let source = match &req.input_key {
+        Some(key) if purchase::proven(&payer) => {
             let source = crate::uploads::scratch::source(&state, payer.account_id(), key).await?;
             if source.size_bytes > resolved.shape.size_bytes {
                 return Err(ApiError::TooLarge {

@@ -16,10 +16,28 @@ use crate::{objects, Metrics};
 /// Object deletions in flight at once.
 const DELETE_CONCURRENCY: usize = 8;
 
-/// Deletes up to one batch of queued objects and records the deletions.
+/// Aborts the multipart upload `<hex id>/<object key>` names; one already gone counts as aborted.
+async fn abort_multipart(s3: Option<&Arc<object_store::aws::AmazonS3>>, rest: &str) -> Result<(), object_store::Error> {
+    use object_store::multipart::MultipartStore;
+    let parsed = rest
+        .split_once('/')
+        .and_then(|(id, key)| Some((String::from_utf8(hex::decode(id).ok()?).ok()?, key)));
+    let (Some(s3), Some((id, key))) = (s3, parsed) else {
+        // Not S3, or not a name this node made: nothing to abort.
+        return Ok(());
+    };
+    match s3.abort_multipart(&object_store::path::Path::from(key), &id).await {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Deletes up to one batch of queued objects (and aborts queued S3 multipart uploads an upload
+/// abandoned, through `s3`) and records the deletions.
 pub async fn collect_garbage(
     ledger: &Ledger,
     store: &Arc<dyn ObjectStore>,
+    s3: Option<&Arc<object_store::aws::AmazonS3>>,
     metrics: &Metrics,
 ) -> Result<(), relay_raft::LedgerError> {
     let pending = ledger.reader().gc_pending(GC_BATCH_MAX)?;
@@ -29,7 +47,10 @@ pub async fn collect_garbage(
     }
     let results: Vec<(String, Result<(), object_store::Error>)> = futures::stream::iter(pending)
         .map(|key| async move {
-            let r = objects::delete(store, &key).await;
+            let r = match key.strip_prefix(relay_raft::sm::uploads::MULTIPART_GC_PREFIX) {
+                Some(rest) => abort_multipart(s3, rest).await,
+                None => objects::delete(store, &key).await,
+            };
             (key, r)
         })
         .buffer_unordered(DELETE_CONCURRENCY)

@@ -68,6 +68,9 @@ pub struct UploadLimits {
     pub tus_ttl_seconds: u64,
     /// A tus PATCH is stored as pieces of at most this size, each recorded as it lands.
     pub tus_chunk_bytes: u64,
+    /// tus uploads one owner may have in progress at once, and the bytes they may declare.
+    pub tus_max_pending: u64,
+    pub tus_max_pending_bytes: u64,
 }
 
 impl Default for UploadLimits {
@@ -82,6 +85,8 @@ impl Default for UploadLimits {
             scratch_max_total_bytes: 1 << 30,
             tus_ttl_seconds: 24 * 3600,
             tus_chunk_bytes: 8 << 20,
+            tus_max_pending: 16,
+            tus_max_pending_bytes: 32 << 30,
         }
     }
 }

@@ -46,16 +46,30 @@ pub struct Source {
 }
 
 /// The owner a free request acts for: an account, a session's subject, or the wallet whose
-/// signature the payment proves (nothing is settled: scratch is free).
-fn owner_of(payer: &Payer) -> ApiResult<String> {
+/// signature the payment proves (nothing is settled: scratch is free). The payment must still be
+/// one this node could take: to its payTo, on its network, valid now and for at most a day.
+fn owner_of(state: &AppState, payer: &Payer) -> ApiResult<String> {
     match payer {
         Payer::Account(caller) => Ok(caller.account_id.clone()),
-        Payer::Wallet(w) => match &w.signer {
-            Ok(_) => Ok(w.address.clone()),
-            Err(e) => Err(ApiError::PaymentMalformed(format!(
-                "the payment's signature proves no signer: {e}"
-            ))),
-        },
+        Payer::Wallet(w) => {
+            if let Err(e) = &w.signer {
+                return Err(ApiError::PaymentMalformed(format!(
+                    "the payment's signature proves no signer: {e}"
+                )));
+            }
+            let cfg = state
+                .config
+                .x402
+                .as_ref()
+                .ok_or_else(|| ApiError::Internal("an x402 payer on a node without x402".into()))?;
+            let value = u64::try_from(w.payment.authorization.value)
+                .map_err(|_| ApiError::PaymentMalformed("the payment's value is out of range".into()))?;
+            let now_s = relay_raft::wall_clock_ms() / 1000;
+            w.payment
+                .check(cfg, value, now_s)
+                .map_err(|e| ApiError::PaymentMalformed(format!("the payment is not one this node takes: {e}")))?;
+            Ok(w.address.clone())
+        }
         Payer::Nobody { .. } => Err(ApiError::Unauthorized(
             "scratch is free but not anonymous: send an API key, a session token or a signed x402 payment",
         )),
@@ -68,7 +82,7 @@ pub async fn upload_url(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> ApiResult<Response> {
-    let owner = owner_of(&payer)?;
+    let owner = owner_of(&state, &payer)?;
     let raw = bodies::read(&state, body, &headers, BODY_MAX_BYTES, "request body")
         .await?
         .bytes;

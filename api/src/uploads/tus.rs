@@ -21,7 +21,7 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStoreExt;
 use relay_raft::command::NewLease;
 use relay_raft::ops::{BeginUpload, EndUpload, FinishTus, NewUpload, TusAppend};
-use relay_raft::upload::{Chunk, Mode, Target, Upload, UploadState};
+use relay_raft::upload::{Chunk, Mode, ScratchQuota, Target, Upload, UploadState};
 use relay_raft::{LeaseKind, Rejection};
 
 use crate::auth::Caller;
@@ -166,30 +166,7 @@ async fn create_inner(state: &AppState, caller: Caller, headers: &HeaderMap) -> 
         cfg.max_duration_seconds,
     )?;
     // Priced now, paid when the last byte arrives: refuse early what the balance cannot pay.
-    let price = purchase::quote(
-        state,
-        Reservation {
-            billable_bytes: length,
-            duration_seconds: wanted.duration_seconds,
-            product: "Storage lease",
-            baton: None,
-            extension: None,
-        },
-    )?;
-    let balance = state
-        .ledger
-        .reader()
-        .account(&caller.account_id)?
-        .ok_or(ApiError::Forbidden(
-            "a tus upload is paid from an account's balance: use an API key or the account's session",
-        ))?
-        .balance_micros;
-    if balance < price {
-        return Err(ApiError::InsufficientBalance {
-            balance_micros: balance,
-            needed_micros: price,
-        });
-    }
+    check_balance(state, &caller.account_id, length, wanted.duration_seconds)?;
     let upload = NewUpload {
         upload_id: new_upload_id(),
         owner: caller.account_id.clone(),
@@ -202,12 +179,22 @@ async fn create_inner(state: &AppState, caller: Caller, headers: &HeaderMap) -> 
             content_type: wanted.content_type,
             duration_seconds: wanted.duration_seconds,
         },
-        mode: Mode::Tus {
-            offset: 0,
-            chunks: Vec::new(),
-        },
+        mode: Mode::Tus { offset: 0, chunks: 0 },
     };
-    let began = ops::run(state, None, BeginUpload { upload, quota: None }, "upload").await?;
+    let quota = ScratchQuota {
+        max_count: cfg.uploads.tus_max_pending,
+        max_bytes: cfg.uploads.tus_max_pending_bytes,
+    };
+    let began = ops::run(
+        state,
+        None,
+        BeginUpload {
+            upload,
+            quota: Some(quota),
+        },
+        "upload",
+    )
+    .await?;
     let location = format!(
         "{}/api/uploads/tus/{}",
         mailbox::base_url(state, headers),
@@ -217,6 +204,35 @@ async fn create_inner(state: &AppState, caller: Caller, headers: &HeaderMap) -> 
     set(&mut r, "location", location);
     set(&mut r, "upload-expires", http_date(began.expires_at_ms));
     Ok(r)
+}
+
+/// Refuses (402) a lease of `size_bytes` for `duration_seconds` that `owner`'s balance cannot pay.
+fn check_balance(state: &AppState, owner: &str, size_bytes: u64, duration_seconds: u64) -> ApiResult<()> {
+    let price = purchase::quote(
+        state,
+        Reservation {
+            billable_bytes: size_bytes,
+            duration_seconds,
+            product: "Storage lease",
+            baton: None,
+            extension: None,
+        },
+    )?;
+    let balance = state
+        .ledger
+        .reader()
+        .account(owner)?
+        .ok_or(ApiError::Forbidden(
+            "a tus upload is paid from an account's balance: use an API key or the account's session",
+        ))?
+        .balance_micros;
+    if balance < price {
+        return Err(ApiError::InsufficientBalance {
+            balance_micros: balance,
+            needed_micros: price,
+        });
+    }
+    Ok(())
 }
 
 /// The caller's tus upload, read through a barrier (another node may have taken the last PATCH).
@@ -370,10 +386,13 @@ async fn patch_inner(
     if let Some(length) = optional_str(headers, "content-length")? {
         let length = parse_u64(length, "Content-Length")?;
         if length > remaining {
-            return Err(ApiError::TooLarge {
+            let mut r = ApiError::TooLarge {
                 what: "the PATCH body (the rest of Upload-Length)",
                 limit: remaining,
-            });
+            }
+            .into_response();
+            set(&mut r, "upload-offset", current);
+            return Ok(r);
         }
     }
     let _slot = state.limits.upload_slot(&caller.account_id).await?;
@@ -400,11 +419,15 @@ async fn patch_inner(
         };
         received += data.len() as u64;
         if received > remaining {
+            // Pieces already recorded stay (as after a cut); the answer names the offset now.
             writer.drop_held().await;
-            return Err(ApiError::TooLarge {
-                what: "the PATCH body (the rest of Upload-Length)",
+            let mut r = ApiError::TooLarge {
+                what: "the PATCH body (the rest of Upload-Length); what was recorded before it ran over is kept",
                 limit: remaining,
-            });
+            }
+            .into_response();
+            set(&mut r, "upload-offset", writer.at);
+            return Ok(r);
         }
         if let Some((ctx, _)) = check.as_mut() {
             ctx.update(&data);
@@ -520,8 +543,17 @@ async fn finish(state: &AppState, upload: &Upload) -> ApiResult<String> {
     if let Some(id) = lease_of(&fresh) {
         return Ok(id.to_string());
     }
+    // One join at a time per upload on this node, within the owner's upload slots, and none at
+    // all while the balance cannot pay: a refused purchase must not cost a copy of the bytes.
+    let Some(_held) = crate::idempotency::hold(state, &format!("tus-finish {}", fresh.upload_id)) else {
+        return Err(ApiError::IdempotencyInFlight);
+    };
+    let _slot = state.limits.upload_slot(&fresh.owner).await?;
+    if let Target::NewStorage { duration_seconds, .. } = &fresh.target {
+        check_balance(state, &fresh.owner, fresh.size_bytes, *duration_seconds)?;
+    }
     let (
-        Mode::Tus { chunks, .. },
+        Mode::Tus { .. },
         Target::NewStorage {
             file_name,
             content_type,
@@ -532,7 +564,13 @@ async fn finish(state: &AppState, upload: &Upload) -> ApiResult<String> {
         return Err(ApiError::Internal("finishing what is not a tus upload".into()));
     };
     let store = state.objects.clone();
-    let keys: Vec<String> = chunks.iter().map(|c| c.object_key.clone()).collect();
+    let keys: Vec<String> = state
+        .ledger
+        .reader()
+        .tus_chunks(&fresh.upload_id)?
+        .into_iter()
+        .map(|c| c.object_key)
+        .collect();
     let stream = futures::stream::iter(keys)
         .then(move |key| {
             let store = store.clone();

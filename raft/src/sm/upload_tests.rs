@@ -20,6 +20,10 @@ const QUOTA: ScratchQuota = ScratchQuota {
     max_count: 3,
     max_bytes: 1000,
 };
+const TUS_QUOTA: ScratchQuota = ScratchQuota {
+    max_count: 4,
+    max_bytes: 1000,
+};
 
 fn at(now_ms: u64, command: Command) -> Request {
     Request {
@@ -125,12 +129,9 @@ fn tus(n: u32, size_bytes: u64) -> Command {
                 content_type: "application/octet-stream".into(),
                 duration_seconds: 3600,
             },
-            Mode::Tus {
-                offset: 0,
-                chunks: Vec::new(),
-            },
+            Mode::Tus { offset: 0, chunks: 0 },
         ),
-        quota: None,
+        quota: Some(TUS_QUOTA),
     })
 }
 
@@ -340,11 +341,7 @@ fn scratch_holds_its_quota_and_ends_at_its_deadline() {
     assert!(matches!(&r[3], Err(Rejection::Invalid(_))));
     assert!(r[4].is_ok(), "another owner's quota is its own");
     assert!(matches!(&r[5], Err(Rejection::ScratchQuota(m)) if m.contains("objects")));
-    assert!(
-        r[8].is_ok(),
-        "the quota is free again after the deadline: {:?}",
-        r[8]
-    );
+    assert!(r[8].is_ok(), "the quota is free again after the deadline: {:?}", r[8]);
     assert!(gc(&db).contains(&format!("scratch/{OWNER}/1")));
     let uploads: Vec<Upload> = tagged(&db, b'u');
     let first = uploads.iter().find(|u| u.upload_id == "upl_1").unwrap();
@@ -391,12 +388,28 @@ fn check_invariants(db: &rocksdb::DB, now_ms: u64) {
             usage.bytes += u.size_bytes;
             assert!(refs.contains(&u.object_key), "a live scratch object is referenced");
         }
+        let pieces: Vec<Chunk> = raw(db, "uploads")
+            .into_iter()
+            .filter(|(k, _)| {
+                k[0] == b'c' && k[1..].starts_with(u.upload_id.as_bytes()) && k.get(1 + u.upload_id.len()) == Some(&0)
+            })
+            .map(|(_, v)| crate::store::decode("uploads", &v).unwrap())
+            .collect();
+        if let Mode::Tus { offset, chunks } = u.mode {
+            if u.is_pending() {
+                assert_eq!(pieces.len(), chunks as usize, "every recorded piece has its row");
+                assert_eq!(pieces.iter().map(|c| c.size_bytes).sum::<u64>(), offset);
+                assert!(
+                    pieces.iter().all(|c| refs.contains(&c.object_key)),
+                    "a pending upload's pieces are referenced"
+                );
+            } else {
+                assert!(pieces.is_empty(), "an ended upload's pieces are let go");
+            }
+        }
         if u.is_pending() {
-            for k in u.object_keys() {
-                if !matches!(u.mode, Mode::Tus { .. }) && !matches!(u.target, Target::Scratch { .. }) {
-                    continue;
-                }
-                assert!(refs.contains(&k), "a pending upload's bytes are referenced: {k}");
+            if let Target::Scratch { .. } = u.target {
+                assert!(refs.contains(&u.object_key));
             }
             assert!(u.offset() <= u.size_bytes);
         }
@@ -409,6 +422,12 @@ fn check_invariants(db: &rocksdb::DB, now_ms: u64) {
             assert!(marked || !lease_live, "a live lease with pending content is marked");
         }
     }
+    let tus_rows = raw(db, "uploads").into_iter().filter(|(k, _)| k[0] == b't').count();
+    let tus_pending = uploads
+        .iter()
+        .filter(|u| matches!(u.mode, Mode::Tus { .. }) && u.is_pending())
+        .count();
+    assert_eq!(tus_rows, tus_pending, "one held row per tus upload in progress");
     let stored = ScratchUsage {
         count: tagged::<u64>(db, b'o').len() as u64,
         bytes: raw(db, "uploads")

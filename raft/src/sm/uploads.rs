@@ -2,7 +2,8 @@
 //! the deadline that abandons an upload never finished (or ends a scratch object's life).
 //!
 //! Keys in `uploads`: `u` ‖ upload_id → [`Upload`]; `l` ‖ lease_id → upload_id while a lease's
-//! content is pending; `o` ‖ owner ‖ 0 ‖ upload_id → size ‖ deadline per live scratch object; `s` ‖ input_key
+//! content is pending; `o` ‖ owner ‖ 0 ‖ upload_id → size ‖ deadline per live scratch object, `t`
+//! the same per tus upload in progress; `c` ‖ upload_id ‖ 0 ‖ index → a tus piece; `s` ‖ input_key
 //! → upload_id.
 
 use crate::command::{Command, Outcome, Rejection, Response};
@@ -14,7 +15,7 @@ use crate::ops::{
 use crate::sm::{batons, leases, objects, TOMBSTONE_RETENTION_MS};
 use crate::store::keys::{self, Timer};
 use crate::store::txn::Txn;
-use crate::upload::{Mode, ScratchQuota, ScratchUsage, Target, Upload, UploadState, ID_PREFIX, TUS_CHUNKS_MAX};
+use crate::upload::{Chunk, Mode, ScratchQuota, ScratchUsage, Target, Upload, UploadState, ID_PREFIX, TUS_CHUNKS_MAX};
 
 type Checked<T> = Result<Result<T, Rejection>, StoreError>;
 
@@ -48,7 +49,12 @@ pub fn scratch_upload_id(txn: &Txn<'_>, input_key: &str) -> Result<Option<String
 /// `o` ‖ owner ‖ 0 ‖ upload_id → size: one row per live scratch object, so ending one never
 /// reads a counter another ending in the same sweep also changes.
 fn scratch_row(owner: &str, upload_id: &str) -> Vec<u8> {
-    let mut k = key(b'o', owner);
+    held_row(b'o', owner, upload_id)
+}
+
+/// `o` (scratch) or `t` (tus in progress) ‖ owner ‖ 0 ‖ upload_id → size ‖ deadline.
+fn held_row(tag: u8, owner: &str, upload_id: &str) -> Vec<u8> {
+    let mut k = key(tag, owner);
     k.push(0);
     k.extend_from_slice(upload_id.as_bytes());
     k
@@ -58,7 +64,11 @@ fn scratch_row(owner: &str, upload_id: &str) -> Vec<u8> {
 /// objects. Life is judged here, like a lease's: one past its deadline counts for nothing, swept
 /// or not.
 pub fn usage(txn: &Txn<'_>, owner: &str, max: u64, now_ms: u64) -> Result<ScratchUsage, StoreError> {
-    let mut prefix = key(b'o', owner);
+    held(txn, b'o', owner, max, now_ms)
+}
+
+fn held(txn: &Txn<'_>, tag: u8, owner: &str, max: u64, now_ms: u64) -> Result<ScratchUsage, StoreError> {
+    let mut prefix = key(tag, owner);
     prefix.push(0);
     let limit = max.saturating_mul(2).saturating_add(16) as usize;
     let rows = txn.range("uploads", &prefix, &keys::prefix_end(&prefix), limit)?;
@@ -72,6 +82,33 @@ pub fn usage(txn: &Txn<'_>, owner: &str, max: u64, now_ms: u64) -> Result<Scratc
         }
     }
     Ok(used)
+}
+
+/// `c` ‖ upload_id ‖ 0 ‖ index (8 bytes, big-endian) → [`Chunk`]: a tus upload's pieces in order.
+fn chunk_row(upload_id: &str, index: u32) -> Vec<u8> {
+    let mut k = key(b'c', upload_id);
+    k.push(0);
+    k.extend_from_slice(&u64::from(index).to_be_bytes());
+    k
+}
+
+/// A tus upload's recorded pieces, in order.
+pub fn chunks(txn: &Txn<'_>, upload_id: &str) -> Result<Vec<Chunk>, StoreError> {
+    let mut prefix = key(b'c', upload_id);
+    prefix.push(0);
+    txn.range("uploads", &prefix, &keys::prefix_end(&prefix), TUS_CHUNKS_MAX)?
+        .into_iter()
+        .map(|(_, v)| crate::store::decode("uploads", &v))
+        .collect()
+}
+
+/// Lets go of a tus upload's pieces: their records now, their bytes by the GC worker.
+fn release_chunks(txn: &mut Txn<'_>, upload: &Upload, now_ms: u64) -> Result<(), StoreError> {
+    for (i, chunk) in chunks(txn, &upload.upload_id)?.iter().enumerate() {
+        objects::release(txn, &chunk.object_key, &upload.upload_id, now_ms)?;
+        txn.delete("uploads", &chunk_row(&upload.upload_id, i as u32))?;
+    }
+    Ok(())
 }
 
 /// The record a [`NewUpload`] makes, after the checks that need no lease.
@@ -93,7 +130,7 @@ fn record(txn: &Txn<'_>, now_ms: u64, new: &NewUpload) -> Checked<Upload> {
     let Some(expires_at_ms) = new.ttl_seconds.checked_mul(1000).and_then(|t| t.checked_add(now_ms)) else {
         return Ok(Err(Rejection::Invalid("deadline overflows the clock".into())));
     };
-    if matches!(&new.mode, Mode::Tus { offset, chunks } if *offset != 0 || !chunks.is_empty()) {
+    if matches!(&new.mode, Mode::Tus { offset, chunks } if *offset != 0 || *chunks != 0) {
         return Ok(Err(Rejection::Invalid("a tus upload starts empty".into())));
     }
     Ok(Ok(Upload {
@@ -145,7 +182,20 @@ pub fn begin(txn: &mut Txn<'_>, now_ms: u64, op: &BeginUpload) -> Result<Respons
             txn.put_raw("uploads", &key(b's', input_key), upload.upload_id.as_bytes())?;
             objects::reference(txn, &upload.object_key, &upload.upload_id)?;
         }
-        (Target::NewStorage { duration_seconds, .. }, Mode::Tus { .. }) if *duration_seconds > 0 => {}
+        (Target::NewStorage { duration_seconds, .. }, Mode::Tus { .. }) if *duration_seconds > 0 => {
+            let Some(quota) = op.quota else {
+                return Ok(Err(Rejection::Invalid("a tus upload carries its quota".into())));
+            };
+            let used = held(txn, b't', &upload.owner, quota.max_count, now_ms)?;
+            if let Err(why) = within_tus(quota, used, upload.size_bytes) {
+                return Ok(Err(Rejection::TusQuota(why)));
+            }
+            txn.put_raw(
+                "uploads",
+                &held_row(b't', &upload.owner, &upload.upload_id),
+                &[upload.size_bytes.to_be_bytes(), upload.expires_at_ms.to_be_bytes()].concat(),
+            )?;
+        }
         _ => return Ok(Err(Rejection::Invalid("this target cannot begin alone".into()))),
     }
     start(txn, &upload)?;
@@ -159,6 +209,19 @@ fn within(quota: ScratchQuota, used: ScratchUsage, size_bytes: u64) -> Result<()
     if used.bytes.saturating_add(size_bytes) > quota.max_bytes {
         return Err(format!(
             "scratch objects may hold at most {} bytes at once ({} in use)",
+            quota.max_bytes, used.bytes
+        ));
+    }
+    Ok(())
+}
+
+fn within_tus(quota: ScratchQuota, used: ScratchUsage, size_bytes: u64) -> Result<(), String> {
+    if used.count >= quota.max_count {
+        return Err(format!("at most {} tus uploads in progress at once", quota.max_count));
+    }
+    if used.bytes.saturating_add(size_bytes) > quota.max_bytes {
+        return Err(format!(
+            "tus uploads in progress may declare at most {} bytes at once ({} declared)",
             quota.max_bytes, used.bytes
         ));
     }
@@ -381,7 +444,7 @@ pub fn tus_append(txn: &mut Txn<'_>, now_ms: u64, op: &TusAppend) -> Result<Resp
             op.chunk.size_bytes
         ))));
     }
-    if chunks.len() >= TUS_CHUNKS_MAX {
+    if *chunks as usize >= TUS_CHUNKS_MAX {
         return Ok(Err(Rejection::Invalid(format!(
             "a tus upload is at most {TUS_CHUNKS_MAX} chunks"
         ))));
@@ -389,8 +452,9 @@ pub fn tus_append(txn: &mut Txn<'_>, now_ms: u64, op: &TusAppend) -> Result<Resp
     if !objects::usable(txn, &op.chunk.object_key)? {
         return Ok(Err(Rejection::Invalid("object key is queued for deletion".into())));
     }
+    txn.put("uploads", &chunk_row(&op.upload_id, *chunks), &op.chunk)?;
     *offset += op.chunk.size_bytes;
-    chunks.push(op.chunk.clone());
+    *chunks += 1;
     objects::reference(txn, &op.chunk.object_key, &op.upload_id)?;
     put(txn, &upload)?;
     Ok(Ok(Outcome::UploadChanged { upload }))
@@ -402,8 +466,7 @@ pub fn finish_tus(txn: &mut Txn<'_>, now_ms: u64, op: &FinishTus) -> Result<Resp
         Ok(u) => u,
         Err(rejection) => return Ok(Err(rejection)),
     };
-    let (Mode::Tus { offset, chunks }, Target::NewStorage { duration_seconds, .. }) = (&upload.mode, &upload.target)
-    else {
+    let (Mode::Tus { offset, .. }, Target::NewStorage { duration_seconds, .. }) = (&upload.mode, &upload.target) else {
         return Ok(Err(Rejection::Invalid("not a tus upload of a new lease".into())));
     };
     if *offset != upload.size_bytes {
@@ -423,15 +486,13 @@ pub fn finish_tus(txn: &mut Txn<'_>, now_ms: u64, op: &FinishTus) -> Result<Resp
     if let Err(rejection) = verify(&upload, *size_bytes, &op.sha256_hex) {
         return Ok(Err(rejection));
     }
-    let chunks = chunks.clone();
     let joined = object_key.clone();
     let created = leases::create(txn, now_ms, &op.new, None)?;
     let Ok(Outcome::LeaseCreated(lease)) = &created else {
         return Ok(created);
     };
-    for chunk in &chunks {
-        objects::release(txn, &chunk.object_key, &upload.upload_id, now_ms)?;
-    }
+    release_chunks(txn, &upload, now_ms)?;
+    txn.delete("uploads", &held_row(b't', &upload.owner, &upload.upload_id))?;
     let LeaseKind::Storage { blake3_hex, .. } = &lease.lease.kind else {
         unreachable!("checked above")
     };
@@ -444,7 +505,7 @@ pub fn finish_tus(txn: &mut Txn<'_>, now_ms: u64, op: &FinishTus) -> Result<Resp
     upload.object_key = joined;
     upload.mode = Mode::Tus {
         offset: upload.size_bytes,
-        chunks: Vec::new(),
+        chunks: 0,
     };
     put(txn, &upload)?;
     Ok(created)
@@ -472,6 +533,12 @@ pub fn end(txn: &mut Txn<'_>, now_ms: u64, op: &EndUpload) -> Result<Response, S
 /// Ends a pending upload: its bytes go, and a lease waiting for them is deleted.
 fn abandon(txn: &mut Txn<'_>, now_ms: u64, upload: &mut Upload) -> Result<(), StoreError> {
     upload.state = UploadState::Abandoned { at_ms: now_ms };
+    // Parts uploaded to a multipart upload never completed are not an object: the GC worker
+    // aborts the multipart upload itself.
+    if let Mode::S3Multipart { multipart_id, .. } = &upload.mode {
+        let key = multipart_gc_key(multipart_id, &upload.object_key);
+        txn.put("gc", key.as_bytes(), &(upload.upload_id.as_str(), now_ms))?;
+    }
     match upload.target.clone() {
         Target::Lease { lease_id } => {
             txn.delete("uploads", &key(b'l', &lease_id))?;
@@ -492,13 +559,23 @@ fn abandon(txn: &mut Txn<'_>, now_ms: u64, upload: &mut Upload) -> Result<(), St
             unuse(txn, upload)?;
         }
         Target::NewStorage { .. } => {
-            for k in upload.object_keys() {
-                objects::release(txn, &k, &upload.upload_id, now_ms)?;
+            release_chunks(txn, upload, now_ms)?;
+            txn.delete("uploads", &held_row(b't', &upload.owner, &upload.upload_id))?;
+            if let Mode::Tus { chunks, .. } = &mut upload.mode {
+                *chunks = 0;
             }
         }
     }
     finish_record(txn, now_ms, upload)
 }
+
+/// The GC queue's name for an S3 multipart upload to abort: `multipart/<hex id>/<object key>`.
+pub fn multipart_gc_key(multipart_id: &str, object_key: &str) -> String {
+    format!("{MULTIPART_GC_PREFIX}{}/{object_key}", hex::encode(multipart_id))
+}
+
+/// The prefix of [`multipart_gc_key`]s (no object key starts with it).
+pub const MULTIPART_GC_PREFIX: &str = "multipart/";
 
 /// Ends a complete scratch object's life.
 fn expire(txn: &mut Txn<'_>, now_ms: u64, upload: &mut Upload) -> Result<(), StoreError> {
