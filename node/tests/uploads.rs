@@ -828,3 +828,36 @@ async fn tus_uploads_in_progress_are_bounded_and_unpaid_ones_wait() {
     assert_eq!(s, 200);
     assert!(h["x-lease-id"].to_str().unwrap().starts_with("lse_"));
 }
+
+/// tus can bring the bytes of a presigned create: `upload_id` in the metadata names the pending
+/// upload (the caller's, of the same length), and the last PATCH completes it; the lease is the
+/// one the create bought.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tus_fills_a_presigned_upload() {
+    let node = Relay::start(&["--tus-chunk-bytes", "65536"]);
+    let body = bytes(200_000, 15);
+    let receipt = presigned(&node, body.len(), Some(&sha256_hex(&body))).await;
+    let lease = receipt["lease_id"].as_str().unwrap();
+    let upload_id = receipt["upload"]["upload_id"].as_str().unwrap();
+    let create = |len: usize, id: &str| {
+        tus_req(&node, reqwest::Method::POST, &node.url("/api/uploads/tus"))
+            .header("upload-length", len.to_string())
+            .header("upload-metadata", format!("upload_id {}", b64(id)))
+    };
+    let (s, v, _) = send(create(body.len() + 1, upload_id)).await;
+    assert_eq!(s, 422, "another length: {v}");
+    let (s, _, _) = send(create(body.len(), "upl_01HX0000000000000000000000")).await;
+    assert_eq!(s, 404);
+    let (s, v, h) = send(create(body.len(), upload_id)).await;
+    assert_eq!(s, 201, "{v}");
+    let url = h["location"].to_str().unwrap().to_string();
+    let (s, _, _) = tus_patch(&node, &url, 0, body[..100_000].to_vec()).await;
+    assert_eq!(s, 204);
+    assert_eq!(read(&node, lease).await.0, 409, "still pending");
+    let (s, v, h) = tus_patch(&node, &url, 100_000, body[100_000..].to_vec()).await;
+    assert_eq!(s, 204, "{v}");
+    assert_eq!(h["x-lease-id"].to_str().unwrap(), lease);
+    assert_eq!(read(&node, lease).await, (200, body.clone()));
+    let (s, _) = put(&receipt["upload"], body, &[]).await;
+    assert_eq!(s, 409, "written once: the presigned URL is spent");
+}

@@ -109,6 +109,7 @@ pub enum Command {
     TusAppend(ops::TusAppend),
     FinishTus(ops::FinishTus),
     EndUpload(ops::EndUpload),
+    FillFromTus(ops::FillFromTus),
 }
 
 /// One delivery attempt: the delivery due at `due_ms` is done (delivered or given up), or

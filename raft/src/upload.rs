@@ -43,6 +43,9 @@ pub enum Target {
         content_type: String,
         duration_seconds: u64,
     },
+    /// A tus upload that brings the bytes of another, pending upload (a presigned create's): its
+    /// last byte completes that one.
+    Fill { upload_id: String },
 }
 
 /// How the bytes arrive.

@@ -2,7 +2,8 @@
 //! `/api/uploads/tus`. A creation declares the length and, in `Upload-Metadata`, the Storage
 //! lease to buy (`filename`, `duration_seconds`, `content_type`); nothing is paid until the last
 //! byte arrives, when the lease is created from the owner's balance (after a price check at
-//! creation) and the final answer names it in `X-Lease-Id`.
+//! creation) and the final answer names it in `X-Lease-Id`. Or it names a pending presigned
+//! upload (`upload_id`) whose bytes it brings: its last byte completes that one.
 //!
 //! Every PATCH is stored as pieces of at most `--tus-chunk-bytes`, each written to the object
 //! store and then recorded in the ledger at the upload's offset, so the offset survives the node:
@@ -20,7 +21,7 @@ use bytes::{Bytes, BytesMut};
 use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStoreExt;
 use relay_raft::command::NewLease;
-use relay_raft::ops::{BeginUpload, EndUpload, FinishTus, NewUpload, TusAppend};
+use relay_raft::ops::{BeginUpload, EndUpload, FillFromTus, FinishTus, NewUpload, TusAppend};
 use relay_raft::upload::{Chunk, Mode, ScratchQuota, Target, Upload, UploadState};
 use relay_raft::{LeaseKind, Rejection};
 
@@ -77,11 +78,13 @@ pub async fn options(State(state): State<AppState>) -> Response {
     tus(Ok(r))
 }
 
-/// The lease a creation's `Upload-Metadata` asks for.
+/// What a creation's `Upload-Metadata` asks for: a lease to buy, or a pending upload to fill.
 struct Wanted {
     file_name: String,
     content_type: String,
     duration_seconds: u64,
+    /// `upload_id`: the pending (presigned) upload whose bytes this brings.
+    fill: Option<String>,
 }
 
 /// `key base64,key base64,…` with the keys this server reads; others are ignored.
@@ -96,6 +99,7 @@ fn metadata(headers: &HeaderMap) -> ApiResult<Wanted> {
     }
     let mut fields = HeaderMap::new();
     let mut duration = None;
+    let mut fill = None;
     for pair in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once(' ').unwrap_or((pair, ""));
         let value = base64::engine::general_purpose::STANDARD
@@ -115,10 +119,8 @@ fn metadata(headers: &HeaderMap) -> ApiResult<Wanted> {
                 duration = Some(parse_u64(text, "Upload-Metadata duration_seconds")?);
             }
             "upload_id" => {
-                return Err(bad(
-                    "upload_id: a presigned upload is completed through its own URL; a tus upload buys its own lease"
-                        .into(),
-                ))
+                let id = String::from_utf8(value).map_err(|_| bad("upload_id: not text".into()))?;
+                fill = Some(id);
             }
             _ => {}
         }
@@ -126,11 +128,21 @@ fn metadata(headers: &HeaderMap) -> ApiResult<Wanted> {
     if !fields.contains_key("x-file-name") {
         fields.insert("x-file-name", HeaderValue::from_static("upload"));
     }
-    let duration_seconds = duration.ok_or_else(|| bad("duration_seconds is required".into()))?;
+    let duration_seconds = match (duration, &fill) {
+        (Some(d), None) => d,
+        (None, Some(_)) => 0,
+        (None, None) => return Err(bad("duration_seconds (or upload_id) is required".into())),
+        (Some(_), Some(_)) => {
+            return Err(bad(
+                "upload_id fills a lease already bought: send it without duration_seconds".into(),
+            ))
+        }
+    };
     Ok(Wanted {
         file_name: store::file_name(&fields)?,
         content_type: store::content_type(&fields)?,
         duration_seconds,
+        fill,
     })
 }
 
@@ -160,13 +172,29 @@ async fn create_inner(state: &AppState, caller: Caller, headers: &HeaderMap) -> 
     state.config.check_object_size("Upload-Length", length)?;
     let wanted = metadata(headers)?;
     let cfg = &state.config;
-    check_duration(
-        wanted.duration_seconds,
-        cfg.min_duration_seconds,
-        cfg.max_duration_seconds,
-    )?;
-    // Priced now, paid when the last byte arrives: refuse early what the balance cannot pay.
-    check_balance(state, &caller.account_id, length, wanted.duration_seconds)?;
+    let target = match wanted.fill {
+        // Already paid: the ledger checks it is the caller's, pending, single, of this length.
+        Some(id) => {
+            if !super::is_upload_id(&id) || find(state, &id, true).await?.owner != caller.account_id {
+                return Err(ApiError::NotFound("upload"));
+            }
+            Target::Fill { upload_id: id }
+        }
+        None => {
+            check_duration(
+                wanted.duration_seconds,
+                cfg.min_duration_seconds,
+                cfg.max_duration_seconds,
+            )?;
+            // Priced now, paid when the last byte arrives: refuse early what the balance cannot pay.
+            check_balance(state, &caller.account_id, length, wanted.duration_seconds)?;
+            Target::NewStorage {
+                file_name: wanted.file_name,
+                content_type: wanted.content_type,
+                duration_seconds: wanted.duration_seconds,
+            }
+        }
+    };
     let upload = NewUpload {
         upload_id: new_upload_id(),
         owner: caller.account_id.clone(),
@@ -174,11 +202,7 @@ async fn create_inner(state: &AppState, caller: Caller, headers: &HeaderMap) -> 
         size_bytes: length,
         sha256_hex: None,
         ttl_seconds: cfg.uploads.tus_ttl_seconds,
-        target: Target::NewStorage {
-            file_name: wanted.file_name,
-            content_type: wanted.content_type,
-            duration_seconds: wanted.duration_seconds,
-        },
+        target,
         mode: Mode::Tus { offset: 0, chunks: 0 },
     };
     let quota = ScratchQuota {
@@ -552,17 +576,6 @@ async fn finish(state: &AppState, upload: &Upload) -> ApiResult<String> {
     if let Target::NewStorage { duration_seconds, .. } = &fresh.target {
         check_balance(state, &fresh.owner, fresh.size_bytes, *duration_seconds)?;
     }
-    let (
-        Mode::Tus { .. },
-        Target::NewStorage {
-            file_name,
-            content_type,
-            duration_seconds,
-        },
-    ) = (&fresh.mode, &fresh.target)
-    else {
-        return Err(ApiError::Internal("finishing what is not a tus upload".into()));
-    };
     let store = state.objects.clone();
     let keys: Vec<String> = state
         .ledger
@@ -588,23 +601,48 @@ async fn finish(state: &AppState, upload: &Upload) -> ApiResult<String> {
         true,
     )
     .await?;
+    let sha256_hex = joined.sha256_hex.clone().unwrap_or_default();
+    let (file_name, content_type, duration_seconds) = match &fresh.target {
+        Target::NewStorage {
+            file_name,
+            content_type,
+            duration_seconds,
+        } => (file_name.clone(), content_type.clone(), *duration_seconds),
+        Target::Fill { .. } => {
+            let op = FillFromTus {
+                upload_id: fresh.upload_id.clone(),
+                owner: fresh.owner.clone(),
+                object_key: joined.object_key.clone(),
+                size_bytes: joined.size_bytes,
+                blake3_hex: joined.blake3_hex.clone(),
+                sha256_hex,
+            };
+            let answer = state.ledger.run(None, op).await;
+            joined.staged.settle(state, &answer).await;
+            let filled = ops::answer(answer, "upload")?;
+            return lease_of(&filled)
+                .map(String::from)
+                .ok_or_else(|| ApiError::Internal("a filled upload without its lease".into()));
+        }
+        _ => return Err(ApiError::Internal("finishing what is not a tus upload".into())),
+    };
     let new = NewLease {
         lease_id: ids::lease_id(),
         ledger_id: ids::ledger_id(),
         owner: fresh.owner.clone(),
         kind: LeaseKind::Storage {
             object_key: joined.object_key.clone(),
-            file_name: file_name.clone(),
-            content_type: content_type.clone(),
+            file_name,
+            content_type,
             size_bytes: joined.size_bytes,
             blake3_hex: joined.blake3_hex.clone(),
         },
-        duration_seconds: *duration_seconds,
+        duration_seconds,
     };
     let op = FinishTus {
         upload_id: fresh.upload_id.clone(),
         new,
-        sha256_hex: joined.sha256_hex.clone().unwrap_or_default(),
+        sha256_hex,
     };
     let answer = state.ledger.run(None, op).await;
     joined.staged.settle(state, &answer).await;

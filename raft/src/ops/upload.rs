@@ -85,3 +85,16 @@ pub struct EndUpload {
     pub owner: String,
 }
 op!(EndUpload(EndUpload) -> Upload, Outcome::UploadChanged { upload } => upload);
+
+/// A tus upload that fills a pending upload has every byte, joined at `object_key`: complete that
+/// upload with them (verified as a completion is) and let the pieces go.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FillFromTus {
+    pub upload_id: String,
+    pub owner: String,
+    pub object_key: String,
+    pub size_bytes: u64,
+    pub blake3_hex: String,
+    pub sha256_hex: String,
+}
+op!(FillFromTus(FillFromTus) -> Upload, Outcome::UploadChanged { upload } => upload);

@@ -175,6 +175,7 @@ fn apply_command(txn: &mut Txn<'_>, now_ms: u64, command: &Command) -> Result<Re
         Command::TusAppend(op) => uploads::tus_append(txn, now_ms, op),
         Command::FinishTus(op) => uploads::finish_tus(txn, now_ms, op),
         Command::EndUpload(op) => uploads::end(txn, now_ms, op),
+        Command::FillFromTus(op) => uploads::fill_from_tus(txn, now_ms, op),
     }
 }
 

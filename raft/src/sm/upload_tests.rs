@@ -362,6 +362,8 @@ fn arb_command() -> impl Strategy<Value = Command> {
         (n.clone(), 1u64..300).prop_map(|(n, s)| tus(n, s)),
         (n.clone(), 0u64..300, 1u64..200, 0u32..1000).prop_map(|(n, o, s, i)| chunk(n, o, s, i)),
         (n.clone(), 1u64..300).prop_map(|(n, s)| finish(n, s)),
+        (n.clone(), n.clone(), 1u64..300).prop_map(|(n, t, s)| tus_fill(n, t, s)),
+        (n.clone(), 1u64..300).prop_map(|(n, s)| fill(n, s)),
         n.clone().prop_map(|n| Command::EndUpload(ops::EndUpload {
             upload_id: format!("upl_{n}"),
             owner: OWNER.into()
@@ -469,4 +471,68 @@ proptest! {
         let (_b, again) = fresh_db();
         prop_assert_eq!(first, apply_all(&again, &requests));
     }
+}
+
+fn tus_fill(n: u32, target: u32, size_bytes: u64) -> Command {
+    Command::BeginUpload(ops::BeginUpload {
+        upload: new_upload(
+            n,
+            OWNER,
+            size_bytes,
+            Target::Fill {
+                upload_id: format!("upl_{target}"),
+            },
+            Mode::Tus { offset: 0, chunks: 0 },
+        ),
+        quota: Some(TUS_QUOTA),
+    })
+}
+
+fn fill(n: u32, size_bytes: u64) -> Command {
+    Command::FillFromTus(ops::FillFromTus {
+        upload_id: format!("upl_{n}"),
+        owner: OWNER.into(),
+        object_key: format!("blobs/joined{n}"),
+        size_bytes,
+        blake3_hex: "b3".into(),
+        sha256_hex: "aa".into(),
+    })
+}
+
+#[test]
+fn a_tus_upload_fills_a_pending_presigned_one() {
+    let (_dir, db) = fresh_db();
+    let r = apply_all(
+        &db,
+        &[
+            at(T0, account()),
+            at(T0, presigned_create(1, 100, Some("aa"))),
+            at(T0, tus_fill(2, 1, 99)),
+            at(T0, tus_fill(3, 1, 100)),
+            at(T0 + 1, chunk(3, 0, 100, 0)),
+            at(T0 + 2, fill(3, 100)),
+            at(T0 + 3, read(1)),
+            at(T0 + 4, fill(3, 100)),
+        ],
+    );
+    assert!(
+        matches!(&r[2], Err(Rejection::UploadMismatch(_))),
+        "another length: {:?}",
+        r[2]
+    );
+    assert!(matches!(&r[3], Ok(Outcome::UploadChanged { .. })), "{:?}", r[3]);
+    assert!(
+        matches!(&r[5], Ok(Outcome::UploadChanged { upload }) if upload.upload_id == "upl_1"),
+        "{:?}",
+        r[5]
+    );
+    let Ok(Outcome::AccessRecorded { lease }) = &r[6] else {
+        panic!("{:?}", r[6]);
+    };
+    assert!(matches!(&lease.kind, LeaseKind::Storage { object_key, .. } if object_key == "blobs/joined3"));
+    assert_eq!(r[7], Err(Rejection::UploadComplete));
+    assert!(gc(&db).contains("blobs/tus3-0") && gc(&db).contains("blobs/up1"));
+    let tus: Vec<Upload> = tagged(&db, b'u');
+    let t = tus.iter().find(|u| u.upload_id == "upl_3").unwrap();
+    assert!(matches!(&t.state, UploadState::Complete { lease_id: Some(l), .. } if l == "lease_1"));
 }

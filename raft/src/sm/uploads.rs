@@ -10,7 +10,7 @@ use crate::command::{Command, Outcome, Rejection, Response};
 use crate::error::StoreError;
 use crate::model::{BodyRef, Lease, LeaseKind, LeaseState};
 use crate::ops::{
-    BeginUpload, CompleteUpload, CreateWithUpload, EndUpload, FinishTus, NewUpload, TusAppend, X402Payment,
+    BeginUpload, CompleteUpload, CreateWithUpload, EndUpload, FillFromTus, FinishTus, NewUpload, TusAppend, X402Payment,
 };
 use crate::sm::{batons, leases, objects, TOMBSTONE_RETENTION_MS};
 use crate::store::keys::{self, Timer};
@@ -182,6 +182,23 @@ pub fn begin(txn: &mut Txn<'_>, now_ms: u64, op: &BeginUpload) -> Result<Respons
             txn.put_raw("uploads", &key(b's', input_key), upload.upload_id.as_bytes())?;
             objects::reference(txn, &upload.object_key, &upload.upload_id)?;
         }
+        (Target::Fill { upload_id }, Mode::Tus { .. }) => {
+            if let Err(rejection) = fillable(txn, now_ms, upload_id, &upload)? {
+                return Ok(Err(rejection));
+            }
+            let Some(quota) = op.quota else {
+                return Ok(Err(Rejection::Invalid("a tus upload carries its quota".into())));
+            };
+            let used = held(txn, b't', &upload.owner, quota.max_count, now_ms)?;
+            if let Err(why) = within_tus(quota, used, upload.size_bytes) {
+                return Ok(Err(Rejection::TusQuota(why)));
+            }
+            txn.put_raw(
+                "uploads",
+                &held_row(b't', &upload.owner, &upload.upload_id),
+                &[upload.size_bytes.to_be_bytes(), upload.expires_at_ms.to_be_bytes()].concat(),
+            )?;
+        }
         (Target::NewStorage { duration_seconds, .. }, Mode::Tus { .. }) if *duration_seconds > 0 => {
             let Some(quota) = op.quota else {
                 return Ok(Err(Rejection::Invalid("a tus upload carries its quota".into())));
@@ -213,6 +230,27 @@ fn within(quota: ScratchQuota, used: ScratchUsage, size_bytes: u64) -> Result<()
         ));
     }
     Ok(())
+}
+
+/// Whether a tus upload may bring the bytes of `target_id`: the same owner's pending single
+/// upload (one PUT or a node-signed URL) of the same length.
+fn fillable(txn: &Txn<'_>, now_ms: u64, target_id: &str, tus: &Upload) -> Result<Result<(), Rejection>, StoreError> {
+    let target = match pending_for(txn, now_ms, target_id, Some(&tus.owner))? {
+        Ok(t) => t,
+        Err(rejection) => return Ok(Err(rejection)),
+    };
+    if !matches!(target.mode, Mode::Local | Mode::S3Single) || !matches!(target.target, Target::Lease { .. }) {
+        return Ok(Err(Rejection::Invalid(
+            "only a pending single upload of a lease can be filled by tus".into(),
+        )));
+    }
+    if target.size_bytes != tus.size_bytes {
+        return Ok(Err(Rejection::UploadMismatch(format!(
+            "the pending upload is {} bytes",
+            target.size_bytes
+        ))));
+    }
+    Ok(Ok(()))
 }
 
 fn within_tus(quota: ScratchQuota, used: ScratchUsage, size_bytes: u64) -> Result<(), String> {
@@ -406,7 +444,7 @@ pub fn complete(txn: &mut Txn<'_>, now_ms: u64, op: &CompleteUpload) -> Result<R
                 objects::reference(txn, k, &upload.upload_id)?;
             }
         }
-        Target::NewStorage { .. } => {
+        Target::NewStorage { .. } | Target::Fill { .. } => {
             return Ok(Err(Rejection::Invalid(
                 "a tus upload completes with its last PATCH".into(),
             )))
@@ -511,6 +549,52 @@ pub fn finish_tus(txn: &mut Txn<'_>, now_ms: u64, op: &FinishTus) -> Result<Resp
     Ok(created)
 }
 
+/// `FillFromTus`: the tus upload's joined bytes complete the upload it fills.
+pub fn fill_from_tus(txn: &mut Txn<'_>, now_ms: u64, op: &FillFromTus) -> Result<Response, StoreError> {
+    let mut tus = match pending_for(txn, now_ms, &op.upload_id, Some(&op.owner))? {
+        Ok(u) => u,
+        Err(rejection) => return Ok(Err(rejection)),
+    };
+    let (Mode::Tus { offset, .. }, Target::Fill { upload_id: target_id }) = (&tus.mode, &tus.target) else {
+        return Ok(Err(Rejection::Invalid("not a tus upload that fills another".into())));
+    };
+    if *offset != tus.size_bytes {
+        return Ok(Err(Rejection::OffsetMismatch { offset: *offset }));
+    }
+    let target_id = target_id.clone();
+    let completion = CompleteUpload {
+        upload_id: target_id,
+        owner: Some(op.owner.clone()),
+        object_key: Some(op.object_key.clone()),
+        size_bytes: op.size_bytes,
+        blake3_hex: op.blake3_hex.clone(),
+        sha256_hex: op.sha256_hex.clone(),
+    };
+    let filled = match complete(txn, now_ms, &completion)? {
+        Ok(Outcome::UploadChanged { upload }) => upload,
+        other => return Ok(other),
+    };
+    release_chunks(txn, &tus, now_ms)?;
+    txn.delete("uploads", &held_row(b't', &tus.owner, &tus.upload_id))?;
+    let lease_id = match &filled.state {
+        UploadState::Complete { lease_id, .. } => lease_id.clone(),
+        _ => None,
+    };
+    tus.state = UploadState::Complete {
+        at_ms: now_ms,
+        blake3_hex: op.blake3_hex.clone(),
+        sha256_hex: op.sha256_hex.to_ascii_lowercase(),
+        lease_id,
+    };
+    tus.object_key.clone_from(&op.object_key);
+    tus.mode = Mode::Tus {
+        offset: tus.size_bytes,
+        chunks: 0,
+    };
+    put(txn, &tus)?;
+    Ok(Ok(Outcome::UploadChanged { upload: filled }))
+}
+
 /// `EndUpload`: the owner abandons a pending upload or deletes a scratch object.
 pub fn end(txn: &mut Txn<'_>, now_ms: u64, op: &EndUpload) -> Result<Response, StoreError> {
     let Some(mut upload) = get(txn, &op.upload_id)? else {
@@ -558,7 +642,7 @@ fn abandon(txn: &mut Txn<'_>, now_ms: u64, upload: &mut Upload) -> Result<(), St
             objects::release(txn, &upload.object_key, &upload.upload_id, now_ms)?;
             unuse(txn, upload)?;
         }
-        Target::NewStorage { .. } => {
+        Target::NewStorage { .. } | Target::Fill { .. } => {
             release_chunks(txn, upload, now_ms)?;
             txn.delete("uploads", &held_row(b't', &upload.owner, &upload.upload_id))?;
             if let Mode::Tus { chunks, .. } = &mut upload.mode {
