@@ -858,6 +858,30 @@ async fn tus_fills_a_presigned_upload() {
     assert_eq!(s, 204, "{v}");
     assert_eq!(h["x-lease-id"].to_str().unwrap(), lease);
     assert_eq!(read(&node, lease).await, (200, body.clone()));
-    let (s, _) = put(&receipt["upload"], body, &[]).await;
+    let (s, _) = put(&receipt["upload"], body.clone(), &[]).await;
     assert_eq!(s, 409, "written once: the presigned URL is spent");
+
+    // A fill whose lease is deleted before its last byte ends with a 410, and later requests
+    // do not copy its bytes again.
+    let other = presigned(&node, body.len(), None).await;
+    let (s, v, h) = send(create(body.len(), other["upload"]["upload_id"].as_str().unwrap())).await;
+    assert_eq!(s, 201, "{v}");
+    let url = h["location"].to_str().unwrap().to_string();
+    assert_eq!(tus_patch(&node, &url, 0, body[..100_000].to_vec()).await.0, 204);
+    let (s, _, _) = send(
+        client()
+            .delete(node.url(&format!("/api/store/{}", other["lease_id"].as_str().unwrap())))
+            .header("authorization", node.auth()),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, v, _) = tus_patch(&node, &url, 100_000, body[100_000..].to_vec()).await;
+    assert_eq!(s, 410, "{v}");
+    let before = bytes_received(&node).await;
+    for _ in 0..3 {
+        assert_eq!(tus_offset(&node, &url).await.0, 410);
+    }
+    assert_eq!(bytes_received(&node).await, before, "nothing copied again");
+    let (s, v, _) = send(create(body.len(), other["upload"]["upload_id"].as_str().unwrap())).await;
+    assert_eq!(s, 410, "a fill of a deleted lease: {v}");
 }

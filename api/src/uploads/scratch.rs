@@ -64,6 +64,13 @@ fn owner_of(state: &AppState, payer: &Payer) -> ApiResult<String> {
                 .ok_or_else(|| ApiError::Internal("an x402 payer on a node without x402".into()))?;
             let value = u64::try_from(w.payment.authorization.value)
                 .map_err(|_| ApiError::PaymentMalformed("the payment's value is out of range".into()))?;
+            // At least what the cheapest purchase costs: a payment worth nothing proves nothing.
+            let min = state.ledger.reader().pricing()?.min_charge_micros;
+            if value < min {
+                return Err(ApiError::PaymentMalformed(format!(
+                    "the payment must be worth at least the minimum charge ({min} micro-USDC)"
+                )));
+            }
             let now_s = relay_raft::wall_clock_ms() / 1000;
             w.payment
                 .check(cfg, value, now_s)

@@ -170,6 +170,18 @@ async fn create_inner(state: &AppState, caller: Caller, headers: &HeaderMap) -> 
         });
     }
     state.config.check_object_size("Upload-Length", length)?;
+    // Every PATCH adds at least one piece, and an upload holds at most TUS_CHUNKS_MAX of them.
+    let finishable = state
+        .config
+        .uploads
+        .tus_chunk_bytes
+        .saturating_mul(relay_raft::upload::TUS_CHUNKS_MAX as u64);
+    if length > finishable {
+        return Err(ApiError::TooLarge {
+            what: "Upload-Length (tus pieces per upload times --tus-chunk-bytes)",
+            limit: finishable,
+        });
+    }
     let wanted = metadata(headers)?;
     let cfg = &state.config;
     let target = match wanted.fill {
@@ -228,6 +240,23 @@ async fn create_inner(state: &AppState, caller: Caller, headers: &HeaderMap) -> 
     set(&mut r, "location", location);
     set(&mut r, "upload-expires", http_date(began.expires_at_ms));
     Ok(r)
+}
+
+/// Whether the pending upload `upload_id` still takes bytes: pending, before its deadline, its
+/// lease live.
+async fn still_fillable(state: &AppState, upload_id: &str) -> ApiResult<bool> {
+    let reader = state.ledger.linearizable().await?;
+    let Some(target) = reader.upload(upload_id)? else {
+        return Ok(false);
+    };
+    let now = reader.clock_ms()?.max(relay_raft::wall_clock_ms());
+    if !target.is_pending() || now >= target.expires_at_ms {
+        return Ok(false);
+    }
+    Ok(match &target.target {
+        Target::Lease { lease_id } => reader.lease(lease_id)?.is_some_and(|l| l.is_live_at(now)),
+        _ => false,
+    })
 }
 
 /// Refuses (402) a lease of `size_bytes` for `duration_seconds` that `owner`'s balance cannot pay.
@@ -573,8 +602,22 @@ async fn finish(state: &AppState, upload: &Upload) -> ApiResult<String> {
         return Err(ApiError::IdempotencyInFlight);
     };
     let _slot = state.limits.upload_slot(&fresh.owner).await?;
-    if let Target::NewStorage { duration_seconds, .. } = &fresh.target {
-        check_balance(state, &fresh.owner, fresh.size_bytes, *duration_seconds)?;
+    match &fresh.target {
+        Target::NewStorage { duration_seconds, .. } => {
+            check_balance(state, &fresh.owner, fresh.size_bytes, *duration_seconds)?
+        }
+        // The upload to fill must still take bytes; if not, this one ends now, unjoined.
+        Target::Fill { upload_id } if !still_fillable(state, upload_id).await? => {
+            let end = EndUpload {
+                upload_id: fresh.upload_id.clone(),
+                owner: fresh.owner.clone(),
+            };
+            ops::run(state, None, end, "upload").await?;
+            return Err(ApiError::Gone(
+                "the upload this one was to fill is complete or gone; this one is ended",
+            ));
+        }
+        _ => {}
     }
     let store = state.objects.clone();
     let keys: Vec<String> = state
@@ -593,6 +636,8 @@ async fn finish(state: &AppState, upload: &Upload) -> ApiResult<String> {
             }
         })
         .try_flatten();
+    // A piece missing from the store (the upload was ended meanwhile) is not a client's body
+    // error, and its path is nobody's business.
     let joined = blobs::upload_to(
         state,
         ids::blob_key(),
@@ -600,7 +645,13 @@ async fn finish(state: &AppState, upload: &Upload) -> ApiResult<String> {
         fresh.size_bytes,
         true,
     )
-    .await?;
+    .await
+    .map_err(|e| match e {
+        ApiError::BadRequest(_) | ApiError::SizeMismatch { .. } => {
+            ApiError::Gone("the upload's pieces are gone: it was ended or passed its deadline")
+        }
+        other => other,
+    })?;
     let sha256_hex = joined.sha256_hex.clone().unwrap_or_default();
     let (file_name, content_type, duration_seconds) = match &fresh.target {
         Target::NewStorage {

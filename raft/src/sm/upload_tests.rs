@@ -536,3 +536,38 @@ fn a_tus_upload_fills_a_pending_presigned_one() {
     let t = tus.iter().find(|u| u.upload_id == "upl_3").unwrap();
     assert!(matches!(&t.state, UploadState::Complete { lease_id: Some(l), .. } if l == "lease_1"));
 }
+
+#[test]
+fn a_fill_that_can_never_land_ends_its_tus_upload() {
+    let (_dir, db) = fresh_db();
+    let delete = |n: u32| {
+        Command::DeleteLease(ops::DeleteLease {
+            owner: OWNER.into(),
+            lease_id: format!("lease_{n}"),
+        })
+    };
+    let r = apply_all(
+        &db,
+        &[
+            at(T0, account()),
+            at(T0, presigned_create(1, 100, None)),
+            at(T0, tus_fill(2, 1, 100)),
+            at(T0 + 1, chunk(2, 0, 100, 0)),
+            at(T0 + 2, delete(1)),
+            at(T0 + 3, fill(2, 100)),
+            at(T0 + 4, fill(2, 100)),
+            at(T0 + 5, tus_fill(3, 1, 100)),
+        ],
+    );
+    assert_eq!(r[5], Err(Rejection::LeaseGone));
+    assert_eq!(r[6], Err(Rejection::UploadGone), "ended with the first refusal");
+    assert_eq!(
+        r[7],
+        Err(Rejection::LeaseGone),
+        "a fill of a deleted lease cannot begin"
+    );
+    assert!(gc(&db).contains("blobs/tus2-0"), "its pieces are let go");
+    let tus: Vec<Upload> = tagged(&db, b'u');
+    let t = tus.iter().find(|u| u.upload_id == "upl_2").unwrap();
+    assert!(matches!(t.state, UploadState::Abandoned { .. }));
+}

@@ -250,6 +250,14 @@ fn fillable(txn: &Txn<'_>, now_ms: u64, target_id: &str, tus: &Upload) -> Result
             target.size_bytes
         ))));
     }
+    if let Target::Lease { lease_id } = &target.target {
+        let live = txn
+            .get::<Lease>("leases", lease_id.as_bytes())?
+            .is_some_and(|l| l.state == LeaseState::Active && now_ms < l.expires_at_ms);
+        if !live {
+            return Ok(Err(Rejection::LeaseGone));
+        }
+    }
     Ok(Ok(()))
 }
 
@@ -572,6 +580,19 @@ pub fn fill_from_tus(txn: &mut Txn<'_>, now_ms: u64, op: &FillFromTus) -> Result
     };
     let filled = match complete(txn, now_ms, &completion)? {
         Ok(Outcome::UploadChanged { upload }) => upload,
+        // The upload it was to fill can never take these bytes now (completed by another, gone,
+        // its lease gone, or not the declared bytes): this one ends too, its pieces with it, so
+        // nothing joins them again. (`complete` refuses before it writes anything.)
+        Err(
+            rejection @ (Rejection::UploadComplete
+            | Rejection::UploadGone
+            | Rejection::UploadNotFound
+            | Rejection::UploadMismatch(_)
+            | Rejection::LeaseGone),
+        ) => {
+            abandon(txn, now_ms, &mut tus)?;
+            return Ok(Err(rejection));
+        }
         other => return Ok(other),
     };
     release_chunks(txn, &tus, now_ms)?;
