@@ -5,98 +5,16 @@
 mod common;
 #[path = "common/s3.rs"]
 mod s3;
+#[path = "common/backend.rs"]
+#[allow(dead_code)]
+#[macro_use]
+mod backend;
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use common::{bytes, client, Cluster, Relay, RelayExt};
-use futures::TryStreamExt;
+use backend::Backend;
+use common::{bytes, client, Cluster, RelayExt};
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use s3::S3Server;
+use object_store::{ObjectStoreExt, PutPayload};
 use serde_json::Value;
-
-/// Where a test's objects live.
-enum Backend {
-    Local(tempfile::TempDir),
-    S3(S3Server),
-}
-
-impl Backend {
-    fn local() -> Backend {
-        Backend::Local(tempfile::tempdir().unwrap())
-    }
-
-    fn s3() -> Backend {
-        Backend::S3(S3Server::start())
-    }
-
-    fn objects_url(&self) -> String {
-        match self {
-            Backend::Local(dir) => format!("file://{}", dir.path().display()),
-            Backend::S3(s) => s.objects_url(),
-        }
-    }
-
-    fn env(&self) -> Vec<(String, String)> {
-        match self {
-            Backend::Local(_) => vec![],
-            Backend::S3(s) => s.env(),
-        }
-    }
-
-    fn store(&self) -> Arc<dyn ObjectStore> {
-        match self {
-            Backend::Local(dir) => Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap()),
-            Backend::S3(s) => s.client(),
-        }
-    }
-
-    fn node(&self, extra: &[&str]) -> Relay {
-        let url = self.objects_url();
-        let mut args = vec!["--objects", url.as_str()];
-        args.extend_from_slice(extra);
-        Relay::start_with_env(&args, &self.env())
-    }
-
-    async fn keys(&self) -> Vec<String> {
-        let mut keys: Vec<String> = self
-            .store()
-            .list(None)
-            .map_ok(|m| m.location.to_string())
-            .try_collect()
-            .await
-            .unwrap();
-        keys.sort();
-        keys
-    }
-
-    /// Waits (up to 10 s) until the store holds exactly `n` objects.
-    async fn expect_objects(&self, n: usize, what: &str) {
-        let mut keys = Vec::new();
-        for _ in 0..100 {
-            keys = self.keys().await;
-            if keys.len() == n {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("{what}: expected {n} objects, found {keys:?}");
-    }
-}
-
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod local {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::local()).await })*
-        }
-        mod s3_protocol {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::s3()).await })*
-        }
-    };
-}
 
 both_backends!(
     small_and_multipart_objects_round_trip,

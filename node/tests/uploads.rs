@@ -7,74 +7,17 @@ mod common;
 #[path = "common/s3.rs"]
 #[allow(dead_code)]
 mod s3;
+#[path = "common/backend.rs"]
+#[allow(dead_code)]
+#[macro_use]
+mod backend;
 
-use std::sync::Arc;
 use std::time::Duration;
 
+use backend::Backend;
 use common::{bytes, client, Cluster, Relay, RelayExt};
-use futures::TryStreamExt;
-use object_store::ObjectStore;
-use s3::S3Server;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-
-enum Backend {
-    Local(tempfile::TempDir),
-    S3(S3Server),
-}
-
-impl Backend {
-    fn local() -> Backend {
-        Backend::Local(tempfile::tempdir().unwrap())
-    }
-
-    fn s3() -> Backend {
-        Backend::S3(S3Server::start())
-    }
-
-    fn is_s3(&self) -> bool {
-        matches!(self, Backend::S3(_))
-    }
-
-    fn node(&self, extra: &[&str]) -> Relay {
-        let (url, env) = match self {
-            Backend::Local(dir) => (format!("file://{}", dir.path().display()), vec![]),
-            Backend::S3(s) => (s.objects_url(), s.env()),
-        };
-        let mut args = vec!["--objects", url.as_str()];
-        args.extend_from_slice(extra);
-        Relay::start_with_env(&args, &env)
-    }
-
-    fn store(&self) -> Arc<dyn ObjectStore> {
-        match self {
-            Backend::Local(dir) => Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap()),
-            Backend::S3(s) => s.client(),
-        }
-    }
-
-    async fn keys(&self) -> Vec<String> {
-        self.store()
-            .list(None)
-            .map_ok(|m| m.location.to_string())
-            .try_collect()
-            .await
-            .unwrap()
-    }
-}
-
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod local {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::local()).await })*
-        }
-        mod s3_protocol {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::s3()).await })*
-        }
-    };
-}
 
 both_backends!(
     a_presigned_upload_is_readable_once_complete,

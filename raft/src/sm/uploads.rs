@@ -186,32 +186,14 @@ pub fn begin(txn: &mut Txn<'_>, now_ms: u64, op: &BeginUpload) -> Result<Respons
             if let Err(rejection) = fillable(txn, now_ms, upload_id, &upload)? {
                 return Ok(Err(rejection));
             }
-            let Some(quota) = op.quota else {
-                return Ok(Err(Rejection::Invalid("a tus upload carries its quota".into())));
-            };
-            let used = held(txn, b't', &upload.owner, quota.max_count, now_ms)?;
-            if let Err(why) = within_tus(quota, used, upload.size_bytes) {
-                return Ok(Err(Rejection::TusQuota(why)));
+            if let Err(rejection) = hold_tus(txn, now_ms, op.quota, &upload)? {
+                return Ok(Err(rejection));
             }
-            txn.put_raw(
-                "uploads",
-                &held_row(b't', &upload.owner, &upload.upload_id),
-                &[upload.size_bytes.to_be_bytes(), upload.expires_at_ms.to_be_bytes()].concat(),
-            )?;
         }
         (Target::NewStorage { duration_seconds, .. }, Mode::Tus { .. }) if *duration_seconds > 0 => {
-            let Some(quota) = op.quota else {
-                return Ok(Err(Rejection::Invalid("a tus upload carries its quota".into())));
-            };
-            let used = held(txn, b't', &upload.owner, quota.max_count, now_ms)?;
-            if let Err(why) = within_tus(quota, used, upload.size_bytes) {
-                return Ok(Err(Rejection::TusQuota(why)));
+            if let Err(rejection) = hold_tus(txn, now_ms, op.quota, &upload)? {
+                return Ok(Err(rejection));
             }
-            txn.put_raw(
-                "uploads",
-                &held_row(b't', &upload.owner, &upload.upload_id),
-                &[upload.size_bytes.to_be_bytes(), upload.expires_at_ms.to_be_bytes()].concat(),
-            )?;
         }
         _ => return Ok(Err(Rejection::Invalid("this target cannot begin alone".into()))),
     }
@@ -258,6 +240,23 @@ fn fillable(txn: &Txn<'_>, now_ms: u64, target_id: &str, tus: &Upload) -> Result
             return Ok(Err(Rejection::LeaseGone));
         }
     }
+    Ok(Ok(()))
+}
+
+/// Counts a tus upload in its owner's uploads in progress, within `quota`.
+fn hold_tus(txn: &mut Txn<'_>, now_ms: u64, quota: Option<ScratchQuota>, upload: &Upload) -> Checked<()> {
+    let Some(quota) = quota else {
+        return Ok(Err(Rejection::Invalid("a tus upload carries its quota".into())));
+    };
+    let used = held(txn, b't', &upload.owner, quota.max_count, now_ms)?;
+    if let Err(why) = within_tus(quota, used, upload.size_bytes) {
+        return Ok(Err(Rejection::TusQuota(why)));
+    }
+    txn.put_raw(
+        "uploads",
+        &held_row(b't', &upload.owner, &upload.upload_id),
+        &[upload.size_bytes.to_be_bytes(), upload.expires_at_ms.to_be_bytes()].concat(),
+    )?;
     Ok(Ok(()))
 }
 
