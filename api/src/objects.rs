@@ -108,9 +108,13 @@ pub async fn upload(
     })
 }
 
-/// What the store holds at `object_key`, read back whole: its size, blake3 and SHA-256 (hex).
-/// `None`: nothing is there.
-pub async fn measure(store: &Arc<dyn ObjectStore>, object_key: &str) -> ApiResult<Option<(u64, String, String)>> {
+/// What the store holds at `object_key`, read back whole: its size, blake3 and (when
+/// `with_sha256`) SHA-256, hex; `None`: nothing is there.
+pub async fn measure(
+    store: &Arc<dyn ObjectStore>,
+    object_key: &str,
+    with_sha256: bool,
+) -> ApiResult<Option<(u64, String, Option<String>)>> {
     let got = match store.get(&Path::from(object_key)).await {
         Ok(got) => got,
         Err(object_store::Error::NotFound { .. }) => return Ok(None),
@@ -118,19 +122,18 @@ pub async fn measure(store: &Arc<dyn ObjectStore>, object_key: &str) -> ApiResul
     };
     let mut stream = got.into_stream();
     let mut blake = blake3::Hasher::new();
-    let mut sha = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut sha = with_sha256.then(|| ring::digest::Context::new(&ring::digest::SHA256));
     let mut size = 0u64;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk?;
         size += chunk.len() as u64;
         blake.update(&chunk);
-        sha.update(&chunk);
+        if let Some(sha) = sha.as_mut() {
+            sha.update(&chunk);
+        }
     }
-    Ok(Some((
-        size,
-        blake.finalize().to_hex().to_string(),
-        hex::encode(sha.finish()),
-    )))
+    let sha256_hex = sha.map(|s| hex::encode(s.finish()));
+    Ok(Some((size, blake.finalize().to_hex().to_string(), sha256_hex)))
 }
 
 /// Deletes an object; one that is already gone counts as deleted.

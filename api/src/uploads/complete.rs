@@ -101,7 +101,10 @@ pub async fn complete(
         Mode::S3Single => {}
     }
     let _slot = state.limits.upload_slot(&caller.account_id).await?;
-    let Some((size_bytes, blake3_hex, sha256_hex)) = objects::measure(&state.objects, &upload.object_key).await? else {
+    let with_sha256 = super::needs_sha256(&state, &upload)?;
+    let Some((size_bytes, blake3_hex, sha256_hex)) =
+        objects::measure(&state.objects, &upload.object_key, with_sha256).await?
+    else {
         return Err(ApiError::UploadIncomplete(
             "the store holds no bytes for this upload yet: PUT them to its URL first".into(),
         ));
@@ -112,7 +115,7 @@ pub async fn complete(
         object_key: None,
         size_bytes,
         blake3_hex,
-        sha256_hex,
+        sha256_hex: sha256_hex.unwrap_or_default(),
     };
     let done = ops::run(&state, None, op, "upload").await?;
     Ok(Json(view(&done, now)).into_response())

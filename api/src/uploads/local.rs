@@ -59,7 +59,8 @@ pub async fn put(
         }
     }
     let _slot = state.limits.upload_slot(&upload.owner).await?;
-    let blob = blobs::upload_to(&state, ids::blob_key(), body, upload.size_bytes, true).await?;
+    let with_sha256 = super::needs_sha256(&state, &upload)?;
+    let blob = blobs::upload_to(&state, ids::blob_key(), body, upload.size_bytes, with_sha256).await?;
     let sha256_hex = blob.sha256_hex.clone().unwrap_or_default();
     let complete = CompleteUpload {
         upload_id,

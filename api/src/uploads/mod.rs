@@ -123,6 +123,27 @@ pub fn parse_sha256(text: &str) -> Option<String> {
     (text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit())).then(|| text.to_ascii_lowercase())
 }
 
+/// Whether completing `upload` needs its bytes' SHA-256: to check a declared one, for a baton
+/// (which keeps its content's SHA-256) or a scratch object (which may become a baton's content).
+/// Otherwise it is not computed: a hash nobody asked for costs a full pass over the bytes.
+pub fn needs_sha256(state: &AppState, upload: &Upload) -> ApiResult<bool> {
+    if upload.sha256_hex.is_some() || upload.is_scratch() {
+        return Ok(true);
+    }
+    Ok(match &upload.target {
+        relay_raft::upload::Target::Lease { lease_id } => state
+            .ledger
+            .reader()
+            .lease(lease_id)?
+            .is_none_or(|l| matches!(l.kind, relay_raft::LeaseKind::Baton(_))),
+        relay_raft::upload::Target::Fill { upload_id } => match state.ledger.reader().upload(upload_id)? {
+            Some(target) => needs_sha256(state, &target)?,
+            None => true,
+        },
+        _ => false,
+    })
+}
+
 /// The upload's record as the freshest read can see it: a local read, and a read barrier when
 /// this node does not know it yet (it may have been made through another node just now).
 pub async fn find(state: &AppState, upload_id: &str, fresh: bool) -> ApiResult<Upload> {
@@ -147,7 +168,11 @@ pub fn view(upload: &Upload, now_ms: u64) -> Value {
             blake3_hex,
             sha256_hex,
             ..
-        } => (lease_id.clone(), Some(blake3_hex.clone()), Some(sha256_hex.clone())),
+        } => (
+            lease_id.clone(),
+            Some(blake3_hex.clone()),
+            Some(sha256_hex.clone()).filter(|s| !s.is_empty()),
+        ),
         _ => (None, None, None),
     };
     let mut v = json!({

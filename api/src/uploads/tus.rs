@@ -638,12 +638,13 @@ async fn finish(state: &AppState, upload: &Upload) -> ApiResult<String> {
         .try_flatten();
     // A piece missing from the store (the upload was ended meanwhile) is not a client's body
     // error, and its path is nobody's business.
+    let with_sha256 = super::needs_sha256(state, &fresh)?;
     let joined = blobs::upload_to(
         state,
         ids::blob_key(),
         Body::from_stream(stream),
         fresh.size_bytes,
-        true,
+        with_sha256,
     )
     .await
     .map_err(|e| match e {
