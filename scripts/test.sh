@@ -24,7 +24,11 @@ fi
 # The tus tests drive a stock tus client, tuspy (PyPI), pinned.
 if ! python3 -c "import tusclient" >/dev/null 2>&1; then
   echo "relay: installing tuspy for the tus client test (pip)" >&2
-  python3 -m pip install --quiet --disable-pip-version-check "tuspy==1.1.0"
+  for attempt in 1 2 3; do
+    python3 -m pip install --quiet --disable-pip-version-check "tuspy==1.1.0" && break
+    echo "relay: pip failed (attempt $attempt); retrying" >&2
+    sleep 5
+  done
 fi
 source scripts/env.sh
 cargo test --locked --workspace
