@@ -160,7 +160,7 @@ pub async fn create(
         body["upload"] = match ours {
             true => plan.object,
             // A keyed retry: the first request's upload, as it stands (its URLs were handed out then).
-            false => pending_upload(&state, &lease.lease_id)?,
+            false => pending_upload(&state, &headers, &lease.lease_id).await?,
         };
         let response = (StatusCode::CREATED, Json(body)).into_response();
         return Ok(purchase::with_receipt(response, paid));
@@ -187,16 +187,17 @@ pub async fn create(
     Ok(purchase::with_receipt(response, paid))
 }
 
-/// The upload a lease is waiting for, as its owner sees it (`null` once it completed).
-pub fn pending_upload(state: &AppState, lease_id: &str) -> ApiResult<serde_json::Value> {
+/// The upload a lease is waiting for, signed again for what is left of its life (`null` once it
+/// completed): what a keyed retry of the create answers.
+pub async fn pending_upload(state: &AppState, headers: &HeaderMap, lease_id: &str) -> ApiResult<serde_json::Value> {
     let reader = state.ledger.reader();
     let Some(upload_id) = reader.pending_upload(lease_id)? else {
         return Ok(serde_json::Value::Null);
     };
-    Ok(match reader.upload(&upload_id)? {
-        Some(u) => uploads::view(&u, relay_raft::wall_clock_ms()),
-        None => serde_json::Value::Null,
-    })
+    match reader.upload(&upload_id)? {
+        Some(u) if u.is_pending() => presign::again(state, headers, &u).await,
+        _ => Ok(serde_json::Value::Null),
+    }
 }
 
 /// The body's hash, as uploaded.

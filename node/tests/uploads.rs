@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 
 both_backends!(
     a_presigned_upload_is_readable_once_complete,
+    a_keyed_retry_answers_the_same_upload,
     wrong_bytes_and_forged_urls_are_refused,
     an_upload_never_completed_is_abandoned,
 );
@@ -827,4 +828,39 @@ async fn tus_fills_a_presigned_upload() {
     assert_eq!(bytes_received(&node).await, before, "nothing copied again");
     let (s, v, _) = send(create(body.len(), other["upload"]["upload_id"].as_str().unwrap())).await;
     assert_eq!(s, 410, "a fill of a deleted lease: {v}");
+}
+
+/// A keyed retry of a presigned create answers the same lease and the same upload, its URLs
+/// signed again for what is left of its life, and they work.
+async fn a_keyed_retry_answers_the_same_upload(backend: Backend) {
+    let node = backend.node(&[]);
+    let body = bytes(4096, 16);
+    let size = body.len().to_string();
+    let create = || {
+        client()
+            .post(node.url("/api/store"))
+            .header("authorization", node.auth())
+            .header("idempotency-key", "big-1")
+            .header("x-upload", "presigned")
+            .header("x-file-name", "big.bin")
+            .header("x-size-bytes", &size)
+            .header("x-duration-seconds", "600")
+    };
+    let (s, first, _) = send(create()).await;
+    assert_eq!(s, 201, "{first}");
+    let (s, again, _) = send(create()).await;
+    assert_eq!(s, 201, "{again}");
+    assert_eq!(again["lease_id"], first["lease_id"]);
+    assert_eq!(again["upload"]["upload_id"], first["upload"]["upload_id"]);
+    assert_eq!(put(&again["upload"], body.clone(), &[]).await.0, 200);
+    if backend.is_s3() {
+        assert_eq!(complete(&node, &again["upload"], None).await.0, 200);
+    }
+    assert_eq!(read(&node, first["lease_id"].as_str().unwrap()).await, (200, body));
+    let (s, done, _) = send(create()).await;
+    assert_eq!(
+        (s, &done["upload"]),
+        (201, &Value::Null),
+        "complete: nothing left to upload"
+    );
 }

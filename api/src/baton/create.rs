@@ -255,7 +255,7 @@ pub async fn create(
     if let Some(upload) = upload {
         receipt["upload"] = upload;
     } else if large.is_some() {
-        receipt["upload"] = crate::store::pending_upload(&state, &lease.lease_id)?;
+        receipt["upload"] = crate::store::pending_upload(&state, &headers, &lease.lease_id).await?;
     }
     let response = (StatusCode::CREATED, Json(receipt)).into_response();
     Ok(purchase::with_receipt(response, paid))

@@ -45,37 +45,11 @@ pub struct Want {
 /// [`abandon`].
 pub async fn plan(state: &AppState, headers: &HeaderMap, want: Want) -> ApiResult<Plan> {
     let upload_id = new_upload_id();
-    let now_ms = relay_raft::wall_clock_ms();
-    let expires_at_ms = now_ms + want.ttl_seconds * 1000;
-    let base = mailbox::base_url(state, headers);
+    let expires_at_ms = relay_raft::wall_clock_ms() + want.ttl_seconds * 1000;
     let limits = &state.config.uploads;
-    let (mode, mut object) = match &state.s3 {
-        None => {
-            let expires_s = expires_at_ms / 1000;
-            let sig = sign::signature(&state.config.cluster_secret, &upload_id, expires_s);
-            let url = format!("{base}/uploads/{upload_id}?expires={expires_s}&sig={sig}");
-            let mut h = json!({"content-length": want.size_bytes.to_string()});
-            if let Some(sha) = &want.sha256_hex {
-                h["x-content-sha256"] = json!(sha);
-            }
-            (Mode::Local, json!({"url": url, "method": "PUT", "headers": h}))
-        }
-        Some(s3) if want.size_bytes <= limits.single_put_max_bytes => {
-            let mut bound = vec![
-                ("content-length", want.size_bytes.to_string()),
-                ("if-none-match", "*".to_string()),
-            ];
-            if let Some(sha) = &want.sha256_hex {
-                let raw = hex::decode(sha).map_err(|_| ApiError::Internal("sha256 not hex".into()))?;
-                bound.push((
-                    "x-amz-checksum-sha256",
-                    base64::engine::general_purpose::STANDARD.encode(raw),
-                ));
-            }
-            let url = presigned_put(s3, &want.object_key, &[], &bound, want.ttl_seconds).await?;
-            let h: serde_json::Map<String, Value> = bound.into_iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
-            (Mode::S3Single, json!({"url": url, "method": "PUT", "headers": h}))
-        }
+    let mode = match &state.s3 {
+        None => Mode::Local,
+        Some(_) if want.size_bytes <= limits.single_put_max_bytes => Mode::S3Single,
         Some(s3) => {
             let part_bytes = limits
                 .part_bytes
@@ -83,13 +57,75 @@ pub async fn plan(state: &AppState, headers: &HeaderMap, want: Want) -> ApiResul
                 .max(PART_MIN_BYTES);
             let path = Path::from(want.object_key.as_str());
             let multipart_id = s3.client.create_multipart(&path).await?;
-            let count = want.size_bytes.div_ceil(part_bytes);
+            Mode::S3Multipart {
+                multipart_id,
+                part_bytes,
+            }
+        }
+    };
+    let upload = NewUpload {
+        upload_id,
+        owner: want.owner,
+        object_key: want.object_key,
+        size_bytes: want.size_bytes,
+        sha256_hex: want.sha256_hex,
+        ttl_seconds: want.ttl_seconds,
+        target: want.target,
+        mode,
+    };
+    let object = object(state, headers, &upload, expires_at_ms).await?;
+    Ok(Plan { upload, object })
+}
+
+/// The `upload` object of a pending upload, signed again for what is left of its life (a keyed
+/// retry of its create answers it so): the same URLs but for their signatures' timestamps.
+pub async fn again(state: &AppState, headers: &HeaderMap, upload: &relay_raft::upload::Upload) -> ApiResult<Value> {
+    let new = NewUpload {
+        upload_id: upload.upload_id.clone(),
+        owner: upload.owner.clone(),
+        object_key: upload.object_key.clone(),
+        size_bytes: upload.size_bytes,
+        sha256_hex: upload.sha256_hex.clone(),
+        ttl_seconds: upload
+            .expires_at_ms
+            .saturating_sub(relay_raft::wall_clock_ms())
+            .div_ceil(1000)
+            .max(1),
+        target: upload.target.clone(),
+        mode: upload.mode.clone(),
+    };
+    object(state, headers, &new, upload.expires_at_ms).await
+}
+
+/// Where and how to PUT an upload's bytes, valid until `expires_at_ms`.
+async fn object(state: &AppState, headers: &HeaderMap, upload: &NewUpload, expires_at_ms: u64) -> ApiResult<Value> {
+    let base = mailbox::base_url(state, headers);
+    let upload_id = &upload.upload_id;
+    let mut object = match (&state.s3, &upload.mode) {
+        (None, _) | (_, Mode::Local) => {
+            let expires_s = expires_at_ms / 1000;
+            let sig = sign::signature(&state.config.cluster_secret, upload_id, expires_s);
+            let url = format!("{base}/uploads/{upload_id}?expires={expires_s}&sig={sig}");
+            let mut h = json!({"content-length": upload.size_bytes.to_string()});
+            if let Some(sha) = &upload.sha256_hex {
+                h["x-content-sha256"] = json!(sha);
+            }
+            json!({"url": url, "method": "PUT", "headers": h})
+        }
+        (
+            Some(s3),
+            Mode::S3Multipart {
+                multipart_id,
+                part_bytes,
+            },
+        ) => {
+            let count = upload.size_bytes.div_ceil(*part_bytes);
             let mut parts = Vec::with_capacity(count as usize);
             for n in 1..=count {
-                let size = part_bytes.min(want.size_bytes - (n - 1) * part_bytes);
+                let size = (*part_bytes).min(upload.size_bytes - (n - 1) * part_bytes);
                 let query = [("partNumber", n.to_string()), ("uploadId", multipart_id.clone())];
                 let bound = [("content-length", size.to_string())];
-                let url = presigned_put(s3, &want.object_key, &query, &bound, want.ttl_seconds).await?;
+                let url = presigned_put(s3, &upload.object_key, &query, &bound, upload.ttl_seconds).await?;
                 parts.push(json!({
                     "part_number": n,
                     "url": url,
@@ -98,32 +134,30 @@ pub async fn plan(state: &AppState, headers: &HeaderMap, want: Want) -> ApiResul
                     "headers": {"content-length": size.to_string()},
                 }));
             }
-            (
-                Mode::S3Multipart {
-                    multipart_id,
-                    part_bytes,
-                },
-                json!({"url": null, "method": "PUT", "headers": {}, "part_size_bytes": part_bytes, "parts": parts}),
-            )
+            json!({"url": null, "method": "PUT", "headers": {}, "part_size_bytes": part_bytes, "parts": parts})
+        }
+        (Some(s3), _) => {
+            let mut bound = vec![
+                ("content-length", upload.size_bytes.to_string()),
+                ("if-none-match", "*".to_string()),
+            ];
+            if let Some(sha) = &upload.sha256_hex {
+                let raw = hex::decode(sha).map_err(|_| ApiError::Internal("sha256 not hex".into()))?;
+                bound.push((
+                    "x-amz-checksum-sha256",
+                    base64::engine::general_purpose::STANDARD.encode(raw),
+                ));
+            }
+            let url = presigned_put(s3, &upload.object_key, &[], &bound, upload.ttl_seconds).await?;
+            let h: serde_json::Map<String, Value> = bound.into_iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+            json!({"url": url, "method": "PUT", "headers": h})
         }
     };
     object["upload_id"] = json!(upload_id);
     object["expires_at"] = json!(render::timestamp(expires_at_ms));
-    object["size_bytes"] = json!(want.size_bytes);
+    object["size_bytes"] = json!(upload.size_bytes);
     object["complete_url"] = json!(format!("{base}/api/uploads/{upload_id}/complete"));
-    Ok(Plan {
-        upload: NewUpload {
-            upload_id,
-            owner: want.owner,
-            object_key: want.object_key,
-            size_bytes: want.size_bytes,
-            sha256_hex: want.sha256_hex,
-            ttl_seconds: want.ttl_seconds,
-            target: want.target,
-            mode,
-        },
-        object,
-    })
+    Ok(object)
 }
 
 /// A presigned PUT: SigV4 binding the length where static credentials are known, else
