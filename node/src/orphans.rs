@@ -18,8 +18,9 @@ pub async fn run(
     min_age: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
-    // Where the last pass stopped, when it stopped short of the end.
+    // Where the last pass stopped, when it stopped short of the end (blobs, then scratch).
     let mut after = None;
+    let mut after_scratch = None;
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -39,6 +40,19 @@ pub async fn run(
                 }
             }
             Err(e) => warn!(error = %e, "orphan sweeper: pass failed; will retry"),
+        }
+        match relay_api::blobs::orphans::sweep_scratch(&ledger, &store, min_age, after_scratch.as_ref()).await {
+            Ok(pass) => {
+                after_scratch = pass.next;
+                if pass.deleted > 0 {
+                    metrics.orphans_deleted.inc_by(pass.deleted);
+                    info!(
+                        deleted = pass.deleted,
+                        "orphan sweeper: deleted unreferenced scratch objects"
+                    );
+                }
+            }
+            Err(e) => warn!(error = %e, "orphan sweeper: scratch pass failed; will retry"),
         }
     }
 }

@@ -28,6 +28,12 @@ async fn abort_multipart(s3: Option<&Arc<object_store::aws::AmazonS3>>, rest: &s
     };
     match s3.abort_multipart(&object_store::path::Path::from(key), &id).await {
         Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+        // Refused for good (the upload is unknown to this store, or completed): retrying forever
+        // would only hold up the queue behind it; the bucket's lifecycle rule is the backstop.
+        Err(e @ (object_store::Error::PermissionDenied { .. } | object_store::Error::Precondition { .. })) => {
+            tracing::warn!(object_key = key, error = %e, "gc: the store refused to abort a multipart upload; given up");
+            Ok(())
+        }
         Err(e) => Err(e),
     }
 }

@@ -31,8 +31,28 @@ pub async fn sweep(
     min_age: Duration,
     after: Option<&Path>,
 ) -> Result<Pass, String> {
+    sweep_under(ledger, store, min_age, after, objects::BLOB_PREFIX).await
+}
+
+/// [`sweep`] of the scratch tier's objects (`scratch/…`), which a live scratch record references.
+pub async fn sweep_scratch(
+    ledger: &Ledger,
+    store: &Arc<dyn ObjectStore>,
+    min_age: Duration,
+    after: Option<&Path>,
+) -> Result<Pass, String> {
+    sweep_under(ledger, store, min_age, after, "scratch").await
+}
+
+async fn sweep_under(
+    ledger: &Ledger,
+    store: &Arc<dyn ObjectStore>,
+    min_age: Duration,
+    after: Option<&Path>,
+    prefix: &str,
+) -> Result<Pass, String> {
     let cutoff = chrono_now() - chrono::Duration::from_std(min_age).map_err(|e| e.to_string())?;
-    let prefix = Path::from(objects::BLOB_PREFIX);
+    let prefix = Path::from(prefix);
     let mut listing = match after {
         Some(after) => store.list_with_offset(Some(&prefix), after),
         None => store.list(Some(&prefix)),

@@ -75,13 +75,22 @@ pub async fn complete(
         serde_json::from_slice(&raw).map_err(|e| ApiError::InvalidJson(e.to_string()))?
     };
     let now = relay_raft::wall_clock_ms();
+    let gone = || ApiError::Gone("the upload was abandoned, ended or is past its deadline");
     match &upload.state {
         UploadState::Complete { .. } => return Ok(Json(view(&upload, now)).into_response()),
-        UploadState::Pending => {}
-        _ => {
-            return Err(ApiError::Gone(
-                "the upload was abandoned, ended or is past its deadline",
-            ))
+        UploadState::Pending if now < upload.expires_at_ms => {}
+        _ => return Err(gone()),
+    }
+    // Nothing is asked of the store (a multipart completion builds an object) for a lease that
+    // can no longer take it.
+    if let relay_raft::upload::Target::Lease { lease_id } = &upload.target {
+        if !state
+            .ledger
+            .reader()
+            .lease(lease_id)?
+            .is_some_and(|l| l.is_live_at(now))
+        {
+            return Err(gone());
         }
     }
     match &upload.mode {

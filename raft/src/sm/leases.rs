@@ -168,6 +168,7 @@ pub fn hold_until_ms(lease: &Lease) -> Option<u64> {
 /// Deletes a closed lease's content: inline bodies and messages now, object bytes queued for the
 /// GC worker; then sets its purge timer.
 pub fn release(txn: &mut Txn<'_>, now_ms: u64, lease: &Lease) -> Result<(), StoreError> {
+    uploads::end_for_lease(txn, now_ms, lease)?;
     txn.delete("bodies", lease.lease_id.as_bytes())?;
     match &lease.kind {
         LeaseKind::Mailbox(_) => mailbox::clear(txn, now_ms, &lease.lease_id)?,

@@ -559,12 +559,18 @@ fn a_fill_that_can_never_land_ends_its_tus_upload() {
             at(T0 + 5, tus_fill(3, 1, 100)),
         ],
     );
-    assert_eq!(r[5], Err(Rejection::LeaseGone));
+    assert_eq!(r[5], Err(Rejection::UploadGone), "deleting the lease ended its upload");
     assert_eq!(r[6], Err(Rejection::UploadGone), "ended with the first refusal");
     assert_eq!(
         r[7],
-        Err(Rejection::LeaseGone),
+        Err(Rejection::UploadGone),
         "a fill of a deleted lease cannot begin"
+    );
+    let uploads: Vec<Upload> = tagged(&db, b'u');
+    let presigned = uploads.iter().find(|u| u.upload_id == "upl_1").unwrap();
+    assert!(
+        matches!(presigned.state, UploadState::Abandoned { .. }),
+        "a lease's upload ends with it"
     );
     assert!(gc(&db).contains("blobs/tus2-0"), "its pieces are let go");
     let tus: Vec<Upload> = tagged(&db, b'u');

@@ -636,28 +636,22 @@ pub fn end(txn: &mut Txn<'_>, now_ms: u64, op: &EndUpload) -> Result<Response, S
 
 /// Ends a pending upload: its bytes go, and a lease waiting for them is deleted.
 fn abandon(txn: &mut Txn<'_>, now_ms: u64, upload: &mut Upload) -> Result<(), StoreError> {
-    upload.state = UploadState::Abandoned { at_ms: now_ms };
-    // Parts uploaded to a multipart upload never completed are not an object: the GC worker
-    // aborts the multipart upload itself.
-    if let Mode::S3Multipart { multipart_id, .. } = &upload.mode {
-        let key = multipart_gc_key(multipart_id, &upload.object_key);
-        txn.put("gc", key.as_bytes(), &(upload.upload_id.as_str(), now_ms))?;
-    }
-    match upload.target.clone() {
-        Target::Lease { lease_id } => {
-            txn.delete("uploads", &key(b'l', &lease_id))?;
-            let lease = txn.get::<Lease>("leases", lease_id.as_bytes())?;
-            let is_baton = matches!(lease.as_ref().map(|l| &l.kind), Some(LeaseKind::Baton(_)));
-            if let Some(mut lease) = lease.filter(|l| l.state == LeaseState::Active) {
-                txn.delete("expiry", &keys::timer(lease.expires_at_ms, &lease_id))?;
-                lease.state = LeaseState::Deleted { at_ms: now_ms };
-                leases::tombstone(txn, now_ms, &lease)?;
-            }
-            // A baton's pending object is not its content yet: the lease does not release it.
-            if is_baton {
-                objects::release(txn, &upload.object_key, &lease_id, now_ms)?;
-            }
+    if let Target::Lease { lease_id } = upload.target.clone() {
+        let lease = txn.get::<Lease>("leases", lease_id.as_bytes())?;
+        if let Some(mut live) = lease.clone().filter(|l| l.state == LeaseState::Active) {
+            // Deleting the lease ends its upload with it ([`end_for_lease`], from its release).
+            txn.delete("expiry", &keys::timer(live.expires_at_ms, &lease_id))?;
+            live.state = LeaseState::Deleted { at_ms: now_ms };
+            leases::tombstone(txn, now_ms, &live)?;
+            upload.state = UploadState::Abandoned { at_ms: now_ms };
+            return Ok(());
         }
+        return end_pending_for_lease(txn, now_ms, upload, lease.as_ref());
+    }
+    upload.state = UploadState::Abandoned { at_ms: now_ms };
+    abort_multipart(txn, now_ms, upload)?;
+    match upload.target.clone() {
+        Target::Lease { .. } => unreachable!("handled above"),
         Target::Scratch { .. } => {
             objects::release(txn, &upload.object_key, &upload.upload_id, now_ms)?;
             unuse(txn, upload)?;
@@ -668,6 +662,50 @@ fn abandon(txn: &mut Txn<'_>, now_ms: u64, upload: &mut Upload) -> Result<(), St
             if let Mode::Tus { chunks, .. } = &mut upload.mode {
                 *chunks = 0;
             }
+        }
+    }
+    finish_record(txn, now_ms, upload)
+}
+
+/// Parts uploaded to a multipart upload never completed are not an object: the GC worker aborts
+/// the multipart upload itself.
+fn abort_multipart(txn: &mut Txn<'_>, now_ms: u64, upload: &Upload) -> Result<(), StoreError> {
+    if let Mode::S3Multipart { multipart_id, .. } = &upload.mode {
+        let key = multipart_gc_key(multipart_id, &upload.object_key);
+        txn.put("gc", key.as_bytes(), &(upload.upload_id.as_str(), now_ms))?;
+    }
+    Ok(())
+}
+
+/// A lease whose content was still to be uploaded closed (deleted, expired, voided, abandoned):
+/// its upload ends with it, so no completion can land on it and its planned bytes go.
+pub fn end_for_lease(txn: &mut Txn<'_>, now_ms: u64, lease: &Lease) -> Result<(), StoreError> {
+    let Some(id) = txn.get_raw("uploads", &key(b'l', &lease.lease_id))? else {
+        return Ok(());
+    };
+    let Some(mut upload) = get(txn, &String::from_utf8_lossy(&id))? else {
+        return Ok(());
+    };
+    if !upload.is_pending() {
+        return Ok(());
+    }
+    end_pending_for_lease(txn, now_ms, &mut upload, Some(lease))
+}
+
+/// Ends a lease's pending upload (the lease is closed, or being closed, by the caller).
+fn end_pending_for_lease(
+    txn: &mut Txn<'_>,
+    now_ms: u64,
+    upload: &mut Upload,
+    lease: Option<&Lease>,
+) -> Result<(), StoreError> {
+    upload.state = UploadState::Abandoned { at_ms: now_ms };
+    abort_multipart(txn, now_ms, upload)?;
+    if let Target::Lease { lease_id } = &upload.target {
+        txn.delete("uploads", &key(b'l', lease_id))?;
+        // A baton's pending object is not its content yet: the lease does not release it.
+        if lease.is_some_and(|l| matches!(l.kind, LeaseKind::Baton(_))) {
+            objects::release(txn, &upload.object_key, lease_id, now_ms)?;
         }
     }
     finish_record(txn, now_ms, upload)
