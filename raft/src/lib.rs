@@ -31,6 +31,7 @@ pub mod pricing;
 pub mod reader;
 pub mod sm;
 pub mod store;
+pub mod tlog;
 pub mod upload;
 
 pub use command::{Command, IdempotencyKey, Outcome, Rejection, Request, Response, Served};
