@@ -110,6 +110,8 @@ pub enum Command {
     FinishTus(ops::FinishTus),
     EndUpload(ops::EndUpload),
     FillFromTus(ops::FillFromTus),
+    AddWitnessKey(ops::AddWitnessKey),
+    SignCheckpoint(ops::SignCheckpoint),
 }
 
 /// One delivery attempt: the delivery due at `due_ms` is done (delivered or given up), or
@@ -228,6 +230,12 @@ pub enum Outcome {
     /// An upload's record after it began, took a chunk, completed or ended.
     UploadChanged {
         upload: crate::upload::Upload,
+    },
+    WitnessKeyAdded {
+        log: crate::witness::WitnessLog,
+    },
+    CheckpointSigned {
+        checkpoint: crate::witness::SignedCheckpoint,
     },
 }
 

@@ -13,6 +13,8 @@ pub enum StoreError {
     Encode(bincode::Error),
     #[error("missing column family {0}")]
     MissingCf(&'static str),
+    #[error("missing record: {0}")]
+    Missing(String),
     #[error("snapshot file: {0}")]
     Io(#[from] std::io::Error),
 }

@@ -33,6 +33,7 @@ pub mod sm;
 pub mod store;
 pub mod tlog;
 pub mod upload;
+pub mod witness;
 
 pub use command::{Command, IdempotencyKey, Outcome, Rejection, Request, Response, Served};
 pub use error::{LedgerError, StoreError};

@@ -60,8 +60,10 @@ macro_rules! op {
 
 mod baton;
 mod upload;
+mod witness;
 pub use baton::*;
 pub use upload::*;
+pub use witness::*;
 
 /// Create an account with an opening balance. Creating an existing account is a no-op.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -520,6 +520,64 @@ impl StateReader {
     }
 
     /// When the sweeper next has work: the earliest lease timer or idempotency record to prune.
+    /// The witness log's settings and keys (`None` until the first key is installed).
+    pub fn witness_log(&self) -> Result<Option<crate::witness::WitnessLog>, StoreError> {
+        self.get("meta", crate::sm::witness::META_WITNESS)
+    }
+
+    /// Leaves in the witness log.
+    pub fn witness_size(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .db
+            .get_cf(cf(&self.db, crate::sm::witness::CF)?, b"n")?
+            .as_deref()
+            .and_then(keys::parse_u64)
+            .unwrap_or(0))
+    }
+
+    pub fn witness_checkpoint(&self) -> Result<Option<crate::witness::SignedCheckpoint>, StoreError> {
+        self.get(crate::sm::witness::CF, b"k")
+    }
+
+    /// The witness tree's stored hashes, for roots and proofs (`size` at most [`Self::witness_size`]).
+    pub fn witness_hashes(&self) -> impl crate::tlog::Hashes<Error = StoreError> + '_ {
+        crate::sm::witness::StoredHashes(move |k: &[u8]| {
+            Ok(self.db.get_cf(cf(&self.db, crate::sm::witness::CF)?, k)?)
+        })
+    }
+
+    /// The witness record at `index` (`None` past the size or after its retention).
+    pub fn witness_record(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let cf = cf(&self.db, crate::sm::witness::CF)?;
+        Ok(self.db.get_cf(cf, crate::sm::witness::record_key(index))?)
+    }
+
+    /// A baton's witness records from index `after` on (exclusive), oldest first: index, owner,
+    /// and the record's bytes.
+    pub fn witness_records(
+        &self,
+        baton_id: &str,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, String, Vec<u8>)>, StoreError> {
+        use crate::sm::witness::{baton_key, baton_prefix, record_key, CF};
+        let start = match after {
+            Some(i) => baton_key(baton_id, i.saturating_add(1)),
+            None => baton_prefix(baton_id),
+        };
+        let end = keys::prefix_end(&baton_prefix(baton_id));
+        let mut out = Vec::new();
+        for (k, owner) in scan_range(&self.db, CF, &start, &end, limit)? {
+            let Some(index) = k.len().checked_sub(8).and_then(|at| keys::parse_u64(&k[at..])) else {
+                continue;
+            };
+            if let Some(record) = self.db.get_cf(cf(&self.db, CF)?, record_key(index))? {
+                out.push((index, String::from_utf8_lossy(&owner).into_owned(), record));
+            }
+        }
+        Ok(out)
+    }
+
     pub fn next_timer_due_ms(&self) -> Result<Option<u64>, StoreError> {
         let timer = scan_range(&self.db, "expiry", &[], &[0xff; 9], 1)?
             .first()

@@ -18,9 +18,10 @@ use crate::ops::{
 };
 use crate::sm::baton_tokens::{self, Need};
 use crate::sm::bodies::check_body;
-use crate::sm::{accounts, charges, leases, objects, pricing, x402, INLINE_BODY_MAX};
+use crate::sm::{accounts, charges, leases, objects, pricing, witness, x402, INLINE_BODY_MAX};
 use crate::store::keys::{self, Timer};
 use crate::store::txn::Txn;
+use crate::tlog::record::Event;
 
 type Checked<T> = Result<Result<T, Rejection>, StoreError>;
 
@@ -125,10 +126,27 @@ pub fn create(
         return Ok(response);
     }
     let lease_id = &new.lease_id;
+    let witnessed = shape.witness;
     match first {
-        Some(First::Entry(entry, bytes)) => put_entry(txn, lease_id, &entry, &bytes)?,
+        Some(First::Entry(entry, bytes)) => {
+            put_entry(txn, lease_id, &entry, &bytes)?;
+            if witnessed {
+                witness_entry(txn, now_ms, lease_id, &new.owner, &entry, &bytes)?;
+            }
+        }
         Some(First::Inline(bytes)) => txn.put_raw("bodies", lease_id.as_bytes(), &bytes)?,
         None => {}
+    }
+    if let (true, Some(content)) = (witnessed, op.content.as_ref().filter(|_| !shape.write.appends())) {
+        let w = witness::Write {
+            baton_id: lease_id,
+            owner: &new.owner,
+            event: Event::Version,
+            seq: 1,
+            sha256_hex: &content.sha256_hex,
+            chain_hex: None,
+        };
+        witness::witness(txn, now_ms, w)?;
     }
     // Checked before paying, so this cannot refuse.
     baton_tokens::put_new(txn, now_ms, lease_id, &op.tokens)?.ok();
@@ -165,7 +183,7 @@ pub fn write(txn: &mut Txn<'_>, now_ms: u64, op: &WriteBaton) -> Result<Response
     if crate::sm::uploads::pending(txn, &op.lease_id)? {
         return Ok(Err(Rejection::UploadPending));
     }
-    let lease_id = lease.lease_id.clone();
+    let (lease_id, owner) = (lease.lease_id.clone(), lease.owner.clone());
     let b = of_mut(&mut lease).expect("access answers batons");
     if b.write.appends() {
         return Ok(Err(Rejection::WrongWriteKind(format!(
@@ -209,6 +227,17 @@ pub fn write(txn: &mut Txn<'_>, now_ms: u64, op: &WriteBaton) -> Result<Response
     b.used_bytes = body.size_bytes;
     b.version += 1;
     b.updated_at_ms = now_ms;
+    if b.witness {
+        let w = witness::Write {
+            baton_id: &lease_id,
+            owner: &owner,
+            event: Event::Version,
+            seq: b.version,
+            sha256_hex,
+            chain_hex: None,
+        };
+        witness::witness(txn, now_ms, w)?;
+    }
     txn.put("leases", lease.lease_id.as_bytes(), &lease)?;
     Ok(Ok(Outcome::BatonChanged { lease }))
 }
@@ -217,6 +246,11 @@ pub fn write(txn: &mut Txn<'_>, now_ms: u64, op: &WriteBaton) -> Result<Response
 fn check_content(txn: &Txn<'_>, b: &Baton, content: &Content) -> Checked<()> {
     if let Err(rejection) = check_body(&content.body, content.inline.as_deref(), b.size_bytes) {
         return Ok(Err(rejection));
+    }
+    if !witness::valid_sha256_hex(&content.sha256_hex) {
+        return Ok(Err(Rejection::Invalid(
+            "the SHA-256 must be 64 lowercase hex digits".into(),
+        )));
     }
     if content.content_type.len() > CONTENT_TYPE_MAX_LEN {
         return Ok(Err(Rejection::Invalid("content type too long".into())));
@@ -243,6 +277,7 @@ fn check_content(txn: &Txn<'_>, b: &Baton, content: &Content) -> Checked<()> {
 pub fn append(txn: &mut Txn<'_>, now_ms: u64, op: &AppendEntry) -> Result<Response, StoreError> {
     let (mut lease, _) = check!(baton_tokens::access(txn, now_ms, &op.lease_id, &op.actor, Need::Write));
     let b = of_mut(&mut lease).expect("access answers batons");
+    let witnessed = b.witness;
     if !b.write.appends() {
         return Ok(Err(Rejection::WrongWriteKind(format!(
             "a {} baton is replaced, not appended to",
@@ -256,6 +291,9 @@ pub fn append(txn: &mut Txn<'_>, now_ms: u64, op: &AppendEntry) -> Result<Respon
     b.version += 1;
     b.updated_at_ms = now_ms;
     put_entry(txn, &lease.lease_id, &entry, &op.content)?;
+    if witnessed {
+        witness_entry(txn, now_ms, &lease.lease_id, &lease.owner, &entry, &op.content)?;
+    }
     txn.put("leases", lease.lease_id.as_bytes(), &lease)?;
     Ok(Ok(Outcome::EntryAppended(EntryAppended { lease, entry })))
 }
@@ -305,6 +343,27 @@ fn next_entry(b: &Baton, now_ms: u64, content: &[u8]) -> Checked<Entry> {
         hash,
         prev_hash,
     }))
+}
+
+/// An entry's witness record: the SHA-256 of its content, and its chain hash when chained.
+fn witness_entry(
+    txn: &mut Txn<'_>,
+    now_ms: u64,
+    lease_id: &str,
+    owner: &str,
+    entry: &Entry,
+    bytes: &[u8],
+) -> Result<(), StoreError> {
+    let sha = sha256_hex(bytes);
+    let w = witness::Write {
+        baton_id: lease_id,
+        owner,
+        event: Event::Entry,
+        seq: entry.seq,
+        sha256_hex: &sha,
+        chain_hex: entry.prev_hash.as_ref().map(|_| entry.hash.as_str()),
+    };
+    witness::witness(txn, now_ms, w)
 }
 
 fn put_entry(txn: &mut Txn<'_>, lease_id: &str, entry: &Entry, bytes: &[u8]) -> Result<(), StoreError> {

@@ -22,6 +22,7 @@ pub mod pricing;
 pub mod sessions;
 pub mod sweep;
 pub mod uploads;
+pub mod witness;
 pub mod x402;
 
 use crate::command::{Command, Outcome, Rejection, Request, Response, BATCH_MAX};
@@ -176,6 +177,8 @@ fn apply_command(txn: &mut Txn<'_>, now_ms: u64, command: &Command) -> Result<Re
         Command::FinishTus(op) => uploads::finish_tus(txn, now_ms, op),
         Command::EndUpload(op) => uploads::end(txn, now_ms, op),
         Command::FillFromTus(op) => uploads::fill_from_tus(txn, now_ms, op),
+        Command::AddWitnessKey(op) => witness::add_key(txn, now_ms, op),
+        Command::SignCheckpoint(op) => witness::sign(txn, now_ms, op),
     }
 }
 
@@ -211,5 +214,7 @@ mod sessions_tests;
 mod tests;
 #[cfg(test)]
 mod upload_tests;
+#[cfg(test)]
+mod witness_tests;
 #[cfg(test)]
 mod x402_tests;

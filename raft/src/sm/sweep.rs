@@ -5,7 +5,7 @@ use crate::command::{Outcome, Rejection, Response};
 use crate::error::StoreError;
 use crate::model::{Lease, LeaseState};
 use crate::ops::Swept;
-use crate::sm::{batons, charges, leases, sessions, uploads, x402, DEDUP_WINDOW_MS, GC_BATCH_MAX};
+use crate::sm::{batons, charges, leases, sessions, uploads, witness, x402, DEDUP_WINDOW_MS, GC_BATCH_MAX};
 use crate::store::keys::{self, Timer};
 use crate::store::txn::Txn;
 
@@ -24,6 +24,11 @@ pub fn expire_due(txn: &mut Txn<'_>, now_ms: u64, max: u32) -> Result<Response, 
             }
             Some(Timer::UploadPurge) => {
                 uploads::purge(txn, &lease_id)?;
+                purged += 1;
+                continue;
+            }
+            Some(Timer::WitnessPurge) => {
+                witness::purge(txn, &lease_id)?;
                 purged += 1;
                 continue;
             }

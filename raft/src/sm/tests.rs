@@ -472,7 +472,7 @@ fn batched(requests: Vec<Request>, cuts: &[usize]) -> Vec<Request> {
     out
 }
 
-fn dump(db: &DB) -> BTreeMap<(&'static str, Vec<u8>), Vec<u8>> {
+pub(super) fn dump(db: &DB) -> BTreeMap<(&'static str, Vec<u8>), Vec<u8>> {
     let mut out = BTreeMap::new();
     for name in STATE_CFS {
         for item in db.iterator_cf(cf(db, name).unwrap(), IteratorMode::Start) {

@@ -12,9 +12,10 @@ use crate::model::{BodyRef, Lease, LeaseKind, LeaseState};
 use crate::ops::{
     BeginUpload, CompleteUpload, CreateWithUpload, EndUpload, FillFromTus, FinishTus, NewUpload, TusAppend, X402Payment,
 };
-use crate::sm::{batons, leases, objects, TOMBSTONE_RETENTION_MS};
+use crate::sm::{batons, leases, objects, witness, TOMBSTONE_RETENTION_MS};
 use crate::store::keys::{self, Timer};
 use crate::store::txn::Txn;
+use crate::tlog::record::Event;
 use crate::upload::{Chunk, Mode, ScratchQuota, ScratchUsage, Target, Upload, UploadState, ID_PREFIX, TUS_CHUNKS_MAX};
 
 type Checked<T> = Result<Result<T, Rejection>, StoreError>;
@@ -426,10 +427,27 @@ pub fn complete(txn: &mut Txn<'_>, now_ms: u64, op: &CompleteUpload) -> Result<R
                     }
                 }
                 LeaseKind::Baton(b) => {
+                    // Nothing is written yet: a witnessed baton's record needs a real SHA-256.
+                    if b.witness && !witness::valid_sha256_hex(&op.sha256_hex) {
+                        return Ok(Err(Rejection::Invalid(
+                            "the SHA-256 must be 64 lowercase hex digits".into(),
+                        )));
+                    }
                     b.content = Some(body);
                     b.content_sha256 = Some(op.sha256_hex.clone());
                     b.used_bytes = op.size_bytes;
                     b.updated_at_ms = now_ms;
+                    if b.witness {
+                        let w = witness::Write {
+                            baton_id: &id,
+                            owner: &upload.owner,
+                            event: Event::Version,
+                            seq: b.version,
+                            sha256_hex: &op.sha256_hex,
+                            chain_hex: None,
+                        };
+                        witness::witness(txn, now_ms, w)?;
+                    }
                 }
                 _ => {
                     return Ok(Err(Rejection::Invalid(

@@ -57,6 +57,9 @@ pub enum Timer {
     UploadDue = 4,
     /// An ended upload's record is forgotten.
     UploadPurge = 5,
+    /// A witness record's retention ends (keyed `witness:<index>`): its bytes and baton index
+    /// go; the tree's hashes stay.
+    WitnessPurge = 6,
 }
 
 impl Timer {
@@ -68,6 +71,7 @@ impl Timer {
             3 => Some(Timer::Dispose),
             4 => Some(Timer::UploadDue),
             5 => Some(Timer::UploadPurge),
+            6 => Some(Timer::WitnessPurge),
             _ => None,
         }
     }

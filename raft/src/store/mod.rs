@@ -57,6 +57,9 @@ pub const STATE_CFS: &[&str] = &[
     // Uploads: records ("u" ‖ upload_id), pending leases ("l" ‖ lease_id), live scratch
     // objects per owner ("o" ‖ owner ‖ 0 ‖ upload_id) and scratch input keys ("s" ‖ input_key).
     "uploads",
+    // The witness log: its size ("n"), latest checkpoint ("k"), complete-subtree hashes
+    // ("h" ‖ level ‖ index), records ("r" ‖ index) and records per baton ("b" ‖ id ‖ 0 ‖ index).
+    "witness",
 ];
 /// The most files RocksDB keeps open (it closes and reopens the rest as needed), so the node's
 /// file descriptors are bounded and client connections can be capped around them.

@@ -34,7 +34,8 @@ impl Checkpoint {
         if !valid_name(origin) {
             return Err(bad("the origin holds a space or '+'"));
         }
-        let size_ok = !size.is_empty() && size.bytes().all(|b| b.is_ascii_digit()) && (size == "0" || !size.starts_with('0'));
+        let size_ok =
+            !size.is_empty() && size.bytes().all(|b| b.is_ascii_digit()) && (size == "0" || !size.starts_with('0'));
         let size = size
             .parse::<u64>()
             .ok()

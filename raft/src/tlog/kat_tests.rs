@@ -26,7 +26,8 @@ fn signed_note_spec_example_verifies() {
 #[test]
 fn go_note_test_key_signs_byte_for_byte() {
     // golang.org/x/mod/sumdb/note's test key and expected signature (Ed25519 is deterministic).
-    let signer = Signer::parse("PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz").unwrap();
+    let signer =
+        Signer::parse("PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz").unwrap();
     assert_eq!(
         signer.verifier().to_string(),
         "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"
@@ -54,7 +55,13 @@ fn unknown_keys_are_ignored_and_known_bad_ones_fail() {
     let two = format!("{note}\u{2014} other.example AAAAAAAA\n");
     assert_eq!(open(&two, &[a.verifier()]).unwrap(), "hello\n");
     // Malformed notes.
-    for bad in ["hello\n", "hello\n\n", "hello\n\n\u{2014} x\n", "hello\n\n- log.example/a AAAA\n", "\n\n\u{2014} log.example/a AAAAAAAA\n"] {
+    for bad in [
+        "hello\n",
+        "hello\n\n",
+        "hello\n\n\u{2014} x\n",
+        "hello\n\n- log.example/a AAAA\n",
+        "\n\n\u{2014} log.example/a AAAAAAAA\n",
+    ] {
         assert!(open(bad, &[a.verifier()]).is_err(), "{bad:?}");
     }
     assert!(Signer::from_seed("has space", &[1; 32]).is_err());
@@ -193,7 +200,9 @@ fn proof_and_record_text_round_trip() {
         extra: Some(b"abc".to_vec()),
         index: 5,
         path: vec![[1; 32], [2; 32]],
-        checkpoint: signer.sign("relay.example/witness\n6\nAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\n").unwrap(),
+        checkpoint: signer
+            .sign("relay.example/witness\n6\nAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\n")
+            .unwrap(),
     };
     let text = p.to_text();
     assert!(text.starts_with(

@@ -128,7 +128,9 @@ fn subproof<H: Hashes>(h: &H, m: u64, start: u64, end: u64, whole: bool, out: &m
 /// leaves whose root is `root`?
 pub fn verify_inclusion(leaf: &Hash, index: u64, size: u64, proof: &[Hash], root: &Hash) -> Result<(), TlogError> {
     if index >= size {
-        return Err(TlogError::NotIncluded(format!("index {index} is not below the tree size {size}")));
+        return Err(TlogError::NotIncluded(format!(
+            "index {index} is not below the tree size {size}"
+        )));
     }
     if proof.len() > PROOF_MAX_HASHES {
         return Err(TlogError::NotIncluded("the proof is too long".into()));
@@ -137,7 +139,9 @@ pub fn verify_inclusion(leaf: &Hash, index: u64, size: u64, proof: &[Hash], root
     let mut r = *leaf;
     for p in proof {
         if sn == 0 {
-            return Err(TlogError::NotIncluded("the proof is longer than the tree is deep".into()));
+            return Err(TlogError::NotIncluded(
+                "the proof is longer than the tree is deep".into(),
+            ));
         }
         if fn_ & 1 == 1 || fn_ == sn {
             r = node_hash(p, &r);
@@ -154,10 +158,14 @@ pub fn verify_inclusion(leaf: &Hash, index: u64, size: u64, proof: &[Hash], root
         sn >>= 1;
     }
     if sn != 0 {
-        return Err(TlogError::NotIncluded("the proof is shorter than the tree is deep".into()));
+        return Err(TlogError::NotIncluded(
+            "the proof is shorter than the tree is deep".into(),
+        ));
     }
     if r != *root {
-        return Err(TlogError::NotIncluded("the path does not lead to the checkpoint's root".into()));
+        return Err(TlogError::NotIncluded(
+            "the path does not lead to the checkpoint's root".into(),
+        ));
     }
     Ok(())
 }

@@ -33,9 +33,7 @@ pub fn key_id(name: &str, public: &[u8; 32]) -> [u8; 4] {
 
 /// A key name: printable, no space and no `+`, 1 to 256 bytes.
 pub fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 256
-        && name.chars().all(|c| !c.is_whitespace() && !c.is_control() && c != '+')
+    !name.is_empty() && name.len() <= 256 && name.chars().all(|c| !c.is_whitespace() && !c.is_control() && c != '+')
 }
 
 /// A public key that checks notes.
@@ -51,8 +49,8 @@ impl Verifier {
         if !valid_name(name) {
             return Err(TlogError::Malformed(format!("key name {name:?} is not valid")));
         }
-        let key = VerifyingKey::from_bytes(public)
-            .map_err(|_| TlogError::Malformed("not an Ed25519 public key".into()))?;
+        let key =
+            VerifyingKey::from_bytes(public).map_err(|_| TlogError::Malformed("not an Ed25519 public key".into()))?;
         Ok(Verifier {
             name: name.to_string(),
             id: key_id(name, public),
@@ -131,7 +129,10 @@ impl Signer {
     /// `note.GenerateKey`).
     pub fn parse(s: &str) -> Result<Signer, TlogError> {
         let bad = |why: &str| TlogError::Malformed(format!("private key: {why}"));
-        let rest = s.trim().strip_prefix("PRIVATE+KEY+").ok_or_else(|| bad("expected PRIVATE+KEY+…"))?;
+        let rest = s
+            .trim()
+            .strip_prefix("PRIVATE+KEY+")
+            .ok_or_else(|| bad("expected PRIVATE+KEY+…"))?;
         let mut parts = rest.splitn(3, '+');
         let (Some(name), Some(id_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(bad("expected PRIVATE+KEY+name+id+key"));
@@ -219,7 +220,9 @@ pub fn split(note: &str) -> Result<(&str, Vec<NoteSignature>), TlogError> {
     if note.len() > NOTE_MAX_BYTES {
         return Err(bad("too large"));
     }
-    let cut = note.rfind("\n\n").ok_or_else(|| bad("no blank line before the signatures"))?;
+    let cut = note
+        .rfind("\n\n")
+        .ok_or_else(|| bad("no blank line before the signatures"))?;
     let (text, sigs) = (&note[..cut + 1], &note[cut + 2..]);
     check_text(text)?;
     if !sigs.ends_with('\n') {
@@ -230,8 +233,12 @@ pub fn split(note: &str) -> Result<(&str, Vec<NoteSignature>), TlogError> {
         if out.len() >= SIGNATURES_MAX {
             return Err(bad("too many signatures"));
         }
-        let rest = line.strip_prefix(SIG_PREFIX).ok_or_else(|| bad("a signature line must start with '— '"))?;
-        let (name, b64) = rest.split_once(' ').ok_or_else(|| bad("a signature line is 'name base64'"))?;
+        let rest = line
+            .strip_prefix(SIG_PREFIX)
+            .ok_or_else(|| bad("a signature line must start with '— '"))?;
+        let (name, b64) = rest
+            .split_once(' ')
+            .ok_or_else(|| bad("a signature line is 'name base64'"))?;
         if !valid_name(name) {
             return Err(bad("a signature names an invalid key"));
         }
@@ -261,7 +268,10 @@ pub fn open<'a>(note: &'a str, known: &[Verifier]) -> Result<&'a str, TlogError>
             continue;
         };
         if !v.verify(text.as_bytes(), &s.sig) {
-            return Err(TlogError::BadSignature(format!("the signature by {} does not verify", s.name)));
+            return Err(TlogError::BadSignature(format!(
+                "the signature by {} does not verify",
+                s.name
+            )));
         }
         verified += 1;
     }

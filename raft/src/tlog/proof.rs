@@ -45,7 +45,9 @@ impl TlogProof {
 
     pub fn parse(text: &str) -> Result<TlogProof, TlogError> {
         let bad = |why: &str| TlogError::Malformed(format!("tlog-proof: {why}"));
-        let (head, checkpoint) = text.split_once("\n\n").ok_or_else(|| bad("no blank line before the checkpoint"))?;
+        let (head, checkpoint) = text
+            .split_once("\n\n")
+            .ok_or_else(|| bad("no blank line before the checkpoint"))?;
         let mut lines = head.split('\n');
         if lines.next() != Some(HEADER) {
             return Err(bad(&format!("the first line must be {HEADER}")));

@@ -68,7 +68,10 @@ impl Record {
             return Err(bad("too long"));
         }
         let text = std::str::from_utf8(bytes).map_err(|_| bad("not UTF-8"))?;
-        let mut lines = text.strip_suffix('\n').ok_or_else(|| bad("must end in a newline"))?.split('\n');
+        let mut lines = text
+            .strip_suffix('\n')
+            .ok_or_else(|| bad("must end in a newline"))?
+            .split('\n');
         if lines.next() != Some(HEADER) {
             return Err(bad(&format!("the first line must be {HEADER}")));
         }

@@ -53,7 +53,13 @@ pub fn inclusion(
         )));
     }
     let checkpoint = open_checkpoint(&proof.checkpoint, keys)?;
-    verify_inclusion(&leaf_hash(record_bytes), proof.index, checkpoint.size, &proof.path, &checkpoint.root)?;
+    verify_inclusion(
+        &leaf_hash(record_bytes),
+        proof.index,
+        checkpoint.size,
+        &proof.path,
+        &checkpoint.root,
+    )?;
     let (_, sigs) = super::note::split(&proof.checkpoint)?;
     let signed_by = sigs
         .iter()
@@ -80,7 +86,11 @@ pub fn consistency(
     if old.origin != new.origin {
         return Err(TlogError::Mismatch("the checkpoints are of two different logs".into()));
     }
-    let (a, b) = if old.size <= new.size { (&old, &new) } else { (&new, &old) };
+    let (a, b) = if old.size <= new.size {
+        (&old, &new)
+    } else {
+        (&new, &old)
+    };
     verify_consistency(a.size, b.size, proof, &a.root, &b.root)?;
     Ok((old, new))
 }
