@@ -44,6 +44,8 @@ pub struct ApiConfig {
     pub baton: crate::baton::BatonLimits,
     /// Presigned, resumable and scratch uploads (`--upload-*`, `--scratch-*`, `--tus-*`).
     pub uploads: crate::uploads::UploadLimits,
+    /// The witness log: origin, retention, the sealing key, the operator's key (`--witness-*`).
+    pub witness: crate::witness::WitnessSettings,
 }
 
 impl ApiConfig {

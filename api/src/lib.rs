@@ -62,6 +62,7 @@ pub mod state;
 pub mod store;
 pub mod uploads;
 pub mod webhook;
+pub mod witness;
 pub mod x402;
 
 #[cfg(test)]
@@ -116,6 +117,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/baton/{id}/entries/{seq}", get(baton::content::entry))
         .route("/v1/baton/{id}/meta", get(baton::manage::meta))
+        .route("/v1/baton/{id}/witness", get(witness::routes::baton_records))
+        .route("/v1/witness/checkpoint", get(witness::routes::checkpoint))
+        .route("/v1/witness/consistency", get(witness::routes::consistency))
+        .route("/.well-known/relay-witness", get(witness::routes::well_known))
         .route(
             "/v1/baton/{id}/tokens",
             get(baton::manage::list_tokens).post(baton::manage::issue_tokens),
@@ -153,6 +158,7 @@ pub fn router(state: AppState) -> Router {
         .route("/cluster/remove", post(cluster::remove).layer(admin_body_limit()))
         .route("/cluster/pricing", post(cluster::set_pricing).layer(admin_body_limit()))
         .route("/cluster/session-keys/rotate", post(cluster::rotate_session_key))
+        .route("/cluster/witness/rotate", post(witness::routes::rotate))
         .route("/cluster/accounts", post(accounts::create).layer(admin_body_limit()))
         .route("/cluster/accounts/{id}", get(accounts::get))
         .route(

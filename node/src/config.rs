@@ -27,6 +27,12 @@ pub enum Commands {
     /// A local x402 facilitator for development and tests: really checks signatures, amounts,
     /// times and nonces, keeps balances in memory, never touches a chain.
     DevFacilitator(crate::dev_facilitator::DevFacilitatorArgs),
+    /// Check a witness proof offline: `relay verify FILE --proof P.tlog-proof --key VKEY`, or two
+    /// checkpoints with `--consistency PROOF.json --old A --new B --key VKEY`. Exit 0 valid,
+    /// 1 invalid (with the reason), 2 usage.
+    Verify(crate::verify::VerifyArgs),
+    /// The witness log's tools: `relay witness keygen --origin NAME`.
+    Witness(crate::verify::WitnessArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -265,6 +271,8 @@ pub struct ServeArgs {
     pub baton: crate::baton_args::BatonArgs,
     #[command(flatten)]
     pub uploads: crate::upload_args::UploadArgs,
+    #[command(flatten)]
+    pub witness: crate::witness_args::WitnessArgs,
 }
 
 /// Parses the command line; for `serve --config FILE`, the file's settings are added behind the
@@ -450,6 +458,7 @@ impl ServeArgs {
         &self,
         webhook_policy: std::sync::Arc<relay_api::ssrf::Policy>,
         cluster_secret: String,
+        witness: relay_api::witness::WitnessSettings,
     ) -> relay_api::ApiConfig {
         relay_api::ApiConfig {
             min_duration_seconds: self.min_duration_seconds,
@@ -471,6 +480,7 @@ impl ServeArgs {
             x402: self.x402.config().ok().flatten(),
             baton: self.baton.limits(),
             uploads: self.uploads.limits(),
+            witness,
         }
     }
 

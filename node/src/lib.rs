@@ -23,7 +23,9 @@ pub mod fds;
 pub mod orphans;
 pub mod server;
 pub mod upload_args;
+pub mod verify;
 pub mod webhooks;
+pub mod witness_args;
 pub mod workers;
 pub mod x402_args;
 
@@ -32,6 +34,12 @@ use std::process::ExitCode;
 use config::{Cli, Commands};
 
 pub fn run(cli: Cli) -> ExitCode {
+    // Offline tools: no logging, no runtime.
+    match &cli.command {
+        Commands::Verify(args) => return verify::run(args),
+        Commands::Witness(args) => return verify::witness(args),
+        _ => {}
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -51,6 +59,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Commands::Serve(args) => runtime.block_on(server::serve(args)),
         Commands::Cluster(args) => runtime.block_on(admin::run(args)),
         Commands::Account(args) => runtime.block_on(admin::account(args)),
+        Commands::Verify(_) | Commands::Witness(_) => unreachable!("handled above"),
         Commands::DevFacilitator(args) => {
             return match runtime.block_on(dev_facilitator::run(args)) {
                 Ok(()) => ExitCode::SUCCESS,

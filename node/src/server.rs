@@ -191,7 +191,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
         "step 6/7: sweeper, gc, orphan and webhook workers started"
     );
 
-    let api_config = args.api_config(webhook_policy, cluster_secret.clone());
+    let witness = args.witness.settings(&cluster_secret)?;
+    let api_config = args.api_config(webhook_policy, cluster_secret.clone(), witness);
     let x402_on = api_config.x402.is_some();
     let state = AppState::new(ledger.clone(), store, api_config, metrics)
         .map_err(|e| NodeError::Config(ConfigError(format!("x402 facilitator client: {e}"))))?
@@ -208,6 +209,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
             stop_tx.subscribe(),
         ))
     });
+    let witness_signer = tokio::spawn(relay_api::witness::signer::run(state.clone(), stop_tx.subscribe()));
     let app = relay_api::router(state);
     let mut term = signal(SignalKind::terminate()).map_err(NodeError::Signal)?;
     let mut int = signal(SignalKind::interrupt()).map_err(NodeError::Signal)?;
@@ -249,6 +251,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
     }
     let _ = stop_tx.send(true);
     let _ = sweeper.await;
+    let _ = witness_signer.await;
     let _ = webhooks.await;
     let _ = orphans.await;
     if let Some(reconciler) = reconciler {

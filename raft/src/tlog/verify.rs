@@ -1,8 +1,6 @@
 //! The offline checks behind `relay verify`: a content file against a tlog-proof bundle, and two
 //! checkpoints against a consistency proof. Each step that fails says which.
 
-use sha2::{Digest, Sha256};
-
 use super::merkle::{leaf_hash, verify_consistency, verify_inclusion, Hash};
 use super::note::{open, Verifier};
 use super::{Checkpoint, Record, TlogError, TlogProof};
@@ -30,11 +28,11 @@ pub fn open_checkpoint(note: &str, keys: &[Verifier]) -> Result<Checkpoint, Tlog
     Ok(cp)
 }
 
-/// `content` (a file's bytes) is what the proof's record witnessed, the record is in the log at
-/// the proof's index, and the log's key signed the checkpoint the path leads to. `record`
-/// overrides the proof's `extra` line.
+/// Content whose SHA-256 is `content_sha256` is what the proof's record witnessed, the record is
+/// in the log at the proof's index, and the log's key signed the checkpoint the path leads to.
+/// `record` overrides the proof's `extra` line.
 pub fn inclusion(
-    content: &[u8],
+    content_sha256: &Hash,
     proof_text: &str,
     record: Option<&[u8]>,
     keys: &[Verifier],
@@ -44,7 +42,7 @@ pub fn inclusion(
         .or(proof.extra.as_deref())
         .ok_or_else(|| TlogError::Malformed("the proof carries no record (extra line) and none was given".into()))?;
     let record = Record::parse(record_bytes)?;
-    let sha: Hash = Sha256::digest(content).into();
+    let sha = *content_sha256;
     if sha != record.sha256 {
         return Err(TlogError::Mismatch(format!(
             "the file's SHA-256 is {}, the record witnessed {}",
