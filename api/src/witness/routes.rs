@@ -11,6 +11,7 @@ use axum::Json;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use relay_raft::reader::StateReader;
+use relay_raft::sm::batons;
 use relay_raft::tlog::merkle::{self, hash_b64};
 use relay_raft::tlog::{Record, TlogProof};
 use relay_raft::witness::{SignedCheckpoint, WitnessLog};
@@ -146,7 +147,18 @@ pub async fn baton_records(
             let live = reader.lease(&baton_id)?.map(|l| l.owner);
             named.or(live).as_deref() == Some(c.account_id.as_str())
         }
-        Who::Token { token, .. } => token.lease_id == baton_id && token.scope.reads(),
+        Who::Token { token, .. } => {
+            if token.lease_id != baton_id || !token.scope.reads() {
+                return Err(ApiError::NotFound("baton"));
+            }
+            let now = state.ledger.now_ms();
+            if !reader.lease(&baton_id)?.is_some_and(|l| batons::is_live(&l, now)) {
+                return Err(ApiError::Gone(
+                    "baton is gone: its owner may still read its witness records",
+                ));
+            }
+            true
+        }
     };
     if !allowed {
         return Err(ApiError::NotFound("baton"));

@@ -30,7 +30,10 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
             Ok(()) => last_error.clear(),
             Err(e) => {
                 // Said once, not every second.
-                let said = e.to_string();
+                let said = match &e {
+                    ApiError::Internal(detail) => detail.clone(),
+                    other => other.to_string(),
+                };
                 if said != last_error {
                     tracing::warn!(error = %said, "witness: no checkpoint signed");
                     last_error = said;
