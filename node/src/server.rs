@@ -209,6 +209,14 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
             stop_tx.subscribe(),
         ))
     });
+    // The founding leader installs the witness key and signs the first checkpoint before it
+    // serves, so the log's routes answer from the first request; then once a second at most.
+    if ledger.is_leader() {
+        match relay_api::witness::signer::tick(&state, &mut None).await {
+            Ok(()) => info!("witness log ready"),
+            Err(e) => tracing::warn!(error = %e, "witness log not ready yet; the signer retries"),
+        }
+    }
     let witness_signer = tokio::spawn(relay_api::witness::signer::run(state.clone(), stop_tx.subscribe()));
     let app = relay_api::router(state);
     let mut term = signal(SignalKind::terminate()).map_err(NodeError::Signal)?;

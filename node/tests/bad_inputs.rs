@@ -225,6 +225,35 @@ fn upload_cases() -> Vec<Case> {
     ]
 }
 
+/// The witness log's routes: bad sizes and pages, strangers, and rotation without the admin.
+#[rustfmt::skip]
+fn witness_cases() -> Vec<Case> {
+    let auth = || ("authorization", format!("Bearer {KEY}"));
+    let case = |name, method, path: &str, headers: Vec<(&'static str, String)>, status, code| Case {
+        name, method, path: path.into(), headers, body: Vec::new(), status, code,
+    };
+    let btn = "btn_01HX0000000000000000000000";
+    vec![
+        case("consistency without sizes", "GET", "/v1/witness/consistency", vec![], 400, "bad_request"),
+        case("consistency without to", "GET", "/v1/witness/consistency?from=1", vec![], 400, "bad_request"),
+        case("consistency from zero", "GET", "/v1/witness/consistency?from=0&to=0", vec![], 422, "invalid_value"),
+        case("consistency backwards", "GET", "/v1/witness/consistency?from=2&to=1", vec![], 422, "invalid_value"),
+        case("consistency past the checkpoint", "GET", "/v1/witness/consistency?from=1&to=18446744073709551615", vec![], 422, "invalid_value"),
+        case("consistency past u64", "GET", "/v1/witness/consistency?from=1&to=99999999999999999999999", vec![], 422, "invalid_value"),
+        case("consistency negative", "GET", "/v1/witness/consistency?from=-1&to=2", vec![], 422, "invalid_value"),
+        case("consistency repeated", "GET", "/v1/witness/consistency?from=1&from=2&to=2", vec![], 400, "bad_request"),
+        case("consistency unknown parameter", "GET", "/v1/witness/consistency?from=1&to=1&x=1", vec![], 400, "bad_request"),
+        case("baton witness without credentials", "GET", &format!("/v1/baton/{btn}/witness"), vec![], 401, "unauthorized"),
+        case("baton witness of an unknown baton", "GET", &format!("/v1/baton/{btn}/witness"), vec![auth()], 404, "not_found"),
+        case("baton witness of a malformed id", "GET", "/v1/baton/..%2F/witness", vec![auth()], 404, "not_found"),
+        case("baton witness with a forged token", "GET", &format!("/v1/baton/{btn}/witness"), vec![("authorization", format!("Bearer bt_{}", "0".repeat(40)))], 401, "unauthorized"),
+        case("baton witness limit zero", "GET", &format!("/v1/baton/{btn}/witness?limit=0"), vec![auth()], 422, "invalid_value"),
+        case("baton witness after junk", "GET", &format!("/v1/baton/{btn}/witness?after=x"), vec![auth()], 422, "invalid_value"),
+        case("witness rotation by an agent", "POST", "/cluster/witness/rotate", vec![auth()], 403, "forbidden"),
+        case("witness rotation anonymous", "POST", "/cluster/witness/rotate", vec![], 401, "unauthorized"),
+    ]
+}
+
 fn mailbox_case(name: &'static str, webhook_url: &str) -> Case {
     Case {
         name,
@@ -393,7 +422,12 @@ async fn bad_requests_are_clear_4xx_json_and_store_nothing() {
     ]);
     let http = client();
     let mut failures = Vec::new();
-    for case in cases().into_iter().chain(baton_cases()).chain(upload_cases()) {
+    for case in cases()
+        .into_iter()
+        .chain(baton_cases())
+        .chain(upload_cases())
+        .chain(witness_cases())
+    {
         let mut req = http.request(case.method.parse().unwrap(), relay.url(&case.path));
         for (k, v) in &case.headers {
             let v = if v == "ADMIN" { relay.admin_auth() } else { v.clone() };
@@ -539,6 +573,14 @@ async fn no_route_answers_a_5xx_to_anything() {
         ("GET", "/api/billing?limit=x&cursor=%ff".into()),
         ("POST", "/cluster/accounts".into()),
         ("POST", "/cluster/session-keys/rotate".into()),
+        ("POST", "/cluster/witness/rotate".into()),
+        ("GET", "/.well-known/relay-witness".into()),
+        ("GET", "/v1/witness/checkpoint".into()),
+        ("GET", "/v1/witness/consistency?from=1&to=%ff".into()),
+        (
+            "GET",
+            "/v1/witness/consistency?from=18446744073709551615&to=18446744073709551615".into(),
+        ),
     ];
     for id in ["acct_bootstrap", "acct_nobody", &"a".repeat(300), "%00%ff"] {
         targets.push(("GET", format!("/cluster/accounts/{id}")));
@@ -598,6 +640,10 @@ async fn no_route_answers_a_5xx_to_anything() {
     ] {
         targets.push(("GET", format!("/v1/baton/{id}")));
         targets.push(("HEAD", format!("/v1/baton/{id}")));
+        targets.push((
+            "GET",
+            format!("/v1/baton/{id}/witness?after=18446744073709551615&limit=100"),
+        ));
         targets.push(("PUT", format!("/v1/baton/{id}")));
         targets.push(("POST", format!("/v1/baton/{id}/entries")));
         targets.push((

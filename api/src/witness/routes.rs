@@ -85,14 +85,14 @@ pub async fn consistency(State(state): State<AppState>, RawQuery(raw): RawQuery)
         return Err(ApiError::BadRequest(format!("unknown query parameter {other}")));
     }
     let (from, to) = (size_param(&q, "from")?, size_param(&q, "to")?);
-    let reader = state.ledger.linearizable().await?;
-    let cp = latest(reader)?;
     if from == 0 || from > to {
         return Err(ApiError::InvalidValue {
             field: "from",
             reason: "sizes must satisfy 1 <= from <= to".into(),
         });
     }
+    let reader = state.ledger.linearizable().await?;
+    let cp = latest(reader)?;
     if to > cp.size {
         return Err(ApiError::InvalidValue {
             field: "to",

@@ -54,12 +54,17 @@ pub async fn tick(state: &AppState, key: &mut Option<Signer>) -> ApiResult<()> {
         .as_ref()
         .filter(|k| active != Some(k.public_key()))
     {
-        return install(state, log.as_ref(), operator.clone()).await;
+        install(state, log.as_ref(), operator.clone()).await?;
+    } else if log.is_none() {
+        install(state, None, generate()?).await?;
     }
-    let Some(log) = log else {
-        return install(state, None, generate()?).await;
+    let reader = state.ledger.linearizable().await?;
+    let log = reader
+        .witness_log()?
+        .ok_or_else(|| ApiError::Internal("no witness log after installing its key".into()))?;
+    let Some(active) = log.active() else {
+        return Err(ApiError::Internal("a witness log without a key".into()));
     };
-    let active = log.active().expect("a log has a key");
     let signer = match key.take().filter(|k| k.public_key() == active.public_key) {
         Some(k) => k,
         None => {
