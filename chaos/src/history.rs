@@ -113,6 +113,16 @@ pub enum Op {
         egress_used: Option<u64>,
         budget: u64,
     },
+    /// The witness log's verifier keys (`/.well-known/relay-witness`), read at setup.
+    WitnessKeys { keys: Vec<String> },
+    /// A witness checkpoint a node served: the signed note, verbatim.
+    WitnessCheckpoint { note: Option<String> },
+    /// A consistency proof between two tree sizes, as a node served it.
+    WitnessConsistency {
+        from: u64,
+        to: u64,
+        hashes: Option<Vec<String>>,
+    },
 }
 
 /// One operation as recorded.

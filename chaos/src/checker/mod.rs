@@ -7,6 +7,7 @@ pub mod claims;
 pub mod linear;
 pub mod mailbox;
 pub mod storage;
+pub mod witness;
 
 use serde::Serialize;
 
@@ -38,6 +39,7 @@ pub fn check_all(history: &[Entry], params: Params) -> Vec<Violation> {
     v.extend(storage::check(history, params));
     v.extend(mailbox::check(history));
     v.extend(baton::check(history, params, crate::workload::baton::READ_CAP));
+    v.extend(witness::check(history));
     v
 }
 

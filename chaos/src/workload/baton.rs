@@ -1,8 +1,10 @@
-//! Batons under faults. Append logs (new ones every `LOG_EPOCH_S`) take entries `"<value>;"` from
-//! the owner and are read whole by the owner and by read-capped tokens; small single batons (new
-//! ones every `BUDGET_EPOCH_S`, each expiring soon after its epoch) are read until their read budget
-//! is spent and past their expiry. After the final restart every log is read whole and every
-//! baton's counters are taken from its meta.
+//! Batons under faults. Append logs (new ones every `LOG_EPOCH_S`, witnessed) take entries
+//! `"<value>;"` from the owner and are read whole by the owner and by read-capped tokens; small
+//! single batons (new ones every `BUDGET_EPOCH_S`, each expiring soon after its epoch) are read
+//! until their read budget is spent and past their expiry. Clients also fetch the witness log's
+//! checkpoint from any node, and a consistency proof from the last size they saw. After the final
+//! restart every log is read whole, every baton's counters are taken from its meta, and a
+//! consistency proof is fetched between every two checkpoint sizes seen, in order.
 
 use std::sync::Arc;
 
@@ -39,6 +41,8 @@ pub struct Budget {
 pub struct Batons {
     pub logs: Vec<Log>,
     pub budgets: Vec<Budget>,
+    /// Every witness tree size a client saw in a checkpoint.
+    pub witness_sizes: std::sync::Mutex<std::collections::BTreeSet<u64>>,
 }
 
 async fn create(ctx: &Ctx, rng: &mut StdRng, shape: serde_json::Value) -> Result<serde_json::Value, ChaosError> {
@@ -64,6 +68,7 @@ pub async fn setup(ctx: &Ctx, duration_s: u64, rng: &mut StdRng) -> Result<Baton
                 "write": "append",
                 "capacity": {"size_bytes": 16 << 20, "duration_seconds": 86_400, "egress_bytes": 1u64 << 32},
                 "sharing": {"tokens": tokens},
+                "trust": {"witness": true},
             }),
         )
         .await?;
@@ -103,7 +108,75 @@ pub async fn setup(ctx: &Ctx, duration_s: u64, rng: &mut StdRng) -> Result<Baton
             body,
         });
     }
-    Ok(Batons { logs, budgets })
+    let (node, a) = ctx
+        .until_definite("witness keys", rng, |api| api.get("/.well-known/relay-witness"))
+        .await?;
+    let keys = a.json()["keys"]
+        .as_array()
+        .map(|k| k.iter().filter_map(|k| k.as_str().map(String::from)).collect())
+        .unwrap_or_default();
+    ctx.record("setup", node, ctx.clock.now_us(), &Ok(a), Op::WitnessKeys { keys });
+    Ok(Batons {
+        logs,
+        budgets,
+        witness_sizes: Default::default(),
+    })
+}
+
+/// The tree size a checkpoint note names.
+pub fn note_size(note: &str) -> Option<u64> {
+    note.lines().nth(1)?.parse().ok()
+}
+
+/// Fetches the checkpoint from `node`, and a consistency proof from `last` (the size this client
+/// saw before) when the tree grew; answers the size seen, and whether a request failed.
+async fn observe_witness(ctx: &Ctx, client: &str, node: usize, batons: &Batons, last: u64) -> (u64, bool) {
+    let invoke = ctx.clock.now_us();
+    let result = ctx.api[node].get("/v1/witness/checkpoint").send().await;
+    let note = match &result {
+        Ok(a) if a.status == 200 => Some(a.text()),
+        _ => None,
+    };
+    ctx.record(
+        client,
+        node,
+        invoke,
+        &result,
+        Op::WitnessCheckpoint { note: note.clone() },
+    );
+    let Some(size) = note.as_deref().and_then(note_size) else {
+        return (last, !matches!(&result, Ok(a) if a.status < 500));
+    };
+    if let Ok(mut sizes) = batons.witness_sizes.lock() {
+        sizes.insert(size);
+    }
+    if last == 0 || size <= last {
+        return (last.max(size), false);
+    }
+    (size, !consistency(ctx, client, node, last, size).await)
+}
+
+/// Fetches and records the consistency proof between two sizes; whether the answer was definite.
+async fn consistency(ctx: &Ctx, client: &str, node: usize, from: u64, to: u64) -> bool {
+    let invoke = ctx.clock.now_us();
+    let result = ctx.api[node]
+        .get(&format!("/v1/witness/consistency?from={from}&to={to}"))
+        .send()
+        .await;
+    let hashes = match &result {
+        Ok(a) if a.status == 200 => a.json()["hashes"]
+            .as_array()
+            .map(|h| h.iter().filter_map(|h| h.as_str().map(String::from)).collect()),
+        _ => None,
+    };
+    ctx.record(
+        client,
+        node,
+        invoke,
+        &result,
+        Op::WitnessConsistency { from, to, hashes },
+    );
+    matches!(&result, Ok(a) if a.status < 500)
 }
 
 /// The values of a log's content, in order; `None` when it is not a log of ours.
@@ -115,6 +188,7 @@ pub fn values(body: &[u8]) -> Option<Vec<u64>> {
 pub async fn client(ctx: Arc<Ctx>, batons: Arc<Batons>, name: String, mut rng: StdRng) {
     let id: u64 = name.rsplit('-').next().and_then(|s| s.parse().ok()).unwrap_or(0);
     let mut counter = 0u64;
+    let mut witnessed = 0u64;
     while !ctx.stopped() {
         let node = ctx.node(&mut rng);
         let epoch = (ctx.elapsed_s() / LOG_EPOCH_S) as usize;
@@ -132,9 +206,13 @@ pub async fn client(ctx: Arc<Ctx>, batons: Arc<Batons>, name: String, mut rng: S
                 answered = append(&ctx, &name, ctx.node(&mut rng), &batons, log, value).await;
             }
             !answered
-        } else if roll < 0.8 {
+        } else if roll < 0.75 {
             let token = rng.random_bool(0.6).then(|| rng.random_range(0..TOKENS));
             read_log(&ctx, &name, node, &batons, log, token).await
+        } else if roll < 0.82 {
+            let (seen, failed) = observe_witness(&ctx, &name, node, &batons, witnessed).await;
+            witnessed = seen;
+            failed
         } else {
             // The current budget baton, or the one before it (expired, or about to be).
             let epoch = (ctx.elapsed_s() / BUDGET_EPOCH_S) as usize;
@@ -283,6 +361,43 @@ pub async fn finish(ctx: &Ctx, batons: &Batons, rng: &mut StdRng) -> Result<(), 
                 values: final_values,
                 reads,
             },
+        );
+    }
+    // The witness log: the checkpoint now, then a proof between every two sizes seen, in order,
+    // so every checkpoint is shown consistent with every later one.
+    let invoke = ctx.clock.now_us();
+    let (node, a) = ctx
+        .until_definite("final witness checkpoint", rng, |api| api.get("/v1/witness/checkpoint"))
+        .await?;
+    let note = (a.status == 200).then(|| a.text());
+    let last = note.as_deref().and_then(note_size);
+    ctx.record("final", node, invoke, &Ok(a), Op::WitnessCheckpoint { note });
+    let mut sizes: Vec<u64> = batons
+        .witness_sizes
+        .lock()
+        .map(|s| s.iter().copied().collect())
+        .unwrap_or_default();
+    sizes.extend(last);
+    sizes.sort_unstable();
+    sizes.dedup();
+    sizes.retain(|s| *s > 0 && Some(*s) <= last);
+    for w in sizes.windows(2) {
+        let (from, to) = (w[0], w[1]);
+        let invoke = ctx.clock.now_us();
+        let (node, a) = ctx
+            .until_definite("witness consistency", rng, |api| {
+                api.get(&format!("/v1/witness/consistency?from={from}&to={to}"))
+            })
+            .await?;
+        let hashes = a.json()["hashes"]
+            .as_array()
+            .map(|h| h.iter().filter_map(|h| h.as_str().map(String::from)).collect());
+        ctx.record(
+            "final",
+            node,
+            invoke,
+            &Ok(a),
+            Op::WitnessConsistency { from, to, hashes },
         );
     }
     for (i, b) in batons.budgets.iter().enumerate() {
