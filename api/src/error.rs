@@ -331,6 +331,9 @@ impl ApiError {
             Rejection::OffsetMismatch { offset } => ApiError::OffsetMismatch { offset },
             Rejection::ScratchQuota(why) => ApiError::ScratchQuota(why),
             Rejection::TusQuota(why) => ApiError::TusQuota(why),
+            Rejection::TooManyVersions(_) => ApiError::Conflict(
+                "a witnessed baton takes at most its entry limit of versions (each is kept for the witness retention)",
+            ),
         }
     }
 }

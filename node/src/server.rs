@@ -192,6 +192,13 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
     );
 
     let witness = args.witness.settings(&cluster_secret)?;
+    if args.witness.from_cluster_secret() && args.cluster_secret.is_none() {
+        tracing::warn!(
+            "the witness signing key is sealed under a secret derived from <data-dir>/cluster-secret, \
+             which sits beside the ledger: whoever reads the data directory can open it. In production \
+             give --witness-secret-file (kept outside the data directory) or --witness-key-file"
+        );
+    }
     let api_config = args.api_config(webhook_policy, cluster_secret.clone(), witness);
     let x402_on = api_config.x402.is_some();
     let state = AppState::new(ledger.clone(), store, api_config, metrics)

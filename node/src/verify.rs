@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use relay_raft::tlog::merkle::parse_hash;
+use relay_raft::tlog::verify::Trusted;
 use relay_raft::tlog::{verify, Signer, TlogError, Verifier};
 use sha2::{Digest, Sha256};
 
@@ -80,34 +81,53 @@ fn read_text(path: &Path, what: &str) -> Result<String, Failure> {
     Ok(text)
 }
 
-/// Every key the arguments name: strings, files of lines, or well-known JSON.
-fn keys(args: &[String]) -> Result<Vec<Verifier>, Failure> {
+/// Every key the arguments name: strings, files of lines, or the well-known JSON (whose
+/// `key_history` also says up to which size each retired key may have signed).
+fn keys(args: &[String]) -> Result<Vec<Trusted>, Failure> {
+    let bad_key = |e: TlogError| Failure::Usage(format!("--key: {e}"));
     let mut out = Vec::new();
     for arg in args {
         let path = Path::new(arg);
-        let lines: Vec<String> = if path.is_file() {
-            let text = read_text(path, "--key")?;
-            if text.trim_start().starts_with('{') {
-                let v: serde_json::Value =
-                    serde_json::from_str(&text).map_err(|e| Failure::Usage(format!("--key {arg}: not JSON: {e}")))?;
-                v["keys"]
-                    .as_array()
-                    .ok_or_else(|| Failure::Usage(format!("--key {arg}: no \"keys\" array")))?
-                    .iter()
-                    .filter_map(|k| k.as_str().map(String::from))
-                    .collect()
-            } else {
-                text.lines()
-                    .map(str::trim)
-                    .filter(|l| !l.is_empty())
-                    .map(String::from)
-                    .collect()
+        if !path.is_file() {
+            out.push(Trusted::from(Verifier::parse(arg).map_err(bad_key)?));
+            continue;
+        }
+        let text = read_text(path, "--key")?;
+        if !text.trim_start().starts_with('{') {
+            for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+                out.push(Trusted::from(Verifier::parse(line).map_err(bad_key)?));
             }
-        } else {
-            vec![arg.clone()]
-        };
-        for line in lines {
-            out.push(Verifier::parse(&line).map_err(|e| Failure::Usage(format!("--key: {e}")))?);
+            continue;
+        }
+        let v: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| Failure::Usage(format!("--key {arg}: not JSON: {e}")))?;
+        if let Some(history) = v["key_history"].as_array() {
+            for k in history {
+                let key = k["key"]
+                    .as_str()
+                    .ok_or_else(|| Failure::Usage(format!("--key {arg}: a key_history entry without a key")))?;
+                let until_size = match &k["until_size"] {
+                    serde_json::Value::Null => None,
+                    n => Some(
+                        n.as_u64()
+                            .ok_or_else(|| Failure::Usage(format!("--key {arg}: until_size is not a tree size")))?,
+                    ),
+                };
+                out.push(Trusted {
+                    key: Verifier::parse(key).map_err(bad_key)?,
+                    until_size,
+                });
+            }
+            continue;
+        }
+        let listed = v["keys"]
+            .as_array()
+            .ok_or_else(|| Failure::Usage(format!("--key {arg}: no \"keys\" array")))?;
+        for k in listed {
+            let k = k
+                .as_str()
+                .ok_or_else(|| Failure::Usage(format!("--key {arg}: a key is not a string")))?;
+            out.push(Trusted::from(Verifier::parse(k).map_err(bad_key)?));
         }
     }
     if out.is_empty() {
@@ -145,18 +165,23 @@ fn check(args: &VerifyArgs) -> Result<String, Failure> {
         let old = read_text(args.old.as_deref().expect("clap requires it"), "--old")?;
         let new = read_text(args.new.as_deref().expect("clap requires it"), "--new")?;
         let (a, b) = verify::consistency(&old, &new, &hashes, &keys)?;
-        for (field, size) in [("from", a.size.min(b.size)), ("to", a.size.max(b.size))] {
-            if proof[field].as_u64().is_some_and(|s| s != size) {
-                return Err(Failure::Invalid(TlogError::Mismatch(format!(
-                    "the proof's {field} is not the checkpoints' size {size}"
-                ))));
+        for (field, size) in [("from", a.size), ("to", b.size)] {
+            match &proof[field] {
+                serde_json::Value::Null => {}
+                n => match n.as_u64() {
+                    Some(s) if s == size => {}
+                    Some(_) => {
+                        return Err(Failure::Invalid(TlogError::Mismatch(format!(
+                            "the proof's {field} is not the checkpoint's size {size}"
+                        ))))
+                    }
+                    None => return Err(Failure::Usage(format!("--consistency: {field} is not a tree size"))),
+                },
             }
         }
         return Ok(format!(
             "valid: {} at size {} is a prefix of the log at size {}",
-            a.origin,
-            a.size.min(b.size),
-            a.size.max(b.size)
+            a.origin, a.size, b.size
         ));
     }
     let (Some(file), Some(proof)) = (&args.file, &args.proof) else {

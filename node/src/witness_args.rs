@@ -50,6 +50,11 @@ fn read_small(path: &PathBuf, what: &str) -> Result<String, ConfigError> {
 }
 
 impl WitnessArgs {
+    /// No witness secret and no key of the operator's: the key is sealed under the cluster secret.
+    pub fn from_cluster_secret(&self) -> bool {
+        self.witness_secret.is_none() && self.witness_secret_file.is_none() && self.witness_key_file.is_none()
+    }
+
     /// Checks the flags and reads the files; `cluster_secret` seals the key when no witness
     /// secret is given.
     pub fn settings(&self, cluster_secret: &str) -> Result<WitnessSettings, ConfigError> {

@@ -267,6 +267,15 @@ async fn witnessed_writes_verify_offline_and_tampering_fails() {
     assert_eq!(code, 1, "{said}");
     let (code, said) = verify(&["--consistency", &cpath, "--old", &newp, "--new", &newp, "--key", &keys]);
     assert_eq!(code, 1, "{said}");
+    // Old and new swapped: a log that went back.
+    let (code, said) = verify(&["--consistency", &cpath, "--old", &newp, "--new", &oldp, "--key", &keys]);
+    assert_eq!(code, 1, "{said}");
+    assert!(said.contains("went back"), "{said}");
+    let mut junk = c.clone();
+    junk["from"] = json!("x");
+    let jpath = write(d, "junk.json", junk.to_string().as_bytes());
+    let (code, said) = verify(&["--consistency", &jpath, "--old", &oldp, "--new", &newp, "--key", &keys]);
+    assert_eq!(code, 2, "{said}");
 
     // Bad queries are clear errors.
     for (q, status) in [
@@ -350,6 +359,25 @@ async fn records_are_the_owners_and_outlive_the_baton() {
     let other = key.json()["api_key"].as_str().unwrap().to_string();
     let r = send(anon(&node).bearer(&other).get(&format!("/v1/baton/{baton}/witness"))).await;
     assert_eq!(r.status, 404, "{}", r.text());
+    // A read-capped token whose reads are spent learns no more hashes.
+    let r = send(api(&node).baton_create(&json!({"preconfig": "drop", "trust": {"witness": true}, "content_base64": "aGk=", "sharing": {"tokens": [{"scope": "read", "read_cap": 1}]}}))).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let (capped, once) = (
+        r.json()["baton_id"].as_str().unwrap().to_string(),
+        r.json()["tokens"][0]["token"].as_str().unwrap().to_string(),
+    );
+    assert_eq!(
+        send(api(&node).bearer(&once).get(&format!("/v1/baton/{capped}/witness")))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(send(api(&node).bearer(&once).baton_read(&capped)).await.status, 200);
+    let r = send(api(&node).bearer(&once).get(&format!("/v1/baton/{capped}/witness"))).await;
+    assert_eq!(
+        (r.status, r.json()["error"]["code"].as_str()),
+        (410, Some("read_cap_exhausted"))
+    );
     // Deleted for good: the owner still reads the records and their proofs.
     assert_eq!(send(api(&node).baton_delete(&baton, true)).await.status, 200);
     assert_eq!(send(api(&node).baton_meta(&baton)).await.json()["state"], "deleted");
@@ -391,6 +419,9 @@ async fn rotation_keeps_old_keys_published_and_old_proofs_valid() {
         vec![before["keys"][0].as_str().unwrap().to_string(), active.clone()]
     );
     assert_eq!(after["origin"], before["origin"]);
+    let history = after["key_history"].as_array().unwrap();
+    assert!(history[0]["until_size"].as_u64().is_some());
+    assert!(history[1]["until_size"].is_null());
     // The next checkpoint is the new key's, even with no new leaf.
     let start = Instant::now();
     let note = loop {
@@ -447,8 +478,8 @@ async fn an_operators_key_signs_and_no_key_rests_in_the_clear() {
             f.display()
         );
     }
-    // Restarted with another witness secret (and no key file), the node cannot open the key: it
-    // signs nothing new, and says why.
+    // Restarted without the key file, the node cannot sign (the key was never stored): it signs
+    // nothing new, and says why.
     let size_before: u64 = checkpoint_at_least(&node, 1)
         .await
         .lines()
@@ -457,7 +488,6 @@ async fn an_operators_key_signs_and_no_key_rests_in_the_clear() {
         .parse()
         .unwrap();
     node.remove_flag("--witness-key-file");
-    node.remove_flag("--witness-secret-file");
     node.terminate().expect("stop");
     node.restart().expect("restart");
     assert_eq!(send(api(&node).baton_append(&ledger, "y")).await.status, 201);
@@ -468,7 +498,64 @@ async fn an_operators_key_signs_and_no_key_rests_in_the_clear() {
         size_before,
         "{note}"
     );
+    assert!(node.logs().contains("no --witness-key-file holding it"));
+
+    // A generated key sealed under one witness secret does not open under another.
+    let mut node = Relay::start(&["--witness-secret-file", &secret_file]);
+    let ledger = create(&node, json!({"preconfig": "ledger"})).await;
+    assert_eq!(send(api(&node).baton_append(&ledger, "x")).await.status, 201);
+    proven(&node, &api(&node), &ledger, 1).await;
+    let other = write(dir.path(), "other.secret", b"another operator secret 456789");
+    node.remove_flag("--witness-secret-file");
+    node.terminate().expect("stop");
+    node.add_flag("--witness-secret-file", &other);
+    node.restart().expect("restart");
+    assert_eq!(send(api(&node).baton_append(&ledger, "y")).await.status, 201);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let r = send(api(&node).get(&format!("/v1/baton/{ledger}/witness")))
+        .await
+        .json();
+    assert!(r["records"][1]["proof"].is_null(), "{r}");
     assert!(node.logs().contains("does not open with this node's witness secret"));
+}
+
+#[tokio::test]
+async fn operator_keys_rotate_forward_never_back_and_keep_the_origin() {
+    let dir = tempfile::tempdir().unwrap();
+    let (k1, _) = keygen("ops.example/log");
+    let (k2, v2) = keygen("ops.example/log");
+    let (k3, _) = keygen("other.example/log");
+    let f1 = write(dir.path(), "k1", k1.as_bytes());
+    let f2 = write(dir.path(), "k2", k2.as_bytes());
+    let f3 = write(dir.path(), "k3", k3.as_bytes());
+    let mut node = Relay::start(&["--witness-key-file", &f1]);
+    let ledger = create(&node, json!({"preconfig": "ledger"})).await;
+    assert_eq!(send(api(&node).baton_append(&ledger, "a")).await.status, 201);
+    proven(&node, &api(&node), &ledger, 1).await;
+    // The operator moves to k2: it signs from now on; k1's range closes.
+    let restart = |node: &mut Relay, file: &str| {
+        node.remove_flag("--witness-key-file");
+        node.terminate().expect("stop");
+        node.add_flag("--witness-key-file", file);
+        node.restart().expect("restart");
+    };
+    restart(&mut node, &f2);
+    let wk = well_known(&node).await;
+    assert_eq!(wk["active_key"], json!(v2));
+    assert!(wk["key_history"][0]["until_size"].as_u64().is_some());
+    assert_eq!(wk["key_history"][1]["operator_held"], true);
+    // Back to k1 (retired), or a key of another origin: refused, said, nothing signed.
+    for file in [&f1, &f3] {
+        restart(&mut node, file);
+        let before = checkpoint_at_least(&node, 1).await;
+        assert_eq!(send(api(&node).baton_append(&ledger, "b")).await.status, 201);
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert_eq!(send(anon(&node).get("/v1/witness/checkpoint")).await.text(), before);
+        assert_eq!(well_known(&node).await["active_key"], json!(v2));
+    }
+    let logs = node.logs();
+    assert!(logs.contains("retired by a rotation"), "{logs}");
+    assert!(logs.contains("names the origin"), "{logs}");
 }
 
 /// Relay's notes and proofs verify with Go's golang.org/x/mod/sumdb/note and …/tlog, and the

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::{client, Cluster};
 use relay_raft::tlog::merkle::{parse_hash, verify_consistency, Hash};
-use relay_raft::tlog::verify::open_checkpoint;
+use relay_raft::tlog::verify::{open_checkpoint, Trusted};
 use relay_raft::tlog::Verifier;
 use relay_testkit::Client;
 use serde_json::{json, Value};
@@ -125,14 +125,14 @@ async fn checkpoints_stay_consistent_through_leader_changes_and_a_whole_cluster_
         .await
         .unwrap()
         .json();
-    let keys: Vec<Verifier> = wk["keys"]
+    let keys: Vec<Trusted> = wk["keys"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|k| Verifier::parse(k.as_str().unwrap()).unwrap())
+        .map(|k| Trusted::from(Verifier::parse(k.as_str().unwrap()).unwrap()))
         .collect();
     for (size, (root, note)) in &seen {
-        let cp = open_checkpoint(note, &keys).unwrap_or_else(|e| panic!("{e}: {note}"));
+        let (cp, _) = open_checkpoint(note, &keys).unwrap_or_else(|e| panic!("{e}: {note}"));
         assert_eq!((cp.size, cp.root), (*size, *root));
     }
     // Each is consistent with the next (so with every later one), up to the last.

@@ -355,4 +355,8 @@ pub enum Rejection {
     /// The owner has as many tus uploads in progress (or bytes declared) as it may.
     #[error("{0}")]
     TusQuota(String),
+    /// A witnessed single or overwrite baton has as many witnessed versions as it may hold
+    /// entries: each is a record kept for the witness retention.
+    #[error("a witnessed baton may have at most {0} versions")]
+    TooManyVersions(u64),
 }

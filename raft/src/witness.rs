@@ -21,9 +21,20 @@ pub const CHECKPOINT_INTERVAL_MIN_MS: u64 = 1000;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WitnessKey {
     pub public_key: [u8; 32],
-    /// The Ed25519 seed, sealed (AES-256-GCM) under a key derived from the witness secret.
+    /// The Ed25519 seed, sealed (AES-256-GCM) under a key derived from the witness secret; empty
+    /// for an operator's key, which stays in the operator's file and is never stored here.
     pub sealed_seed: Vec<u8>,
     pub added_at_ms: u64,
+    /// Once retired by a rotation: the largest tree size it may have signed. A checkpoint it
+    /// signed of a larger size is a forgery (published, so verifiers can refuse it).
+    pub until_size: Option<u64>,
+}
+
+impl WitnessKey {
+    /// The operator holds the private half (`--witness-key-file`).
+    pub fn operator_held(&self) -> bool {
+        self.sealed_seed.is_empty()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

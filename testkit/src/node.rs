@@ -402,6 +402,11 @@ impl Node {
         let prefix = format!("{flag}=");
         self.args.retain(|a| !a.starts_with(&prefix));
     }
+
+    /// Adds `flag value` to the command line of later starts.
+    pub fn add_flag(&mut self, flag: &str, value: &str) {
+        self.args.extend([flag.to_string(), value.to_string()]);
+    }
 }
 
 impl Drop for Node {

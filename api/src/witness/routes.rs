@@ -44,10 +44,25 @@ pub async fn well_known(State(state): State<AppState>) -> ApiResult<Json<Value>>
     let reader = state.ledger.linearizable().await?;
     let log = log_of(reader)?;
     let keys: Vec<String> = log.verifiers().iter().map(ToString::to_string).collect();
+    // Each key with the largest size it may have signed once retired: a checkpoint a retired key
+    // signed past that is a forgery (`relay verify --key` with this JSON refuses it).
+    let history: Vec<Value> = keys
+        .iter()
+        .zip(&log.keys)
+        .map(|(k, w)| {
+            json!({
+                "key": k,
+                "added_at": crate::render::timestamp(w.added_at_ms),
+                "until_size": w.until_size,
+                "operator_held": w.operator_held(),
+            })
+        })
+        .collect();
     let checkpoint = reader.witness_checkpoint()?;
     Ok(Json(json!({
         "origin": log.origin,
         "keys": keys,
+        "key_history": history,
         "active_key": keys.last(),
         "retention_days": log.retention_ms / 86_400_000,
         "checkpoint": checkpoint.map(|c| json!({"size": c.size, "root_hash": hash_b64(&c.root)})),
@@ -150,6 +165,14 @@ pub async fn baton_records(
         Who::Token { token, .. } => {
             if token.lease_id != baton_id || !token.scope.reads() {
                 return Err(ApiError::NotFound("baton"));
+            }
+            // A token whose reads are spent learns nothing more about the content, hashes
+            // included.
+            if token.spent() {
+                return Err(ApiError::from_rejection(
+                    relay_raft::Rejection::ReadCapExhausted,
+                    "baton",
+                ));
             }
             let now = state.ledger.now_ms();
             if !reader.lease(&baton_id)?.is_some_and(|l| batons::is_live(&l, now)) {

@@ -49,14 +49,25 @@ pub async fn tick(state: &AppState, key: &mut Option<Signer>) -> ApiResult<()> {
     let reader = state.ledger.linearizable().await?;
     let log = reader.witness_log()?;
     let active = log.as_ref().and_then(WitnessLog::active).map(|k| k.public_key);
-    if let Some(operator) = settings
-        .operator_key
-        .as_ref()
-        .filter(|k| active != Some(k.public_key()))
-    {
-        install(state, log.as_ref(), operator.clone()).await?;
+    if let Some(operator) = &settings.operator_key {
+        if let Some(l) = &log {
+            if operator.name != l.origin {
+                return Err(ApiError::Internal(format!(
+                    "--witness-key-file names the origin {:?}, but this cluster's witness log is {:?}",
+                    operator.name, l.origin
+                )));
+            }
+            if active != Some(operator.public_key()) && l.keys.iter().any(|k| k.public_key == operator.public_key()) {
+                return Err(ApiError::Internal(
+                    "the key in --witness-key-file was retired by a rotation, and a retired key never signs again: make a new one (relay witness keygen)".into(),
+                ));
+            }
+        }
+        if active != Some(operator.public_key()) {
+            install(state, log.as_ref(), operator.clone(), true).await?;
+        }
     } else if log.is_none() {
-        install(state, None, generate()?).await?;
+        install(state, None, generate()?, false).await?;
     }
     let reader = state.ledger.linearizable().await?;
     let log = reader
@@ -67,6 +78,16 @@ pub async fn tick(state: &AppState, key: &mut Option<Signer>) -> ApiResult<()> {
     };
     let signer = match key.take().filter(|k| k.public_key() == active.public_key) {
         Some(k) => k,
+        None if active.operator_held() => settings
+            .operator_key
+            .clone()
+            .filter(|k| k.public_key() == active.public_key)
+            .ok_or_else(|| {
+                ApiError::Internal(
+                    "the active witness key is the operator's, and this node has no --witness-key-file holding it"
+                        .into(),
+                )
+            })?,
         None => {
             let seed = seal::open(&settings.seal_key, &active.public_key, &active.sealed_seed).ok_or_else(|| {
                 ApiError::Internal("the witness key does not open with this node's witness secret".into())
@@ -113,15 +134,19 @@ pub fn default_origin(public_key: &[u8; 32]) -> String {
     format!("relay.witness/{}", hex::encode(&Sha256::digest(public_key)[..8]))
 }
 
-/// Installs `key`: as the founding key when the log has none, else as a rotation.
-pub async fn install(state: &AppState, log: Option<&WitnessLog>, key: Signer) -> ApiResult<()> {
+/// Installs `key`: as the founding key when the log has none, else as a rotation. An operator's
+/// key is not stored (only its public half): it stays in the operator's file.
+pub async fn install(state: &AppState, log: Option<&WitnessLog>, key: Signer, operator: bool) -> ApiResult<()> {
     let settings = &state.config.witness;
     let public_key = key.public_key();
     let origin = match log {
         Some(l) => l.origin.clone(),
         None => settings.origin.clone().unwrap_or_else(|| default_origin(&public_key)),
     };
-    let sealed_seed = seal::seal(&settings.seal_key, &public_key, &key.seed()).map_err(ApiError::Internal)?;
+    let sealed_seed = match operator {
+        true => Vec::new(),
+        false => seal::seal(&settings.seal_key, &public_key, &key.seed()).map_err(ApiError::Internal)?,
+    };
     let op = AddWitnessKey {
         origin,
         public_key,
@@ -138,7 +163,7 @@ pub async fn install(state: &AppState, log: Option<&WitnessLog>, key: Signer) ->
 pub async fn rotate(state: &AppState) -> ApiResult<String> {
     let log = state.ledger.linearizable().await?.witness_log()?;
     let key = generate()?;
-    install(state, log.as_ref(), key.clone()).await?;
+    install(state, log.as_ref(), key.clone(), false).await?;
     let log = state
         .ledger
         .linearizable()

@@ -197,6 +197,10 @@ pub fn write(txn: &mut Txn<'_>, now_ms: u64, op: &WriteBaton) -> Result<Response
         }
     }
     check!(check_content(txn, b, &op.content));
+    // Every witnessed version is a record kept for the retention: bounded like entries.
+    if b.witness && b.version >= b.entries_max {
+        return Ok(Err(Rejection::TooManyVersions(b.entries_max)));
+    }
     let Content {
         body,
         inline,

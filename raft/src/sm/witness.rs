@@ -168,8 +168,8 @@ pub fn add_key(txn: &mut Txn<'_>, now_ms: u64, op: &AddWitnessKey) -> Result<Res
     if Verifier::new(&op.origin, &op.public_key).is_err() {
         return invalid("not an Ed25519 public key");
     }
-    if op.sealed_seed.is_empty() || op.sealed_seed.len() > SEALED_MAX_BYTES {
-        return invalid("the sealed key is empty or too long");
+    if op.sealed_seed.len() > SEALED_MAX_BYTES {
+        return invalid("the sealed key is too long");
     }
     if !(RETENTION_MIN_MS..=RETENTION_MAX_MS).contains(&op.retention_ms) {
         return invalid("the witness retention must be a day to a century");
@@ -182,18 +182,27 @@ pub fn add_key(txn: &mut Txn<'_>, now_ms: u64, op: &AddWitnessKey) -> Result<Res
     if log.origin != op.origin {
         return invalid("the witness log's origin never changes");
     }
-    if log.keys.iter().any(|k| k.public_key == op.public_key) {
-        // Already a key of this log: a retry, or an operator's key given again.
-        return Ok(Ok(Outcome::WitnessKeyAdded { log }));
+    match log.keys.iter().position(|k| k.public_key == op.public_key) {
+        // The active key again: a retry.
+        Some(i) if i + 1 == log.keys.len() => return Ok(Ok(Outcome::WitnessKeyAdded { log })),
+        // A retired key never signs again: its range of sizes is published as closed.
+        Some(_) => return invalid("that witness key was retired; a retired key never signs again"),
+        None => {}
     }
     if log.keys.len() >= KEYS_MAX {
         return invalid("the witness log has had too many keys");
+    }
+    // The retiring key signed at most the latest checkpoint's size.
+    let signed = latest(txn)?.map_or(0, |c| c.size);
+    if let Some(old) = log.keys.last_mut() {
+        old.until_size = Some(signed);
     }
     log.retention_ms = op.retention_ms;
     log.keys.push(WitnessKey {
         public_key: op.public_key,
         sealed_seed: op.sealed_seed.clone(),
         added_at_ms: now_ms,
+        until_size: None,
     });
     txn.put("meta", META_WITNESS, &log)?;
     Ok(Ok(Outcome::WitnessKeyAdded { log }))

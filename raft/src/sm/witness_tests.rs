@@ -226,6 +226,7 @@ fn keys_install_once_rotate_and_keep_their_origin() {
     assert_eq!(log.keys.len(), 2);
     assert_eq!(log.active().unwrap().public_key, signer(2).public_key());
     assert_eq!(log.verifiers().len(), 2);
+    assert_eq!((log.keys[0].until_size, log.keys[1].until_size), (Some(0), None));
     // The origin is fixed; bad keys and retentions are refused.
     let mut other = add_key(3, false);
     other.origin = "other.test/log".into();
@@ -233,9 +234,11 @@ fn keys_install_once_rotate_and_keep_their_origin() {
     spaced.origin = "has space".into();
     let mut short = add_key(3, false);
     short.retention_ms = RETENTION_MIN_MS - 1;
-    let mut unsealed = add_key(3, false);
-    unsealed.sealed_seed = vec![];
-    for op in [other, spaced, short, unsealed] {
+    let mut oversized = add_key(3, false);
+    oversized.sealed_seed = vec![0; 1000];
+    // A retired key is never made active again.
+    let again = add_key(1, false);
+    for op in [other, spaced, short, oversized, again] {
         let r = apply_all(&db, &[at(T0, op)]);
         assert!(matches!(r[0], Err(Rejection::Invalid(_))), "{r:?}");
     }
@@ -288,6 +291,7 @@ fn checkpoints_take_only_the_logs_root_signed_by_the_active_key() {
     ok(&apply_all(&db, &[at(T0 + 13, sign_op(&key, &tree, 5))])[0]);
     // After a rotation, the old key may no longer sign; the new key re-signs the same size.
     ok(&apply_all(&db, &[at(T0 + 14, add_key(2, false))])[0]);
+    assert_eq!(reader.witness_log().unwrap().unwrap().keys[0].until_size, Some(5));
     invalid(sign_op(&key, &tree, 5));
     ok(&apply_all(&db, &[at(T0 + 15, sign_op(&signer(2), &tree, 5))])[0]);
     let cp = reader.witness_checkpoint().unwrap().unwrap();

@@ -212,3 +212,28 @@ fn proof_and_record_text_round_trip() {
     assert!(TlogProof::parse(&text.replace("index 5", "index 05")).is_err());
     assert!(TlogProof::parse(&text.replace("c2sp.org/tlog-proof@v1", "c2sp.org/tlog-proof@v2")).is_err());
 }
+
+#[test]
+fn checkpoints_open_only_with_a_key_named_for_their_origin_and_in_its_range() {
+    use super::verify::{open_checkpoint, Trusted};
+    let log = Signer::from_seed("relay.example/witness", &[5; 32]).unwrap();
+    let other = Signer::from_seed("evil.example/log", &[6; 32]).unwrap();
+    let text = "relay.example/witness\n9\nAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\n";
+    let note = log.sign(text).unwrap();
+    assert_eq!(open_checkpoint(&note, &[log.verifier().into()]).unwrap().0.size, 9);
+    // Another log's key signing this origin's checkpoint is not this log's signature.
+    let forged = other.sign(text).unwrap();
+    let both: Vec<Trusted> = vec![log.verifier().into(), other.verifier().into()];
+    assert!(open_checkpoint(&forged, &both).is_err());
+    assert!(open_checkpoint(&forged, &[other.verifier().into()]).is_err());
+    // A key retired at size 8 may not sign size 9; at size 9 it may.
+    let retired = |until| Trusted {
+        key: log.verifier(),
+        until_size: Some(until),
+    };
+    assert!(matches!(
+        open_checkpoint(&note, &[retired(8)]),
+        Err(TlogError::BadSignature(_))
+    ));
+    assert!(open_checkpoint(&note, &[retired(9)]).is_ok());
+}
