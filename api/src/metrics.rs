@@ -45,6 +45,11 @@ pub struct Metrics {
     pub webhooks_delivered: Counter,
     pub webhook_attempt_failures: Counter,
     pub webhooks_abandoned: Counter,
+    /// Witness checkpoints this node signed as leader, and rounds that signed nothing for an error.
+    pub witness_checkpoints: Counter,
+    pub witness_signer_errors: Counter,
+    /// Leaves in the witness log at the last checkpoint this node signed.
+    pub witness_tree_size: Gauge,
     /// From the drop being committed to the receiver's 2xx.
     pub webhook_delivery_latency: Histogram,
 }
@@ -72,6 +77,9 @@ impl Metrics {
             webhooks_delivered: Counter::default(),
             webhook_attempt_failures: Counter::default(),
             webhooks_abandoned: Counter::default(),
+            witness_checkpoints: Counter::default(),
+            witness_signer_errors: Counter::default(),
+            witness_tree_size: Gauge::default(),
             webhook_delivery_latency: Histogram::new(exponential_buckets(0.001, 2.0, 20)),
             registry: Registry::default(),
         };
@@ -136,6 +144,21 @@ impl Metrics {
             "webhooks_abandoned",
             "Webhooks given up after the last attempt",
             m.webhooks_abandoned.clone(),
+        );
+        registry.register(
+            "witness_checkpoints_signed",
+            "Witness checkpoints this node signed as leader",
+            m.witness_checkpoints.clone(),
+        );
+        registry.register(
+            "witness_signer_errors",
+            "Witness signing rounds that failed (no key, a key that does not open, no quorum)",
+            m.witness_signer_errors.clone(),
+        );
+        registry.register(
+            "witness_tree_size",
+            "Leaves in the witness log at the last checkpoint this node signed",
+            m.witness_tree_size.clone(),
         );
         registry.register(
             "webhook_delivery_latency_seconds",

@@ -106,7 +106,7 @@ impl EtcdClient {
             reason: e.to_string(),
         };
         match client.ctx.scenario {
-            Scenario::StoreSmall | Scenario::StoreX402 | Scenario::BatonAppend => {
+            Scenario::StoreSmall | Scenario::StoreX402 | Scenario::BatonAppend | Scenario::BatonAppendWitnessed => {
                 let grant = LeaseClient::new(channel)
                     .lease_grant(LeaseGrantRequest { ttl: 3600, id: 0 })
                     .await
@@ -146,7 +146,11 @@ impl EtcdClient {
     pub async fn op(&mut self) -> Result<(), OpError> {
         let failed = |_: tonic::Status| OpError(0);
         match self.ctx.scenario {
-            Scenario::StoreSmall | Scenario::StoreX402 | Scenario::MailboxDrop | Scenario::BatonAppend => {
+            Scenario::StoreSmall
+            | Scenario::StoreX402
+            | Scenario::MailboxDrop
+            | Scenario::BatonAppend
+            | Scenario::BatonAppendWitnessed => {
                 self.seq += 1;
                 let mut key = self.key.clone();
                 key.extend_from_slice(format!("/{}", self.seq).as_bytes());

@@ -29,6 +29,8 @@ pub enum Scenario {
     Claim,
     /// Append an entry to the client's own append baton.
     BatonAppend,
+    /// The same, to a witnessed baton: each entry also appends a leaf to the witness log.
+    BatonAppendWitnessed,
     /// Read the client's own single baton whole (each read counts against its egress budget).
     BatonRead,
 }
@@ -44,6 +46,7 @@ impl Scenario {
             Scenario::MailboxDrop => "mailbox-drop",
             Scenario::Claim => "claim",
             Scenario::BatonAppend => "baton-append",
+            Scenario::BatonAppendWitnessed => "baton-append-witnessed",
             Scenario::BatonRead => "baton-read",
         }
     }
@@ -58,6 +61,7 @@ impl Scenario {
             Scenario::MailboxDrop,
             Scenario::Claim,
             Scenario::BatonAppend,
+            Scenario::BatonAppendWitnessed,
             Scenario::BatonRead,
         ]
     }
@@ -67,7 +71,11 @@ impl Scenario {
             Scenario::StoreSmall | Scenario::StoreX402 | Scenario::Download | Scenario::Claim | Scenario::BatonRead => {
                 1024
             }
-            Scenario::CheckpointPut | Scenario::CheckpointCas | Scenario::MailboxDrop | Scenario::BatonAppend => 256,
+            Scenario::CheckpointPut
+            | Scenario::CheckpointCas
+            | Scenario::MailboxDrop
+            | Scenario::BatonAppend
+            | Scenario::BatonAppendWitnessed => 256,
         }
     }
 }
@@ -190,7 +198,7 @@ impl Client {
                 let path = api_path(receipt["drop_url"].as_str().unwrap_or_default()).unwrap_or_default();
                 client.subject = client.api.url(path).into_owned();
             }
-            Scenario::BatonAppend | Scenario::BatonRead => {
+            Scenario::BatonAppend | Scenario::BatonAppendWitnessed | Scenario::BatonRead => {
                 client.subject = client.new_baton().await.map_err(setup_err)?;
             }
             Scenario::CheckpointPut | Scenario::CheckpointCas => {
@@ -260,7 +268,7 @@ impl Client {
                     .content_type("application/json");
                 answer(call.send().await, 201).map(|_| ())
             }
-            Scenario::BatonAppend => {
+            Scenario::BatonAppend | Scenario::BatonAppendWitnessed => {
                 let reply = self
                     .api
                     .baton_append(&self.subject, self.body.clone())
@@ -318,6 +326,11 @@ impl Client {
             Scenario::BatonAppend => serde_json::json!({
                 "write": "append",
                 "capacity": {"size_bytes": 1u64 << 28, "duration_seconds": 3600, "egress_bytes": 0},
+            }),
+            Scenario::BatonAppendWitnessed => serde_json::json!({
+                "write": "append",
+                "capacity": {"size_bytes": 1u64 << 28, "duration_seconds": 3600, "egress_bytes": 0},
+                "trust": {"witness": true},
             }),
             _ => serde_json::json!({
                 "write": "single",
@@ -377,7 +390,9 @@ fn body(scenario: Scenario, size: u64, seed: usize) -> Vec<u8> {
             (0..size).map(|i| (i + seed) as u8).collect()
         }
         // Entries are text.
-        Scenario::BatonAppend => (0..size).map(|i| b'a' + ((i + seed) % 26) as u8).collect(),
+        Scenario::BatonAppend | Scenario::BatonAppendWitnessed => {
+            (0..size).map(|i| b'a' + ((i + seed) % 26) as u8).collect()
+        }
         Scenario::CheckpointPut | Scenario::CheckpointCas | Scenario::MailboxDrop => {
             let pad = "x".repeat(size.saturating_sub(10));
             serde_json::json!({ "p": pad }).to_string().into_bytes()

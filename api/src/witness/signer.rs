@@ -29,6 +29,7 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
         match tick(&state, &mut key).await {
             Ok(()) => last_error.clear(),
             Err(e) => {
+                state.metrics.witness_signer_errors.inc();
                 // Said once, not every second.
                 let said = match &e {
                     ApiError::Internal(detail) => detail.clone(),
@@ -116,6 +117,8 @@ pub async fn tick(state: &AppState, key: &mut Option<Signer>) -> ApiResult<()> {
             signature: signer.signature(&text).to_vec(),
         };
         let signed = ops::run(state, None, op, "witness checkpoint").await?;
+        state.metrics.witness_checkpoints.inc();
+        state.metrics.witness_tree_size.set(signed.size as i64);
         tracing::debug!(size = signed.size, "witness checkpoint signed");
     }
     *key = Some(signer);

@@ -52,7 +52,7 @@ fn token(id: &str, scope: Scope, read_cap: Option<u32>) -> NewToken {
     }
 }
 
-fn content(bytes: &[u8]) -> Content {
+pub(super) fn content(bytes: &[u8]) -> Content {
     Content {
         body: BodyRef {
             size_bytes: bytes.len() as u64,

@@ -7,9 +7,10 @@ use proptest::prelude::*;
 
 use crate::baton::{sha256_hex, Baton, Disposal, Shape, WriteKind};
 use crate::command::{Command, NewLease, Outcome, Rejection, Request, Response};
-use crate::model::{BodyRef, LeaseKind};
-use crate::ops::{self, Actor, AddWitnessKey, Content, SignCheckpoint};
+use crate::model::LeaseKind;
+use crate::ops::{self, Actor, AddWitnessKey, SignCheckpoint};
 use crate::reader::StateReader;
+use crate::sm::baton_tests::content;
 use crate::sm::tests::{apply_all, dump, fresh_db};
 use crate::tlog::merkle::{self, leaf_hash, verify_consistency, verify_inclusion, MemTree};
 use crate::tlog::record::{Event, Record};
@@ -25,19 +26,6 @@ fn at(now_ms: u64, command: impl Into<Command>) -> Request {
         now_ms,
         idempotency: None,
         command: command.into(),
-    }
-}
-
-fn content(bytes: &[u8]) -> Content {
-    Content {
-        body: BodyRef {
-            size_bytes: bytes.len() as u64,
-            blake3_hex: blake3::hash(bytes).to_hex().to_string(),
-            object_key: None,
-        },
-        inline: Some(bytes.to_vec()),
-        sha256_hex: sha256_hex(bytes),
-        content_type: "text/plain".into(),
     }
 }
 
