@@ -52,7 +52,10 @@ pub fn baton_key(baton_id: &str, index: u64) -> Vec<u8> {
 /// Reads complete-subtree hashes through any getter (a transaction, or the reader's database).
 pub struct StoredHashes<F>(pub F);
 
-impl<F: Fn(&[u8]) -> Result<Option<Vec<u8>>, StoreError>> Hashes for StoredHashes<F> {
+/// A raw read of one key.
+pub type Got = Result<Option<Vec<u8>>, StoreError>;
+
+impl<F: Fn(&[u8]) -> Got> Hashes for StoredHashes<F> {
     type Error = StoreError;
 
     fn stored(&self, level: u8, index: u64) -> Result<Hash, StoreError> {
@@ -62,7 +65,7 @@ impl<F: Fn(&[u8]) -> Result<Option<Vec<u8>>, StoreError>> Hashes for StoredHashe
     }
 }
 
-fn txn_hashes<'t>(txn: &'t Txn<'_>) -> StoredHashes<impl Fn(&[u8]) -> Result<Option<Vec<u8>>, StoreError> + 't> {
+fn txn_hashes<'t>(txn: &'t Txn<'_>) -> StoredHashes<impl Fn(&[u8]) -> Got + 't> {
     StoredHashes(move |k: &[u8]| txn.get_raw(CF, k))
 }
 

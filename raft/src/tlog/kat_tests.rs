@@ -15,10 +15,16 @@ fn signed_note_spec_example_verifies() {
     assert_eq!(v.name, "example.com/foo");
     assert_eq!(hex::encode(v.id), "530d903a");
     assert_eq!(v.to_string(), SPEC_VKEY);
-    assert_eq!(open(SPEC_NOTE, &[v.clone()]).unwrap(), "This is an example message.\n");
+    assert_eq!(
+        open(SPEC_NOTE, std::slice::from_ref(&v)).unwrap(),
+        "This is an example message.\n"
+    );
     // One changed byte of text, or of the signature, fails.
     let tampered = SPEC_NOTE.replacen("example message", "exemple message", 1);
-    assert!(matches!(open(&tampered, &[v.clone()]), Err(TlogError::BadSignature(_))));
+    assert!(matches!(
+        open(&tampered, std::slice::from_ref(&v)),
+        Err(TlogError::BadSignature(_))
+    ));
     let tampered = SPEC_NOTE.replacen("Uw2Q", "Uw2R", 1);
     assert!(open(&tampered, &[v]).is_err());
 }
