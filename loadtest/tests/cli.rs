@@ -47,6 +47,7 @@ fn quick_bench_fills_the_table() {
             "mailbox-drop",
             "claim",
             "baton-append",
+            "baton-append-witnessed",
             "baton-read"
         ],
         "{stdout}"
