@@ -113,9 +113,18 @@ fn keys(args: &[String]) -> Result<Vec<Trusted>, Failure> {
                             .ok_or_else(|| Failure::Usage(format!("--key {arg}: until_size is not a tree size")))?,
                     ),
                 };
+                let until_root = match &k["until_root"] {
+                    serde_json::Value::Null => None,
+                    r => Some(
+                        r.as_str()
+                            .and_then(|r| parse_hash(r).ok())
+                            .ok_or_else(|| Failure::Usage(format!("--key {arg}: until_root is not a hash")))?,
+                    ),
+                };
                 out.push(Trusted {
                     key: Verifier::parse(key).map_err(bad_key)?,
                     until_size,
+                    until_root,
                 });
             }
             continue;
@@ -160,23 +169,31 @@ fn check(args: &VerifyArgs) -> Result<String, Failure> {
             .as_array()
             .ok_or_else(|| Failure::Usage("--consistency: no \"hashes\" array".into()))?
             .iter()
-            .map(|h| parse_hash(h.as_str().unwrap_or("")))
+            .map(|h| {
+                h.as_str()
+                    .ok_or_else(|| Failure::Usage("--consistency: a hash is not a string".into()))
+                    .and_then(|h| parse_hash(h).map_err(|e| Failure::Usage(format!("--consistency: {e}"))))
+            })
             .collect::<Result<Vec<_>, _>>()?;
+        // The sizes the proof names, if any, are checked against the checkpoints' once opened.
+        let mut named = [None, None];
+        for (i, field) in ["from", "to"].into_iter().enumerate() {
+            named[i] = match &proof[field] {
+                serde_json::Value::Null => None,
+                n => Some(
+                    n.as_u64()
+                        .ok_or_else(|| Failure::Usage(format!("--consistency: {field} is not a tree size")))?,
+                ),
+            };
+        }
         let old = read_text(args.old.as_deref().expect("clap requires it"), "--old")?;
         let new = read_text(args.new.as_deref().expect("clap requires it"), "--new")?;
         let (a, b) = verify::consistency(&old, &new, &hashes, &keys)?;
-        for (field, size) in [("from", a.size), ("to", b.size)] {
-            match &proof[field] {
-                serde_json::Value::Null => {}
-                n => match n.as_u64() {
-                    Some(s) if s == size => {}
-                    Some(_) => {
-                        return Err(Failure::Invalid(TlogError::Mismatch(format!(
-                            "the proof's {field} is not the checkpoint's size {size}"
-                        ))))
-                    }
-                    None => return Err(Failure::Usage(format!("--consistency: {field} is not a tree size"))),
-                },
+        for (field, (size, said)) in ["from", "to"].into_iter().zip([(a.size, named[0]), (b.size, named[1])]) {
+            if said.is_some_and(|s| s != size) {
+                return Err(Failure::Invalid(TlogError::Mismatch(format!(
+                    "the proof's {field} is not the checkpoint's size {size}"
+                ))));
             }
         }
         return Ok(format!(

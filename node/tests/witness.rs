@@ -421,6 +421,7 @@ async fn rotation_keeps_old_keys_published_and_old_proofs_valid() {
     assert_eq!(after["origin"], before["origin"]);
     let history = after["key_history"].as_array().unwrap();
     assert!(history[0]["until_size"].as_u64().is_some());
+    assert!(history[0]["until_root"].is_string());
     assert!(history[1]["until_size"].is_null());
     // The next checkpoint is the new key's, even with no new leaf.
     let start = Instant::now();

@@ -28,6 +28,8 @@ pub struct WitnessKey {
     /// Once retired by a rotation: the largest tree size it may have signed. A checkpoint it
     /// signed of a larger size is a forgery (published, so verifiers can refuse it).
     pub until_size: Option<u64>,
+    /// The root at `until_size` (the retiring key's last checkpoint), published with it.
+    pub until_root: Option<[u8; 32]>,
 }
 
 impl WitnessKey {

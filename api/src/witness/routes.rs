@@ -54,6 +54,7 @@ pub async fn well_known(State(state): State<AppState>) -> ApiResult<Json<Value>>
                 "key": k,
                 "added_at": crate::render::timestamp(w.added_at_ms),
                 "until_size": w.until_size,
+                "until_root": w.until_root.as_ref().map(hash_b64),
                 "operator_held": w.operator_held(),
             })
         })

@@ -18,17 +18,25 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
     let mut key: Option<Signer> = None;
     let mut last_error = String::new();
     let interval = state.config.witness.interval;
+    // After a failed round the next waits longer (up to a minute), so a refusal that persists
+    // (a key the ledger will not take) costs at most one Raft entry a minute.
+    let mut wait = interval;
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
+            _ = tokio::time::sleep(wait) => {}
             _ = stop.changed() => return,
         }
         if !state.ledger.is_leader() {
+            wait = interval;
             continue;
         }
         match tick(&state, &mut key).await {
-            Ok(()) => last_error.clear(),
+            Ok(()) => {
+                last_error.clear();
+                wait = interval;
+            }
             Err(e) => {
+                wait = (wait * 2).min(std::time::Duration::from_secs(60));
                 state.metrics.witness_signer_errors.inc();
                 // Said once, not every second.
                 let said = match &e {
@@ -57,6 +65,12 @@ pub async fn tick(state: &AppState, key: &mut Option<Signer>) -> ApiResult<()> {
                     "--witness-key-file names the origin {:?}, but this cluster's witness log is {:?}",
                     operator.name, l.origin
                 )));
+            }
+            if active != Some(operator.public_key()) && l.keys.len() >= relay_raft::witness::KEYS_MAX {
+                return Err(ApiError::Internal(
+                    "the witness log has had its maximum number of keys: it cannot take the key in --witness-key-file"
+                        .into(),
+                ));
             }
             if active != Some(operator.public_key()) && l.keys.iter().any(|k| k.public_key == operator.public_key()) {
                 return Err(ApiError::Internal(

@@ -196,9 +196,10 @@ pub fn add_key(txn: &mut Txn<'_>, now_ms: u64, op: &AddWitnessKey) -> Result<Res
         return invalid("the witness log has had too many keys");
     }
     // The retiring key signed at most the latest checkpoint's size.
-    let signed = latest(txn)?.map_or(0, |c| c.size);
+    let last = latest(txn)?;
     if let Some(old) = log.keys.last_mut() {
-        old.until_size = Some(signed);
+        old.until_size = Some(last.as_ref().map_or(0, |c| c.size));
+        old.until_root = Some(last.map_or_else(merkle::empty_root, |c| c.root));
     }
     log.retention_ms = op.retention_ms;
     log.keys.push(WitnessKey {
@@ -206,6 +207,7 @@ pub fn add_key(txn: &mut Txn<'_>, now_ms: u64, op: &AddWitnessKey) -> Result<Res
         sealed_seed: op.sealed_seed.clone(),
         added_at_ms: now_ms,
         until_size: None,
+        until_root: None,
     });
     txn.put("meta", META_WITNESS, &log)?;
     Ok(Ok(Outcome::WitnessKeyAdded { log }))

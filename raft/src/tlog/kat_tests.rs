@@ -233,13 +233,20 @@ fn checkpoints_open_only_with_a_key_named_for_their_origin_and_in_its_range() {
     assert!(open_checkpoint(&forged, &both).is_err());
     assert!(open_checkpoint(&forged, &[other.verifier().into()]).is_err());
     // A key retired at size 8 may not sign size 9; at size 9 it may.
-    let retired = |until| Trusted {
+    let retired = |until, root| Trusted {
         key: log.verifier(),
         until_size: Some(until),
+        until_root: root,
     };
     assert!(matches!(
-        open_checkpoint(&note, &[retired(8)]),
+        open_checkpoint(&note, &[retired(8, None)]),
         Err(TlogError::BadSignature(_))
     ));
-    assert!(open_checkpoint(&note, &[retired(9)]).is_ok());
+    assert!(open_checkpoint(&note, &[retired(9, None)]).is_ok());
+    assert!(open_checkpoint(&note, &[retired(9, Some([1; 32]))]).is_ok());
+    assert!(open_checkpoint(&note, &[retired(9, Some([2; 32]))]).is_err());
+    // The same key also given without a range changes nothing, in either order.
+    let plain: Trusted = log.verifier().into();
+    assert!(open_checkpoint(&note, &[plain.clone(), retired(8, None)]).is_err());
+    assert!(open_checkpoint(&note, &[retired(8, None), plain]).is_err());
 }

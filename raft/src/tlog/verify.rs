@@ -11,11 +11,18 @@ use super::{Checkpoint, Record, TlogError, TlogProof};
 pub struct Trusted {
     pub key: Verifier,
     pub until_size: Option<u64>,
+    /// The root of the tree at `until_size`, when the log published it: the retired key's
+    /// checkpoint of that size must have it.
+    pub until_root: Option<Hash>,
 }
 
 impl From<Verifier> for Trusted {
     fn from(key: Verifier) -> Trusted {
-        Trusted { key, until_size: None }
+        Trusted {
+            key,
+            until_size: None,
+            until_root: None,
+        }
     }
 }
 
@@ -42,14 +49,21 @@ pub fn open_checkpoint(note: &str, keys: &[Trusted]) -> Result<(Checkpoint, Vec<
             cp.origin
         )));
     }
+    // Every entry for a signing key counts, whatever the order given: the most restrictive wins.
     for s in &sigs {
-        if let Some(t) = named.iter().find(|t| t.key.id == s.id && t.key.name == s.name) {
-            if t.until_size.is_some_and(|u| cp.size > u) {
-                return Err(TlogError::BadSignature(format!(
-                    "signed by a key retired at size {}: a checkpoint of {} leaves by it is a forgery",
-                    t.until_size.unwrap_or(0),
-                    cp.size
-                )));
+        for t in named.iter().filter(|t| t.key.id == s.id && t.key.name == s.name) {
+            if let Some(until) = t.until_size {
+                if cp.size > until {
+                    return Err(TlogError::BadSignature(format!(
+                        "signed by a key retired at size {until}: a checkpoint of {} leaves by it is a forgery",
+                        cp.size
+                    )));
+                }
+                if cp.size == until && t.until_root.is_some_and(|r| r != cp.root) {
+                    return Err(TlogError::BadSignature(format!(
+                        "signed by a key retired at size {until} with another root than the log published: a fork"
+                    )));
+                }
             }
         }
     }
