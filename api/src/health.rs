@@ -1,5 +1,6 @@
 //! `/healthz` (the process answers and its ledger runs) and `/readyz` (this node can serve
-//! linearizable requests). Neither says more than that: details go to the log.
+//! linearizable requests, or what it waits for: a leader, or the leader's read index). Details go
+//! to the log.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -20,14 +21,33 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
 
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let status = state.ledger.status();
-    match state.ledger.linearizable().await {
-        Ok(_) => {
+    // A probe never waits long: no leader known is said at once, and a read index that takes over
+    // a second means no leader this node can reach.
+    let no_leader = (
+        "leader",
+        "waiting for a leader this node can reach: a quorum of voters must be up",
+    );
+    let waiting = match status.leader_id {
+        None => Some(no_leader),
+        Some(_) => match tokio::time::timeout(std::time::Duration::from_secs(1), state.ledger.linearizable()).await {
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) if e.to_string().contains("catching up") => {
+                Some(("catch_up", "catching up with the leader's log"))
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "not ready");
+                Some(no_leader)
+            }
+            Err(_) => Some(no_leader),
+        },
+    };
+    match waiting {
+        None => {
             Json(json!({"status": "ready", "node_id": status.node_id, "leader_id": status.leader_id})).into_response()
         }
-        Err(e) => {
-            tracing::debug!(error = %e, "not ready");
-            let body = json!({"status": "error", "error": {
-                "code": "not_ready", "message": "this node cannot serve linearizable requests right now",
+        Some((what, message)) => {
+            let body = json!({"status": "error", "waiting_for": what, "error": {
+                "code": "not_ready", "message": message,
             }});
             (StatusCode::SERVICE_UNAVAILABLE, [("retry-after", "1")], Json(body)).into_response()
         }

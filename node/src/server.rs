@@ -127,9 +127,76 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
         }
         (None, false) => ledger.bootstrap_single().await?,
     };
-    info!(initialized_before = initialized, founded, "step 4/7: ledger open");
-    ledger.wait_ready(Duration::from_secs(60)).await?;
-    info!(status = ?ledger.status(), "step 5/7: leader known, state caught up");
+    info!(initialized_before = initialized, founded, "step 4/8: ledger open");
+
+    // HTTP opens before the node can serve: `/healthz` answers at once and `/readyz` says what the
+    // node waits for, however long that takes (the nodes of a stopped cluster come back in any
+    // order, and an orchestrator must not see a crash loop meanwhile).
+    let metrics = Metrics::new();
+    let webhook_policy = Arc::new(args.webhook_policy());
+    let witness = args.witness.settings(&cluster_secret)?;
+    if args.witness.from_cluster_secret() && args.cluster_secret.is_none() {
+        tracing::warn!(
+            "the witness signing key is sealed under a secret derived from <data-dir>/cluster-secret, \
+             which sits beside the ledger: whoever reads the data directory can open it. In production \
+             give --witness-secret-file (kept outside the data directory) or --witness-key-file"
+        );
+    }
+    let api_config = args.api_config(webhook_policy.clone(), cluster_secret.clone(), witness);
+    let x402_on = api_config.x402.is_some();
+    let s3_client = s3.as_ref().map(|s| s.client.clone());
+    let state = AppState::new(ledger.clone(), store.clone(), api_config, metrics.clone())
+        .map_err(|e| NodeError::Config(ConfigError(format!("x402 facilitator client: {e}"))))?
+        .with_s3(s3);
+    let app = relay_api::router(state.clone());
+    let mut term = signal(SignalKind::terminate()).map_err(NodeError::Signal)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(NodeError::Signal)?;
+    let (drain_tx, mut drain_rx) = watch::channel(false);
+    let listener_config = relay_api::listener::ListenerConfig {
+        max_connections,
+        ..args.listener()
+    };
+    info!(?listener_config, limits = ?args.limits(), "http bounds");
+    let server = tokio::spawn(relay_api::listener::serve(listener, app, listener_config, async move {
+        let _ = drain_rx.changed().await;
+    }));
+    info!(%http_addr, "step 5/8: HTTP open: /healthz answers, /readyz answers 503 until this node can serve");
+
+    // A leader and a caught-up state, for as long as it takes; said every few seconds.
+    let mut waited_s = 0u64;
+    let early = loop {
+        tokio::select! {
+            ready = ledger.wait_ready(Duration::from_secs(5)) => match ready {
+                Ok(()) => break None,
+                Err(_) => {
+                    waited_s += 5;
+                    let s = ledger.status();
+                    info!(
+                        waited_s,
+                        leader = ?s.leader_id,
+                        state = ?s.state,
+                        "waiting for a leader and a quorum of voters (start the cluster's other nodes with their same commands); /readyz answers 503 until then"
+                    );
+                }
+            },
+            _ = term.recv() => break Some(("SIGTERM", None)),
+            _ = int.recv() => break Some(("SIGINT", None)),
+            reason = ledger.stopped() => break Some(("ledger stopped", Some(reason))),
+        }
+    };
+    if let Some((which, fatal)) = early {
+        info!(signal = which, "shutdown before this node was ready");
+        let _ = drain_tx.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(args.shutdown_timeout_seconds), server).await;
+        let _ = raft_stop_tx.send(true);
+        let _ = raft_server.await;
+        ledger.shutdown().await;
+        return match fatal {
+            Some(reason) => Err(NodeError::Ledger(LedgerError::Fatal(reason))),
+            None => Ok(()),
+        };
+    }
+    info!(status = ?ledger.status(), "step 6/8: leader known, state caught up");
 
     // Only the founding node mints keys and seeds prices (also when it stopped before it finished,
     // the first time); a member registers only keys it was given or keeps.
@@ -156,14 +223,13 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
     )
     .await?;
 
-    let metrics = Metrics::new();
     let (stop_tx, stop_rx) = watch::channel(false);
     let stop_rx_webhooks = stop_rx.clone();
     let stop_rx_orphans = stop_rx.clone();
     let sweeper = tokio::spawn(workers::run_sweeper(
         ledger.clone(),
         store.clone(),
-        s3.as_ref().map(|s| s.client.clone()),
+        s3_client,
         metrics.clone(),
         Duration::from_millis(args.sweep_interval_ms),
         stop_rx,
@@ -176,10 +242,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
         Duration::from_secs(args.orphan_min_age_seconds),
         stop_rx_orphans,
     ));
-    let webhook_policy = Arc::new(args.webhook_policy());
     let webhooks = tokio::spawn(webhooks::run(
         ledger.clone(),
-        webhook_policy.clone(),
+        webhook_policy,
         metrics.clone(),
         Duration::from_millis(args.sweep_interval_ms.min(20)),
         stop_rx_webhooks,
@@ -188,22 +253,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
         interval_ms = args.sweep_interval_ms,
         webhook_allow = ?args.webhook_allow_cidr,
         orphan_min_age_s = args.orphan_min_age_seconds,
-        "step 6/7: sweeper, gc, orphan and webhook workers started"
+        "step 7/8: sweeper, gc, orphan and webhook workers started"
     );
-
-    let witness = args.witness.settings(&cluster_secret)?;
-    if args.witness.from_cluster_secret() && args.cluster_secret.is_none() {
-        tracing::warn!(
-            "the witness signing key is sealed under a secret derived from <data-dir>/cluster-secret, \
-             which sits beside the ledger: whoever reads the data directory can open it. In production \
-             give --witness-secret-file (kept outside the data directory) or --witness-key-file"
-        );
-    }
-    let api_config = args.api_config(webhook_policy, cluster_secret.clone(), witness);
-    let x402_on = api_config.x402.is_some();
-    let state = AppState::new(ledger.clone(), store, api_config, metrics)
-        .map_err(|e| NodeError::Config(ConfigError(format!("x402 facilitator client: {e}"))))?
-        .with_s3(s3);
     info!(
         x402 = x402_on,
         "payments: API keys{}",
@@ -216,28 +267,16 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
             stop_tx.subscribe(),
         ))
     });
-    // The founding leader installs the witness key and signs the first checkpoint before it
-    // serves, so the log's routes answer from the first request; then once a second at most.
+    // The founding leader installs the witness key and signs the first checkpoint before it says
+    // it is ready, so the log's routes answer from the first request; then once a second at most.
     if ledger.is_leader() {
         match relay_api::witness::signer::tick(&state, &mut None).await {
             Ok(()) => info!("witness log ready"),
             Err(e) => tracing::warn!(error = %e, "witness log not ready yet; the signer retries"),
         }
     }
-    let witness_signer = tokio::spawn(relay_api::witness::signer::run(state.clone(), stop_tx.subscribe()));
-    let app = relay_api::router(state);
-    let mut term = signal(SignalKind::terminate()).map_err(NodeError::Signal)?;
-    let mut int = signal(SignalKind::interrupt()).map_err(NodeError::Signal)?;
-    let (drain_tx, mut drain_rx) = watch::channel(false);
-    let listener_config = relay_api::listener::ListenerConfig {
-        max_connections,
-        ..args.listener()
-    };
-    info!(?listener_config, limits = ?args.limits(), "http bounds");
-    let server = tokio::spawn(relay_api::listener::serve(listener, app, listener_config, async move {
-        let _ = drain_rx.changed().await;
-    }));
-    info!(%http_addr, "step 7/7: serving HTTP");
+    let witness_signer = tokio::spawn(relay_api::witness::signer::run(state, stop_tx.subscribe()));
+    info!(%http_addr, "step 8/8: ready");
     println!("relay: listening on http://{http_addr}");
 
     // A storage failure (a full disk, no file handles) stops Raft for good: exit, so a supervisor
