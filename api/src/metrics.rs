@@ -205,6 +205,17 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
         .unwrap_or_else(|| "unmatched".to_string());
     let response = next.run(request).await;
     let status = response.status().as_u16();
+    let seconds = started.elapsed().as_secs_f64();
+    // One line a request, with the id the client got in X-Request-Id.
+    tracing::info!(
+        target: "relay::access",
+        method = %method,
+        route = %route,
+        status,
+        duration_ms = (seconds * 1000.0 * 1000.0).round() / 1000.0,
+        request_id = %crate::request_id::current(),
+        "request"
+    );
     state
         .metrics
         .requests
@@ -218,7 +229,7 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
         .metrics
         .latency
         .get_or_create(&RouteLabels { method, route })
-        .observe(started.elapsed().as_secs_f64());
+        .observe(seconds);
     response
 }
 

@@ -273,6 +273,16 @@ pub struct ServeArgs {
     pub uploads: crate::upload_args::UploadArgs,
     #[command(flatten)]
     pub witness: crate::witness_args::WitnessArgs,
+    /// `text` for people, `json` (one object a line) for log shippers.
+    #[arg(long, env = "RELAY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How the node writes its log (stderr).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// Parses the command line; for `serve --config FILE`, the file's settings are added behind the

@@ -53,7 +53,7 @@ async fn bind(addr: &str) -> Result<(TcpListener, SocketAddr), NodeError> {
 
 pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
     args.validate()?;
-    info!(node_id = args.node_id, http = %args.http, raft = %args.raft, data_dir = %args.data_dir.display(), "step 1/7: configuration valid");
+    info!(node_id = args.node_id, http = %args.http, raft = %args.raft, data_dir = %args.data_dir.display(), "step 1/8: configuration valid");
 
     if let Some(path) = &args.chaos_clock_offset_file {
         warn!(path = %path.display(), "TEST ONLY: this node's clock follows a chaos offset file");
@@ -83,7 +83,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
     let s3 = relay_api::blobs::store::s3(&objects_url)
         .map_err(|e| NodeError::Objects(e.to_string()))?
         .map(|client| relay_api::uploads::S3Direct::new(client, &objects_url));
-    info!(objects = %objects_url, "step 2/7: object store open");
+    info!(objects = %objects_url, "step 2/8: object store open");
 
     let (listener, http_addr) = bind(&args.http).await?;
     let (raft_listener, raft_addr) = bind(&args.raft).await?;
@@ -115,7 +115,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
             let _ = raft_stop_rx.changed().await;
         },
     ));
-    info!(%raft_addr, "step 3/7: raft transport listening");
+    info!(%raft_addr, "step 3/8: raft transport listening");
     println!("relay: raft transport on {raft_addr}");
 
     let initialized = ledger.is_initialized().await?;
