@@ -2,7 +2,14 @@
 //! time how long until a write through a survivor succeeds; restart the killed node and wait for
 //! it to be ready before the next round. Prints each round, the median and the max.
 //!
-//! `failoverbench --relay-bin PATH [--rounds 10]` (run by `scripts/bench-failover.sh`).
+//! With `--rolling`: a rolling restart under steady load instead. Writers store small objects
+//! through every node in turn (a failed attempt is retried on the next node with the same
+//! Idempotency-Key, at most 4 attempts); each node in turn, followers first and the leader last,
+//! gets SIGTERM, is started again and serves before the next. Prints the writes, the retries, the
+//! writes that failed after every retry, the longest time without an acknowledged write, and
+//! whether every acknowledged write reads back.
+//!
+//! `failoverbench --relay-bin PATH [--rounds 10] [--rolling]` (run by `scripts/bench-failover.sh`).
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -72,6 +79,15 @@ impl Node {
         format!("http://{}{}", self.http, path)
     }
 
+    /// SIGTERM, then wait for the exit (a drain, not a crash).
+    fn terminate(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: signalling a child this process spawned and has not reaped.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let _ = c.wait();
+        }
+    }
+
     fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
@@ -110,6 +126,119 @@ async fn leader(http: &reqwest::Client, nodes: &[Node]) -> Option<usize> {
     None
 }
 
+/// One keyed store through `node`: Some(lease id) when acknowledged.
+async fn keyed_write(http: &reqwest::Client, node: &str, key: &str) -> Option<String> {
+    let r = http
+        .post(format!("http://{node}/api/store"))
+        .header("authorization", format!("Bearer {KEY}"))
+        .header("x-file-name", "r.bin")
+        .header("x-size-bytes", "3")
+        .header("x-duration-seconds", "3600")
+        .header("idempotency-key", key)
+        .body("abc")
+        .send()
+        .await
+        .ok()?;
+    if r.status() != 201 {
+        return None;
+    }
+    let v: serde_json::Value = r.json().await.ok()?;
+    v["lease_id"].as_str().map(String::from)
+}
+
+#[derive(Default)]
+struct Tally {
+    writes: u64,
+    retries: u64,
+    failed: u64,
+    acked: Vec<String>,
+    /// Times (since the start) of acknowledged writes.
+    at: Vec<f64>,
+}
+
+/// The rolling restart under load; see the module doc.
+async fn rolling(bin: &str, objects: &str, nodes: &mut [Node], http: &reqwest::Client) {
+    use std::sync::{Arc, Mutex};
+    let addrs: Arc<Vec<String>> = Arc::new(nodes.iter().map(|n| n.http.clone()).collect());
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let t0 = Instant::now();
+    let mut writers = Vec::new();
+    for w in 0..8usize {
+        let (addrs, tally, stop, http) = (addrs.clone(), tally.clone(), stop.clone(), http.clone());
+        writers.push(tokio::spawn(async move {
+            let mut n = 0usize;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                n += 1;
+                let key = format!("w{w}-{n}");
+                let mut lease = None;
+                let mut attempts = 0;
+                while attempts < 4 && lease.is_none() {
+                    if attempts > 0 {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    lease = keyed_write(&http, &addrs[(w + n + attempts) % 3], &key).await;
+                    attempts += 1;
+                }
+                let mut t = tally.lock().unwrap();
+                t.writes += 1;
+                t.retries += attempts as u64 - 1;
+                match lease {
+                    Some(id) => {
+                        t.acked.push(id);
+                        t.at.push(t0.elapsed().as_secs_f64());
+                    }
+                    None => t.failed += 1,
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let leader = leader(http, nodes).await.expect("a leader");
+    let order: Vec<usize> = (0..3).filter(|i| *i != leader).chain(std::iter::once(leader)).collect();
+    for i in order {
+        let began = t0.elapsed().as_secs_f64();
+        nodes[i].terminate();
+        let down = t0.elapsed().as_secs_f64();
+        nodes[i].spawn(bin, objects, None);
+        println!(
+            "node {}{}: SIGTERM at {began:.2} s, exited after {:.2} s, serving again at {:.2} s",
+            i + 1,
+            if i == leader { " (leader)" } else { "" },
+            down - began,
+            t0.elapsed().as_secs_f64()
+        );
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in writers {
+        let _ = w.await;
+    }
+    let t = Arc::try_unwrap(tally).ok().expect("writers done").into_inner().unwrap();
+    let mut at = t.at.clone();
+    at.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let gap = at.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
+    let mut lost = 0;
+    for id in &t.acked {
+        let ok = http
+            .get(nodes[0].url(&format!("/api/download/{id}")))
+            .header("authorization", format!("Bearer {KEY}"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200);
+        lost += u64::from(!ok);
+    }
+    println!(
+        "rolling restart: {} writes, {} acknowledged, {} retried attempts, {} failed after 4 attempts, longest time without an acknowledged write {:.3} s, {} acknowledged writes lost",
+        t.writes,
+        t.acked.len(),
+        t.retries,
+        t.failed,
+        gap,
+        lost
+    );
+}
+
 async fn write(http: &reqwest::Client, node: &Node) -> bool {
     http.post(node.url("/api/store"))
         .header("authorization", format!("Bearer {KEY}"))
@@ -125,12 +254,23 @@ async fn write(http: &reqwest::Client, node: &Node) -> bool {
 #[tokio::main]
 async fn main() {
     let mut args = std::env::args().skip(1);
-    let (mut bin, mut rounds) = (String::new(), 10usize);
+    let (mut bin, mut rounds, mut rolling_mode) = (String::new(), 10usize, false);
     while let Some(flag) = args.next() {
-        let value = args.next().unwrap_or_default();
+        let value = if flag == "--rolling" {
+            String::new()
+        } else {
+            args.next().unwrap_or_default()
+        };
         match flag.as_str() {
             "--relay-bin" => bin = value,
             "--rounds" => rounds = value.parse().unwrap_or(10).clamp(1, 100),
+            "--rolling" => {
+                rolling_mode = true;
+                if !value.is_empty() {
+                    eprintln!("failoverbench: --rolling takes no value");
+                    std::process::exit(2);
+                }
+            }
             other => {
                 eprintln!("failoverbench: unknown flag {other}");
                 std::process::exit(2);
@@ -162,6 +302,12 @@ async fn main() {
         .pool_max_idle_per_host(0)
         .build()
         .unwrap();
+    if rolling_mode {
+        rolling(&bin, &objects, &mut nodes, &http).await;
+        drop(nodes);
+        let _ = std::fs::remove_dir_all(&base);
+        return;
+    }
     let mut times = Vec::new();
     for round in 1..=rounds {
         let started = Instant::now();
