@@ -31,7 +31,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         None => Some(no_leader),
         Some(_) => match tokio::time::timeout(std::time::Duration::from_secs(1), state.ledger.linearizable()).await {
             Ok(Ok(_)) => None,
-            Ok(Err(e)) if e.to_string().contains("catching up") => {
+            Ok(Err(e)) if e.to_string().contains(relay_raft::ledger::CATCHING_UP) => {
                 Some(("catch_up", "catching up with the leader's log"))
             }
             Ok(Err(e)) => {

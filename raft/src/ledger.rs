@@ -107,6 +107,10 @@ fn membership_error<E: std::fmt::Display>(e: E) -> LedgerError {
 }
 
 /// This node's clock in milliseconds since the epoch (moved only by `relay-chaos`'s skew hook).
+/// How an unavailable linearizable read says this node had a read index but had not applied up to
+/// it in time (readiness reports it as catching up, not as a missing leader).
+pub const CATCHING_UP: &str = "catching up to the read index";
+
 pub fn wall_clock_ms() -> u64 {
     let ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -313,7 +317,7 @@ impl Ledger {
                         .await;
                     return match waited {
                         Ok(_) => Ok(&self.reader),
-                        Err(e) => Err(LedgerError::Unavailable(format!("catching up to the read index: {e}"))),
+                        Err(e) => Err(LedgerError::Unavailable(format!("{CATCHING_UP}: {e}"))),
                     };
                 }
                 Err(e @ (LedgerError::NotLeader { .. } | LedgerError::Unavailable(_))) => e,
