@@ -186,7 +186,8 @@ impl Node {
                 .map_err(KitError::io(format!("{}", log_path.display())))
         };
         let (stderr_log, stdout_log) = (open_log()?, open_log()?);
-        let mut child = Command::new(&self.bin)
+        let mut command = Command::new(&self.bin);
+        command
             .arg("serve")
             .args(["--http", &self.http_bind, "--raft", &self.raft_bind])
             .arg("--data-dir")
@@ -196,12 +197,24 @@ impl Node {
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::from(stderr_log))
-            .spawn()
-            .map_err(|source| KitError::Spawn {
-                bin: self.bin.clone(),
-                source,
-            })?;
+            .stderr(Stdio::from(stderr_log));
+        // A binary written just now (a test's stand-in) can be busy for a moment: another thread's
+        // fork may still hold it open for writing until that child execs. Bounded retries.
+        let mut attempts = 0;
+        let mut child = loop {
+            match command.spawn() {
+                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && attempts < 50 => {
+                    attempts += 1;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                other => {
+                    break other.map_err(|source| KitError::Spawn {
+                        bin: self.bin.clone(),
+                        source,
+                    })?
+                }
+            }
+        };
         let stdout = child.stdout.take().expect("stdout is piped");
         self.output = Output::capture(stdout, stdout_log);
         self.child = Some(child);
