@@ -210,6 +210,27 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
+/// The cluster secret itself, not an admin key: for what hands out every secret the cluster
+/// holds (a backup carries the session signing keys and webhook secrets, which an admin key may
+/// not use: admin keys act for no account).
+pub struct ClusterSecret;
+
+impl FromRequestParts<AppState> for ClusterSecret {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let by_secret = parts.headers.contains_key("x-cluster-secret");
+        // Anyone else is at best an admin: 401 and 403 as for any admin route, then 403.
+        Admin::from_request_parts(parts, state).await?;
+        match by_secret {
+            true => Ok(ClusterSecret),
+            false => Err(ApiError::Forbidden(
+                "a backup carries every secret the cluster holds: it needs the cluster secret, not an admin key",
+            )),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

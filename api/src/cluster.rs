@@ -39,6 +39,19 @@ pub(crate) fn json_object<T: DeserializeOwned>(body: Result<Bytes, BytesRejectio
     serde_json::from_value(value).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
 }
 
+/// This binary's version and the formats it reads and writes: `relay version`, and each node's
+/// `/cluster/status`.
+pub fn versions() -> Value {
+    json!({
+        "binary": env!("CARGO_PKG_VERSION"),
+        "formats": {
+            "data": relay_raft::store::DATA_FORMAT,
+            "rpc": relay_raft::grpc::RPC_FORMAT,
+            "state": relay_raft::store::snapshot::STATE_FORMAT,
+        },
+    })
+}
+
 pub async fn status(State(state): State<AppState>, _: Admin) -> ApiResult<Json<Value>> {
     let s = state.ledger.status();
     let members = state.ledger.members();
@@ -52,12 +65,13 @@ pub async fn status(State(state): State<AppState>, _: Admin) -> ApiResult<Json<V
         "voters": ids(true),
         "learners": ids(false),
         "members": members.iter().map(|(id, n, voter)| json!({
-            "id": id, "raft_addr": n.raft_addr, "http_addr": n.http_addr, "voter": voter,
+            "id": id, "raft_addr": n.raft_addr, "http_addr": n.http_addr, "region": n.region, "voter": voter,
         })).collect::<Vec<_>>(),
         "last_applied": s.last_applied,
         "last_log_index": s.last_log_index,
         "snapshot_index": s.snapshot_index,
         "purged_index": s.purged_index,
+        "version": versions(),
     })))
 }
 
@@ -67,6 +81,8 @@ struct JoinBody {
     node_id: NodeId,
     raft_addr: String,
     http_addr: String,
+    #[serde(default)]
+    region: String,
 }
 
 #[derive(Deserialize)]
@@ -85,10 +101,21 @@ pub async fn join(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
     let b: JoinBody = json_body(body)?;
-    if b.node_id == 0 || b.raft_addr.parse::<std::net::SocketAddr>().is_err() {
+    if b.node_id == 0 || !relay_raft::grpc::tls::is_host_port(&b.raft_addr) {
         return Err(ApiError::InvalidValue {
             field: "node",
-            reason: "need node_id >= 1 and raft_addr IP:port".into(),
+            reason: "need node_id >= 1 and raft_addr host:port".into(),
+        });
+    }
+    if b.region.len() > 64
+        || !b
+            .region
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(&c))
+    {
+        return Err(ApiError::InvalidValue {
+            field: "region",
+            reason: "at most 64 letters, digits, '-', '_' or '.'".into(),
         });
     }
     if b.http_addr.len() > 256 || !(b.http_addr.starts_with("http://") || b.http_addr.starts_with("https://")) {
@@ -126,6 +153,7 @@ pub async fn join(
             RelayNode {
                 raft_addr: b.raft_addr,
                 http_addr: b.http_addr,
+                region: b.region,
             },
         )
         .await?;

@@ -4,14 +4,18 @@
 //! - One module per resource: [`store`] (create, download, delete), [`checkpoint`], [`mailbox`],
 //!   [`baton`] (the configurable object: quote, create, content, entries, tokens, lifecycle),
 //!   [`handoff`] (issue, list, revoke) and [`claim`] (redeem), [`leases`] (listing),
-//!   [`pricing`] (pricing and quotes), [`health`], [`cluster`] (membership admin).
+//!   [`pricing`] (pricing and quotes), [`health`], [`cluster`] (membership admin), [`backup`]
+//!   (a consistent copy of the state, and the objects it references).
 //! - [`auth`]: `Authorization: Bearer rs_live_…` → [`auth::Caller`]; admin keys and the cluster
 //!   secret → [`auth::Admin`].
-//! - [`listener`]: the HTTP server loop and its time bounds; [`limits`]: caps on requests in
-//!   flight (global, per address, per account), uploads and buffered bodies.
+//! - [`listener`]: the HTTP server loop and its time bounds, plain or over [`tls`] (HTTPS with
+//!   a certificate reloaded on SIGHUP); [`limits`]: caps on requests in flight (global, per
+//!   address, per account), uploads and buffered bodies.
 //! - [`idempotency`]: `Idempotency-Key`, scoped by route and bound to the request's fingerprint.
 //! - [`ops`]: the one ledger call handlers make (an operation's own typed output, or the error its
 //!   rejection means); [`purchase`]: the path every paid create walks, and its receipt.
+//! - [`metrics`]: Prometheus counters for every request path; [`cluster_metrics`]: the Raft and
+//!   backlog gauges refreshed at each scrape, and the leader-change watcher.
 //! - [`error`]: [`ApiError`] and its one mapping to status codes and JSON bodies;
 //!   [`request_id`]: the id every answer and log line carries.
 //! - [`blobs`]: an uploaded object's whole life (staged; then kept, deleted, or left to the
@@ -28,6 +32,7 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod backup;
 pub mod baton;
 pub mod billing;
 pub mod blobs;
@@ -35,6 +40,7 @@ pub mod bodies;
 pub mod checkpoint;
 pub mod claim;
 pub mod cluster;
+pub mod cluster_metrics;
 pub mod config;
 pub mod error;
 pub mod handoff;
@@ -60,6 +66,7 @@ pub mod siwe;
 pub mod ssrf;
 pub mod state;
 pub mod store;
+pub mod tls;
 pub mod uploads;
 pub mod webhook;
 pub mod witness;
@@ -153,6 +160,8 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::serve))
         .route("/cluster/status", get(cluster::status))
+        .route("/cluster/backup", get(backup::snapshot))
+        .route("/cluster/backup/object", get(backup::object))
         .route("/cluster/join", post(cluster::join).layer(admin_body_limit()))
         .route("/cluster/promote", post(cluster::promote).layer(admin_body_limit()))
         .route("/cluster/remove", post(cluster::remove).layer(admin_body_limit()))

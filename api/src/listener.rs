@@ -62,6 +62,7 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     config: ListenerConfig,
+    tls: Option<crate::tls::HttpTls>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> io::Result<()> {
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -94,8 +95,11 @@ pub async fn serve(
             _ = &mut shutdown => break,
         };
         let Some(per_ip_slot) = per_ip.enter(&ip_key(peer.ip()), 1) else {
-            // One address holds its share already: say so and close, without a task.
-            let _ = stream.try_write(TOO_MANY_CONNECTIONS);
+            // One address holds its share already: say so and close, without a task. (Over TLS
+            // the client could not read plaintext: the close alone says it.)
+            if tls.is_none() {
+                let _ = stream.try_write(TOO_MANY_CONNECTIONS);
+            }
             continue;
         };
         if let Err(e) = stream.set_nodelay(true) {
@@ -109,10 +113,37 @@ pub async fn serve(
             request.extensions_mut().insert(ClientAddr(peer));
             router.clone().oneshot(request)
         });
-        let connection = graceful.watch(http.serve_connection(io, service));
+        let Some(tls) = &tls else {
+            let connection = graceful.watch(http.serve_connection(io, service));
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(%peer, error = %e, "http connection ended with an error");
+                }
+                drop((permit, per_ip_slot));
+            });
+            continue;
+        };
+        // The handshake runs in the connection's task, bounded like a request's headers, so a
+        // slow or silent client holds only its own slot.
+        let acceptor = tls.acceptor().clone();
+        let watcher = graceful.watcher();
+        let http = http.clone();
+        let handshake_timeout = config.header_read_timeout;
         tokio::spawn(async move {
+            let tls_stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(io.into_inner())).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "tls handshake failed");
+                    return drop((permit, per_ip_slot));
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "tls handshake timed out");
+                    return drop((permit, per_ip_slot));
+                }
+            };
+            let connection = watcher.watch(http.serve_connection(TokioIo::new(tls_stream), service));
             if let Err(e) = connection.await {
-                tracing::debug!(%peer, error = %e, "http connection ended with an error");
+                tracing::debug!(%peer, error = %e, "https connection ended with an error");
             }
             drop((permit, per_ip_slot));
         });

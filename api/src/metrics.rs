@@ -52,6 +52,19 @@ pub struct Metrics {
     pub witness_tree_size: Gauge,
     /// From the drop being committed to the receiver's 2xx.
     pub webhook_delivery_latency: Histogram,
+    /// The cluster as this node sees it, refreshed at each scrape ([`crate::cluster_metrics`]).
+    pub raft_term: Gauge,
+    pub raft_is_leader: Gauge,
+    pub raft_last_log_index: Gauge,
+    pub raft_applied_index: Gauge,
+    /// Times this node saw the leader change (a new term or a new leader id).
+    pub raft_leader_changes: Counter,
+    /// A client write from the handler's call to the ledger's answer: commit and apply.
+    pub ledger_commit: Histogram,
+    /// How far the oldest due timer (an expiry, a purge) is behind the clock, seconds.
+    pub expiry_lag_seconds: Gauge,
+    /// Webhook deliveries queued in the cluster.
+    pub webhooks_pending: Gauge,
 }
 
 impl Metrics {
@@ -81,9 +94,53 @@ impl Metrics {
             witness_signer_errors: Counter::default(),
             witness_tree_size: Gauge::default(),
             webhook_delivery_latency: Histogram::new(exponential_buckets(0.001, 2.0, 20)),
+            raft_term: Gauge::default(),
+            raft_is_leader: Gauge::default(),
+            raft_last_log_index: Gauge::default(),
+            raft_applied_index: Gauge::default(),
+            raft_leader_changes: Counter::default(),
+            ledger_commit: Histogram::new(exponential_buckets(0.0001, 2.0, 20)),
+            expiry_lag_seconds: Gauge::default(),
+            webhooks_pending: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register("http_requests", "HTTP requests by route and status", m.requests.clone());
+        registry.register("raft_term", "The Raft term this node is in", m.raft_term.clone());
+        registry.register(
+            "raft_is_leader",
+            "1 on the leader, 0 elsewhere",
+            m.raft_is_leader.clone(),
+        );
+        registry.register(
+            "raft_last_log_index",
+            "The last log index on this node",
+            m.raft_last_log_index.clone(),
+        );
+        registry.register(
+            "raft_applied_index",
+            "The last log index this node applied",
+            m.raft_applied_index.clone(),
+        );
+        registry.register(
+            "raft_leader_changes",
+            "Times this node saw the leader change",
+            m.raft_leader_changes.clone(),
+        );
+        registry.register(
+            "ledger_commit_duration_seconds",
+            "Client writes: from the call to the ledger to its answer (commit and apply)",
+            m.ledger_commit.clone(),
+        );
+        registry.register(
+            "expiry_lag_seconds",
+            "How far the oldest due timer (lease expiry, purge) is behind the clock",
+            m.expiry_lag_seconds.clone(),
+        );
+        registry.register(
+            "webhooks_pending",
+            "Webhook deliveries queued in the cluster",
+            m.webhooks_pending.clone(),
+        );
         registry.register(
             "http_request_duration_seconds",
             "HTTP request latency",
@@ -239,6 +296,9 @@ pub async fn serve(State(state): State<AppState>) -> impl IntoResponse {
             CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        state.metrics.encode(),
+        {
+            crate::cluster_metrics::refresh(&state.metrics, &state.ledger);
+            state.metrics.encode()
+        },
     )
 }

@@ -17,7 +17,10 @@ pub async fn run<O: Op>(
     op: O,
     what: &'static str,
 ) -> ApiResult<O::Output> {
-    answer(state.ledger.run(idempotency, op).await, what)
+    let started = std::time::Instant::now();
+    let outcome = state.ledger.run(idempotency, op).await;
+    state.metrics.ledger_commit.observe(started.elapsed().as_secs_f64());
+    answer(outcome, what)
 }
 
 /// Maps an answer already in hand (when something else must see it first, such as a staged

@@ -28,9 +28,15 @@ fn kit_err(e: relay_testkit::KitError) -> ChaosError {
 }
 
 impl Cluster {
-    /// Starts `n` nodes under `dir` (node 1 founds the cluster, the rest join as voters) and
-    /// waits until all are voters under one leader.
-    pub async fn start(relay_bin: &Path, n: usize, dir: &Path, seed: u64) -> Result<Cluster, ChaosError> {
+    /// Starts `n` nodes under `dir` (node 1 founds the cluster, the rest join: the first `voters`
+    /// as voters, later ones as learners) and waits until they agree on one leader.
+    pub async fn start(
+        relay_bin: &Path,
+        n: usize,
+        voters: usize,
+        dir: &Path,
+        seed: u64,
+    ) -> Result<Cluster, ChaosError> {
         let api_key = format!("rs_live_chaos{seed:016x}");
         let ports = free_ports(2 * n).map_err(kit_err)?;
         let ports: Vec<(u16, u16)> = ports.chunks(2).map(|p| (p[1], p[0])).collect();
@@ -71,7 +77,7 @@ impl Cluster {
             .nodes(n)
             .dir(dir)
             .ports(ports)
-            .voters(n)
+            .voters(voters)
             .secret(SECRET)
             .status_timeout(STATUS_TIMEOUT)
             .every_node(|n| {
@@ -99,6 +105,11 @@ impl Cluster {
 
     pub fn len(&self) -> usize {
         self.kit.nodes.len()
+    }
+
+    /// The node's base URL.
+    pub fn url(&self, i: usize) -> &str {
+        self.kit.nodes[i].base()
     }
 
     pub fn api_key(&self) -> String {

@@ -6,6 +6,7 @@ mod cluster;
 mod history;
 mod nemesis;
 mod proxy;
+mod regions;
 mod run;
 mod workload;
 
@@ -46,6 +47,9 @@ enum Commands {
     Run(RunArgs),
     /// Check a history written by `run --history`.
     Check(CheckArgs),
+    /// Measure a cluster laid out as regions (delays on the Raft links): write and read latency
+    /// at the leader and at a far learner, and failover when the leader's region dies.
+    Regions(regions::RegionsArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -160,6 +164,15 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Commands::Run(args) => runtime.block_on(run::run(args)),
         Commands::Check(args) => run::check_file(&args),
+        Commands::Regions(args) => {
+            return match runtime.block_on(regions::run(args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("relay-chaos regions: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -27,8 +27,8 @@ const SEARCH_BUDGET: u64 = 20_000_000;
 const SLACK_MS: u64 = 2;
 const HEAL_TIMEOUT: Duration = Duration::from_secs(90);
 
-fn relay_bin(args: &RunArgs) -> Result<PathBuf, ChaosError> {
-    if let Some(p) = &args.relay_bin {
+pub fn relay_bin(given: Option<PathBuf>) -> Result<PathBuf, ChaosError> {
+    if let Some(p) = &given {
         return if p.is_file() {
             Ok(p.clone())
         } else {
@@ -48,7 +48,7 @@ fn say(json_mode: bool, clock: &Clock, msg: &str) {
 }
 
 pub async fn run(args: RunArgs) -> Result<bool, ChaosError> {
-    let relay_bin = relay_bin(&args)?;
+    let relay_bin = relay_bin(args.relay_bin.clone())?;
     let seed = args
         .seed
         .unwrap_or_else(|| Clock::new().now_us() ^ u64::from(std::process::id()));
@@ -71,7 +71,7 @@ pub async fn run(args: RunArgs) -> Result<bool, ChaosError> {
         .map_err(|e| ChaosError::Cluster(format!("temp dir: {e}")))?
         .keep();
     say(args.json, &clock, &format!("nodes' data and logs in {}", dir.display()));
-    let cluster = Cluster::start(&relay_bin, args.nodes, &dir, seed).await?;
+    let cluster = Cluster::start(&relay_bin, args.nodes, args.nodes, &dir, seed).await?;
     say(args.json, &clock, &format!("cluster of {} up", args.nodes));
 
     let http = reqwest::Client::builder()

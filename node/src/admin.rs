@@ -57,26 +57,83 @@ pub async fn account(args: AccountArgs) -> Result<(), NodeError> {
     call(&args.conn, method, &path, body).await
 }
 
+/// An admin client of one member: its URL, the caller's credential, the CA it trusts.
+pub struct Admin {
+    client: reqwest::Client,
+    base: String,
+    conn: AdminConn,
+}
+
+impl Admin {
+    pub fn connect(conn: &AdminConn, timeout: Duration) -> Result<Admin, NodeError> {
+        if conn.admin_key.is_none() && conn.cluster_secret.is_none() {
+            return Err(NodeError::Admin("give --cluster-secret or --admin-key".into()));
+        }
+        crate::net_args::check_secret_url(&conn.url, conn.insecure_http, "--insecure-http")
+            .map_err(NodeError::Admin)?;
+        let ca = match &conn.ca {
+            Some(path) => {
+                Some(std::fs::read(path).map_err(|e| NodeError::Admin(format!("--ca {}: {e}", path.display())))?)
+            }
+            None => None,
+        };
+        // The cluster secret is a header reqwest would carry across a redirect, and a proxy would
+        // see it: neither is followed nor used.
+        let client = crate::net_args::https_client(ca.as_deref())
+            .map_err(NodeError::Admin)?
+            .timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| NodeError::Admin(e.to_string()))?;
+        Ok(Admin {
+            client,
+            base: conn.url.trim_end_matches('/').to_string(),
+            conn: conn.clone(),
+        })
+    }
+
+    pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let request = self.client.request(method, format!("{}{path}", self.base));
+        // The admin key first: it can be revoked, the cluster secret cannot.
+        match (&self.conn.admin_key, &self.conn.cluster_secret) {
+            (Some(key), _) => request.bearer_auth(key),
+            (_, Some(secret)) => request.header("x-cluster-secret", secret),
+            (None, None) => request,
+        }
+    }
+
+    /// A GET that must succeed; the error quotes the node's answer.
+    pub async fn get(&self, path: &str) -> Result<reqwest::Response, NodeError> {
+        self.get_optional(path)
+            .await?
+            .ok_or_else(|| NodeError::Admin(format!("{}{path}: 404", self.base)))
+    }
+
+    /// A GET that may answer 404 (`None`).
+    pub async fn get_optional(&self, path: &str) -> Result<Option<reqwest::Response>, NodeError> {
+        let response = self
+            .request(Method::GET, path)
+            .send()
+            .await
+            .map_err(|e| NodeError::Admin(format!("{}: {e}", self.base)))?;
+        match response.status() {
+            s if s.is_success() => Ok(Some(response)),
+            reqwest::StatusCode::NOT_FOUND => Ok(None),
+            s => {
+                let body = response.text().await.unwrap_or_default();
+                Err(NodeError::Admin(format!("{}{path} answered {s}: {body}", self.base)))
+            }
+        }
+    }
+}
+
 async fn call(conn: &AdminConn, method: Method, path: &str, body: Option<Value>) -> Result<(), NodeError> {
-    // The cluster secret is a header reqwest would carry across a redirect, and a proxy would
-    // see it: neither is followed nor used.
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(70))
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .build()
-        .map_err(|e| NodeError::Admin(e.to_string()))?;
-    let base = conn.url.trim_end_matches('/');
-    let mut request = client.request(method, format!("{base}{path}"));
+    let admin = Admin::connect(conn, Duration::from_secs(70))?;
+    let mut request = admin.request(method, path);
     if let Some(body) = body {
         request = request.json(&body);
     }
-    // The admin key first: it can be revoked, the cluster secret cannot.
-    let request = match (&conn.admin_key, &conn.cluster_secret) {
-        (Some(key), _) => request.bearer_auth(key),
-        (None, Some(secret)) => request.header("x-cluster-secret", secret),
-        (None, None) => return Err(NodeError::Admin("give --cluster-secret or --admin-key".into())),
-    };
+    let base = &admin.base;
     let response = request
         .send()
         .await

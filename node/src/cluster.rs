@@ -36,13 +36,25 @@ pub fn secret(args: &ServeArgs) -> Result<String, NodeError> {
 
 /// Asks the member at `url` to add this node; retries while the cluster is busy or electing,
 /// stops at once on a refusal (wrong secret, bad request).
-pub async fn join(url: &str, node_id: NodeId, node: &RelayNode, secret: &str) -> Result<(), NodeError> {
-    let client = reqwest::Client::builder()
+pub async fn join(
+    url: &str,
+    node_id: NodeId,
+    node: &RelayNode,
+    secret: &str,
+    ca_pem: Option<&[u8]>,
+    plaintext_ok: bool,
+) -> Result<(), NodeError> {
+    crate::net_args::check_secret_url(url, plaintext_ok, "--raft-insecure-plaintext").map_err(NodeError::Join)?;
+    let client = crate::net_args::https_client(ca_pem)
+        .map_err(NodeError::Join)?
+        .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(70))
         .build()
         .map_err(|e| NodeError::Join(e.to_string()))?;
     let endpoint = format!("{}/cluster/join", url.trim_end_matches('/'));
-    let body = serde_json::json!({"node_id": node_id, "raft_addr": node.raft_addr, "http_addr": node.http_addr});
+    let body = serde_json::json!({
+        "node_id": node_id, "raft_addr": node.raft_addr, "http_addr": node.http_addr, "region": node.region,
+    });
     let deadline = tokio::time::Instant::now() + JOIN_TIMEOUT;
     loop {
         let attempt = client

@@ -33,6 +33,18 @@ pub enum Commands {
     Verify(crate::verify::VerifyArgs),
     /// The witness log's tools: `relay witness keygen --origin NAME`.
     Witness(crate::verify::WitnessArgs),
+    /// A private CA and node certificates for TLS: `relay cert init`, then
+    /// `relay cert issue --name node1 --host node1.example --host 10.0.0.1`.
+    Cert(crate::cert::CertArgs),
+    /// This binary's version and the formats it writes and reads (data directory, inter-node
+    /// calls, snapshots and backups).
+    Version,
+    /// Copy a cluster's state (consistent, linearizable) and list, or with --with-objects copy,
+    /// every object it references: `relay backup --url URL --out DIR`.
+    Backup(crate::backup::BackupArgs),
+    /// Found a new cluster's data directory from a backup: `relay restore --from DIR --data-dir D`,
+    /// then `relay serve --data-dir D`.
+    Restore(crate::backup::RestoreArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -90,6 +102,12 @@ pub struct AdminConn {
     /// `<data-dir>/admin-api-key`), instead of the cluster secret. Agents' keys are refused.
     #[arg(long, env = "RELAY_ADMIN_KEY", hide_env_values = true, global = true)]
     pub admin_key: Option<String>,
+    /// A PEM CA to trust for an https:// --url (the cluster's private CA), besides the system's.
+    #[arg(long, env = "RELAY_CA", global = true)]
+    pub ca: Option<PathBuf>,
+    /// Send the credential to a plain http:// --url beyond loopback (a network you trust).
+    #[arg(long, env = "RELAY_INSECURE_HTTP", global = true)]
+    pub insecure_http: bool,
 }
 
 #[derive(Subcommand, Debug, Clone)]
@@ -273,6 +291,8 @@ pub struct ServeArgs {
     pub uploads: crate::upload_args::UploadArgs,
     #[command(flatten)]
     pub witness: crate::witness_args::WitnessArgs,
+    #[command(flatten)]
+    pub net: crate::net_args::NetArgs,
     /// `text` for people, `json` (one object a line) for log shippers.
     #[arg(long, env = "RELAY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -384,7 +404,7 @@ impl ServeArgs {
         }
         if let Some(url) = &self.join {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return bad(format!("--join {url:?} must be an http:// URL of a member"));
+                return bad(format!("--join {url:?} must be an http:// or https:// URL of a member"));
             }
         }
         if let Some(secret) = &self.cluster_secret {
@@ -393,6 +413,7 @@ impl ServeArgs {
             }
         }
         self.x402.config()?;
+        self.net.validate(&self.raft)?;
         self.baton.validate()?;
         self.uploads.validate()?;
         if self.min_duration_seconds == 0 || self.min_duration_seconds > self.max_duration_seconds {

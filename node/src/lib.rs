@@ -3,9 +3,12 @@
 //! - [`config`]: flags and `RELAY_*` environment, validated before anything starts;
 //!   [`config_file`]: the same settings from `--config FILE` (TOML).
 //! - [`server`]: startup step by step, and the SIGTERM shutdown.
-//! - [`admin`]: `relay cluster …`, a client of the `/cluster/…` admin API.
+//! - [`admin`]: `relay cluster …`, a client of the `/cluster/…` admin API; [`backup`]:
+//!   `relay backup` and `relay restore`.
 //! - [`bootstrap`]: the admin key, and the first account with its agents' API key.
 //! - [`cluster`]: the cluster secret, joining a cluster.
+//! - [`net_args`]: how the node is reached: HTTPS, mutual TLS between nodes, advertised
+//!   addresses, region; [`cert`]: `relay cert`, a private CA and node certificates.
 //! - [`workers`]: the leader's sweeper (expiry, then object deletion) and [`orphans`] (blobs no
 //!   lease references): the schedules; what they delete is [`relay_api::blobs`].
 //!   [`webhooks`]: delivers mailbox webhooks, fairly between hosts.
@@ -13,13 +16,16 @@
 //!   store named by `--objects` is opened by [`relay_api::blobs::store`].)
 
 pub mod admin;
+pub mod backup;
 pub mod baton_args;
 pub mod bootstrap;
+pub mod cert;
 pub mod cluster;
 pub mod config;
 pub mod config_file;
 pub mod dev_facilitator;
 pub mod fds;
+pub mod net_args;
 pub mod orphans;
 pub mod server;
 pub mod upload_args;
@@ -38,6 +44,11 @@ pub fn run(cli: Cli) -> ExitCode {
     match &cli.command {
         Commands::Verify(args) => return verify::run(args),
         Commands::Witness(args) => return verify::witness(args),
+        Commands::Cert(args) => return cert::run(args),
+        Commands::Version => {
+            println!("{}", relay_api::cluster::versions());
+            return ExitCode::SUCCESS;
+        }
         _ => {}
     }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -53,6 +64,9 @@ pub fn run(cli: Cli) -> ExitCode {
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .init(),
     }
+    // Both of rustls's providers are linked (reqwest's ring, object_store's aws-lc-rs): name the
+    // process default, which tonic's TLS builds on, rather than leave rustls to refuse to choose.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -64,7 +78,11 @@ pub fn run(cli: Cli) -> ExitCode {
         Commands::Serve(args) => runtime.block_on(server::serve(args)),
         Commands::Cluster(args) => runtime.block_on(admin::run(args)),
         Commands::Account(args) => runtime.block_on(admin::account(args)),
-        Commands::Verify(_) | Commands::Witness(_) => unreachable!("handled above"),
+        Commands::Backup(args) => runtime.block_on(backup::backup(args)),
+        Commands::Restore(args) => runtime.block_on(backup::restore(args)),
+        Commands::Verify(_) | Commands::Witness(_) | Commands::Cert(_) | Commands::Version => {
+            unreachable!("handled above")
+        }
         Commands::DevFacilitator(args) => {
             return match runtime.block_on(dev_facilitator::run(args)) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -36,8 +36,28 @@ pub enum NodeError {
     Admin(String),
     #[error("joining the cluster: {0}")]
     Join(String),
+    #[error("backup: {0}")]
+    Backup(String),
     #[error("signal handler: {0}")]
     Signal(std::io::Error),
+}
+
+/// Reloads the HTTPS certificate and key on each SIGHUP; a file that cannot be used is logged and
+/// the certificate in use stays. Without TLS, SIGHUP is logged and ignored (never the default
+/// action, which would end the process under a supervisor's `reload`).
+fn reload_on_sighup(
+    mut hup: tokio::signal::unix::Signal,
+    tls: Option<relay_api::tls::HttpTls>,
+) -> Result<tokio::task::JoinHandle<()>, NodeError> {
+    Ok(tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            match tls.as_ref().map(|t| t.reload()) {
+                Some(Ok(())) => info!("SIGHUP: TLS certificate reloaded"),
+                Some(Err(e)) => warn!(error = %e, "SIGHUP: TLS certificate not reloaded; the current one stays"),
+                None => info!("SIGHUP: nothing to reload (no --tls-cert)"),
+            }
+        }
+    }))
 }
 
 /// Binds `addr` (port 0 picks one) and returns the listener with the address it got.
@@ -52,6 +72,9 @@ async fn bind(addr: &str) -> Result<(TcpListener, SocketAddr), NodeError> {
 }
 
 pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
+    // First of all: SIGHUP's default action would end the process (a supervisor's `reload`
+    // during a long start); from here on it only ever reloads certificates.
+    let hup = signal(SignalKind::hangup()).map_err(NodeError::Signal)?;
     args.validate()?;
     info!(node_id = args.node_id, http = %args.http, raft = %args.raft, data_dir = %args.data_dir.display(), "step 1/8: configuration valid");
 
@@ -85,13 +108,31 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
         .map(|client| relay_api::uploads::S3Direct::new(client, &objects_url));
     info!(objects = %objects_url, "step 2/8: object store open");
 
+    let http_tls = args.net.http_tls()?;
+    let raft_tls = args.net.raft_tls()?;
+    let client_ca = args.net.client_ca()?;
     let (listener, http_addr) = bind(&args.http).await?;
     let (raft_listener, raft_addr) = bind(&args.raft).await?;
+    args.net.check_bound(raft_addr)?;
     let cluster_secret = cluster::secret(&args)?;
+    let scheme = if http_tls.is_some() { "https" } else { "http" };
     let node = RelayNode {
-        raft_addr: raft_addr.to_string(),
-        http_addr: format!("http://{http_addr}"),
+        raft_addr: args.net.advertise_raft.clone().unwrap_or_else(|| raft_addr.to_string()),
+        http_addr: args
+            .net
+            .advertise_http
+            .clone()
+            .unwrap_or_else(|| format!("{scheme}://{http_addr}")),
+        region: args.net.region.clone().unwrap_or_default(),
     };
+    info!(
+        https = http_tls.is_some(),
+        raft_mtls = raft_tls.is_some(),
+        advertised_raft = %node.raft_addr,
+        advertised_http = %node.http_addr,
+        region = %node.region,
+        "network: how this node is reached"
+    );
 
     let ledger = Arc::new(
         Ledger::start(LedgerConfig {
@@ -102,6 +143,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
             request_timeout: Duration::from_secs(10),
             cluster_secret: cluster_secret.clone(),
             max_voters: args.voters,
+            raft_tls: raft_tls.clone(),
         })
         .await?,
     );
@@ -111,6 +153,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
         ledger.clone(),
         cluster_secret.clone(),
         Some(relay_api::objects::probe_reader(store.clone())),
+        raft_tls,
         async move {
             let _ = raft_stop_rx.changed().await;
         },
@@ -122,7 +165,15 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
     let founded = match (&args.join, initialized) {
         (_, true) => false,
         (Some(url), false) => {
-            cluster::join(url, args.node_id, &node, &cluster_secret).await?;
+            cluster::join(
+                url,
+                args.node_id,
+                &node,
+                &cluster_secret,
+                client_ca.as_deref(),
+                args.net.raft_insecure_plaintext,
+            )
+            .await?;
             false
         }
         (None, false) => ledger.bootstrap_single().await?,
@@ -157,9 +208,16 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
         ..args.listener()
     };
     info!(?listener_config, limits = ?args.limits(), "http bounds");
-    let server = tokio::spawn(relay_api::listener::serve(listener, app, listener_config, async move {
-        let _ = drain_rx.changed().await;
-    }));
+    let reloader = reload_on_sighup(hup, http_tls.clone())?;
+    let server = tokio::spawn(relay_api::listener::serve(
+        listener,
+        app,
+        listener_config,
+        http_tls,
+        async move {
+            let _ = drain_rx.changed().await;
+        },
+    ));
     info!(%http_addr, "step 5/8: HTTP open: /healthz answers, /readyz answers 503 until this node can serve");
 
     // A leader and a caught-up state, for as long as it takes; said every few seconds.
@@ -276,8 +334,13 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
         }
     }
     let witness_signer = tokio::spawn(relay_api::witness::signer::run(state, stop_tx.subscribe()));
+    let leader_watch = tokio::spawn(relay_api::cluster_metrics::watch_leader(
+        ledger.clone(),
+        metrics.clone(),
+        stop_tx.subscribe(),
+    ));
     info!(%http_addr, "step 8/8: ready");
-    println!("relay: listening on http://{http_addr}");
+    println!("relay: listening on {scheme}://{http_addr}");
 
     // A storage failure (a full disk, no file handles) stops Raft for good: exit, so a supervisor
     // restarts the node, rather than answer every request with an error.
@@ -306,6 +369,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
     let _ = stop_tx.send(true);
     let _ = sweeper.await;
     let _ = witness_signer.await;
+    let _ = leader_watch.await;
     let _ = webhooks.await;
     let _ = orphans.await;
     if let Some(reconciler) = reconciler {
@@ -313,6 +377,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
     }
     let _ = raft_stop_tx.send(true);
     let _ = raft_server.await;
+    reloader.abort();
     ledger.shutdown().await;
     info!("shutdown: complete");
     match fatal {

@@ -13,6 +13,8 @@ use serde_json::{json, Value};
 
 const ADMIN_ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/cluster/status", ""),
+    ("GET", "/cluster/backup", ""),
+    ("GET", "/cluster/backup/object?key=blobs%2Fx", ""),
     (
         "POST",
         "/cluster/join",

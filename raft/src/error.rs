@@ -17,6 +17,31 @@ pub enum StoreError {
     Missing(String),
     #[error("snapshot file: {0}")]
     Io(#[from] std::io::Error),
+    /// Bytes written in a format this build cannot read (newer, or older than it supports).
+    #[error("{what} is in format {found}; this relay reads format {supported}{hint}")]
+    Format {
+        what: &'static str,
+        found: u32,
+        supported: u32,
+        hint: &'static str,
+    },
+}
+
+impl StoreError {
+    pub(crate) fn format(what: &'static str, found: u32, supported: u32) -> StoreError {
+        StoreError::Format {
+            what,
+            found,
+            supported,
+            hint: match found {
+                0 => {
+                    " (made by a development build from before formats were versioned: start from a new data directory)"
+                }
+                f if f > supported => " (written by a newer relay: run that version or newer)",
+                _ => " (written by an older relay this build cannot read)",
+            },
+        }
+    }
 }
 
 /// Why a ledger write or linearizable read did not complete. None of these say the command was

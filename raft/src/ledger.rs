@@ -33,6 +33,8 @@ pub struct LedgerConfig {
     pub cluster_secret: String,
     /// Joining nodes become voters while there are fewer than this; the rest stay learners.
     pub max_voters: usize,
+    /// Mutual TLS between nodes, when configured (else plaintext, for loopback).
+    pub raft_tls: Option<crate::grpc::tls::RaftTls>,
 }
 
 pub struct Ledger {
@@ -45,6 +47,7 @@ pub struct Ledger {
     node_id: NodeId,
     request_timeout: Duration,
     secret: String,
+    raft_tls: Option<crate::grpc::tls::RaftTls>,
 }
 
 /// What an operator wants to know about this node's view of the cluster.
@@ -141,7 +144,7 @@ impl Ledger {
         }
         .validate()
         .map_err(|e| LedgerError::Fatal(e.to_string()))?;
-        let peers = Peers::new(&cfg.cluster_secret).map_err(LedgerError::Fatal)?;
+        let peers = Peers::new(&cfg.cluster_secret, cfg.raft_tls.clone()).map_err(LedgerError::Fatal)?;
         let raft = Raft::new(
             cfg.node_id,
             Arc::new(config),
@@ -162,6 +165,7 @@ impl Ledger {
             node_id: cfg.node_id,
             request_timeout: cfg.request_timeout,
             secret: cfg.cluster_secret,
+            raft_tls: cfg.raft_tls,
         })
     }
 
@@ -289,6 +293,16 @@ impl Ledger {
         }
     }
 
+    /// A consistent copy of the whole state, at least as new as every write acknowledged before
+    /// the call: the applied log id it stands at, and the rows (a Raft snapshot's data).
+    pub async fn backup(&self) -> Result<(Option<openraft::LogId<NodeId>>, Vec<u8>), LedgerError> {
+        let db = self.linearizable().await?.db();
+        let (last_applied, _, data) = tokio::task::spawn_blocking(move || crate::store::snapshot::capture(&db))
+            .await
+            .map_err(|e| LedgerError::Fatal(format!("backup task: {e}")))??;
+        Ok((last_applied, data))
+    }
+
     /// Makes reads from [`Ledger::reader`] linearizable: gets a read index from the leader (this
     /// node or, forwarded, another) and waits until this node has applied up to it.
     pub async fn linearizable(&self) -> Result<&StateReader, LedgerError> {
@@ -340,7 +354,15 @@ impl Ledger {
         raft_addr: &str,
         probe_key: Option<String>,
     ) -> Result<Option<[u8; 32]>, crate::grpc::identity::IdentifyError> {
-        crate::grpc::identity::verify(raft_addr, node_id, &self.secret, probe_key, IDENTIFY_TIMEOUT).await
+        crate::grpc::identity::verify(
+            raft_addr,
+            node_id,
+            &self.secret,
+            probe_key,
+            self.raft_tls.as_ref(),
+            IDENTIFY_TIMEOUT,
+        )
+        .await
     }
 
     /// Adds a node as a learner (a learner never counts towards a quorum, so this cannot stall the

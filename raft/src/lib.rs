@@ -14,9 +14,11 @@
 //! - [`reader`]: read-only queries against the applied state.
 //! - [`ledger`]: the handle the rest of Relay uses: start Raft, write commands (forwarded to the
 //!   leader), read linearizably, change membership.
-//! - [`grpc`]: the tonic transport between nodes, guarded by the cluster secret.
+//! - [`grpc`]: the tonic transport between nodes, guarded by the cluster secret (and mutual TLS).
+//! - [`backup`]: the objects a state copy references, and its restore into a new data directory.
 //! - [`pricing`]: the price formula, shared by quotes and creates.
 
+pub mod backup;
 pub mod batcher;
 pub mod baton;
 mod bytes;
@@ -63,6 +65,8 @@ openraft::declare_raft_types!(
 pub struct RelayNode {
     pub raft_addr: String,
     pub http_addr: String,
+    /// The operator's label for where the node runs (`--region`); empty when not given.
+    pub region: String,
 }
 
 /// Raft handle specialised to the ledger.

@@ -36,6 +36,18 @@ impl StateReader {
         StateReader { db }
     }
 
+    pub(crate) fn db(&self) -> Arc<DB> {
+        self.db.clone()
+    }
+
+    /// The lease standing on `object_key`, if any (the `refs` index).
+    pub fn object_referrer(&self, object_key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .db
+            .get_cf(cf(&self.db, "refs")?, object_key.as_bytes())?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
     fn get<T: serde::de::DeserializeOwned>(&self, name: &'static str, key: &[u8]) -> Result<Option<T>, StoreError> {
         match self.db.get_cf(cf(&self.db, name)?, key)? {
             Some(bytes) => Ok(Some(decode(name, &bytes)?)),

@@ -31,6 +31,7 @@ pub struct ClusterBuilder<'a> {
     voters: Option<usize>,
     status_timeout: Duration,
     per_node: Option<PerNode<'a>>,
+    ca_pem: Option<Vec<u8>>,
 }
 
 impl<'a> ClusterBuilder<'a> {
@@ -84,6 +85,12 @@ impl<'a> ClusterBuilder<'a> {
     /// More flags for node `i` (0-based), chosen when it starts, from the nodes already running.
     pub fn per_node(mut self, f: impl FnMut(usize, &[Node]) -> Vec<String> + 'a) -> Self {
         self.per_node = Some(Box::new(f));
+        self
+    }
+
+    /// The nodes serve HTTPS with certificates from this CA (PEM): the kit's own calls trust it.
+    pub fn ca_pem(mut self, pem: Vec<u8>) -> Self {
+        self.ca_pem = Some(pem);
         self
     }
 
@@ -143,8 +150,13 @@ impl<'a> ClusterBuilder<'a> {
                 .map_err(|e| KitError::Cluster(format!("starting node {id}: {e}")))??;
             nodes.push(started);
         }
+        let mut status_http = reqwest::Client::builder();
+        if let Some(pem) = &self.ca_pem {
+            let ca = reqwest::Certificate::from_pem(pem).map_err(|e| KitError::Cluster(format!("CA: {e}")))?;
+            status_http = status_http.add_root_certificate(ca);
+        }
         let cluster = Cluster {
-            status_http: reqwest::Client::builder()
+            status_http: status_http
                 .timeout(self.status_timeout)
                 // Nodes restart on the same port: a pooled connection to the dead process would
                 // fail the next request.
@@ -191,6 +203,7 @@ impl Cluster {
             voters: None,
             status_timeout: Duration::from_secs(10),
             per_node: None,
+            ca_pem: None,
         }
     }
 
@@ -273,7 +286,7 @@ impl Cluster {
             let mut applied = Vec::new();
             for i in 0..n {
                 match self.status(i).await {
-                    Ok(s) if voter_count(&s) == n => {
+                    Ok(s) if voter_count(&s) == self.voters => {
                         leaders.push(s["leader_id"].as_u64());
                         applied.push(s["last_applied"].as_u64().unwrap_or(0));
                     }

@@ -231,7 +231,11 @@ impl Node {
                     self.raft_bind = raft;
                 }
                 self.base = addr;
-                self.http_bind = self.base.trim_start_matches("http://").to_string();
+                self.http_bind = self
+                    .base
+                    .trim_start_matches("http://")
+                    .trim_start_matches("https://")
+                    .to_string();
                 Ok(())
             }
             Some(Err(())) => Err(KitError::ExitedEarly {

@@ -290,11 +290,32 @@ impl Cluster {
         Cluster::start_nodes(n, extra, None, &[], per_node).await
     }
 
+    /// Like [`Cluster::start_each`] for nodes serving HTTPS with certificates from `ca_pem`.
+    pub async fn start_tls(
+        n: usize,
+        extra: &[&str],
+        ca_pem: Vec<u8>,
+        per_node: &mut dyn FnMut(usize, &[Relay]) -> Vec<String>,
+    ) -> Cluster {
+        Cluster::start_nodes_ca(n, extra, None, &[], Some(ca_pem), per_node).await
+    }
+
     async fn start_nodes(
         n: usize,
         extra: &[&str],
         objects_url: Option<&str>,
         env: &[(String, String)],
+        per_node: &mut dyn FnMut(usize, &[Relay]) -> Vec<String>,
+    ) -> Cluster {
+        Cluster::start_nodes_ca(n, extra, objects_url, env, None, per_node).await
+    }
+
+    async fn start_nodes_ca(
+        n: usize,
+        extra: &[&str],
+        objects_url: Option<&str>,
+        env: &[(String, String)],
+        ca_pem: Option<Vec<u8>>,
         per_node: &mut dyn FnMut(usize, &[Relay]) -> Vec<String>,
     ) -> Cluster {
         let mut builder = relay_testkit::Cluster::builder(RELAY_BIN)
@@ -308,6 +329,9 @@ impl Cluster {
             .per_node(|i, running| per_node(i, running));
         if let Some(url) = objects_url {
             builder = builder.objects(url);
+        }
+        if let Some(pem) = ca_pem {
+            builder = builder.ca_pem(pem);
         }
         let kit = builder
             .start()

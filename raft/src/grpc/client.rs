@@ -13,7 +13,7 @@ use openraft::raft::{
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use super::pb::raft_service_client::RaftServiceClient;
 use super::pb::Blob;
@@ -24,6 +24,7 @@ use crate::{NodeId, RelayNode, TypeConfig};
 #[derive(Clone)]
 pub struct Peers {
     secret: Arc<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
+    tls: Option<Arc<super::tls::RaftTls>>,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
 }
 
@@ -38,12 +39,13 @@ pub struct CallError {
 }
 
 impl Peers {
-    pub fn new(secret: &str) -> Result<Peers, String> {
+    pub fn new(secret: &str, tls: Option<super::tls::RaftTls>) -> Result<Peers, String> {
         let secret = secret
             .parse()
             .map_err(|_| "cluster secret must be visible ASCII".to_string())?;
         Ok(Peers {
             secret: Arc::new(secret),
+            tls: tls.map(Arc::new),
             channels: Arc::new(Mutex::new(HashMap::new())),
         })
     }
@@ -53,10 +55,10 @@ impl Peers {
         if let Some(ch) = map.get(addr) {
             return Ok(ch.clone());
         }
-        let endpoint = Endpoint::from_shared(format!("http://{}", crate::chaos::dial_addr(addr)))
+        let endpoint = super::tls::endpoint(addr, self.tls.as_deref())
             .map_err(|e| CallError {
                 addr: addr.into(),
-                message: e.to_string(),
+                message: e,
                 too_large: None,
             })?
             .connect_timeout(Duration::from_millis(500))
@@ -87,6 +89,7 @@ impl Peers {
         let size_bytes = payload.data.len() as u64;
         let mut request = tonic::Request::new(payload);
         request.metadata_mut().insert(SECRET_HEADER, (*self.secret).clone());
+        super::mark_format(&mut request);
         request.set_timeout(timeout);
         let fut = async {
             match method {

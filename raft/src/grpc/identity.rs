@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
-use tonic::transport::Endpoint;
 use tonic::{Request, Response, Status};
 
 use super::pb::relay_identity_client::RelayIdentityClient;
@@ -134,6 +133,7 @@ pub async fn verify(
     node_id: NodeId,
     secret: &str,
     probe_key: Option<String>,
+    tls: Option<&super::tls::RaftTls>,
     timeout: Duration,
 ) -> Result<Option<[u8; 32]>, IdentifyError> {
     let no_answer = |message: String| IdentifyError::NoAnswer {
@@ -142,14 +142,16 @@ pub async fn verify(
     };
     let mut nonce = [0u8; 32];
     getrandom::fill(&mut nonce).map_err(|e| no_answer(e.to_string()))?;
-    let channel = Endpoint::from_shared(format!("http://{}", crate::chaos::dial_addr(addr)))
-        .map_err(|e| no_answer(e.to_string()))?
+    let channel = super::tls::endpoint(addr, tls)
+        .map_err(no_answer)?
         .connect_timeout(timeout)
         .timeout(timeout)
         .connect_lazy();
     let mut client = RelayIdentityClient::new(channel).max_decoding_message_size(64 << 10);
     let ask = IdentifyRequest { nonce, probe_key };
-    let call = client.identify(Request::new(blob(&ask).map_err(|s| no_answer(s.to_string()))?));
+    let mut request = Request::new(blob(&ask).map_err(|s| no_answer(s.to_string()))?);
+    super::mark_format(&mut request);
+    let call = client.identify(request);
     let answer: IdentifyResponse = match tokio::time::timeout(timeout, call).await {
         Err(_) => return Err(no_answer("timed out".into())),
         Ok(Err(status)) => return Err(no_answer(format!("{}: {}", status.code(), status.message()))),

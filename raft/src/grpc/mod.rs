@@ -5,6 +5,7 @@
 pub mod client;
 pub mod identity;
 pub mod server;
+pub mod tls;
 
 pub mod pb {
     tonic::include_proto!("relay.raft.v1");
@@ -16,6 +17,34 @@ use subtle::ConstantTimeEq;
 
 /// Metadata key carrying the cluster secret.
 pub const SECRET_HEADER: &str = "x-cluster-secret";
+/// The format of what nodes send each other (these RPCs and their bincode payloads); every call
+/// carries it in [`FORMAT_HEADER`] and a node refuses calls in another.
+pub const RPC_FORMAT: u32 = 1;
+pub const FORMAT_HEADER: &str = "x-relay-format";
+
+/// Refuses a call that does not say it is in [`RPC_FORMAT`], naming both formats.
+pub fn check_format(metadata: &tonic::metadata::MetadataMap) -> Result<(), tonic::Status> {
+    let found = metadata
+        .get(FORMAT_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u32>().ok());
+    match found {
+        Some(RPC_FORMAT) => Ok(()),
+        Some(other) => Err(tonic::Status::failed_precondition(format!(
+            "this node speaks inter-node format {RPC_FORMAT}; the caller sent format {other}"
+        ))),
+        None => Err(tonic::Status::failed_precondition(format!(
+            "this node speaks inter-node format {RPC_FORMAT}; the caller named none (a relay from before format 1)"
+        ))),
+    }
+}
+
+/// Marks an outgoing call with [`RPC_FORMAT`].
+pub fn mark_format<T>(request: &mut tonic::Request<T>) {
+    request
+        .metadata_mut()
+        .insert(FORMAT_HEADER, tonic::metadata::MetadataValue::from(RPC_FORMAT));
+}
 /// The largest message between nodes, either way. Entries are at most
 /// [`crate::command::ENTRY_MAX_BYTES`] and one AppendEntries call carries at most
 /// [`APPEND_MAX_BYTES`] of them, so replication always fits.
@@ -118,6 +147,25 @@ mod tests {
             decode_all(&bytes);
             decode_all(&bytes[..cut.index(bytes.len())]);
         }
+    }
+
+    /// A call in another inter-node format, or naming none, is refused with both formats named.
+    #[test]
+    fn calls_in_another_format_are_refused() {
+        let mut request = tonic::Request::new(());
+        let e = check_format(request.metadata()).unwrap_err();
+        assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+        assert!(
+            e.message().contains("format 1") && e.message().contains("named none"),
+            "{}",
+            e.message()
+        );
+        request.metadata_mut().insert(FORMAT_HEADER, "2".parse().unwrap());
+        let e = check_format(request.metadata()).unwrap_err();
+        assert!(e.message().contains("speaks inter-node format 1") && e.message().contains("sent format 2"));
+        let mut ok = tonic::Request::new(());
+        mark_format(&mut ok);
+        assert!(check_format(ok.metadata()).is_ok());
     }
 
     /// The decoder reads what `bincode::serialize` writes, and refuses a length past the limit.

@@ -61,6 +61,7 @@ pub async fn serve(
     ledger: Arc<Ledger>,
     secret: String,
     probes: Option<identity::ProbeReader>,
+    tls: Option<super::tls::RaftTls>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let identity = identity::Service {
@@ -73,6 +74,10 @@ pub async fn serve(
     let identity = RelayIdentityServer::new(identity)
         .max_decoding_message_size(64 << 10)
         .max_encoding_message_size(64 << 10);
+    let identity = tonic::service::interceptor::InterceptedService::new(identity, |req: Request<()>| {
+        super::check_format(req.metadata())?;
+        Ok(req)
+    });
     let secret = Arc::new(secret.into_bytes());
     let check = move |req: Request<()>| -> Result<Request<()>, Status> {
         let presented = req
@@ -81,6 +86,11 @@ pub async fn serve(
             .map(|v| v.as_bytes())
             .unwrap_or_default();
         if secret_matches(presented, &secret) {
+            // Only a holder of the secret learns which format this node speaks.
+            if let Err(refused) = super::check_format(req.metadata()) {
+                tracing::warn!(peer = ?req.remote_addr(), reason = refused.message(), "raft rpc refused: format");
+                return Err(refused);
+            }
             Ok(req)
         } else {
             tracing::warn!(peer = ?req.remote_addr(), "raft rpc refused: wrong or missing cluster secret");
@@ -91,7 +101,11 @@ pub async fn serve(
         .max_decoding_message_size(MESSAGE_MAX_BYTES)
         .max_encoding_message_size(MESSAGE_MAX_BYTES);
     let service = tonic::service::interceptor::InterceptedService::new(inner, check);
-    tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &tls {
+        builder = builder.tls_config(tls.server())?;
+    }
+    builder
         .timeout(std::time::Duration::from_secs(30))
         .add_service(service)
         .add_service(identity)

@@ -68,7 +68,14 @@ pub const ROCKSDB_MAX_OPEN_FILES: i32 = 256;
 /// Column families private to this node's Raft log.
 pub const LOG_CFS: &[&str] = &["log", "raft"];
 
-/// Opens (creating if needed) the ledger database and checks every column family exists.
+/// The on-disk format of the ledger database (its column families and record encodings). A
+/// database carries it in the `raft` column family; a node refuses one in any other format.
+pub const DATA_FORMAT: u32 = 1;
+/// Where the database keeps [`DATA_FORMAT`] (in `raft`, outside snapshots: each node's own).
+const DATA_FORMAT_KEY: &[u8] = b"data_format";
+
+/// Opens (creating if needed) the ledger database, checks every column family exists and that
+/// the database is in [`DATA_FORMAT`] (a new one is marked with it).
 pub fn open_db(path: &Path) -> Result<Arc<DB>, StoreError> {
     let mut opts = Options::default();
     opts.create_if_missing(true);
@@ -84,6 +91,33 @@ pub fn open_db(path: &Path) -> Result<Arc<DB>, StoreError> {
     let db = DB::open_cf_descriptors(&opts, path, cfs)?;
     for name in STATE_CFS.iter().chain(LOG_CFS) {
         db.cf_handle(name).ok_or(StoreError::MissingCf(name))?;
+    }
+    let raft = cf(&db, "raft")?;
+    match db.get_cf(raft, DATA_FORMAT_KEY)? {
+        Some(bytes) => {
+            let found = <[u8; 4]>::try_from(bytes.as_slice())
+                .map(u32::from_le_bytes)
+                .map_err(|_| StoreError::Missing("a readable data format marker".into()))?;
+            if found != DATA_FORMAT {
+                return Err(StoreError::format("the data directory", found, DATA_FORMAT));
+            }
+        }
+        // A database with a log or a vote but no marker predates format 1: its records are not
+        // in format 1 (membership and snapshots changed with it), so nothing is read from it.
+        None if ["raft", "log"].iter().any(|name| {
+            cf(&db, name).is_ok_and(|h| db.iterator_cf(h, rocksdb::IteratorMode::Start).next().is_some())
+        }) =>
+        {
+            return Err(StoreError::format("the data directory", 0, DATA_FORMAT));
+        }
+        // A new database: mark it.
+        None => {
+            let mut opts = rocksdb::WriteOptions::default();
+            opts.set_sync(true);
+            let mut batch = rocksdb::WriteBatch::default();
+            batch.put_cf(raft, DATA_FORMAT_KEY, DATA_FORMAT.to_le_bytes());
+            db.write_opt(batch, &opts)?;
+        }
     }
     Ok(Arc::new(db))
 }

@@ -17,10 +17,33 @@ use crate::{NodeId, RelayNode};
 
 pub type Meta = SnapshotMeta<NodeId, RelayNode>;
 
-/// The state as (column family index, key, value) rows.
-#[derive(Serialize, Deserialize, Default)]
+/// The encoding of a snapshot's (and a backup's) state; one in another format is refused.
+pub const STATE_FORMAT: u32 = 1;
+
+/// The state as (column family index, key, value) rows, with the format they are in.
+#[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
 pub struct SnapshotData {
+    pub format: u32,
     pub rows: Vec<(u8, Vec<u8>, Vec<u8>)>,
+}
+
+impl Default for SnapshotData {
+    fn default() -> Self {
+        SnapshotData {
+            format: STATE_FORMAT,
+            rows: Vec::new(),
+        }
+    }
+}
+
+/// Decodes a snapshot's state, refusing one in another format before reading its rows.
+pub fn decode_state(what: &'static str, bytes: &[u8]) -> Result<SnapshotData, StoreError> {
+    // The format is the first field: read it alone, so rows in an unknown layout are never parsed.
+    let format: u32 = decode(what, bytes.get(..4).unwrap_or(bytes))?;
+    if format != STATE_FORMAT {
+        return Err(StoreError::format(what, format, STATE_FORMAT));
+    }
+    decode(what, bytes)
 }
 
 /// Reads all state column families from one consistent RocksDB snapshot. Returns the applied log
@@ -57,7 +80,7 @@ pub fn capture(
 
 /// Replaces the whole state with `bytes`, in one synced write batch.
 pub fn restore(db: &DB, bytes: &[u8]) -> Result<(), StoreError> {
-    let data: SnapshotData = decode("snapshot", bytes)?;
+    let data = decode_state("the snapshot", bytes)?;
     let mut batch = WriteBatch::default();
     for name in STATE_CFS {
         let handle = cf(db, name)?;
