@@ -36,6 +36,7 @@ impl Cluster {
         voters: usize,
         dir: &Path,
         seed: u64,
+        extra: &[String],
     ) -> Result<Cluster, ChaosError> {
         let api_key = format!("rs_live_chaos{seed:016x}");
         let ports = free_ports(2 * n).map_err(kit_err)?;
@@ -89,6 +90,7 @@ impl Cluster {
                     .args(["--shutdown-timeout-seconds", "2"])
                     // Snapshots (and log purges) happen during the run, so they are under fault too.
                     .args(["--snapshot-every-entries", "2000"])
+                    .args(extra.iter().cloned())
             })
             .per_node(per_node)
             .start()

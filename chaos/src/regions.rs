@@ -24,6 +24,13 @@ pub struct RegionsArgs {
     /// Round trip between the far learner's region and every voter, ms.
     #[arg(long, default_value_t = 150)]
     pub learner_rtt_ms: u64,
+    /// The nodes' `--raft-heartbeat-ms`: it bounds each replication call, so it must exceed the
+    /// longest round trip (the learner's).
+    #[arg(long, default_value_t = 250)]
+    pub heartbeat_ms: u64,
+    /// The nodes' `--raft-election-timeout-ms`.
+    #[arg(long, default_value_t = 1000)]
+    pub election_timeout_ms: u64,
     /// Requests per measurement.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(10..=100_000))]
     pub requests: u64,
@@ -52,7 +59,13 @@ pub async fn run(args: RegionsArgs) -> Result<(), ChaosError> {
         .map_err(|e| ChaosError::Cluster(e.to_string()))?;
     let dir = args.dir.clone().unwrap_or_else(|| temp.path().to_path_buf());
     std::fs::create_dir_all(&dir).map_err(|e| ChaosError::Cluster(e.to_string()))?;
-    let mut cluster = Cluster::start(&relay_bin, 4, 3, &dir, 7).await?;
+    let timing = [
+        "--raft-heartbeat-ms".to_string(),
+        args.heartbeat_ms.to_string(),
+        "--raft-election-timeout-ms".to_string(),
+        args.election_timeout_ms.to_string(),
+    ];
+    let mut cluster = Cluster::start(&relay_bin, 4, 3, &dir, 7, &timing).await?;
     let rtt = |i: usize, j: usize| -> u64 {
         match (i.min(j), i.max(j)) {
             (0, 1) => args.voter_rtt_ms[0],
@@ -81,7 +94,8 @@ pub async fn run(args: RegionsArgs) -> Result<(), ChaosError> {
         .map_err(|e| ChaosError::Cluster(e.to_string()))?;
     let key = cluster.api_key();
     println!(
-        "regions: voters {} / {} / {} (round trips {:?} ms), learner {} ({} ms to each voter); leader: node {} ({})",
+        "regions: voters {} / {} / {} (round trips {:?} ms), learner {} ({} ms to each voter); leader: node {} ({}); \
+         heartbeat {} ms, election timeout {}-{} ms",
         NAMES[0],
         NAMES[1],
         NAMES[2],
@@ -89,7 +103,10 @@ pub async fn run(args: RegionsArgs) -> Result<(), ChaosError> {
         NAMES[3],
         args.learner_rtt_ms,
         leader + 1,
-        NAMES[leader]
+        NAMES[leader],
+        args.heartbeat_ms,
+        args.election_timeout_ms,
+        2 * args.election_timeout_ms
     );
     // Let the new delays settle into the heartbeats before measuring.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -109,7 +126,14 @@ pub async fn run(args: RegionsArgs) -> Result<(), ChaosError> {
                 .await;
             match r {
                 Ok(r) if r.status().as_u16() == 201 => Ok(started.elapsed()),
-                Ok(r) => Err(format!("write answered {}", r.status())),
+                Ok(r) => {
+                    let status = r.status();
+                    let body = r.text().await.unwrap_or_default();
+                    Err(format!(
+                        "write answered {status}: {}",
+                        body.chars().take(300).collect::<String>()
+                    ))
+                }
                 Err(e) => Err(e.to_string()),
             }
         }
@@ -125,7 +149,14 @@ pub async fn run(args: RegionsArgs) -> Result<(), ChaosError> {
                 .await;
             match r {
                 Ok(r) if r.status().is_success() => Ok(started.elapsed()),
-                Ok(r) => Err(format!("read answered {}", r.status())),
+                Ok(r) => {
+                    let status = r.status();
+                    let body = r.text().await.unwrap_or_default();
+                    Err(format!(
+                        "read answered {status}: {}",
+                        body.chars().take(300).collect::<String>()
+                    ))
+                }
                 Err(e) => Err(e.to_string()),
             }
         }

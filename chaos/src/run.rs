@@ -71,7 +71,7 @@ pub async fn run(args: RunArgs) -> Result<bool, ChaosError> {
         .map_err(|e| ChaosError::Cluster(format!("temp dir: {e}")))?
         .keep();
     say(args.json, &clock, &format!("nodes' data and logs in {}", dir.display()));
-    let cluster = Cluster::start(&relay_bin, args.nodes, args.nodes, &dir, seed).await?;
+    let cluster = Cluster::start(&relay_bin, args.nodes, args.nodes, &dir, seed, &[]).await?;
     say(args.json, &clock, &format!("cluster of {} up", args.nodes));
 
     let http = reqwest::Client::builder()

@@ -215,6 +215,15 @@ pub struct ServeArgs {
     /// Snapshot the ledger (and purge the log behind it) every this many entries.
     #[arg(long, env = "RELAY_SNAPSHOT_EVERY_ENTRIES", default_value_t = 100_000)]
     pub snapshot_every_entries: u64,
+    /// How often the leader sends heartbeats, ms; also how long one replication call may take,
+    /// so it must exceed the longest round trip to any member (a far learner included): raise it
+    /// across regions (deploy/multi-region.md).
+    #[arg(long, env = "RELAY_RAFT_HEARTBEAT_MS", default_value_t = 50)]
+    pub raft_heartbeat_ms: u64,
+    /// A follower that hears no leader for this long (up to twice it, at random) stands for
+    /// election, ms: at least 3 heartbeats; failover takes about this long.
+    #[arg(long, env = "RELAY_RAFT_ELECTION_TIMEOUT_MS", default_value_t = 300)]
+    pub raft_election_timeout_ms: u64,
     /// How often the leader looks for due expiries and bytes to delete, milliseconds.
     #[arg(long, env = "RELAY_SWEEP_INTERVAL_MS", default_value_t = 200)]
     pub sweep_interval_ms: u64,
@@ -424,6 +433,15 @@ impl ServeArgs {
         }
         if !(50..=60_000).contains(&self.sweep_interval_ms) {
             return bad("--sweep-interval-ms must be within 50..=60000".into());
+        }
+        if !(10..=10_000).contains(&self.raft_heartbeat_ms)
+            || self.raft_election_timeout_ms < 3 * self.raft_heartbeat_ms
+            || self.raft_election_timeout_ms > 120_000
+        {
+            return bad(
+                "need 10 <= --raft-heartbeat-ms <= 10000 and 3 x heartbeat <= --raft-election-timeout-ms <= 120000"
+                    .into(),
+            );
         }
         if self.snapshot_every_entries < 100 {
             return bad("--snapshot-every-entries must be at least 100".into());

@@ -144,6 +144,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
             cluster_secret: cluster_secret.clone(),
             max_voters: args.voters,
             raft_tls: raft_tls.clone(),
+            heartbeat_ms: args.raft_heartbeat_ms,
+            election_timeout_ms: args.raft_election_timeout_ms,
         })
         .await?,
     );

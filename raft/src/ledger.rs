@@ -35,6 +35,11 @@ pub struct LedgerConfig {
     pub max_voters: usize,
     /// Mutual TLS between nodes, when configured (else plaintext, for loopback).
     pub raft_tls: Option<crate::grpc::tls::RaftTls>,
+    /// The leader's heartbeat, ms; openraft also bounds each replication call by it, so it must
+    /// exceed the longest round trip to any member.
+    pub heartbeat_ms: u64,
+    /// The shortest election timeout, ms (the longest is twice it).
+    pub election_timeout_ms: u64,
 }
 
 pub struct Ledger {
@@ -131,11 +136,12 @@ impl Ledger {
         let log_store = LogStore::new(db.clone(), state_machine.durable_snapshot());
         let config = Config {
             cluster_name: "relay".into(),
-            // Failover is bounded by the election timeout; these keep it near a second on loopback
-            // and LAN while staying 6x above the heartbeat (scripts/bench-failover.sh).
-            heartbeat_interval: 50,
-            election_timeout_min: 300,
-            election_timeout_max: 600,
+            // Failover is bounded by the election timeout; the defaults (50 ms, 300-600 ms) keep it
+            // near a second on loopback and LAN (scripts/bench-failover.sh); across regions both
+            // grow with the round trip (relay-chaos regions, deploy/multi-region.md).
+            heartbeat_interval: cfg.heartbeat_ms,
+            election_timeout_min: cfg.election_timeout_ms,
+            election_timeout_max: cfg.election_timeout_ms * 2,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(cfg.snapshot_every_entries),
             // Keep a tenth of an interval behind each snapshot so a briefly lagging follower can
             // still catch up from the log instead of a full snapshot.
