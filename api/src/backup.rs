@@ -73,7 +73,7 @@ pub async fn object(
         });
     }
     if state.ledger.reader().object_referrer(&q.key)?.is_none() {
-        return Err(ApiError::NotFound("no lease references this object"));
+        return Err(ApiError::NotFound("referenced object"));
     }
     let got = match state.objects.get(&Path::from(q.key.as_str())).await {
         Ok(got) => got,

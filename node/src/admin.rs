@@ -109,13 +109,32 @@ impl Admin {
             .ok_or_else(|| NodeError::Admin(format!("{}{path}: 404", self.base)))
     }
 
+    /// An object for a backup: `None` when it is gone (404: its lease ended since the state
+    /// was copied) or missing from the store (502 integrity_error), so the backup records it and
+    /// goes on; any other failure stops it.
+    pub async fn get_object(&self, path: &str) -> Result<Option<reqwest::Response>, NodeError> {
+        let response = self
+            .request(Method::GET, path)
+            .send()
+            .await
+            .map_err(|e| NodeError::Admin(format!("{}: {}", self.base, error_chain(&e))))?;
+        match response.status().as_u16() {
+            200..=299 => Ok(Some(response)),
+            404 | 502 => Ok(None),
+            s => {
+                let body = response.text().await.unwrap_or_default();
+                Err(NodeError::Admin(format!("{}{path} answered {s}: {body}", self.base)))
+            }
+        }
+    }
+
     /// A GET that may answer 404 (`None`).
     pub async fn get_optional(&self, path: &str) -> Result<Option<reqwest::Response>, NodeError> {
         let response = self
             .request(Method::GET, path)
             .send()
             .await
-            .map_err(|e| NodeError::Admin(format!("{}: {e}", self.base)))?;
+            .map_err(|e| NodeError::Admin(format!("{}: {}", self.base, error_chain(&e))))?;
         match response.status() {
             s if s.is_success() => Ok(Some(response)),
             reqwest::StatusCode::NOT_FOUND => Ok(None),
@@ -137,7 +156,7 @@ async fn call(conn: &AdminConn, method: Method, path: &str, body: Option<Value>)
     let response = request
         .send()
         .await
-        .map_err(|e| NodeError::Admin(format!("{base}: {e}")))?;
+        .map_err(|e| NodeError::Admin(format!("{base}: {}", error_chain(&e))))?;
     let status = response.status();
     let body = response.text().await.map_err(|e| NodeError::Admin(e.to_string()))?;
     let pretty = serde_json::from_str::<Value>(&body)
@@ -150,4 +169,17 @@ async fn call(conn: &AdminConn, method: Method, path: &str, body: Option<Value>)
     } else {
         Err(NodeError::Admin(format!("{base} answered {status}")))
     }
+}
+
+/// An error with its causes (`error sending request` says nothing; its source names the
+/// untrusted certificate or the refused connection).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

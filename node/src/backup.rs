@@ -52,9 +52,14 @@ pub struct RestoreArgs {
     #[arg(long, env = "RELAY_DATA_DIR")]
     pub data_dir: PathBuf,
     /// The new cluster's object store (as `relay serve --objects`; default
-    /// `file://<data-dir>/objects`). Copied objects are written there.
+    /// `file://<data-dir>/objects`). Copied objects are written there; without copies, every
+    /// object the state references must already be there.
     #[arg(long, env = "RELAY_OBJECTS")]
     pub objects: Option<String>,
+    /// Restore even if objects the state references are missing (their leases answer 502
+    /// integrity_error until they end).
+    #[arg(long)]
+    pub allow_missing_objects: bool,
 }
 
 #[derive(Serialize, Deserialize, Debug)]
@@ -141,6 +146,19 @@ fn private_file(path: &Path) -> Result<std::fs::File, NodeError> {
 }
 
 pub async fn backup(args: BackupArgs) -> Result<(), NodeError> {
+    let created = !args.out.exists();
+    let result = backup_into(&args).await;
+    // A backup that failed leaves nothing that could pass for one.
+    if result.is_err() && created && args.out.is_dir() {
+        let _ = std::fs::remove_dir_all(&args.out);
+    }
+    result
+}
+
+async fn backup_into(args: &BackupArgs) -> Result<(), NodeError> {
+    if std::fs::symlink_metadata(&args.out).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(fail(format!("{} is a symbolic link", args.out.display())));
+    }
     if args.out.exists() && std::fs::read_dir(&args.out).map_or(true, |mut d| d.next().is_some()) {
         return Err(fail(format!(
             "{} exists and is not an empty directory",
@@ -158,10 +176,10 @@ pub async fn backup(args: BackupArgs) -> Result<(), NodeError> {
         admin_key: None,
         ..args.conn.clone()
     };
+    let client = crate::admin::Admin::connect(&conn, Duration::from_secs(600))?;
     private_dir(&args.out)?;
     std::fs::set_permissions(&args.out, std::os::unix::fs::PermissionsExt::from_mode(0o700))
         .map_err(|e| fail(format!("{}: {e}", args.out.display())))?;
-    let client = crate::admin::Admin::connect(&conn, Duration::from_secs(600))?;
     let response = client.get("/cluster/backup").await?;
     let header = |name: &str| {
         response
@@ -207,7 +225,7 @@ pub async fn backup(args: BackupArgs) -> Result<(), NodeError> {
             false => None,
         };
         let query = format!("/cluster/backup/object?key={}", percent_encode(&key));
-        let entry = match client.get_optional(&query).await? {
+        let entry = match client.get_object(&query).await? {
             None => {
                 missing += 1;
                 tracing::warn!(%key, %lease_id, "object gone since the copy (its lease ended)");
@@ -258,7 +276,7 @@ pub async fn backup(args: BackupArgs) -> Result<(), NodeError> {
         manifest.objects.len(),
         if args.with_objects { "copied" } else { "listed" },
         if missing > 0 {
-            format!(" ({missing} gone since the copy)")
+            format!(" ({missing} missing: a restore refuses them without --allow-missing-objects)")
         } else {
             String::new()
         },
@@ -344,8 +362,13 @@ pub async fn restore(args: RestoreArgs) -> Result<(), NodeError> {
         .into_iter()
         .map(|(key, _)| key)
         .collect();
+    // Every key the state names must be a plain object key, copied or not.
+    for key in &referenced {
+        object_path(Path::new("/"), key)?;
+    }
     let root = args.from.join(OBJECTS_DIR);
     let mut to_write = Vec::new();
+    let mut missing: Vec<String> = Vec::new();
     if manifest.objects_copied {
         for object in &manifest.objects {
             let (Some(size), Some(hash)) = (object.bytes, &object.blake3) else {
@@ -370,19 +393,39 @@ pub async fn restore(args: RestoreArgs) -> Result<(), NodeError> {
             }
             to_write.push((object.key.clone(), path, hash.clone()));
         }
+        let copied: std::collections::BTreeSet<&String> = to_write.iter().map(|(key, _, _)| key).collect();
+        missing.extend(referenced.iter().filter(|k| !copied.contains(k)).cloned());
     }
     let objects_url = args
         .objects
         .clone()
         .unwrap_or_else(|| format!("file://{}", args.data_dir.join("objects").display()));
-    if manifest.objects_copied {
-        if let Some(path) = objects_url.strip_prefix("file://") {
-            std::fs::create_dir_all(path).map_err(|e| fail(format!("{path}: {e}")))?;
+    if let Some(path) = objects_url.strip_prefix("file://") {
+        std::fs::create_dir_all(path).map_err(|e| fail(format!("{path}: {e}")))?;
+    }
+    let store = relay_api::blobs::store::open(&objects_url).map_err(|e| fail(format!("--objects: {e}")))?;
+    if !manifest.objects_copied {
+        // The objects stay where they are: all of them must be in the store the new cluster uses.
+        for key in &referenced {
+            if object_store::ObjectStoreExt::head(&store, &object_store::path::Path::from(key.as_str()))
+                .await
+                .is_err()
+            {
+                missing.push(key.clone());
+            }
         }
-        let store = relay_api::blobs::store::open(&objects_url).map_err(|e| fail(format!("--objects: {e}")))?;
-        for (key, path, hash) in &to_write {
-            put_new(&store, key, path, hash).await?;
-        }
+    }
+    if !missing.is_empty() && !args.allow_missing_objects {
+        return Err(fail(format!(
+            "{} objects the state references are in neither the backup nor --objects: {}{} \
+             (--allow-missing-objects restores anyway; their leases answer 502)",
+            missing.len(),
+            missing.iter().take(5).cloned().collect::<Vec<_>>().join(", "),
+            if missing.len() > 5 { ", …" } else { "" }
+        )));
+    }
+    for (key, path, hash) in &to_write {
+        put_new(&store, key, path, hash).await?;
     }
     let rows = relay_raft::backup::restore_into(&ledger_dir, &data).map_err(|e| fail(e.to_string()))?;
     println!(
@@ -396,7 +439,8 @@ pub async fn restore(args: RestoreArgs) -> Result<(), NodeError> {
         }
     );
     println!(
-        "relay restore: now start `relay serve --data-dir {}` (without --join) to found the new cluster",
+        "relay restore: now start `relay serve --data-dir {}` (without --join) to found the new cluster; give it the \
+         old cluster's --cluster-secret (or --witness-secret-file) if its witness log should go on",
         args.data_dir.display()
     );
     Ok(())

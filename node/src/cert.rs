@@ -124,10 +124,11 @@ fn issue(dir: &Path, name: &str, hosts: &[String], days: u32) -> Result<Vec<Path
     let issuer = Issuer::from_ca_cert_pem(&read(dir.join("ca.pem"))?, ca_key)?;
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     for host in hosts {
-        params.subject_alt_names.push(match host.parse::<IpAddr>() {
+        let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+        params.subject_alt_names.push(match bare.parse::<IpAddr>() {
             Ok(ip) => SanType::IpAddress(ip),
             Err(_) => {
-                check_name(host, "--host", &['*'])?;
+                check_host(host)?;
                 SanType::DnsName(host.as_str().try_into()?)
             }
         });
@@ -145,6 +146,28 @@ fn issue(dir: &Path, name: &str, hosts: &[String], days: u32) -> Result<Vec<Path
     write_new(&cert_path, cert.pem().as_bytes(), 0o644)?;
     write_new(&key_path, key.serialize_pem().as_bytes(), 0o600)?;
     Ok(vec![cert_path, key_path])
+}
+
+/// A DNS name for `--host` (an IP address is parsed before): labels of 1 to 63 letters, digits
+/// and inner hyphens, at most 253 bytes, optionally `*.` before at least two labels.
+fn check_host(host: &str) -> Result<(), CertError> {
+    let name = host.strip_prefix("*.").unwrap_or(host);
+    let labels: Vec<&str> = name.split('.').collect();
+    let ok = host.len() <= 253
+        && (name.len() == host.len() || labels.len() >= 2)
+        && labels.iter().all(|l| {
+            (1..=63).contains(&l.len())
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        })
+        && !labels.last().is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()));
+    match ok {
+        true => Ok(()),
+        false => Err(CertError::Usage(format!(
+            "--host {host:?} is neither an IP address nor a DNS name (labels of letters, digits and inner hyphens; `*.` may lead)"
+        ))),
+    }
 }
 
 /// Names become file names and certificate fields: letters, digits, `.`, `-`, `_`, and `also`.
@@ -183,4 +206,34 @@ fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CertError> {
         .open(path)
         .map_err(io)?;
     f.write_all(bytes).map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_are_ip_addresses_or_dns_names() {
+        for ok in [
+            "node1",
+            "relay-1.example.net",
+            "*.relay-peers.ns.svc.cluster.local",
+            &"a".repeat(63),
+        ] {
+            assert!(check_host(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "*",
+            "a*b",
+            "-a_b..",
+            "999.1.1.1",
+            "*.com",
+            "a..b",
+            "x-",
+            &"a".repeat(64),
+            "1.2.3",
+        ] {
+            assert!(check_host(bad).is_err(), "{bad}");
+        }
+    }
 }

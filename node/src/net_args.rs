@@ -143,6 +143,41 @@ impl NetArgs {
     }
 }
 
+/// Checks at startup what peers will check at every connection: this node's Raft certificate
+/// chains to the cluster CA, is valid now, and names the host of its advertised Raft address.
+pub fn verify_raft_cert(tls: &RaftTls, advertised_raft: &str) -> Result<(), ConfigError> {
+    use rustls::client::danger::ServerCertVerifier;
+    use rustls_pki_types::pem::PemObject;
+    let bad = |m: String| ConfigError(format!("--raft-tls-cert: {m}"));
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in ca_roots(&tls.ca_pem).map_err(|e| ConfigError(format!("--raft-tls-ca: {e}")))? {
+        roots.add(ca).map_err(|e| ConfigError(format!("--raft-tls-ca: {e}")))?;
+    }
+    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        std::sync::Arc::new(roots),
+        relay_api::tls::provider(),
+    )
+    .build()
+    .map_err(|e| ConfigError(format!("--raft-tls-ca: {e}")))?;
+    let chain = rustls_pki_types::CertificateDer::pem_slice_iter(&tls.cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(e.to_string()))?;
+    let (leaf, rest) = chain
+        .split_first()
+        .ok_or_else(|| bad("no certificate in the file".into()))?;
+    let host = relay_raft::grpc::tls::host_of(advertised_raft);
+    let name = rustls_pki_types::ServerName::try_from(host.clone())
+        .map_err(|e| bad(format!("{host:?} cannot be checked against a certificate: {e}")))?;
+    verifier
+        .verify_server_cert(leaf, rest, &name, &[], rustls_pki_types::UnixTime::now())
+        .map(|_| ())
+        .map_err(|e| {
+            bad(format!(
+                "peers will refuse it as {host} (the host of the advertised Raft address {advertised_raft}): {e}"
+            ))
+        })
+}
+
 /// Reads a PEM file of at most 1 MiB.
 fn read_pem(path: &Path, flag: &str) -> Result<Vec<u8>, ConfigError> {
     let bytes = std::fs::read(path).map_err(|e| ConfigError(format!("{flag} {}: {e}", path.display())))?;
@@ -194,6 +229,7 @@ pub fn check_secret_url(url: &str, plaintext_ok: bool, consent_flag: &str) -> Re
 pub fn https_client(ca_pem: Option<&[u8]>) -> Result<reqwest::ClientBuilder, String> {
     let mut builder = reqwest::Client::builder().no_proxy();
     if let Some(pem) = ca_pem {
+        ca_roots(pem).map_err(|e| format!("CA file: {e}"))?;
         builder = builder.tls_built_in_root_certs(false);
         for cert in reqwest::Certificate::from_pem_bundle(pem).map_err(|e| format!("CA file: {e}"))? {
             builder = builder.add_root_certificate(cert);

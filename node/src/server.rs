@@ -125,6 +125,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
             .unwrap_or_else(|| format!("{scheme}://{http_addr}")),
         region: args.net.region.clone().unwrap_or_default(),
     };
+    if let Some(tls) = &raft_tls {
+        crate::net_args::verify_raft_cert(tls, &node.raft_addr)?;
+    }
     info!(
         https = http_tls.is_some(),
         raft_mtls = raft_tls.is_some(),

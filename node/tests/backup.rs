@@ -167,6 +167,31 @@ async fn backup_then_restore_into_a_new_cluster_keeps_every_live_lease() {
     );
     assert!(!target.join("ledger").exists());
 
+    // A backup whose manifest leaves out an object the state references is refused (the manifest
+    // carries no hash of its own: the state decides what must be there).
+    let partial = dir.path().join("partial");
+    copy_dir(&out, &partial);
+    let mut m: Value = serde_json::from_slice(&std::fs::read(partial.join("manifest.json")).unwrap()).unwrap();
+    m["objects"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|o| o["lease_id"] != big_id.as_str());
+    std::fs::write(partial.join("manifest.json"), serde_json::to_vec(&m).unwrap()).unwrap();
+    let target = dir.path().join("from-partial");
+    let run = relay(&[
+        "restore",
+        "--from",
+        partial.to_str().unwrap(),
+        "--data-dir",
+        target.to_str().unwrap(),
+    ]);
+    assert!(!run.status.success());
+    assert!(
+        String::from_utf8_lossy(&run.stderr).contains("--allow-missing-objects"),
+        "{run:?}"
+    );
+    assert!(!target.join("ledger").exists());
+
     // The old cluster goes away entirely; the new one starts from the backup alone.
     drop(cluster);
     let data = dir.path().join("restored");

@@ -255,13 +255,19 @@ async fn three_nodes_over_https_and_mutual_tls_and_no_stranger_gets_in() {
     assert!(!raft_port_accepts(&raft, &ca, None));
     assert!(!raft_port_accepts(&raft, &ca, Some((&stranger.0, &stranger.1))));
 
-    // A node whose certificate comes from another CA asks to join (it trusts the cluster's CA for
-    // the HTTPS call, and has the secret): the members cannot verify it, and it is refused.
+    // A node whose certificate comes from another CA asks to join. It has the secret and trusts
+    // both CAs (so it passes its own startup check and reaches the member over HTTPS); the
+    // members trust only theirs, cannot verify it, and refuse it.
+    let both = rogue.path("both-cas.pem");
+    std::fs::write(&both, [rogue.ca_pem(), ca.clone()].concat()).unwrap();
     let objects = format!("file://{}", cluster.objects_dir().unwrap().display());
+    let mut intruder_flags = rogue.node_flags("node4", &certs);
+    let at = intruder_flags.iter().position(|f| f == "--raft-tls-ca").unwrap();
+    intruder_flags[at + 1] = both.display().to_string();
     let mut intruder = relay_testkit::Node::builder(RELAY_BIN)
         .args(["--node-id", "4", "--cluster-secret", SECRET, "--bootstrap-api-key", KEY])
         .args(["--objects", &objects, "--join", cluster.nodes[0].base()])
-        .args(rogue.node_flags("node4", &certs))
+        .args(intruder_flags)
         .launch()
         .unwrap();
     let exit = tokio::task::spawn_blocking(move || {
@@ -369,7 +375,35 @@ fn cert_tool_and_plaintext_refusals() {
     ]);
     assert_eq!(out.status.code(), Some(1));
 
+    // A Raft certificate that does not name the advertised host is refused at startup, not at
+    // the first peer's handshake.
     let data = tempfile::tempdir().unwrap();
+    let (cert, key) = (certs.s("node1.pem"), certs.s("node1-key.pem"));
+    let out = Command::new(RELAY_BIN)
+        .args([
+            "serve",
+            "--data-dir",
+            data.path().to_str().unwrap(),
+            "--http",
+            "127.0.0.1:0",
+        ])
+        .args(["--raft", "127.0.0.1:0", "--advertise-raft", "elsewhere.example:9080"])
+        .args([
+            "--raft-tls-ca",
+            &certs.s("ca.pem"),
+            "--raft-tls-cert",
+            &cert,
+            "--raft-tls-key",
+            &key,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("peers will refuse"),
+        "{out:?}"
+    );
+
     let out = Command::new(RELAY_BIN)
         .args([
             "serve",
