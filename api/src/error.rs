@@ -429,6 +429,31 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 #[cfg(test)]
 mod tests {
+
+    /// Every error code the API can answer is one the README's error list names: the codes are
+    /// read from this file's own source (`code()` and the `code:` fields), so a new code without
+    /// its line in the README fails here.
+    #[test]
+    fn the_readme_names_every_error_code() {
+        let source = include_str!("error.rs");
+        let readme = include_str!("../../README.md");
+        let body = &source[source.find("pub fn code(&self)").unwrap()..];
+        let body = &body[..body.find("\n    }\n").unwrap()];
+        let mut codes: Vec<&str> = body
+            .split("=> \"")
+            .skip(1)
+            .filter_map(|s| s.split('"').next())
+            .collect();
+        codes.extend(source.split("code: \"").skip(1).filter_map(|s| s.split('"').next()));
+        assert!(codes.len() > 40, "{codes:?}");
+        for code in codes {
+            assert!(
+                readme.contains(&format!("`{code}`")),
+                "README's error list lacks `{code}`"
+            );
+        }
+    }
+
     use super::*;
 
     /// A 500 carries "internal error" and a request id, never the detail it was made from.

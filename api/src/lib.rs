@@ -58,6 +58,8 @@ pub mod ops;
 pub mod pricing;
 pub mod purchase;
 pub mod range;
+#[cfg(test)]
+mod readme_routes;
 pub mod render;
 pub mod request_id;
 pub mod session_token;

@@ -67,7 +67,11 @@ pub struct Admin {
 impl Admin {
     pub fn connect(conn: &AdminConn, timeout: Duration) -> Result<Admin, NodeError> {
         if conn.admin_key.is_none() && conn.cluster_secret.is_none() {
-            return Err(NodeError::Admin("give --cluster-secret or --admin-key".into()));
+            return Err(NodeError::Admin(
+                "give --cluster-secret (or RELAY_CLUSTER_SECRET: the founding node keeps it in <data-dir>/cluster-secret) \
+                 or --admin-key (RELAY_ADMIN_KEY: printed by the founding node, kept in <data-dir>/admin-api-key)"
+                    .into(),
+            ));
         }
         crate::net_args::check_secret_url(&conn.url, conn.insecure_http, "--insecure-http")
             .map_err(NodeError::Admin)?;
