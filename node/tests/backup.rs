@@ -152,20 +152,7 @@ async fn backup_then_restore_into_a_new_cluster_keeps_every_live_lease() {
     let last = raw.len() - 1;
     raw[last] ^= 1;
     std::fs::write(&snap, raw).unwrap();
-    let target = dir.path().join("from-damaged");
-    let run = relay(&[
-        "restore",
-        "--from",
-        damaged.to_str().unwrap(),
-        "--data-dir",
-        target.to_str().unwrap(),
-    ]);
-    assert!(!run.status.success());
-    assert!(
-        String::from_utf8_lossy(&run.stderr).contains("does not match"),
-        "{run:?}"
-    );
-    assert!(!target.join("ledger").exists());
+    restore_is_refused(&damaged, &dir.path().join("from-damaged"), "does not match");
 
     // A backup whose manifest leaves out an object the state references is refused (the manifest
     // carries no hash of its own: the state decides what must be there).
@@ -177,20 +164,7 @@ async fn backup_then_restore_into_a_new_cluster_keeps_every_live_lease() {
         .unwrap()
         .retain(|o| o["lease_id"] != big_id.as_str());
     std::fs::write(partial.join("manifest.json"), serde_json::to_vec(&m).unwrap()).unwrap();
-    let target = dir.path().join("from-partial");
-    let run = relay(&[
-        "restore",
-        "--from",
-        partial.to_str().unwrap(),
-        "--data-dir",
-        target.to_str().unwrap(),
-    ]);
-    assert!(!run.status.success());
-    assert!(
-        String::from_utf8_lossy(&run.stderr).contains("--allow-missing-objects"),
-        "{run:?}"
-    );
-    assert!(!target.join("ledger").exists());
+    restore_is_refused(&partial, &dir.path().join("from-partial"), "--allow-missing-objects");
 
     // The old cluster goes away entirely; the new one starts from the backup alone.
     drop(cluster);
@@ -232,6 +206,20 @@ async fn backup_then_restore_into_a_new_cluster_keeps_every_live_lease() {
     // The restored cluster takes new writes on top.
     let after = fresh.store(&http, "after.bin", bytes(10, 1), 600).await;
     assert!(after["lease_id"].is_string());
+}
+
+/// `relay restore --from backup --data-dir target` fails saying `why`, and writes no ledger.
+fn restore_is_refused(backup: &std::path::Path, target: &std::path::Path, why: &str) {
+    let run = relay(&[
+        "restore",
+        "--from",
+        backup.to_str().unwrap(),
+        "--data-dir",
+        target.to_str().unwrap(),
+    ]);
+    assert!(!run.status.success());
+    assert!(String::from_utf8_lossy(&run.stderr).contains(why), "{run:?}");
+    assert!(!target.join("ledger").exists());
 }
 
 fn dir_for_admin() -> String {
