@@ -61,5 +61,16 @@ if ! command -v kubernetes-validate >/dev/null 2>&1; then
   pip_install "kubernetes-validate==1.37.0"
 fi
 export RELAY_REQUIRE_DEPLOY_TOOLS=1
+# The OpenAPI document is checked by a real validator and fuzzed against a live node by
+# schemathesis (both PyPI, pinned).
+if ! python3 -c "import openapi_spec_validator" >/dev/null 2>&1; then
+  echo "relay: installing openapi-spec-validator for the OpenAPI checks (pip)" >&2
+  pip_install "openapi-spec-validator==0.7.2"
+fi
+if ! python3 -c "import schemathesis" >/dev/null 2>&1; then
+  echo "relay: installing schemathesis for the OpenAPI checks (pip)" >&2
+  pip_install "schemathesis==4.32.5"
+fi
+export RELAY_REQUIRE_OPENAPI_TOOLS=1
 source scripts/env.sh
 cargo test --locked --workspace

@@ -68,6 +68,22 @@ struct NewAccount {
     balance_micros: Option<u64>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/cluster/accounts",
+    operation_id = "accounts_create",
+    tag = "accounts",
+    security(("cluster_secret" = []), ("admin_key" = [])),
+    request_body(content = Object, content_type = "application/json", description = "`{account_id, balance_micros}`, both optional"),
+    responses(
+        (status = 201, description = "`{status, account_id, balance_micros, balance_usdc, created_at}`", content_type = "application/json", body = Object),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E409,
+        crate::openapi::E413,
+        crate::openapi::E422,
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     _: Admin,
@@ -101,6 +117,22 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(render(&account))))
 }
 
+#[utoipa::path(
+    get,
+    path = "/cluster/accounts/{id}",
+    operation_id = "accounts_get",
+    tag = "accounts",
+    security(("cluster_secret" = []), ("admin_key" = [])),
+    params(
+        ("id" = String, Path, description = "An account id"),
+    ),
+    responses(
+        (status = 200, description = "`{status, account_id, balance_micros, balance_usdc, created_at}`", content_type = "application/json", body = Object),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E404,
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     _: Admin,
@@ -122,6 +154,25 @@ struct TopUpBody {
     amount_micros: u64,
 }
 
+#[utoipa::path(
+    post,
+    path = "/cluster/accounts/{id}/topup",
+    operation_id = "accounts_top_up",
+    tag = "accounts",
+    security(("cluster_secret" = []), ("admin_key" = [])),
+    params(
+        ("id" = String, Path, description = "An account id"),
+    ),
+    request_body(content = Object, content_type = "application/json", description = "`{amount_micros}`"),
+    responses(
+        (status = 200, description = "The account, with its balance after", content_type = "application/json", body = Object),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E404,
+        crate::openapi::E413,
+        crate::openapi::E422,
+    )
+)]
 pub async fn top_up(
     State(state): State<AppState>,
     _: Admin,
@@ -142,6 +193,22 @@ pub async fn top_up(
     Ok(Json(render(&account)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/cluster/accounts/{id}/keys",
+    operation_id = "accounts_issue_key",
+    tag = "accounts",
+    security(("cluster_secret" = []), ("admin_key" = [])),
+    params(
+        ("id" = String, Path, description = "An account id"),
+    ),
+    responses(
+        (status = 201, description = "`{status, account_id, api_key, key_id, prefix, created_at}`; the key is shown once", content_type = "application/json", body = Object),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E404,
+    )
+)]
 pub async fn issue_key(
     State(state): State<AppState>,
     _: Admin,
@@ -172,6 +239,22 @@ pub async fn issue_key(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/cluster/accounts/{id}/keys",
+    operation_id = "accounts_list_keys",
+    tag = "accounts",
+    security(("cluster_secret" = []), ("admin_key" = [])),
+    params(
+        ("id" = String, Path, description = "An account id"),
+    ),
+    responses(
+        (status = 200, description = "`{status, account_id, items: [{key_id, prefix, created_at}]}`", content_type = "application/json", body = Object),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E404,
+    )
+)]
 pub async fn list_keys(
     State(state): State<AppState>,
     _: Admin,
@@ -196,6 +279,23 @@ pub async fn list_keys(
     Ok(Json(json!({"status": "ok", "account_id": id, "items": items})))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/cluster/accounts/{id}/keys/{key_id}",
+    operation_id = "accounts_revoke_key",
+    tag = "accounts",
+    security(("cluster_secret" = []), ("admin_key" = [])),
+    params(
+        ("id" = String, Path, description = "An account id"),
+        ("key_id" = String, Path, description = "A key id (16 hex)"),
+    ),
+    responses(
+        (status = 200, description = "`{status, key_id, revoked}`", content_type = "application/json", body = Object),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E404,
+    )
+)]
 pub async fn revoke_key(
     State(state): State<AppState>,
     _: Admin,

@@ -25,6 +25,18 @@ const KEY_MAX_BYTES: usize = 1024;
 /// One state copy at a time: each holds the whole state in memory.
 static COPYING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 
+#[utoipa::path(
+    get,
+    path = "/cluster/backup",
+    operation_id = "backup_snapshot",
+    tag = "cluster",
+    security(("cluster_secret" = [])),
+    responses(
+        (status = 200, description = "A consistent copy of the whole state", content_type = "application/octet-stream", body = crate::openapi::schemas::Binary, headers(("relay-backup-index" = String, description = "The log index it reflects"), ("relay-backup-blake3" = String, description = "Its blake3"))),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+    )
+)]
 pub async fn snapshot(State(state): State<AppState>, _: ClusterSecret) -> ApiResult<Response> {
     let _copying = COPYING
         .try_acquire()
@@ -60,6 +72,24 @@ pub struct ObjectQuery {
     key: String,
 }
 
+#[utoipa::path(
+    get,
+    path = "/cluster/backup/object",
+    operation_id = "backup_object",
+    tag = "cluster",
+    security(("cluster_secret" = [])),
+    params(
+        ("key" = String, Query, description = "An object key the state references"),
+    ),
+    responses(
+        (status = 200, description = "The object's bytes", content_type = "application/octet-stream", body = crate::openapi::schemas::Binary),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E404,
+        crate::openapi::E422,
+        crate::openapi::E502,
+    )
+)]
 pub async fn object(
     State(state): State<AppState>,
     _: ClusterSecret,

@@ -10,6 +10,23 @@ use crate::error::ApiResult;
 use crate::state::AppState;
 use crate::{leases, render};
 
+#[utoipa::path(
+    get,
+    path = "/api/billing",
+    operation_id = "billing_list",
+    tag = "accounts",
+    security(("api_key" = []), ("session" = [])),
+    params(
+        ("limit" = Option<u32>, Query, description = "Page size, 1–200 (default 50)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "`{status, count, items: [{ledger_id, lease_id, amount_micros, amount_usdc, balance_after_micros, payment_method, created_at}], next_cursor}`", content_type = "application/json", body = Object),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E422,
+    )
+)]
 pub async fn list(State(state): State<AppState>, caller: Caller, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
     let (limit, cursor) = leases::page(raw.as_deref())?;
     let page = state

@@ -32,6 +32,29 @@ const READ_ATTEMPTS: usize = 3;
 const CREATE_ROUTE: &str = "POST /api/checkpoint";
 const WRITE_ROUTE: &str = "PUT /api/checkpoint/{workflow_id}";
 
+#[utoipa::path(
+    post,
+    path = "/api/checkpoint",
+    operation_id = "checkpoint_create",
+    tag = "checkpoint",
+    security(("api_key" = []), ("session" = []), ("x402" = [])),
+    params(
+        ("X-Workflow-Id" = String, Header, description = "`[A-Za-z0-9._-]{1,128}`, unique among the caller's live checkpoints"),
+        ("X-Duration-Seconds" = u64, Header, description = "How long the lease lives, within the node's bounds (/api/pricing)"),
+        ("X-Max-Body-Bytes" = Option<u64>, Header, nullable = false, description = "The largest state this checkpoint holds"),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1–128 visible ASCII characters; a retry with the same key and the same request gets the first answer, another request with it a 422"),
+    ),
+    request_body(content = Object, content_type = "application/json", description = "The first state: one JSON value"),
+    responses(
+        (status = 201, description = "The receipt, plus `workflow_id`, `max_body_bytes`, `version` and `size_bytes`", content_type = "application/json", body = crate::openapi::schemas::Receipt, headers(("PAYMENT-RESPONSE" = String, description = "x402 v2 settlement (X-PAYMENT-RESPONSE for v1), when paid by x402"))),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E402,
+        crate::openapi::E409,
+        crate::openapi::E413,
+        crate::openapi::E422,
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     payer: Payer,
@@ -109,6 +132,27 @@ pub async fn create(
 }
 
 /// `GET`: the latest body. `?consume=true` reads and deletes in one step (never on `HEAD`).
+#[utoipa::path(
+    get,
+    path = "/api/checkpoint/{workflow_id}",
+    operation_id = "checkpoint_read",
+    tag = "checkpoint",
+    security(("api_key" = []), ("session" = [])),
+    params(
+        ("workflow_id" = String, Path, description = "The checkpoint's workflow id"),
+        ("consume" = Option<String>, Query, description = "`true`: read and delete in one step"),
+        ("If-None-Match" = Option<String>, Header, nullable = false, description = "`\"<version>\"` or `*`: 304 when unchanged"),
+    ),
+    responses(
+        (status = 200, description = "The stored JSON", content_type = "application/json", body = Object, headers(("ETag" = String, description = "The version, quoted"), ("X-Checkpoint-Version" = String, description = "The version"), ("X-Lease-Expires-At" = String, description = "When the lease ends"))),
+        (status = 304, description = "Not modified since the version given"),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E404,
+        crate::openapi::E410,
+        crate::openapi::E502,
+    )
+)]
 pub async fn read(
     State(state): State<AppState>,
     caller: Caller,
@@ -187,6 +231,30 @@ async fn read_and_delete(state: &AppState, owner: String, workflow_id: String) -
 }
 
 /// `PUT`: replace the body, version + 1; `If-Match` makes it a compare-and-set.
+#[utoipa::path(
+    put,
+    path = "/api/checkpoint/{workflow_id}",
+    operation_id = "checkpoint_write",
+    tag = "checkpoint",
+    security(("api_key" = []), ("session" = [])),
+    params(
+        ("workflow_id" = String, Path, description = "The checkpoint's workflow id"),
+        ("If-Match" = Option<String>, Header, nullable = false, description = "`\"<version>\"` or `*`: write only over that version"),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1–128 visible ASCII characters; a retry with the same key and the same request gets the first answer, another request with it a 422"),
+    ),
+    request_body(content = Object, content_type = "application/json", description = "The new state: one JSON value"),
+    responses(
+        (status = 200, description = "`{status, lease_id, workflow_id, version, size_bytes, updated_at, expires_at}`", content_type = "application/json", body = Object, headers(("ETag" = String, description = "The new version, quoted"))),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E404,
+        crate::openapi::E409,
+        crate::openapi::E410,
+        crate::openapi::E412,
+        crate::openapi::E413,
+        crate::openapi::E422,
+    )
+)]
 pub async fn write(
     State(state): State<AppState>,
     caller: Caller,
@@ -242,6 +310,23 @@ pub async fn write(
     Ok(response)
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/checkpoint/{workflow_id}",
+    operation_id = "checkpoint_delete",
+    tag = "checkpoint",
+    security(("api_key" = []), ("session" = [])),
+    params(
+        ("workflow_id" = String, Path, description = "The checkpoint's workflow id"),
+    ),
+    responses(
+        (status = 200, description = "`{status, lease_id, workflow_id, deleted, refund_micros}`", content_type = "application/json", body = Object),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E404,
+        crate::openapi::E410,
+    )
+)]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,

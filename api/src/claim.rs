@@ -29,7 +29,67 @@ const ROUTE: &str = "claim /api/claim/{token}";
 /// How often a claim is prepared again when the content changed before it was counted.
 const PREPARE_ATTEMPTS: usize = 3;
 
-pub async fn claim(
+/// Redeems a claim token: the lease's content, counted once (HEAD previews and counts nothing).
+#[utoipa::path(
+    get,
+    path = "/api/claim/{token}",
+    operation_id = "claim_get",
+    tag = "handoff",
+    params(
+        ("token" = String, Path, description = "The claim token (`hof_…`); it is the credential"),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1–128 visible ASCII characters; a retry with the same key and the same request gets the first answer, another request with it a 422"),
+    ),
+    responses(
+        (status = 200, description = "The lease's content: a stored object's bytes, a checkpoint's JSON, or a mailbox's messages as JSON", content_type = "*/*", body = crate::openapi::schemas::Binary, headers(("X-Handoff-Id" = String, description = "The handoff"), ("X-Claims-Remaining" = String, description = "Claims left on this token"))),
+        crate::openapi::Common,
+        crate::openapi::E404,
+        crate::openapi::E405,
+        crate::openapi::E409,
+        crate::openapi::E410,
+        crate::openapi::E422,
+        crate::openapi::E502,
+    )
+)]
+pub async fn claim_get(
+    state: State<AppState>,
+    method: Method,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    redeem(state, method, path, headers).await
+}
+
+/// The same claim, for tokens that require POST (a link preview never counts one).
+#[utoipa::path(
+    post,
+    path = "/api/claim/{token}",
+    operation_id = "claim_post",
+    tag = "handoff",
+    params(
+        ("token" = String, Path, description = "The claim token (`hof_…`); it is the credential"),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1–128 visible ASCII characters; a retry with the same key and the same request gets the first answer, another request with it a 422"),
+    ),
+    responses(
+        (status = 200, description = "Claims as GET does; a token issued with `require_post` takes only this. The lease's content: a stored object's bytes, a checkpoint's JSON, or a mailbox's messages as JSON", content_type = "*/*", body = crate::openapi::schemas::Binary, headers(("X-Handoff-Id" = String, description = "The handoff"), ("X-Claims-Remaining" = String, description = "Claims left on this token"))),
+        crate::openapi::Common,
+        crate::openapi::E404,
+        crate::openapi::E405,
+        crate::openapi::E409,
+        crate::openapi::E410,
+        crate::openapi::E422,
+        crate::openapi::E502,
+    )
+)]
+pub async fn claim_post(
+    state: State<AppState>,
+    method: Method,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    redeem(state, method, path, headers).await
+}
+
+async fn redeem(
     State(state): State<AppState>,
     method: Method,
     path: Result<Path<String>, PathRejection>,

@@ -52,6 +52,18 @@ pub fn versions() -> Value {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/cluster/status",
+    operation_id = "cluster_status",
+    tag = "cluster",
+    security(("cluster_secret" = []), ("admin_key" = [])),
+    responses(
+        (status = 200, description = "`{status, node_id, state, leader_id, term, voters, learners, members, last_applied, last_log_index, snapshot_index, purged_index, version}`", content_type = "application/json", body = Object),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+    )
+)]
 pub async fn status(State(state): State<AppState>, _: Admin) -> ApiResult<Json<Value>> {
     let s = state.ledger.status();
     let members = state.ledger.members();
@@ -95,6 +107,21 @@ struct NodeBody {
 /// node holding the cluster secret, and read a probe object this node just wrote through its own
 /// object store (so a cluster whose nodes keep bytes apart is refused, not half-working). Then
 /// the node joins as a learner and becomes a voter only once it has caught up.
+#[utoipa::path(
+    post,
+    path = "/cluster/join",
+    operation_id = "cluster_join",
+    tag = "cluster",
+    security(("cluster_secret" = []), ("admin_key" = [])),
+    request_body(content = Object, content_type = "application/json", description = "`{node_id, raft_addr, http_addr, region}`"),
+    responses(
+        (status = 200, description = "`{status, node_id, role, reason}`", content_type = "application/json", body = Object),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E413,
+        crate::openapi::E422,
+    )
+)]
 pub async fn join(
     State(state): State<AppState>,
     _: Admin,
@@ -193,6 +220,21 @@ where
     })
 }
 
+#[utoipa::path(
+    post,
+    path = "/cluster/promote",
+    operation_id = "cluster_promote",
+    tag = "cluster",
+    security(("cluster_secret" = []), ("admin_key" = [])),
+    request_body(content = Object, content_type = "application/json", description = "`{node_id}`"),
+    responses(
+        (status = 200, description = "`{status, node_id}`", content_type = "application/json", body = Object),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E404,
+        crate::openapi::E413,
+    )
+)]
 pub async fn promote(
     State(state): State<AppState>,
     _: Admin,
@@ -203,6 +245,21 @@ pub async fn promote(
     Ok(Json(json!({"status": "ok", "node_id": b.node_id})))
 }
 
+#[utoipa::path(
+    post,
+    path = "/cluster/remove",
+    operation_id = "cluster_remove",
+    tag = "cluster",
+    security(("cluster_secret" = []), ("admin_key" = [])),
+    request_body(content = Object, content_type = "application/json", description = "`{node_id}`"),
+    responses(
+        (status = 200, description = "`{status, node_id}`", content_type = "application/json", body = Object),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E404,
+        crate::openapi::E413,
+    )
+)]
 pub async fn remove(
     State(state): State<AppState>,
     _: Admin,
@@ -225,6 +282,21 @@ struct PricingBody {
 /// `POST /cluster/pricing`: changes the cluster's prices (either figure, or both) in the ledger;
 /// every node quotes and charges them from the moment the change commits. Leases already bought
 /// keep what they paid.
+#[utoipa::path(
+    post,
+    path = "/cluster/pricing",
+    operation_id = "cluster_set_pricing",
+    tag = "cluster",
+    security(("cluster_secret" = []), ("admin_key" = [])),
+    request_body(content = Object, content_type = "application/json", description = "`{rate_micros_per_gb_day, min_charge_micros, egress_micros_per_gb, witness_fee_micros}`; at least one"),
+    responses(
+        (status = 200, description = "The prices now in force", content_type = "application/json", body = Object),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E413,
+        crate::openapi::E422,
+    )
+)]
 pub async fn set_pricing(
     State(state): State<AppState>,
     _: Admin,
@@ -278,6 +350,18 @@ pub async fn set_pricing(
 
 /// `POST /cluster/session-keys/rotate`: new session tokens are signed with a fresh key; the
 /// newest few keys still verify, so open sessions go on until they expire.
+#[utoipa::path(
+    post,
+    path = "/cluster/session-keys/rotate",
+    operation_id = "cluster_rotate_session_key",
+    tag = "cluster",
+    security(("cluster_secret" = []), ("admin_key" = [])),
+    responses(
+        (status = 200, description = "`{status, kid}`", content_type = "application/json", body = Object),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+    )
+)]
 pub async fn rotate_session_key(State(state): State<AppState>, _: Admin) -> ApiResult<Json<Value>> {
     let kid = crate::sessions::rotate(&state).await?;
     tracing::info!(%kid, "session signing key rotated");

@@ -38,6 +38,28 @@ struct CreateBody {
     require_post: Option<bool>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/handoff/{lease_id}",
+    operation_id = "handoff_create",
+    tag = "handoff",
+    security(("api_key" = []), ("session" = [])),
+    params(
+        ("lease_id" = String, Path, description = "A lease id (`lse_…`)"),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1–128 visible ASCII characters; a retry with the same key and the same request gets the first answer, another request with it a 422"),
+    ),
+    request_body(content = Object, content_type = "application/json", description = "Optional: `{max_claims, delete_on_claim, ttl_seconds, require_post}`"),
+    responses(
+        (status = 201, description = "`{status, handoff_id, handoff_token, claim_url, lease_id, max_claims, delete_on_claim, require_post, expires_at, lease_expires_at}`; the token is shown once", content_type = "application/json", body = Object),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E404,
+        crate::openapi::E409,
+        crate::openapi::E410,
+        crate::openapi::E413,
+        crate::openapi::E422,
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -121,6 +143,22 @@ pub async fn create(
 }
 
 /// `GET /api/handoffs/:lease_id`: the lease's outstanding tokens.
+#[utoipa::path(
+    get,
+    path = "/api/handoffs/{id}",
+    operation_id = "handoff_list",
+    tag = "handoff",
+    security(("api_key" = []), ("session" = [])),
+    params(
+        ("id" = String, Path, description = "The lease id (`lse_…`) whose live handoffs to list"),
+    ),
+    responses(
+        (status = 200, description = "`{status, lease_id, count, handoffs: [{handoff_id, token_prefix, claims_remaining, max_claims, delete_on_claim, require_post, created_at, expires_at}]}`", content_type = "application/json", body = Object),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E404,
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -154,6 +192,22 @@ pub async fn list(
 }
 
 /// `DELETE /api/handoffs/:handoff_id`: revoke; a second call is 404. Completed claims stand.
+#[utoipa::path(
+    delete,
+    path = "/api/handoffs/{id}",
+    operation_id = "handoff_revoke",
+    tag = "handoff",
+    security(("api_key" = []), ("session" = [])),
+    params(
+        ("id" = String, Path, description = "The handoff id (`hnd_…`) to revoke"),
+    ),
+    responses(
+        (status = 200, description = "`{status, handoff_id, revoked, claims_used}`", content_type = "application/json", body = Object),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E404,
+    )
+)]
 pub async fn revoke(
     State(state): State<AppState>,
     caller: Caller,

@@ -10,15 +10,25 @@ use serde_json::json;
 
 use crate::state::AppState;
 
+/// The process answers and its ledger runs.
+#[utoipa::path(get, path = "/healthz", operation_id = "health_healthz", tag = "meta", responses(
+    (status = 200, description = "The ledger runs", body = Object),
+    crate::openapi::Common,
+))]
 pub async fn healthz(State(state): State<AppState>) -> Response {
     if state.ledger.is_running() {
         Json(json!({"status": "ok"})).into_response()
     } else {
-        let body = json!({"status": "error", "error": {"code": "ledger_stopped", "message": "the ledger has stopped"}});
+        let body = json!({"status": "error", "error": {"code": "ledger_stopped", "message": "the ledger has stopped", "request_id": crate::request_id::current()}});
         (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
     }
 }
 
+/// This node can serve linearizable requests; a 503 says what it waits for (`waiting_for`).
+#[utoipa::path(get, path = "/readyz", operation_id = "health_readyz", tag = "meta", responses(
+    (status = 200, description = "Ready: a leader is known and its read index answered", body = Object),
+    crate::openapi::Common,
+))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let status = state.ledger.status();
     // A probe never waits long: no leader known is said at once, and a read index that takes over
@@ -47,7 +57,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         }
         Some((what, message)) => {
             let body = json!({"status": "error", "waiting_for": what, "error": {
-                "code": "not_ready", "message": message,
+                "code": "not_ready", "message": message, "request_id": crate::request_id::current(),
             }});
             (StatusCode::SERVICE_UNAVAILABLE, [("retry-after", "1")], Json(body)).into_response()
         }

@@ -14,6 +14,23 @@ pub const PAGE_DEFAULT: usize = 50;
 pub const PAGE_MAX: usize = 200;
 const CURSOR_MAX_LEN: usize = 256;
 
+#[utoipa::path(
+    get,
+    path = "/api/leases",
+    operation_id = "leases_list",
+    tag = "storage",
+    security(("api_key" = []), ("session" = [])),
+    params(
+        ("limit" = Option<u32>, Query, description = "Page size, 1–200 (default 50)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "The caller's leases, newest first", content_type = "application/json", body = crate::openapi::schemas::LeasePage),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E422,
+    )
+)]
 pub async fn list(State(state): State<AppState>, caller: Caller, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
     let (limit, cursor) = page(raw.as_deref())?;
     let reader = state.ledger.linearizable().await?;

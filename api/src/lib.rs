@@ -16,6 +16,8 @@
 //!   rejection means); [`purchase`]: the path every paid create walks, and its receipt.
 //! - [`metrics`]: Prometheus counters for every request path; [`cluster_metrics`]: the Raft and
 //!   backlog gauges refreshed at each scrape, and the leader-change watcher.
+//! - [`openapi`]: the OpenAPI 3.1 document built from the same route list as the router
+//!   ([`api_routes`]), served at `/openapi.json` and rendered at `/docs`.
 //! - [`error`]: [`ApiError`] and its one mapping to status codes and JSON bodies;
 //!   [`request_id`]: the id every answer and log line carries.
 //! - [`blobs`]: an uploaded object's whole life (staged; then kept, deleted, or left to the
@@ -54,6 +56,7 @@ pub mod listener;
 pub mod mailbox;
 pub mod metrics;
 pub mod objects;
+pub mod openapi;
 pub mod ops;
 pub mod pricing;
 pub mod purchase;
@@ -81,116 +84,101 @@ use std::any::Any;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Response, StatusCode};
-use axum::routing::{delete, get, head, post, put};
 use axum::{middleware, Router};
 use tower_http::catch_panic::CatchPanicLayer;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
+use utoipa_axum::routes;
 
 pub use config::ApiConfig;
 pub use error::ApiError;
 pub use metrics::Metrics;
 pub use state::AppState;
 
+/// Every route, each registered through its handler's `#[utoipa::path]`: the router and
+/// [`openapi::document`] come from this one list.
+pub fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(store::create))
+        .routes(routes!(store::delete))
+        .routes(routes!(store::download))
+        .routes(routes!(leases::list))
+        .routes(routes!(mailbox::create))
+        .routes(routes!(mailbox::drop_message))
+        .routes(routes!(mailbox::delete))
+        .routes(routes!(mailbox::poll))
+        .routes(routes!(mailbox::pickup, mailbox::delete_message))
+        .routes(routes!(handoff::create))
+        .routes(routes!(claim::claim_get, claim::claim_post))
+        .routes(routes!(handoff::list, handoff::revoke))
+        .routes(routes!(checkpoint::create))
+        .routes(routes!(checkpoint::read, checkpoint::write, checkpoint::delete))
+        .routes(routes!(baton::create::quote))
+        .routes(routes!(baton::create::create))
+        .routes(routes!(
+            baton::content::read,
+            baton::content::write,
+            baton::manage::delete
+        ))
+        .routes(routes!(baton::content::entries, baton::content::append))
+        .routes(routes!(baton::content::entry))
+        .routes(routes!(baton::manage::meta))
+        .routes(routes!(witness::routes::baton_records))
+        .routes(routes!(witness::routes::checkpoint))
+        .routes(routes!(witness::routes::consistency))
+        .routes(routes!(witness::routes::well_known))
+        .routes(routes!(baton::manage::list_tokens, baton::manage::issue_tokens))
+        .routes(routes!(baton::manage::revoke_token))
+        .routes(routes!(baton::manage::extend))
+        .routes(routes!(baton::manage::restore))
+        .routes(routes!(baton::manage::lifecycle))
+        .routes(routes!(baton::manage::list))
+        .routes(routes!(uploads::local::put))
+        .routes(routes!(uploads::complete::status))
+        .routes(routes!(uploads::complete::complete))
+        .routes(routes!(uploads::tus::create, uploads::tus::options))
+        .routes(routes!(
+            uploads::tus::head,
+            uploads::tus::patch,
+            uploads::tus::delete,
+            uploads::tus::options_upload
+        ))
+        .routes(routes!(uploads::scratch::upload_url))
+        .routes(routes!(pricing::pricing))
+        .routes(routes!(pricing::quote))
+        .routes(routes!(pricing::well_known_json))
+        .routes(routes!(pricing::well_known))
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(metrics::serve))
+        .routes(routes!(openapi::spec))
+        .routes(routes!(openapi::docs))
+        .routes(routes!(openapi::docs_js))
+        .routes(routes!(cluster::status))
+        .routes(routes!(backup::snapshot))
+        .routes(routes!(backup::object))
+        .routes(admin_body(routes!(cluster::join)))
+        .routes(admin_body(routes!(cluster::promote)))
+        .routes(admin_body(routes!(cluster::remove)))
+        .routes(admin_body(routes!(cluster::set_pricing)))
+        .routes(routes!(cluster::rotate_session_key))
+        .routes(routes!(witness::routes::rotate))
+        .routes(admin_body(routes!(accounts::create)))
+        .routes(routes!(accounts::get))
+        .routes(admin_body(routes!(accounts::top_up)))
+        .routes(routes!(accounts::issue_key, accounts::list_keys))
+        .routes(routes!(accounts::revoke_key))
+        .routes(routes!(billing::list))
+        .routes(routes!(sessions::nonce))
+        .routes(with_layer(
+            routes!(sessions::sign_in),
+            DefaultBodyLimit::max(sessions::BODY_MAX_BYTES),
+        ))
+        .routes(routes!(sessions::open_for_account, sessions::revoke))
+}
+
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/api/store", post(store::create))
-        .route("/api/store/{lease_id}", delete(store::delete))
-        .route("/api/download/{lease_id}", get(store::download))
-        .route("/api/leases", get(leases::list))
-        .route("/api/mailbox", post(mailbox::create))
-        .route("/api/mailbox/drop/{token}", post(mailbox::drop_message))
-        .route("/api/mailbox/{lease_id}", delete(mailbox::delete))
-        .route("/api/mailbox/{lease_id}/messages", get(mailbox::poll))
-        .route(
-            "/api/mailbox/{lease_id}/messages/{message_id}",
-            get(mailbox::pickup).delete(mailbox::delete_message),
-        )
-        .route("/api/handoff/{lease_id}", post(handoff::create))
-        .route("/api/claim/{token}", get(claim::claim).post(claim::claim))
-        .route("/api/handoffs/{id}", get(handoff::list).delete(handoff::revoke))
-        .route("/api/checkpoint", post(checkpoint::create))
-        .route(
-            "/api/checkpoint/{workflow_id}",
-            get(checkpoint::read).put(checkpoint::write).delete(checkpoint::delete),
-        )
-        .route("/v1/baton/quote", post(baton::create::quote))
-        .route("/v1/baton", post(baton::create::create))
-        .route(
-            "/v1/baton/{id}",
-            get(baton::content::read)
-                .put(baton::content::write)
-                .delete(baton::manage::delete),
-        )
-        .route(
-            "/v1/baton/{id}/entries",
-            get(baton::content::entries).post(baton::content::append),
-        )
-        .route("/v1/baton/{id}/entries/{seq}", get(baton::content::entry))
-        .route("/v1/baton/{id}/meta", get(baton::manage::meta))
-        .route("/v1/baton/{id}/witness", get(witness::routes::baton_records))
-        .route("/v1/witness/checkpoint", get(witness::routes::checkpoint))
-        .route("/v1/witness/consistency", get(witness::routes::consistency))
-        .route("/.well-known/relay-witness", get(witness::routes::well_known))
-        .route(
-            "/v1/baton/{id}/tokens",
-            get(baton::manage::list_tokens).post(baton::manage::issue_tokens),
-        )
-        .route("/v1/baton/{id}/tokens/{token_id}", delete(baton::manage::revoke_token))
-        .route("/v1/baton/{id}/extend", post(baton::manage::extend))
-        .route("/v1/baton/{id}/restore", post(baton::manage::restore))
-        .route("/v1/baton/{id}/lifecycle", post(baton::manage::lifecycle))
-        .route("/v1/batons", get(baton::manage::list))
-        .route("/uploads/{upload_id}", put(uploads::local::put))
-        .route("/api/uploads/{upload_id}", get(uploads::complete::status))
-        .route("/api/uploads/{upload_id}/complete", post(uploads::complete::complete))
-        .route(
-            "/api/uploads/tus",
-            post(uploads::tus::create).options(uploads::tus::options),
-        )
-        .route(
-            "/api/uploads/tus/{upload_id}",
-            head(uploads::tus::head)
-                .patch(uploads::tus::patch)
-                .delete(uploads::tus::delete)
-                .options(uploads::tus::options),
-        )
-        .route("/v1/scratch/upload-url", post(uploads::scratch::upload_url))
-        .route("/api/pricing", get(pricing::pricing))
-        .route("/api/quote", get(pricing::quote))
-        .route("/.well-known/x402.json", get(pricing::well_known))
-        .route("/.well-known/x402", get(pricing::well_known))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(metrics::serve))
-        .route("/cluster/status", get(cluster::status))
-        .route("/cluster/backup", get(backup::snapshot))
-        .route("/cluster/backup/object", get(backup::object))
-        .route("/cluster/join", post(cluster::join).layer(admin_body_limit()))
-        .route("/cluster/promote", post(cluster::promote).layer(admin_body_limit()))
-        .route("/cluster/remove", post(cluster::remove).layer(admin_body_limit()))
-        .route("/cluster/pricing", post(cluster::set_pricing).layer(admin_body_limit()))
-        .route("/cluster/session-keys/rotate", post(cluster::rotate_session_key))
-        .route("/cluster/witness/rotate", post(witness::routes::rotate))
-        .route("/cluster/accounts", post(accounts::create).layer(admin_body_limit()))
-        .route("/cluster/accounts/{id}", get(accounts::get))
-        .route(
-            "/cluster/accounts/{id}/topup",
-            post(accounts::top_up).layer(admin_body_limit()),
-        )
-        .route(
-            "/cluster/accounts/{id}/keys",
-            post(accounts::issue_key).get(accounts::list_keys),
-        )
-        .route("/cluster/accounts/{id}/keys/{key_id}", delete(accounts::revoke_key))
-        .route("/api/billing", get(billing::list))
-        .route("/api/auth/siwe/nonce", post(sessions::nonce))
-        .route(
-            "/api/auth/siwe",
-            post(sessions::sign_in).layer(DefaultBodyLimit::max(sessions::BODY_MAX_BYTES)),
-        )
-        .route(
-            "/api/auth/session",
-            post(sessions::open_for_account).delete(sessions::revoke),
-        )
+    let (routes, _) = api_routes().split_for_parts();
+    routes
         .fallback(|| async { ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         // Innermost first: a panic still gets the JSON shape; the caps answer before any handler
@@ -203,8 +191,16 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-fn admin_body_limit() -> DefaultBodyLimit {
-    DefaultBodyLimit::max(cluster::BODY_MAX_BYTES)
+/// The admin routes' small JSON bodies.
+fn admin_body(routes: UtoipaMethodRouter<AppState>) -> UtoipaMethodRouter<AppState> {
+    with_layer(routes, DefaultBodyLimit::max(cluster::BODY_MAX_BYTES))
+}
+
+fn with_layer(
+    (schemas, paths, methods): UtoipaMethodRouter<AppState>,
+    layer: DefaultBodyLimit,
+) -> UtoipaMethodRouter<AppState> {
+    (schemas, paths, methods.layer(layer))
 }
 
 /// A panic is a bug; the client still gets the JSON error shape, and the log the request id.

@@ -31,6 +31,32 @@ const DROP_ROUTE: &str = "POST /api/mailbox/drop/{token}";
 const DROP_TOKEN_LEN: usize = 43;
 const WEBHOOK_URL_MAX_LEN: usize = 2048;
 
+#[utoipa::path(
+    post,
+    path = "/api/mailbox",
+    operation_id = "mailbox_create",
+    tag = "mailbox",
+    security(("api_key" = []), ("session" = []), ("x402" = [])),
+    params(
+        ("X-Capacity-Bytes" = u64, Header, description = "Bytes the mailbox holds at once"),
+        ("X-Duration-Seconds" = u64, Header, description = "How long the lease lives, within the node's bounds (/api/pricing)"),
+        ("X-Max-Message-Bytes" = Option<u64>, Header, nullable = false, description = "The largest message (default the capacity, up to the node's maximum)"),
+        ("X-Max-Messages" = Option<u64>, Header, nullable = false, description = "Messages held at once"),
+        ("X-Keep-On-Read" = Option<String>, Header, nullable = false, description = "`true` keeps a message after pickup (default `false`)"),
+        ("X-Webhook-Url" = Option<String>, Header, nullable = false, description = "Where each new message is announced (Standard Webhooks); public addresses only"),
+        ("X-Webhook-Secret" = Option<String>, Header, nullable = false, description = "`whsec_…` to sign webhooks with (default: one is made and shown once)"),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1–128 visible ASCII characters; a retry with the same key and the same request gets the first answer, another request with it a 422"),
+    ),
+    responses(
+        (status = 201, description = "The receipt, plus `drop_url` (shown once), `poll_url`, `webhook_url`, `webhook_secret` and the mailbox's bounds", content_type = "application/json", body = crate::openapi::schemas::Receipt, headers(("PAYMENT-RESPONSE" = String, description = "x402 v2 settlement (X-PAYMENT-RESPONSE for v1), when paid by x402"))),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E402,
+        crate::openapi::E409,
+        crate::openapi::E413,
+        crate::openapi::E422,
+    )
+)]
 pub async fn create(State(state): State<AppState>, payer: Payer, headers: HeaderMap) -> ApiResult<Response> {
     let cfg = &state.config;
     let capacity_bytes = required_u64(&headers, "x-capacity-bytes")?;
@@ -188,6 +214,27 @@ async fn webhook_settings(state: &AppState, headers: &HeaderMap) -> ApiResult<Op
 /// `POST drop_url`: no auth; the token in the path is the credential. The token is checked
 /// against the ledger's state before a byte of the body is read: an unknown token costs a read
 /// barrier at most, never a ledger write, an object or more memory than the request head.
+#[utoipa::path(
+    post,
+    path = "/api/mailbox/drop/{token}",
+    operation_id = "mailbox_drop_message",
+    tag = "mailbox",
+    params(
+        ("token" = String, Path, description = "The drop token from the mailbox's `drop_url`; it is the credential"),
+        ("Content-Type" = Option<String>, Header, nullable = false, description = "The message's media type, kept with it"),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1–128 visible ASCII characters; a retry with the same key and the same request gets the first answer, another request with it a 422"),
+    ),
+    request_body(content = crate::openapi::schemas::Binary, content_type = "*/*", description = "The message, up to the mailbox's X-Max-Message-Bytes"),
+    responses(
+        (status = 201, description = "Queued: `{status, id, size_bytes, received_at}`", content_type = "application/json", body = Object),
+        crate::openapi::Common,
+        crate::openapi::E404,
+        crate::openapi::E409,
+        crate::openapi::E410,
+        crate::openapi::E413,
+        crate::openapi::E422,
+    )
+)]
 pub async fn drop_message(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
@@ -250,6 +297,23 @@ pub async fn drop_message(
 }
 
 /// `GET poll_url`: the queued messages, in arrival order.
+#[utoipa::path(
+    get,
+    path = "/api/mailbox/{lease_id}/messages",
+    operation_id = "mailbox_poll",
+    tag = "mailbox",
+    security(("api_key" = []), ("session" = [])),
+    params(
+        ("lease_id" = String, Path, description = "A lease id (`lse_…`)"),
+    ),
+    responses(
+        (status = 200, description = "The queue's metadata: `{status, lease_id, count, used_bytes, capacity_bytes, expires_at, items: [{id, size_bytes, content_type, received_at}]}`", content_type = "application/json", body = Object),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E404,
+        crate::openapi::E410,
+    )
+)]
 pub async fn poll(
     State(state): State<AppState>,
     caller: Caller,
@@ -287,6 +351,25 @@ pub async fn poll(
 
 /// `GET poll_url/:id`: one message; picking it up removes it unless the mailbox keeps messages
 /// on read. `HEAD` never removes anything.
+#[utoipa::path(
+    get,
+    path = "/api/mailbox/{lease_id}/messages/{message_id}",
+    operation_id = "mailbox_pickup",
+    tag = "mailbox",
+    security(("api_key" = []), ("session" = [])),
+    params(
+        ("lease_id" = String, Path, description = "A lease id (`lse_…`)"),
+        ("message_id" = String, Path, description = "A message id (`msg_…`)"),
+    ),
+    responses(
+        (status = 200, description = "The message's bytes with the Content-Type it was dropped with; removed unless the mailbox keeps messages on read", content_type = "*/*", body = crate::openapi::schemas::Binary, headers(("X-Message-Id" = String, description = "The message id"), ("X-Received-At" = String, description = "When it arrived"))),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E404,
+        crate::openapi::E410,
+        crate::openapi::E502,
+    )
+)]
 pub async fn pickup(
     State(state): State<AppState>,
     caller: Caller,
@@ -328,6 +411,24 @@ pub async fn pickup(
 }
 
 /// `DELETE poll_url/:id`.
+#[utoipa::path(
+    delete,
+    path = "/api/mailbox/{lease_id}/messages/{message_id}",
+    operation_id = "mailbox_delete_message",
+    tag = "mailbox",
+    security(("api_key" = []), ("session" = [])),
+    params(
+        ("lease_id" = String, Path, description = "A lease id (`lse_…`)"),
+        ("message_id" = String, Path, description = "A message id (`msg_…`)"),
+    ),
+    responses(
+        (status = 200, description = "`{status, id, deleted}`", content_type = "application/json", body = Object),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E404,
+        crate::openapi::E410,
+    )
+)]
 pub async fn delete_message(
     State(state): State<AppState>,
     caller: Caller,
@@ -344,6 +445,23 @@ pub async fn delete_message(
 }
 
 /// `DELETE /api/mailbox/:lease_id`: the mailbox and every message, now; no refund.
+#[utoipa::path(
+    delete,
+    path = "/api/mailbox/{lease_id}",
+    operation_id = "mailbox_delete",
+    tag = "mailbox",
+    security(("api_key" = []), ("session" = [])),
+    params(
+        ("lease_id" = String, Path, description = "A lease id (`lse_…`)"),
+    ),
+    responses(
+        (status = 200, description = "Deleted with its messages: `{status, lease_id, deleted, refund_micros}`", content_type = "application/json", body = Object),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E404,
+        crate::openapi::E410,
+    )
+)]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,

@@ -290,6 +290,12 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
     response
 }
 
+/// Prometheus metrics in the OpenMetrics text format.
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics_serve", tag = "meta", responses(
+    (status = 200, description = "Every request path's counters and latencies, and the Raft gauges",
+        content_type = "application/openmetrics-text"),
+    crate::openapi::Common,
+))]
 pub async fn serve(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(

@@ -11,6 +11,11 @@ use crate::headers::{check_duration, query_map, query_u64};
 use crate::render;
 use crate::state::AppState;
 
+/// The cluster's prices, the formulas they follow, and how to pay.
+#[utoipa::path(get, path = "/api/pricing", operation_id = "pricing_pricing", tag = "pricing", responses(
+    (status = 200, description = "Rates, limits, formulas, payment methods and the paid endpoints", body = Object),
+    crate::openapi::Common,
+))]
 pub async fn pricing(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     let cfg = &state.config;
     let reader = state.ledger.linearizable().await?;
@@ -48,6 +53,18 @@ pub async fn pricing(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     })))
 }
 
+/// What a storage lease of this size and duration costs now.
+#[utoipa::path(get, path = "/api/quote", operation_id = "pricing_quote", tag = "pricing",
+    params(
+        ("size_bytes" = u64, Query, description = "The object's size, up to the node's maximum"),
+        ("duration_seconds" = u64, Query, description = "The lease's duration, within the node's bounds"),
+    ),
+    responses(
+        (status = 200, description = "The price (`cost_micros`, `priceUsdc`) and when such a lease would expire", body = Object),
+        crate::openapi::Common,
+        crate::openapi::E413,
+        crate::openapi::E422,
+    ))]
 pub async fn quote(State(state): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
     let q = query_map(raw.as_deref())?;
     let size_bytes = query_u64(&q, "size_bytes")?;
@@ -108,9 +125,22 @@ const PAID: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// The same document as `/.well-known/x402`.
+#[utoipa::path(get, path = "/.well-known/x402.json", operation_id = "pricing_well_known_json", tag = "pricing", responses(
+    (status = 200, description = "The paid endpoints, their prices and the x402 terms", body = Object),
+    crate::openapi::Common,
+))]
+pub async fn well_known_json(state: State<AppState>, headers: axum::http::HeaderMap) -> ApiResult<Json<Value>> {
+    well_known(state, headers).await
+}
+
 /// `GET /.well-known/x402.json` (and `/.well-known/x402`): what can be bought here and how to
 /// pay for it. No standard exists yet; this carries the de-facto `version`/`resources` keys and
 /// everything a client needs to build a payment without a 402 round trip first.
+#[utoipa::path(get, path = "/.well-known/x402", operation_id = "pricing_well_known", tag = "pricing", responses(
+    (status = 200, description = "The paid endpoints, their prices and the x402 terms", body = Object),
+    crate::openapi::Common,
+))]
 pub async fn well_known(State(state): State<AppState>, headers: axum::http::HeaderMap) -> ApiResult<Json<Value>> {
     let p = state.ledger.reader().pricing()?;
     let base = crate::mailbox::base_url(&state, &headers);

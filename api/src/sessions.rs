@@ -26,6 +26,16 @@ pub const SESSION_SECONDS: u64 = 3600;
 pub const BODY_MAX_BYTES: usize = 8 << 10;
 
 /// `POST /api/auth/siwe/nonce`: a nonce for a sign-in message. Writes nothing.
+#[utoipa::path(
+    post,
+    path = "/api/auth/siwe/nonce",
+    operation_id = "sessions_nonce",
+    tag = "accounts",
+    responses(
+        (status = 200, description = "`{status, nonce, expires_at}` for a Sign-In with Ethereum message", content_type = "application/json", body = Object),
+        crate::openapi::Common,
+    )
+)]
 pub async fn nonce(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     let now_s = relay_raft::wall_clock_ms() / 1000;
     let key = siwe::nonce_key(&state.config.cluster_secret);
@@ -47,6 +57,19 @@ struct SignIn {
 /// `POST /api/auth/siwe` `{message, signature}`: checks the message (this node's domain, its
 /// network, a nonce it made that has not signed in before, the times) and its signer, then opens
 /// a session for the wallet.
+#[utoipa::path(
+    post,
+    path = "/api/auth/siwe",
+    operation_id = "sessions_sign_in",
+    tag = "accounts",
+    request_body(content = Object, content_type = "application/json", description = "`{message, signature}`: an EIP-4361 message and its signature"),
+    responses(
+        (status = 200, description = "`{status, token, token_type, subject, session_id, expires_at}`", content_type = "application/json", body = Object),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E413,
+    )
+)]
 pub async fn sign_in(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> ApiResult<Json<Value>> {
     let body = body.map_err(|e| match e {
         BytesRejection::FailedToBufferBody(_) => ApiError::TooLarge {
@@ -100,6 +123,18 @@ pub async fn sign_in(State(state): State<AppState>, body: Result<Bytes, BytesRej
 }
 
 /// `POST /api/auth/session` with an account's API key: a session token for a dashboard.
+#[utoipa::path(
+    post,
+    path = "/api/auth/session",
+    operation_id = "sessions_open_for_account",
+    tag = "accounts",
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "A session token for the key's account: `{status, token, token_type, subject, session_id, expires_at}`", content_type = "application/json", body = Object),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+    )
+)]
 pub async fn open_for_account(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     let Some(key_hash) = caller.key_hash else {
         return Err(ApiError::Forbidden("a session cannot open another session"));
@@ -118,6 +153,19 @@ pub async fn open_for_account(State(state): State<AppState>, caller: Caller) -> 
 
 /// `DELETE /api/auth/session`: ends the bearer's own session; its token stops working on every
 /// node.
+#[utoipa::path(
+    delete,
+    path = "/api/auth/session",
+    operation_id = "sessions_revoke",
+    tag = "accounts",
+    security(("session" = [])),
+    responses(
+        (status = 200, description = "`{status, session_id, revoked}`", content_type = "application/json", body = Object),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E404,
+    )
+)]
 pub async fn revoke(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     let Some(session_id) = caller.session_id.clone() else {
         return Err(ApiError::BadRequest("only a session token ends its session".into()));

@@ -30,6 +30,35 @@ const VERIFY_BEFORE_SEND_MAX: u64 = 1 << 20;
 const CONTENT_TYPE_MAX_BYTES: usize = 255;
 const CREATE_ROUTE: &str = "POST /api/store";
 
+#[utoipa::path(
+    post,
+    path = "/api/store",
+    operation_id = "store_create",
+    tag = "storage",
+    security(("api_key" = []), ("session" = []), ("x402" = [])),
+    params(
+        ("X-Duration-Seconds" = u64, Header, description = "How long the lease lives, within the node's bounds (/api/pricing)"),
+        ("X-Size-Bytes" = Option<u64>, Header, nullable = false, description = "The object's exact size in bytes (optional with X-Input-Key)"),
+        ("X-File-Name" = String, Header, description = "The name downloads carry: 1–255 bytes, no path separators or control characters"),
+        ("Content-Type" = Option<String>, Header, nullable = false, description = "The object's media type, served back on download (default application/octet-stream)"),
+        ("X-Upload" = Option<String>, Header, nullable = false, description = "`presigned`: no body; the answer carries an upload URL"),
+        ("X-Input-Key" = Option<String>, Header, nullable = false, description = "A scratch object (POST /v1/scratch/upload-url) to keep as this lease's bytes"),
+        ("X-Content-SHA256" = Option<String>, Header, nullable = false, description = "The bytes' SHA-256, 64 hex, bound into a presigned upload"),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1–128 visible ASCII characters; a retry with the same key and the same request gets the first answer, another request with it a 422"),
+    ),
+    request_body(content = crate::openapi::schemas::Binary, content_type = "application/octet-stream", description = "The bytes, exactly X-Size-Bytes of them; none with X-Upload or X-Input-Key"),
+    responses(
+        (status = 201, description = "The receipt: the lease, its price and who paid, `object_key`, `size_bytes`, and `upload` for a presigned create", content_type = "application/json", body = crate::openapi::schemas::Receipt, headers(("PAYMENT-RESPONSE" = String, description = "x402 v2 settlement (X-PAYMENT-RESPONSE for v1), when paid by x402"))),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E402,
+        crate::openapi::E404,
+        crate::openapi::E409,
+        crate::openapi::E410,
+        crate::openapi::E413,
+        crate::openapi::E422,
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     payer: Payer,
@@ -235,6 +264,28 @@ pub fn lease_id_param(path: Result<Path<String>, PathRejection>) -> ApiResult<St
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/download/{lease_id}",
+    operation_id = "store_download",
+    tag = "storage",
+    security(("api_key" = []), ("session" = [])),
+    params(
+        ("lease_id" = String, Path, description = "A lease id (`lse_…`)"),
+        ("Range" = Option<String>, Header, nullable = false, description = "One byte range (`bytes=a-b`, `a-`, `-n`); anything else serves the whole object"),
+    ),
+    responses(
+        (status = 200, description = "The object's bytes, with the Content-Type it was stored with", content_type = "*/*", body = crate::openapi::schemas::Binary, headers(("ETag" = String, description = "The bytes' blake3, quoted"), ("X-Lease-Expires-At" = String, description = "When the lease ends"))),
+        (status = 206, description = "The range asked for", content_type = "*/*", body = crate::openapi::schemas::Binary, headers(("Content-Range" = String, description = "bytes a-b/size"))),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E404,
+        crate::openapi::E409,
+        crate::openapi::E410,
+        crate::openapi::E416,
+        crate::openapi::E502,
+    )
+)]
 pub async fn download(
     State(state): State<AppState>,
     caller: Caller,
@@ -327,6 +378,23 @@ pub async fn serve_object(state: &AppState, lease: &Lease, headers: &HeaderMap) 
     })
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/store/{lease_id}",
+    operation_id = "store_delete",
+    tag = "storage",
+    security(("api_key" = []), ("session" = [])),
+    params(
+        ("lease_id" = String, Path, description = "A lease id (`lse_…`)"),
+    ),
+    responses(
+        (status = 200, description = "Deleted now: `{status, lease_id, deleted, refund_micros}`", content_type = "application/json", body = Object),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E404,
+        crate::openapi::E410,
+    )
+)]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,

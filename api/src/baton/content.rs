@@ -32,6 +32,29 @@ const STREAM_BATCH: usize = 64;
 const ENTRIES_DEFAULT_LIMIT: u64 = 100;
 
 /// `GET /v1/baton/{id}`: the content, or one range of it (206).
+#[utoipa::path(
+    get,
+    path = "/v1/baton/{id}",
+    operation_id = "baton_content_read",
+    tag = "baton",
+    security(("api_key" = []), ("session" = []), ("baton_token" = [])),
+    params(
+        ("id" = String, Path, description = "A baton id (`btn_…`)"),
+        ("Range" = Option<String>, Header, nullable = false, description = "One byte range"),
+    ),
+    responses(
+        (status = 200, description = "The content", content_type = "*/*", body = crate::openapi::schemas::Binary, headers(("ETag" = String, description = "The version, quoted"), ("X-Baton-Version" = String, description = "The version"))),
+        (status = 206, description = "The range asked for", content_type = "*/*", body = crate::openapi::schemas::Binary, headers(("Content-Range" = String, description = "bytes a-b/size"))),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E404,
+        crate::openapi::E405,
+        crate::openapi::E409,
+        crate::openapi::E410,
+        crate::openapi::E416,
+        crate::openapi::E502,
+    )
+)]
 pub async fn read(
     State(state): State<AppState>,
     who: Who,
@@ -211,6 +234,32 @@ fn gone(why: &str) -> std::io::Error {
 
 /// `PUT /v1/baton/{id}`: replace a single or overwrite baton's content; `If-Match` makes it a
 /// compare-and-set (412).
+#[utoipa::path(
+    put,
+    path = "/v1/baton/{id}",
+    operation_id = "baton_content_write",
+    tag = "baton",
+    security(("api_key" = []), ("session" = []), ("baton_token" = [])),
+    params(
+        ("id" = String, Path, description = "A baton id (`btn_…`)"),
+        ("If-Match" = Option<String>, Header, nullable = false, description = "`\"<version>\"` or `*`"),
+        ("Content-Type" = Option<String>, Header, nullable = false, description = "The content's type (`single` batons)"),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1–128 visible ASCII characters; a retry with the same key and the same request gets the first answer, another request with it a 422"),
+    ),
+    request_body(content = crate::openapi::schemas::Binary, content_type = "*/*", description = "The new content"),
+    responses(
+        (status = 200, description = "`{status, baton_id, version, size_bytes, content_sha256, updated_at, expires_at}`", content_type = "application/json", body = Object, headers(("ETag" = String, description = "The new version, quoted"))),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E404,
+        crate::openapi::E405,
+        crate::openapi::E409,
+        crate::openapi::E410,
+        crate::openapi::E412,
+        crate::openapi::E413,
+        crate::openapi::E422,
+    )
+)]
 pub async fn write(
     State(state): State<AppState>,
     who: Who,
@@ -304,6 +353,29 @@ fn wrong_kind(b: &Baton, hint: &str) -> ApiError {
 }
 
 /// `POST /v1/baton/{id}/entries`: append one entry (UTF-8 text) to an append baton.
+#[utoipa::path(
+    post,
+    path = "/v1/baton/{id}/entries",
+    operation_id = "baton_content_append",
+    tag = "baton",
+    security(("api_key" = []), ("session" = []), ("baton_token" = [])),
+    params(
+        ("id" = String, Path, description = "A baton id (`btn_…`)"),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1–128 visible ASCII characters; a retry with the same key and the same request gets the first answer, another request with it a 422"),
+    ),
+    request_body(content = String, content_type = "text/plain", description = "One entry, UTF-8"),
+    responses(
+        (status = 201, description = "`{status, baton_id, seq, size_bytes, hash, prev_hash, at, version, used_bytes}`", content_type = "application/json", body = Object),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E404,
+        crate::openapi::E405,
+        crate::openapi::E409,
+        crate::openapi::E410,
+        crate::openapi::E413,
+        crate::openapi::E422,
+    )
+)]
 pub async fn append(
     State(state): State<AppState>,
     who: Who,
@@ -355,6 +427,28 @@ pub fn entry_json(e: &Entry) -> Value {
 }
 
 /// `GET /v1/baton/{id}/entries?after=&limit=`: entries in order, with their text.
+#[utoipa::path(
+    get,
+    path = "/v1/baton/{id}/entries",
+    operation_id = "baton_content_entries",
+    tag = "baton",
+    security(("api_key" = []), ("session" = []), ("baton_token" = [])),
+    params(
+        ("id" = String, Path, description = "A baton id (`btn_…`)"),
+        ("after" = Option<u64>, Query, description = "Entries after this sequence number"),
+        ("limit" = Option<u64>, Query, description = "Up to this many, 1–1000 (default 100)"),
+    ),
+    responses(
+        (status = 200, description = "`{status, baton_id, entries: [{seq, size_bytes, hash, prev_hash, at, content}], next_after, has_more, entry_count, head_hash, egress_remaining_bytes}`", content_type = "application/json", body = Object),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E404,
+        crate::openapi::E405,
+        crate::openapi::E409,
+        crate::openapi::E410,
+        crate::openapi::E422,
+    )
+)]
 pub async fn entries(
     State(state): State<AppState>,
     who: Who,
@@ -429,6 +523,26 @@ pub async fn entries(
 }
 
 /// `GET /v1/baton/{id}/entries/{seq}`: one entry's text.
+#[utoipa::path(
+    get,
+    path = "/v1/baton/{id}/entries/{seq}",
+    operation_id = "baton_content_entry",
+    tag = "baton",
+    security(("api_key" = []), ("session" = []), ("baton_token" = [])),
+    params(
+        ("id" = String, Path, description = "A baton id (`btn_…`)"),
+        ("seq" = u64, Path, description = "The entry's sequence number, from 1"),
+    ),
+    responses(
+        (status = 200, description = "The entry's text", content_type = "text/plain", body = String, headers(("X-Entry-Seq" = String, description = "Its sequence number"), ("X-Entry-Hash" = String, description = "Its chain hash"))),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E404,
+        crate::openapi::E405,
+        crate::openapi::E409,
+        crate::openapi::E410,
+    )
+)]
 pub async fn entry(
     State(state): State<AppState>,
     who: Who,

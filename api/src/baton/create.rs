@@ -57,6 +57,19 @@ pub fn parse<T: for<'de> Deserialize<'de> + Default>(bytes: &[u8]) -> ApiResult<
     serde_json::from_slice(bytes).map_err(|e| ApiError::InvalidJson(e.to_string()))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/baton/quote",
+    operation_id = "baton_create_quote",
+    tag = "baton",
+    request_body(content = Object, content_type = "application/json", description = "A baton shape: `{preconfig, write, capacity, sharing, lifecycle, trust}`; every field optional"),
+    responses(
+        (status = 200, description = "`{status, price_micros, price_usdc, shape}`", content_type = "application/json", body = Object),
+        crate::openapi::Common,
+        crate::openapi::E413,
+        crate::openapi::E422,
+    )
+)]
 pub async fn quote(State(state): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult<Json<Value>> {
     let body = bodies::read(&state, body, &headers, QUOTE_BODY_MAX, "body").await?;
     let resolved = shape::resolve(&state, parse::<ShapeBody>(&body.bytes)?)?;
@@ -72,6 +85,29 @@ pub async fn quote(State(state): State<AppState>, headers: HeaderMap, body: Body
     })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/baton",
+    operation_id = "baton_create_create",
+    tag = "baton",
+    security(("api_key" = []), ("session" = []), ("x402" = [])),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1–128 visible ASCII characters; a retry with the same key and the same request gets the first answer, another request with it a 422"),
+    ),
+    request_body(content = Object, content_type = "application/json", description = "A shape plus the first content: `content_base64`, `content_size_bytes` (over 3 MiB: an upload URL) or `input_key`"),
+    responses(
+        (status = 201, description = "The receipt, plus `baton_id`, `shape`, `tokens` (each token shown once), `version`, `size_bytes`, `state`, and `upload` when the content comes apart", content_type = "application/json", body = crate::openapi::schemas::Receipt, headers(("PAYMENT-RESPONSE" = String, description = "x402 v2 settlement (X-PAYMENT-RESPONSE for v1), when paid by x402"))),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E402,
+        crate::openapi::E404,
+        crate::openapi::E405,
+        crate::openapi::E409,
+        crate::openapi::E410,
+        crate::openapi::E413,
+        crate::openapi::E422,
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     payer: Payer,

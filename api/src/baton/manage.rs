@@ -64,6 +64,22 @@ async fn owned(state: &AppState, caller: &Caller, lease_id: &str) -> ApiResult<L
 }
 
 /// `GET /v1/baton/{id}/meta`: shape, usage, state, price, expiry.
+#[utoipa::path(
+    get,
+    path = "/v1/baton/{id}/meta",
+    operation_id = "baton_manage_meta",
+    tag = "baton",
+    security(("api_key" = []), ("session" = [])),
+    params(
+        ("id" = String, Path, description = "A baton id (`btn_…`)"),
+    ),
+    responses(
+        (status = 200, description = "`{status, baton_id, owner, state, shape, usage, version, content_sha256, head_hash, burned, price_micros, paid_usdc, created_at, expires_at, tombstoned_at, restorable_until, ledger_id}`", content_type = "application/json", body = Object),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E404,
+    )
+)]
 pub async fn meta(
     State(state): State<AppState>,
     caller: Caller,
@@ -139,6 +155,26 @@ struct TokensBody {
 
 /// `POST /v1/baton/{id}/tokens`: `{tokens: [{scope, read_cap?, ttl_seconds?}]}`, or one token's
 /// fields at the top level. Each secret is shown once.
+#[utoipa::path(
+    post,
+    path = "/v1/baton/{id}/tokens",
+    operation_id = "baton_manage_issue_tokens",
+    tag = "baton",
+    security(("api_key" = []), ("session" = [])),
+    params(
+        ("id" = String, Path, description = "A baton id (`btn_…`)"),
+    ),
+    request_body(content = Object, content_type = "application/json", description = "`{tokens: [{scope, read_cap, ttl_seconds}]}` or one `{scope, read_cap, ttl_seconds}`"),
+    responses(
+        (status = 201, description = "`{status, baton_id, tokens: [{token_id, token, scope, read_cap, expires_at}]}`; each token shown once", content_type = "application/json", body = Object),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E404,
+        crate::openapi::E410,
+        crate::openapi::E413,
+        crate::openapi::E422,
+    )
+)]
 pub async fn issue_tokens(
     State(state): State<AppState>,
     caller: Caller,
@@ -190,6 +226,22 @@ pub async fn issue_tokens(
 }
 
 /// `GET /v1/baton/{id}/tokens`.
+#[utoipa::path(
+    get,
+    path = "/v1/baton/{id}/tokens",
+    operation_id = "baton_manage_list_tokens",
+    tag = "baton",
+    security(("api_key" = []), ("session" = [])),
+    params(
+        ("id" = String, Path, description = "A baton id (`btn_…`)"),
+    ),
+    responses(
+        (status = 200, description = "`{status, baton_id, tokens: [{token_id, prefix, scope, read_cap, reads, reads_remaining, expires_at, created_at}]}`", content_type = "application/json", body = Object),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E404,
+    )
+)]
 pub async fn list_tokens(
     State(state): State<AppState>,
     caller: Caller,
@@ -203,6 +255,23 @@ pub async fn list_tokens(
 }
 
 /// `DELETE /v1/baton/{id}/tokens/{token_id}`.
+#[utoipa::path(
+    delete,
+    path = "/v1/baton/{id}/tokens/{token_id}",
+    operation_id = "baton_manage_revoke_token",
+    tag = "baton",
+    security(("api_key" = []), ("session" = [])),
+    params(
+        ("id" = String, Path, description = "A baton id (`btn_…`)"),
+        ("token_id" = String, Path, description = "A token id (`tok_…`)"),
+    ),
+    responses(
+        (status = 200, description = "`{status, baton_id, token_id, revoked, reads}`", content_type = "application/json", body = Object),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E404,
+    )
+)]
 pub async fn revoke_token(
     State(state): State<AppState>,
     caller: Caller,
@@ -240,6 +309,29 @@ struct ExtendBody {
 
 /// `POST /v1/baton/{id}/extend`: charged the price of what is added: from the account's balance,
 /// or (a wallet's baton) with an x402 payment, offered at that price in a 402 first.
+#[utoipa::path(
+    post,
+    path = "/v1/baton/{id}/extend",
+    operation_id = "baton_manage_extend",
+    tag = "baton",
+    security(("api_key" = []), ("session" = []), ("x402" = [])),
+    params(
+        ("id" = String, Path, description = "A baton id (`btn_…`)"),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, description = "1–128 visible ASCII characters; a retry with the same key and the same request gets the first answer, another request with it a 422"),
+    ),
+    request_body(content = Object, content_type = "application/json", description = "`{add_seconds, add_size_bytes, add_egress_bytes}`"),
+    responses(
+        (status = 200, description = "`{status, baton_id, price_micros, paid_usdc, balance_micros, expires_at, total_price_micros, shape}`", content_type = "application/json", body = Object, headers(("PAYMENT-RESPONSE" = String, description = "x402 v2 settlement (X-PAYMENT-RESPONSE for v1), when paid by x402"))),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E402,
+        crate::openapi::E404,
+        crate::openapi::E409,
+        crate::openapi::E410,
+        crate::openapi::E413,
+        crate::openapi::E422,
+    )
+)]
 pub async fn extend(
     State(state): State<AppState>,
     payer: Payer,
@@ -341,6 +433,25 @@ fn extended_json(lease: &Lease, charged: u64, balance: Option<u64>) -> ApiResult
 
 /// `DELETE /v1/baton/{id}`: by the baton's disposal (a restorable tombstone), or `?hard=true`
 /// gone now.
+#[utoipa::path(
+    delete,
+    path = "/v1/baton/{id}",
+    operation_id = "baton_manage_delete",
+    tag = "baton",
+    security(("api_key" = []), ("session" = [])),
+    params(
+        ("id" = String, Path, description = "A baton id (`btn_…`)"),
+        ("hard" = Option<String>, Query, description = "`true`: no tombstone, no restore"),
+    ),
+    responses(
+        (status = 200, description = "`{status, baton_id, state, restorable_until, refund_micros}`", content_type = "application/json", body = Object),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E404,
+        crate::openapi::E410,
+        crate::openapi::E422,
+    )
+)]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
@@ -374,6 +485,24 @@ pub async fn delete(
 }
 
 /// `POST /v1/baton/{id}/restore`: within the grace period, intact.
+#[utoipa::path(
+    post,
+    path = "/v1/baton/{id}/restore",
+    operation_id = "baton_manage_restore",
+    tag = "baton",
+    security(("api_key" = []), ("session" = [])),
+    params(
+        ("id" = String, Path, description = "A baton id (`btn_…`)"),
+    ),
+    responses(
+        (status = 200, description = "The restored baton, as /meta describes it", content_type = "application/json", body = Object),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E404,
+        crate::openapi::E410,
+        crate::openapi::E422,
+    )
+)]
 pub async fn restore(
     State(state): State<AppState>,
     caller: Caller,
@@ -398,6 +527,26 @@ struct LifecycleBody {
 }
 
 /// `POST /v1/baton/{id}/lifecycle`: change burn-after-reading or the disposal.
+#[utoipa::path(
+    post,
+    path = "/v1/baton/{id}/lifecycle",
+    operation_id = "baton_manage_lifecycle",
+    tag = "baton",
+    security(("api_key" = []), ("session" = [])),
+    params(
+        ("id" = String, Path, description = "A baton id (`btn_…`)"),
+    ),
+    request_body(content = Object, content_type = "application/json", description = "`{burn_after_reading, disposal, grace_seconds}`; at least one"),
+    responses(
+        (status = 200, description = "The baton, as /meta describes it", content_type = "application/json", body = Object),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E404,
+        crate::openapi::E410,
+        crate::openapi::E413,
+        crate::openapi::E422,
+    )
+)]
 pub async fn lifecycle(
     State(state): State<AppState>,
     caller: Caller,
@@ -426,6 +575,23 @@ pub async fn lifecycle(
 }
 
 /// `GET /v1/batons?limit=&cursor=`: the owner's batons, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/batons",
+    operation_id = "baton_manage_list",
+    tag = "baton",
+    security(("api_key" = []), ("session" = [])),
+    params(
+        ("limit" = Option<u32>, Query, description = "Page size, 1–200 (default 50)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "`{status, batons: [{baton_id, write, state, size_bytes, used_bytes, egress_remaining_bytes, version, price_micros, created_at, expires_at}], next_cursor}`", content_type = "application/json", body = Object),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E422,
+    )
+)]
 pub async fn list(State(state): State<AppState>, caller: Caller, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
     let q = query_map(raw.as_deref())?;
     let limit = match q.get("limit") {

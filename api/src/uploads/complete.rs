@@ -47,6 +47,22 @@ async fn owned(state: &AppState, caller: &Caller, upload_id: &str) -> ApiResult<
     Ok(upload)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/uploads/{upload_id}",
+    operation_id = "uploads_complete_status",
+    tag = "uploads",
+    security(("api_key" = []), ("session" = [])),
+    params(
+        ("upload_id" = String, Path, description = "An upload id (`upl_…`)"),
+    ),
+    responses(
+        (status = 200, description = "The upload: `{upload_id, status, size_bytes, expires_at, created_at, lease_id, blake3, sha256}`", content_type = "application/json", body = Object),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E404,
+    )
+)]
 pub async fn status(
     State(state): State<AppState>,
     caller: Caller,
@@ -57,6 +73,27 @@ pub async fn status(
     Ok(Json(view(&upload, now)).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/uploads/{upload_id}/complete",
+    operation_id = "uploads_complete_complete",
+    tag = "uploads",
+    security(("api_key" = []), ("session" = [])),
+    params(
+        ("upload_id" = String, Path, description = "An upload id (`upl_…`)"),
+    ),
+    request_body(content = Object, content_type = "application/json", description = "For S3 multipart: `{parts: [{part_number, etag}]}`; otherwise empty"),
+    responses(
+        (status = 200, description = "The completed upload", content_type = "application/json", body = Object),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E404,
+        crate::openapi::E409,
+        crate::openapi::E410,
+        crate::openapi::E413,
+        crate::openapi::E422,
+    )
+)]
 pub async fn complete(
     State(state): State<AppState>,
     caller: Caller,

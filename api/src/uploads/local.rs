@@ -19,6 +19,27 @@ use crate::state::AppState;
 use crate::uploads::{find, sign, upload_id_param, view};
 use crate::{blobs, ids, ops};
 
+#[utoipa::path(
+    put,
+    path = "/uploads/{upload_id}",
+    operation_id = "uploads_local_put",
+    tag = "uploads",
+    params(
+        ("upload_id" = String, Path, description = "An upload id (`upl_…`)"),
+        ("expires" = u64, Query, description = "From the signed URL"),
+        ("sig" = String, Query, description = "From the signed URL"),
+    ),
+    request_body(content = crate::openapi::schemas::Binary, content_type = "*/*", description = "Exactly the upload's declared size"),
+    responses(
+        (status = 200, description = "The upload: `{upload_id, status, size_bytes, expires_at, created_at, lease_id, blake3, sha256}`", content_type = "application/json", body = Object),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E404,
+        crate::openapi::E409,
+        crate::openapi::E410,
+        crate::openapi::E422,
+    )
+)]
 pub async fn put(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,

@@ -83,6 +83,26 @@ fn owner_of(state: &AppState, payer: &Payer) -> ApiResult<String> {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/scratch/upload-url",
+    operation_id = "uploads_scratch_upload_url",
+    tag = "uploads",
+    security(("api_key" = []), ("session" = []), ("x402" = [])),
+    params(
+        ("X-Size-Bytes" = Option<u64>, Header, nullable = false, description = "The size, unless the body gives `size_bytes`"),
+        ("X-Content-SHA256" = Option<String>, Header, nullable = false, description = "The bytes' SHA-256, unless the body gives `sha256`"),
+    ),
+    request_body(content = Object, content_type = "application/json", description = "Optional: `{size_bytes, sha256}`"),
+    responses(
+        (status = 201, description = "`{input_key, upload_id, size_bytes, expires_at, upload}`: PUT the bytes, then pass input_key to a create", content_type = "application/json", body = Object),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E409,
+        crate::openapi::E413,
+        crate::openapi::E422,
+    )
+)]
 pub async fn upload_url(
     State(state): State<AppState>,
     payer: Payer,

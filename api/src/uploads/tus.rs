@@ -69,6 +69,16 @@ fn set(response: &mut Response, name: &'static str, value: impl ToString) {
     }
 }
 
+#[utoipa::path(
+    options,
+    path = "/api/uploads/tus",
+    operation_id = "uploads_tus_options",
+    tag = "uploads",
+    responses(
+        (status = 204, description = "The tus versions, extensions, checksums and maximum size (headers)", headers(("Tus-Version" = String, description = "1.0.0"), ("Tus-Extension" = String, description = "The extensions served"))),
+        crate::openapi::Common,
+    )
+)]
 pub async fn options(State(state): State<AppState>) -> Response {
     let mut r = StatusCode::NO_CONTENT.into_response();
     set(&mut r, "tus-version", VERSION);
@@ -76,6 +86,24 @@ pub async fn options(State(state): State<AppState>) -> Response {
     set(&mut r, "tus-checksum-algorithm", CHECKSUMS);
     set(&mut r, "tus-max-size", state.config.max_object_bytes);
     tus(Ok(r))
+}
+
+/// The same answer for one upload's URL.
+#[utoipa::path(
+    options,
+    path = "/api/uploads/tus/{upload_id}",
+    operation_id = "uploads_tus_options_upload",
+    tag = "uploads",
+    params(
+        ("upload_id" = String, Path, description = "An upload id (`upl_…`)"),
+    ),
+    responses(
+        (status = 204, description = "The tus versions, extensions, checksums and maximum size (headers)", headers(("Tus-Version" = String, description = "1.0.0"), ("Tus-Extension" = String, description = "The extensions served"))),
+        crate::openapi::Common,
+    )
+)]
+pub async fn options_upload(state: State<AppState>) -> Response {
+    options(state).await
 }
 
 /// What a creation's `Upload-Metadata` asks for: a lease to buy, or a pending upload to fill.
@@ -146,6 +174,29 @@ fn metadata(headers: &HeaderMap) -> ApiResult<Wanted> {
     })
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/uploads/tus",
+    operation_id = "uploads_tus_create",
+    tag = "uploads",
+    security(("api_key" = []), ("session" = [])),
+    params(
+        ("Tus-Resumable" = String, Header, description = "`1.0.0`"),
+        ("Upload-Length" = u64, Header, description = "The whole upload's size"),
+        ("Upload-Metadata" = Option<String>, Header, nullable = false, description = "tus metadata: `filename`, `content_type`, and `duration_seconds` or `upload_id`"),
+    ),
+    responses(
+        (status = 201, description = "Created; `Location` is the upload's URL", headers(("Location" = String, description = "The upload's URL"), ("Upload-Expires" = String, description = "When an unfinished upload is dropped"))),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E402,
+        crate::openapi::E404,
+        crate::openapi::E410,
+        crate::openapi::E412,
+        crate::openapi::E413,
+        crate::openapi::E422,
+    )
+)]
 pub async fn create(State(state): State<AppState>, caller: Caller, headers: HeaderMap) -> Response {
     tus(create_inner(&state, caller, &headers).await)
 }
@@ -324,6 +375,27 @@ fn pending(upload: &Upload) -> ApiResult<u64> {
     }
 }
 
+#[utoipa::path(
+    head,
+    path = "/api/uploads/tus/{upload_id}",
+    operation_id = "uploads_tus_head",
+    tag = "uploads",
+    security(("api_key" = []), ("session" = [])),
+    params(
+        ("upload_id" = String, Path, description = "An upload id (`upl_…`)"),
+        ("Tus-Resumable" = String, Header, description = "`1.0.0`"),
+    ),
+    responses(
+        (status = 200, description = "The offset reached (headers)", headers(("Upload-Offset" = String, description = "Bytes received"), ("Upload-Length" = String, description = "The whole size"))),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E402,
+        crate::openapi::E404,
+        crate::openapi::E409,
+        crate::openapi::E410,
+        crate::openapi::E412,
+    )
+)]
 pub async fn head(
     State(state): State<AppState>,
     caller: Caller,
@@ -353,6 +425,26 @@ async fn head_inner(
     Ok(progress(StatusCode::OK, &upload, offset, None))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/uploads/tus/{upload_id}",
+    operation_id = "uploads_tus_delete",
+    tag = "uploads",
+    security(("api_key" = []), ("session" = [])),
+    params(
+        ("upload_id" = String, Path, description = "An upload id (`upl_…`)"),
+        ("Tus-Resumable" = String, Header, description = "`1.0.0`"),
+    ),
+    responses(
+        (status = 204, description = "Terminated"),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E404,
+        crate::openapi::E409,
+        crate::openapi::E410,
+        crate::openapi::E412,
+    )
+)]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
@@ -398,6 +490,34 @@ fn checksum(headers: &HeaderMap) -> ApiResult<Option<(ring::digest::Context, Vec
     Ok(Some((ring::digest::Context::new(algorithm), digest)))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/uploads/tus/{upload_id}",
+    operation_id = "uploads_tus_patch",
+    tag = "uploads",
+    security(("api_key" = []), ("session" = [])),
+    params(
+        ("upload_id" = String, Path, description = "An upload id (`upl_…`)"),
+        ("Tus-Resumable" = String, Header, description = "`1.0.0`"),
+        ("Upload-Offset" = u64, Header, description = "Where these bytes start: the current offset"),
+        ("Upload-Checksum" = Option<String>, Header, nullable = false, description = "`sha1|sha256 <base64 digest>` of this body"),
+    ),
+    request_body(content = crate::openapi::schemas::Binary, content_type = "application/offset+octet-stream", description = "The next bytes"),
+    responses(
+        (status = 204, description = "Appended; the last PATCH buys the lease (X-Lease-Id)", headers(("Upload-Offset" = String, description = "Bytes received"))),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E402,
+        crate::openapi::E404,
+        crate::openapi::E409,
+        crate::openapi::E410,
+        crate::openapi::E412,
+        crate::openapi::E413,
+        crate::openapi::E415,
+        crate::openapi::E422,
+        crate::openapi::E460,
+    )
+)]
 pub async fn patch(
     State(state): State<AppState>,
     caller: Caller,

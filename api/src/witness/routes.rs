@@ -40,6 +40,16 @@ fn latest(reader: &StateReader) -> ApiResult<SignedCheckpoint> {
 }
 
 /// `GET /.well-known/relay-witness`: the log's origin and every verifier key it has used.
+#[utoipa::path(
+    get,
+    path = "/.well-known/relay-witness",
+    operation_id = "witness_well_known",
+    tag = "witness",
+    responses(
+        (status = 200, description = "`{origin, keys, key_history, active_key, retention_days, checkpoint, record_format}`", content_type = "application/json", body = Object),
+        crate::openapi::Common,
+    )
+)]
 pub async fn well_known(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     let reader = state.ledger.linearizable().await?;
     let log = log_of(reader)?;
@@ -72,6 +82,16 @@ pub async fn well_known(State(state): State<AppState>) -> ApiResult<Json<Value>>
 }
 
 /// `GET /v1/witness/checkpoint`: the latest signed checkpoint, as a C2SP signed note.
+#[utoipa::path(
+    get,
+    path = "/v1/witness/checkpoint",
+    operation_id = "witness_checkpoint",
+    tag = "witness",
+    responses(
+        (status = 200, description = "The latest signed checkpoint (a C2SP signed note)", content_type = "text/plain", body = String),
+        crate::openapi::Common,
+    )
+)]
 pub async fn checkpoint(State(state): State<AppState>) -> ApiResult<Response> {
     let reader = state.ledger.linearizable().await?;
     let cp = latest(reader)?;
@@ -95,6 +115,21 @@ fn size_param(q: &std::collections::HashMap<String, String>, name: &'static str)
 
 /// `GET /v1/witness/consistency?from=&to=`: the RFC 9162 consistency proof between two tree
 /// sizes, up to the latest checkpoint's.
+#[utoipa::path(
+    get,
+    path = "/v1/witness/consistency",
+    operation_id = "witness_consistency",
+    tag = "witness",
+    params(
+        ("from" = u64, Query, description = "The older tree size"),
+        ("to" = u64, Query, description = "The newer tree size, at most the latest checkpoint's"),
+    ),
+    responses(
+        (status = 200, description = "An RFC 9162 consistency proof: `{from, to, from_root, to_root, hashes}`", content_type = "application/json", body = Object),
+        crate::openapi::Common,
+        crate::openapi::E422,
+    )
+)]
 pub async fn consistency(State(state): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
     let q = query_map(raw.as_deref())?;
     if let Some(other) = q.keys().find(|k| *k != "from" && *k != "to") {
@@ -129,6 +164,26 @@ pub async fn consistency(State(state): State<AppState>, RawQuery(raw): RawQuery)
 /// `GET /v1/baton/{id}/witness?after=&limit=`: the baton's witness records, oldest first, each
 /// with a C2SP tlog-proof bundle against the latest checkpoint (`null` until a checkpoint covers
 /// it, within a second or so).
+#[utoipa::path(
+    get,
+    path = "/v1/baton/{id}/witness",
+    operation_id = "witness_baton_records",
+    tag = "witness",
+    security(("api_key" = []), ("session" = []), ("baton_token" = [])),
+    params(
+        ("id" = String, Path, description = "A baton id (`btn_…`)"),
+        ("after" = Option<u64>, Query, description = "Records after this log index"),
+        ("limit" = Option<u32>, Query, description = "Up to this many, 1–100"),
+    ),
+    responses(
+        (status = 200, description = "`{baton_id, checkpoint_size, records: [{index, record_base64, event, seq, sha256, at_ms, proof}], next_after}`", content_type = "application/json", body = Object),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E404,
+        crate::openapi::E410,
+        crate::openapi::E422,
+    )
+)]
 pub async fn baton_records(
     State(state): State<AppState>,
     who: Who,
@@ -226,6 +281,19 @@ pub async fn baton_records(
 
 /// `POST /cluster/witness/rotate`: a fresh signing key signs from now on; every earlier key stays
 /// published. Refused while the operator supplies the key (`--witness-key-file`).
+#[utoipa::path(
+    post,
+    path = "/cluster/witness/rotate",
+    operation_id = "witness_rotate",
+    tag = "cluster",
+    security(("cluster_secret" = []), ("admin_key" = [])),
+    responses(
+        (status = 200, description = "`{status, active_key}`", content_type = "application/json", body = Object),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E409,
+    )
+)]
 pub async fn rotate(State(state): State<AppState>, _: Admin) -> ApiResult<Json<Value>> {
     if state.config.witness.operator_key.is_some() {
         return Err(ApiError::Conflict(

@@ -1,0 +1,143 @@
+//! The JSON shapes the spec names. Handlers build their bodies with `json!`, so these describe
+//! them; schemathesis (in the suite) checks live answers against them, which is what keeps the two
+//! from drifting. Fields a lease kind adds are optional here and named for the kind.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use utoipa::ToSchema;
+
+/// Every error but an x402 offer.
+#[derive(ToSchema)]
+pub struct Error {
+    /// Always `error`.
+    #[schema(example = "error")]
+    status: String,
+    error: ErrorDetail,
+}
+
+#[derive(ToSchema)]
+pub struct ErrorDetail {
+    /// A stable, machine-readable code (README, "Errors").
+    #[schema(example = "not_found")]
+    code: String,
+    /// What went wrong, for people.
+    message: String,
+    /// The request's id, also in the `X-Request-Id` header and the node's logs.
+    #[schema(example = "req_01JQ8Z3M4N5P6Q7R8S9T0V1W2X")]
+    request_id: String,
+}
+
+/// x402 v1's 402 body (its `error` is a string), with the project's code and request id beside
+/// it; the v2 offer is in the `PAYMENT-REQUIRED` header (base64 JSON).
+#[derive(ToSchema)]
+#[schema(title = "PaymentRequired")]
+pub struct PaymentRequired {
+    #[schema(rename = "x402Version", example = 1)]
+    x402_version: u8,
+    error: String,
+    /// What a payment for this request must be: scheme, network, amount, asset, payTo.
+    accepts: Vec<Object>,
+    #[schema(example = "error")]
+    status: String,
+    #[schema(example = "payment_required")]
+    code: String,
+    request_id: String,
+}
+
+/// A 402: an x402 offer, or an account whose balance does not cover the price.
+#[derive(ToSchema)]
+#[allow(clippy::large_enum_variant)]
+pub enum Payment402 {
+    Offer(PaymentRequired),
+    Balance(Error),
+}
+
+/// A JSON object; its fields are described in the operation's text.
+#[derive(ToSchema)]
+#[schema(value_type = Object)]
+pub struct Object(Value);
+
+/// One read or write of a lease.
+#[derive(ToSchema)]
+pub struct AccessEvent {
+    at: String,
+    actor: String,
+}
+
+/// What a paid create answers: the lease, its price and who paid, and the kind's own fields.
+#[derive(ToSchema)]
+pub struct Receipt {
+    #[schema(example = "ok")]
+    status: String,
+    /// `account` or `wallet`.
+    actor_type: String,
+    owner: String,
+    lease_id: String,
+    expires_at: String,
+    duration_seconds: u64,
+    #[schema(example = "1.0 hour")]
+    duration_human: String,
+    /// Micro-USDC, as a string (it can exceed 2^53).
+    #[schema(example = "1500")]
+    cost_micros: String,
+    paid_usdc: f64,
+    ledger_id: String,
+}
+
+/// A lease as its owner sees it in listings.
+#[derive(ToSchema)]
+pub struct Lease {
+    lease_id: String,
+    ledger_id: String,
+    /// `storage`, `mailbox`, `checkpoint` or `baton`.
+    kind: String,
+    /// `active`, `expired` or `deleted`.
+    status: String,
+    created_at: String,
+    expires_at: String,
+    duration_seconds: u64,
+    duration_human: String,
+    cost_micros: String,
+    paid_usdc: f64,
+    access_count: u64,
+    access_history: Vec<AccessEvent>,
+    deleted_at: Option<String>,
+    expired_at: Option<String>,
+    /// Storage.
+    object_key: Option<String>,
+    file_name: Option<String>,
+    content_type: Option<String>,
+    size_bytes: Option<u64>,
+    blake3: Option<String>,
+    /// Checkpoint.
+    workflow_id: Option<String>,
+    max_body_bytes: Option<u64>,
+    version: Option<u64>,
+    updated_at: Option<String>,
+    /// Mailbox.
+    capacity_bytes: Option<u64>,
+    used_bytes: Option<u64>,
+    message_count: Option<u64>,
+    max_message_bytes: Option<u64>,
+    max_messages: Option<u64>,
+    keep_on_read: Option<bool>,
+    webhook_url: Option<String>,
+    /// Baton: `replace`, `append` or `patch`.
+    write: Option<String>,
+}
+
+/// Raw bytes.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct Binary(Vec<u8>);
+
+/// One page of the caller's leases.
+#[derive(ToSchema)]
+pub struct LeasePage {
+    #[schema(example = "ok")]
+    status: String,
+    count: u64,
+    leases: Vec<Lease>,
+    /// Pass as `cursor` for the next page; `null` on the last.
+    next_cursor: Option<String>,
+}
