@@ -1,4 +1,5 @@
-//! `/cluster/accounts…`: accounts and their API keys, for operators (guarded by [`Admin`]).
+//! `/cluster/accounts…`: accounts and their API keys, for operators (guarded by [`Admin`]); and
+//! `GET /api/account`, an agent's own balance.
 //!
 //! - `POST /cluster/accounts` `{account_id?, balance_micros?}` → 201 the account
 //! - `GET /cluster/accounts/{id}` → its balance
@@ -19,7 +20,7 @@ use relay_raft::Account;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::auth::{key_hash, Admin};
+use crate::auth::{key_hash, Admin, Caller};
 use crate::cluster::json_object;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -315,4 +316,29 @@ pub async fn revoke_key(
     let info = ops::run(&state, None, op, "API key").await?;
     tracing::info!(account = %id, key_id = %info.key_id, "API key revoked");
     Ok(Json(json!({"status": "ok", "key_id": info.key_id, "revoked": true})))
+}
+
+/// The caller's own account: its balance, as an agent (or its dashboard) sees it.
+#[utoipa::path(
+    get,
+    path = "/api/account",
+    operation_id = "accounts_me",
+    tag = "accounts",
+    security(("api_key" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "`{status, account_id, balance_micros, balance_usdc, created_at}`", content_type = "application/json", body = Object),
+        crate::openapi::Common,
+        crate::openapi::Authed,
+        crate::openapi::E404,
+    )
+)]
+pub async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+    // A wallet's session has no account here: it pays each purchase by x402.
+    let account = state
+        .ledger
+        .linearizable()
+        .await?
+        .account(&caller.account_id)?
+        .ok_or(ApiError::NotFound("account"))?;
+    Ok(Json(render(&account)))
 }

@@ -167,6 +167,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(admin_body(routes!(accounts::top_up)))
         .routes(routes!(accounts::issue_key, accounts::list_keys))
         .routes(routes!(accounts::revoke_key))
+        .routes(routes!(accounts::me))
         .routes(routes!(billing::list))
         .routes(routes!(sessions::nonce))
         .routes(with_layer(

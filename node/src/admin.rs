@@ -27,6 +27,20 @@ pub async fn run(args: ClusterArgs) -> Result<(), NodeError> {
 }
 
 pub async fn account(args: AccountArgs) -> Result<(), NodeError> {
+    if let AccountAction::Balance { account_id: None } | AccountAction::Billing = &args.action {
+        let conn = crate::client::ClientConn {
+            url: Some(args.conn.url.clone()),
+            key: args.key.clone(),
+            ca: args.conn.ca.clone(),
+            insecure_http: args.conn.insecure_http,
+            json: args.json,
+            ..Default::default()
+        };
+        let billing = matches!(args.action, AccountAction::Billing);
+        return crate::client::commands::own_account(&conn, billing)
+            .await
+            .map_err(|e| NodeError::Client(e.exit_code(), e.to_string()));
+    }
     let enc = |s: &str| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
     let (method, path, body) = match &args.action {
         AccountAction::Create { id, balance_micros } => (
@@ -34,7 +48,10 @@ pub async fn account(args: AccountArgs) -> Result<(), NodeError> {
             "/cluster/accounts".to_string(),
             Some(json!({"account_id": id, "balance_micros": balance_micros})),
         ),
-        AccountAction::Balance { account_id } => (Method::GET, format!("/cluster/accounts/{}", enc(account_id)), None),
+        AccountAction::Balance {
+            account_id: Some(account_id),
+        } => (Method::GET, format!("/cluster/accounts/{}", enc(account_id)), None),
+        AccountAction::Balance { account_id: None } | AccountAction::Billing => unreachable!("the caller's own, above"),
         AccountAction::Topup { account_id, micros } => (
             Method::POST,
             format!("/cluster/accounts/{}/topup", enc(account_id)),

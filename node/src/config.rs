@@ -45,6 +45,8 @@ pub enum Commands {
     /// Found a new cluster's data directory from a backup: `relay restore --from DIR --data-dir D`,
     /// then `relay serve --data-dir D`.
     Restore(crate::backup::RestoreArgs),
+    #[command(flatten)]
+    Client(crate::client::ClientCommand),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -62,6 +64,12 @@ pub struct AccountArgs {
     pub action: AccountAction,
     #[command(flatten)]
     pub conn: AdminConn,
+    /// An agent's API key or session token, for `balance` without an id and `billing`.
+    #[arg(long, env = "RELAY_API_KEY", hide_env_values = true, global = true)]
+    pub key: Option<String>,
+    /// Print the API's JSON answer as it is (`balance` without an id, `billing`).
+    #[arg(long, global = true)]
+    pub json: bool,
 }
 
 #[derive(Subcommand, Debug, Clone)]
@@ -73,8 +81,11 @@ pub enum AccountAction {
         #[arg(long, default_value_t = 0)]
         balance_micros: u64,
     },
-    /// Print an account's balance.
-    Balance { account_id: String },
+    /// Print an account's balance: with an id through the admin API; without one, the balance
+    /// of the account whose key is given (--key, RELAY_API_KEY).
+    Balance { account_id: Option<String> },
+    /// The charges to the account whose key is given (--key, RELAY_API_KEY), newest first.
+    Billing,
     /// Add to an account's balance (micro-USDC).
     Topup {
         account_id: String,

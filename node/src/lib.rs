@@ -3,6 +3,8 @@
 //! - [`config`]: flags and `RELAY_*` environment, validated before anything starts;
 //!   [`config_file`]: the same settings from `--config FILE` (TOML).
 //! - [`server`]: startup step by step, and the SIGTERM shutdown.
+//! - [`client`]: `relay store|ls|rm|handoff|claim|checkpoint|mailbox|baton|quote|pricing`, an
+//!   agent's client of the API with progress bars, tables, `--json` and telling exit codes.
 //! - [`admin`]: `relay cluster …`, a client of the `/cluster/…` admin API; [`backup`]:
 //!   `relay backup` and `relay restore`.
 //! - [`bootstrap`]: the admin key, and the first account with its agents' API key.
@@ -20,6 +22,7 @@ pub mod backup;
 pub mod baton_args;
 pub mod bootstrap;
 pub mod cert;
+pub mod client;
 pub mod cluster;
 pub mod config;
 pub mod config_file;
@@ -51,6 +54,11 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         _ => {}
     }
+    // The API client prints its own answers and errors; its runtime is its own.
+    let cli = match cli.command {
+        Commands::Client(command) => return client::run(command),
+        command => Cli { command },
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
     let logs = tracing_subscriber::fmt()
@@ -80,7 +88,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Commands::Account(args) => runtime.block_on(admin::account(args)),
         Commands::Backup(args) => runtime.block_on(backup::backup(args)),
         Commands::Restore(args) => runtime.block_on(backup::restore(args)),
-        Commands::Verify(_) | Commands::Witness(_) | Commands::Cert(_) | Commands::Version => {
+        Commands::Verify(_) | Commands::Witness(_) | Commands::Cert(_) | Commands::Version | Commands::Client(_) => {
             unreachable!("handled above")
         }
         Commands::DevFacilitator(args) => {
@@ -101,6 +109,7 @@ pub fn run(cli: Cli) -> ExitCode {
             // A setting that cannot work is a usage error, like a bad flag.
             match e {
                 server::NodeError::Config(_) => ExitCode::from(2),
+                server::NodeError::Client(code, _) => ExitCode::from(code),
                 _ => ExitCode::FAILURE,
             }
         }

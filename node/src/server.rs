@@ -40,6 +40,9 @@ pub enum NodeError {
     Backup(String),
     #[error("signal handler: {0}")]
     Signal(std::io::Error),
+    /// An API client's failure, with the exit code it means.
+    #[error("{1}")]
+    Client(u8, String),
 }
 
 /// Reloads the HTTPS certificate and key on each SIGHUP; a file that cannot be used is logged and
