@@ -72,5 +72,16 @@ if ! python3 -c "import schemathesis" >/dev/null 2>&1; then
   pip_install "schemathesis==4.32.5"
 fi
 export RELAY_REQUIRE_OPENAPI_TOOLS=1
+# The dashboard is tested in a real browser: Debian's chromium and chromedriver, driven through
+# WebDriver by Selenium (PyPI, pinned; given the driver's path, it downloads nothing).
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  echo "relay: installing chromium and chromium-driver for the dashboard test (apt-get)" >&2
+  apt_install chromium chromium-driver
+fi
+if ! python3 -c "import selenium" >/dev/null 2>&1; then
+  echo "relay: installing selenium for the dashboard test (pip)" >&2
+  pip_install "selenium==4.38.0"
+fi
+export RELAY_REQUIRE_BROWSER=1
 source scripts/env.sh
 cargo test --locked --workspace

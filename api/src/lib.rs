@@ -16,6 +16,7 @@
 //!   rejection means); [`purchase`]: the path every paid create walks, and its receipt.
 //! - [`metrics`]: Prometheus counters for every request path; [`cluster_metrics`]: the Raft and
 //!   backlog gauges refreshed at each scrape, and the leader-change watcher.
+//! - [`dashboard`]: the web dashboard at `/dashboard`, embedded, speaking only the public API.
 //! - [`openapi`]: the OpenAPI 3.1 document built from the same route list as the router
 //!   ([`api_routes`]), served at `/openapi.json` and rendered at `/docs`.
 //! - [`error`]: [`ApiError`] and its one mapping to status codes and JSON bodies;
@@ -44,6 +45,7 @@ pub mod claim;
 pub mod cluster;
 pub mod cluster_metrics;
 pub mod config;
+pub mod dashboard;
 pub mod error;
 pub mod handoff;
 pub mod headers;
@@ -153,6 +155,9 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(openapi::spec))
         .routes(routes!(openapi::docs))
         .routes(routes!(openapi::docs_js))
+        .routes(routes!(dashboard::index))
+        .routes(routes!(dashboard::script))
+        .routes(routes!(dashboard::styles))
         .routes(routes!(cluster::status))
         .routes(routes!(backup::snapshot))
         .routes(routes!(backup::object))
