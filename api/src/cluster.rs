@@ -59,7 +59,7 @@ pub fn versions() -> Value {
     tag = "cluster",
     security(("cluster_secret" = []), ("admin_key" = [])),
     responses(
-        (status = 200, description = "`{status, node_id, state, leader_id, term, voters, learners, members, last_applied, last_log_index, snapshot_index, purged_index, version}`", content_type = "application/json", body = Object),
+        (status = 200, description = "`{status, node_id, state, leader_id, term, voters, learners, members: [{id, raft_addr, http_addr, region, voter, matched_index, lag_entries}], last_applied, last_log_index, snapshot_index, purged_index, version}`; `matched_index` and `lag_entries` only from the leader", content_type = "application/json", body = Object),
         crate::openapi::Common,
         crate::openapi::Authed,
     )
@@ -68,6 +68,14 @@ pub async fn status(State(state): State<AppState>, _: Admin) -> ApiResult<Json<V
     let s = state.ledger.status();
     let members = state.ledger.members();
     let ids = |voter: bool| members.iter().filter(|m| m.2 == voter).map(|m| m.0).collect::<Vec<_>>();
+    // The leader knows how far each member is behind it; other nodes answer null.
+    let replication = state.ledger.replication();
+    let behind = |id: &NodeId| -> Value {
+        match (replication.get(id), s.last_log_index) {
+            (Some(matched), Some(last)) => json!(last.saturating_sub(matched.unwrap_or(0))),
+            _ => Value::Null,
+        }
+    };
     Ok(Json(json!({
         "status": "ok",
         "node_id": s.node_id,
@@ -78,6 +86,7 @@ pub async fn status(State(state): State<AppState>, _: Admin) -> ApiResult<Json<V
         "learners": ids(false),
         "members": members.iter().map(|(id, n, voter)| json!({
             "id": id, "raft_addr": n.raft_addr, "http_addr": n.http_addr, "region": n.region, "voter": voter,
+            "matched_index": replication.get(id).copied().flatten(), "lag_entries": behind(id),
         })).collect::<Vec<_>>(),
         "last_applied": s.last_applied,
         "last_log_index": s.last_log_index,

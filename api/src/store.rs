@@ -364,6 +364,10 @@ pub async fn serve_object(state: &AppState, lease: &Lease, headers: &HeaderMap) 
         .header(header::CONTENT_DISPOSITION, content_disposition(file_name))
         .header(header::ETAG, format!("\"{blake3_hex}\""))
         .header(header::ACCEPT_RANGES, "bytes")
+        // Stored bytes are never a page of this origin (which serves the dashboard), even if a
+        // browser is asked to show them.
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+        .header(header::CONTENT_SECURITY_POLICY, "default-src 'none'; sandbox")
         .header("x-lease-expires-at", render::timestamp(lease.expires_at_ms));
     if let Some(r) = &range {
         response = response.header(

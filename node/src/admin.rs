@@ -28,8 +28,10 @@ pub async fn run(args: ClusterArgs) -> Result<(), NodeError> {
 
 pub async fn account(args: AccountArgs) -> Result<(), NodeError> {
     if let AccountAction::Balance { account_id: None } | AccountAction::Billing = &args.action {
+        // The default URL defers to the profile file, as every other client command does.
+        let url = Some(args.conn.url.clone()).filter(|u| u != crate::client::http::DEFAULT_URL);
         let conn = crate::client::ClientConn {
-            url: Some(args.conn.url.clone()),
+            url,
             key: args.key.clone(),
             ca: args.conn.ca.clone(),
             insecure_http: args.conn.insecure_http,

@@ -202,19 +202,18 @@ pub fn ca_roots(pem: &[u8]) -> Result<Vec<rustls_pki_types::CertificateDer<'stat
 /// Refuses to send a credential (the cluster secret, an admin key) over plain HTTP beyond
 /// loopback, unless the caller said the network is trusted.
 pub fn check_secret_url(url: &str, plaintext_ok: bool, consent_flag: &str) -> Result<(), String> {
-    if url.starts_with("https://") {
-        return Ok(());
+    // The host the HTTP client will dial, parsed as it parses it (a `\` ends the authority
+    // there, so a hand-rolled split could check one host and send to another).
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    match parsed.scheme() {
+        "https" => return Ok(()),
+        "http" => {}
+        _ => return Err(format!("{url:?} is not an http:// or https:// URL")),
     }
-    let Some(rest) = url.strip_prefix("http://") else {
-        return Err(format!("{url:?} is not an http:// or https:// URL"));
-    };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let host = match host.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(""),
-        None => host.split(':').next().unwrap_or(""),
-    };
-    let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    let host = parsed.host_str().unwrap_or("");
+    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    let loopback =
+        host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
     match loopback || plaintext_ok {
         true => Ok(()),
         false => Err(format!(
@@ -280,6 +279,9 @@ mod tests {
             "http://127.0.0.1.evil:80",
             "ftp://x",
             "http://a@10.0.0.1",
+            // The client dials the host before the backslash.
+            "http://nonexistent.invalid\\@127.0.0.1/",
+            "http://10.0.0.1\\@localhost/",
         ] {
             assert!(check_secret_url(bad, false, "--x").is_err(), "{bad}");
         }

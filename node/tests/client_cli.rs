@@ -59,6 +59,13 @@ async fn every_subcommand_against_a_live_node() {
     assert_eq!(receipt["size_bytes"], 18);
     let out = run(&["store", "get", &lease]);
     assert_eq!(out.stdout, b"hello from the cli");
+    // A directory is not a file to write; nothing is left behind.
+    assert_eq!(code(&run(&["store", "get", &lease, "-o", dir.to_str().unwrap()])), 2);
+    assert!(!std::fs::read_dir(dir).unwrap().any(|e| e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .contains("relay-partial")));
     let copy = dir.join("copy.txt");
     assert!(run(&["store", "get", &lease, "-o", copy.to_str().unwrap()])
         .status
@@ -216,6 +223,19 @@ async fn every_subcommand_against_a_live_node() {
     assert_eq!(code(&relay(dir, &url, "rs_live_notakey0000000000000000", &["ls"])), 7);
     assert_eq!(code(&relay(dir, &url, "", &["ls"])), 2, "no key at all");
     assert_eq!(code(&run(&["store", "put", file.to_str().unwrap(), "--ttl", "1y"])), 2);
+    assert_eq!(
+        code(&run(&[
+            "store",
+            "put",
+            file.to_str().unwrap(),
+            "--name",
+            "a\r\nX-Evil: 1"
+        ])),
+        2
+    );
+    // A key never goes to plain HTTP beyond loopback, however the URL is spelled.
+    let far = relay(dir, "http://nonexistent.invalid\\@127.0.0.1/", KEY, &["ls"]);
+    assert_eq!(code(&far), 2, "{}", String::from_utf8_lossy(&far.stderr));
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);

@@ -47,6 +47,14 @@ async fn the_dashboard_in_headless_chromium() {
     }
     let node = Relay::start(&[]);
     let http = client();
+    // The page runs only its own script and styles, and talks only to this origin.
+    let page = http.get(node.url("/dashboard")).send().await.unwrap();
+    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("connect-src 'self'"),
+        "{csp}"
+    );
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
     let long = node.store(&http, "report.pdf", vec![7u8; 5000], 3600).await;
     let long_id = long["lease_id"].as_str().unwrap().to_string();
     // Long enough to sign in and look around first, short enough to watch it expire.

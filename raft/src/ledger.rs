@@ -565,6 +565,15 @@ impl Ledger {
         }
     }
 
+    /// On the leader, the highest log index it knows each member holds (`None`: nothing yet);
+    /// empty elsewhere, since only the leader replicates.
+    pub fn replication(&self) -> std::collections::BTreeMap<NodeId, Option<u64>> {
+        let m = self.raft.metrics().borrow().clone();
+        m.replication
+            .map(|r| r.into_iter().map(|(id, l)| (id, l.map(|l| l.index))).collect())
+            .unwrap_or_default()
+    }
+
     /// Builds a snapshot now (tests and operators; normally driven by `snapshot_every_entries`).
     pub async fn trigger_snapshot(&self) -> Result<(), LedgerError> {
         self.raft

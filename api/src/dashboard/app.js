@@ -229,8 +229,9 @@ async function loadCluster() {
   body.textContent = "";
   for (const m of s.members) {
     const role = (m.id === s.leader_id ? "leader" : m.voter ? "voter" : "learner");
+    const lag = m.lag_entries === null || m.lag_entries === undefined ? "-" : m.lag_entries + " entries";
     body.append(el("tr", { "data-member": m.id }, el("td", {}, m.id), el("td", {}, role), el("td", {}, m.region || "-"),
-      el("td", {}, m.http_addr), el("td", {}, m.raft_addr)));
+      el("td", {}, lag), el("td", {}, m.http_addr), el("td", {}, m.raft_addr)));
   }
 }
 

@@ -15,19 +15,19 @@ const APP_CSS: &str = include_str!("app.css");
 #[utoipa::path(get, path = "/dashboard", operation_id = "dashboard_index", tag = "meta",
     responses((status = 200, description = "The dashboard", content_type = "text/html"), Common))]
 pub async fn index() -> Response {
-    page(INDEX, "text/html; charset=utf-8")
+    page(INDEX, "text/html; charset=utf-8", false)
 }
 
 /// The dashboard's script.
 #[utoipa::path(get, path = "/dashboard/app.js", operation_id = "dashboard_js", tag = "meta",
     responses((status = 200, description = "The dashboard's script", content_type = "text/javascript"), Common))]
 pub async fn script() -> Response {
-    page(APP_JS, "text/javascript; charset=utf-8")
+    page(APP_JS, "text/javascript; charset=utf-8", false)
 }
 
 /// The dashboard's styles.
 #[utoipa::path(get, path = "/dashboard/app.css", operation_id = "dashboard_css", tag = "meta",
     responses((status = 200, description = "The dashboard's styles", content_type = "text/css"), Common))]
 pub async fn styles() -> Response {
-    page(APP_CSS, "text/css; charset=utf-8")
+    page(APP_CSS, "text/css; charset=utf-8", false)
 }

@@ -117,26 +117,26 @@ const DOCS_JS: &str = include_str!("docs.js");
 #[utoipa::path(get, path = "/docs", operation_id = "openapi_docs", tag = "meta",
     responses((status = 200, description = "The reference page", content_type = "text/html"), Common))]
 pub async fn docs() -> Response {
-    page(DOCS_HTML, "text/html; charset=utf-8")
+    page(DOCS_HTML, "text/html; charset=utf-8", true)
 }
 
 /// The reference page's script.
 #[utoipa::path(get, path = "/docs/docs.js", operation_id = "openapi_docs_js", tag = "meta",
     responses((status = 200, description = "The reference page's script", content_type = "text/javascript"), Common))]
 pub async fn docs_js() -> Response {
-    page(DOCS_JS, "text/javascript; charset=utf-8")
+    page(DOCS_JS, "text/javascript; charset=utf-8", true)
 }
 
-/// Static pages run only their own script and fetch only this origin.
-pub fn page(body: &'static str, content_type: &'static str) -> Response {
+/// Static pages run only their own script and fetch only this origin; `inline_styles` for a page
+/// that carries its `<style>` inline (the reference page; the dashboard does not).
+pub fn page(body: &'static str, content_type: &'static str, inline_styles: bool) -> Response {
     let mut response = ([(header::CONTENT_TYPE, content_type)], body).into_response();
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-        ),
-    );
+    let csp = match inline_styles {
+        true => "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+        false => "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    };
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     response

@@ -140,10 +140,13 @@ async fn ls(a: LsArgs) -> Result<(), CliError> {
             None => format!("/api/leases?limit={page}"),
         };
         last = conn.json(Method::GET, &path, &[], Body::Empty, true).await?;
-        all.extend(last["leases"].as_array().cloned().unwrap_or_default());
+        let rows = last["leases"].as_array().cloned().unwrap_or_default();
+        let empty = rows.is_empty();
+        all.extend(rows);
         match last["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_string()),
-            None => break,
+            // An empty page with a cursor would never end.
+            Some(c) if !empty => cursor = Some(c.to_string()),
+            _ => break,
         }
     }
     all.truncate(a.limit);

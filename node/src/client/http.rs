@@ -13,7 +13,7 @@ use super::args::ClientConn;
 const ATTEMPTS: u32 = 4;
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 const TIMEOUT: Duration = Duration::from_secs(600);
-const DEFAULT_URL: &str = "http://127.0.0.1:8080";
+pub const DEFAULT_URL: &str = "http://127.0.0.1:8080";
 
 /// What can go wrong, each with its own exit code.
 #[derive(Debug, thiserror::Error)]
@@ -68,7 +68,18 @@ fn profile(conn: &ClientConn) -> Result<Profile, CliError> {
         Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => return Ok(Profile::default()),
         Err(e) => return Err(CliError::Usage(format!("profile {}: {e}", path.display()))),
     };
-    toml::from_str(&text).map_err(|e| CliError::Usage(format!("profile {}: {e}", path.display())))
+    let profile: Profile =
+        toml::from_str(&text).map_err(|e| CliError::Usage(format!("profile {}: {e}", path.display())))?;
+    if profile.key.is_some() {
+        use std::os::unix::fs::PermissionsExt;
+        if std::fs::metadata(&path).is_ok_and(|m| m.permissions().mode() & 0o077 != 0) {
+            eprintln!(
+                "relay: warning: {} holds a key and others can read it; chmod 600 it",
+                path.display()
+            );
+        }
+    }
+    Ok(profile)
 }
 
 /// A client of one node.
@@ -76,6 +87,7 @@ pub struct Conn {
     http: reqwest::Client,
     pub base: String,
     key: Option<String>,
+    insecure_http: bool,
     pub json: bool,
     pub quiet: bool,
 }
@@ -105,9 +117,6 @@ impl Conn {
             )));
         }
         let key = conn.key.clone().or(profile.key).filter(|k| !k.is_empty());
-        if key.is_some() {
-            crate::net_args::check_secret_url(&base, conn.insecure_http, "--insecure-http").map_err(CliError::Usage)?;
-        }
         let mut builder = reqwest::Client::builder()
             .timeout(TIMEOUT)
             .connect_timeout(Duration::from_secs(10))
@@ -123,6 +132,7 @@ impl Conn {
             http,
             base,
             key,
+            insecure_http: conn.insecure_http,
             json: conn.json,
             quiet: conn.quiet,
         })
@@ -147,6 +157,15 @@ impl Conn {
         authed: bool,
     ) -> Result<reqwest::Response, CliError> {
         let url = self.url(path);
+        if authed {
+            // Checked on the URL this request goes to, which a claim or drop link may name.
+            crate::net_args::check_secret_url(&url, self.insecure_http, "--insecure-http").map_err(CliError::Usage)?;
+        }
+        for (name, value) in headers {
+            if value.chars().any(char::is_control) {
+                return Err(CliError::Usage(format!("{name}: no control characters")));
+            }
+        }
         let key = match method == Method::POST || method == Method::PUT {
             true => Some(format!("cli-{}", ulid::Ulid::new())),
             false => None,
@@ -263,9 +282,14 @@ pub async fn ok(resp: reqwest::Response) -> Result<reqwest::Response, CliError> 
     };
     Err(CliError::Api {
         status,
-        code: code.to_string(),
-        message: message.to_string(),
+        code: printable(code),
+        message: printable(message),
     })
+}
+
+/// Server text made safe for a terminal: control characters (escape sequences) become `?`.
+pub fn printable(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

@@ -77,7 +77,7 @@ pub fn cell_str(v: &Value) -> String {
 fn cell(v: &Value) -> String {
     match v {
         Value::Null => "-".into(),
-        Value::String(s) => s.clone(),
+        Value::String(s) => super::http::printable(s),
         other => other.to_string(),
     }
 }
@@ -158,6 +158,14 @@ mod tests {
         assert!(parse_size("1PB").is_err());
         assert_eq!(human_bytes(1536), "1.5 KiB");
         assert_eq!(human_bytes(12), "12 B");
+    }
+
+    #[test]
+    fn server_text_cannot_drive_the_terminal() {
+        let hostile = Value::from("\u{1b}]0;PWNED\u{7}\u{1b}[31mok\r\n");
+        let shown = cell_str(&hostile);
+        assert!(!shown.chars().any(char::is_control), "{shown:?}");
+        assert!(shown.contains("ok"));
     }
 
     #[test]

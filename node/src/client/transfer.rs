@@ -59,13 +59,23 @@ pub async fn download(resp: reqwest::Response, output: Option<&PathBuf>, quiet: 
     let bar = progress::bar("download", resp.content_length(), quiet);
     let (mut sink, partial): (Box<dyn tokio::io::AsyncWrite + Unpin>, Option<PathBuf>) = match output {
         Some(path) if path != Path::new("-") => {
-            let partial = path.with_extension(format!(
-                "{}relay-partial",
-                path.extension()
-                    .map(|e| format!("{}.", e.to_string_lossy()))
-                    .unwrap_or_default()
-            ));
-            let file = tokio::fs::File::create(&partial)
+            if path.is_dir() {
+                return Err(CliError::Usage(format!(
+                    "-o {}: a directory; name a file",
+                    path.display()
+                )));
+            }
+            // A fresh name, created exclusively: an existing file or symlink there is never
+            // followed or overwritten.
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let partial = path.with_file_name(format!(".{name}.{}.relay-partial", ulid::Ulid::new()));
+            let file = tokio::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&partial)
                 .await
                 .map_err(|e| CliError::Io(format!("{}: {e}", partial.display())))?;
             (Box::new(file), Some(partial))
@@ -90,9 +100,11 @@ pub async fn download(resp: reqwest::Response, output: Option<&PathBuf>, quiet: 
     drop(sink);
     match (result, partial, output) {
         (Ok(()), Some(partial), Some(path)) => {
-            tokio::fs::rename(&partial, path)
-                .await
-                .map_err(|e| CliError::Io(format!("{}: {e}", path.display())))?;
+            if let Err(e) = tokio::fs::rename(&partial, path).await {
+                let _ = tokio::fs::remove_file(&partial).await;
+                bar.abandon();
+                return Err(CliError::Io(format!("{}: {e}", path.display())));
+            }
             bar.finish();
             Ok(written)
         }
