@@ -490,22 +490,17 @@ async fn baton(a: BatonArgs) -> Result<(), CliError> {
                 .json(Method::GET, &id_path(&id, "/tokens"), &[], Body::Empty, true)
                 .await?;
             print(&conn, &v, |v| {
-                let rows: Vec<Vec<String>> = v["tokens"]
-                    .as_array()
-                    .map(Vec::as_slice)
-                    .unwrap_or(&[])
-                    .iter()
-                    .map(|t| {
-                        vec![
-                            output::cell_str(&t["token_id"]),
-                            output::cell_str(&t["scope"]),
-                            output::cell_str(&t["reads"]),
-                            output::cell_str(&t["reads_remaining"]),
-                            output::cell_str(&t["expires_at"]),
-                        ]
-                    })
-                    .collect();
-                output::table(&["TOKEN", "SCOPE", "READS", "LEFT", "EXPIRES"], &rows)
+                output::list(
+                    v,
+                    "tokens",
+                    &[
+                        ("TOKEN", "token_id"),
+                        ("SCOPE", "scope"),
+                        ("READS", "reads"),
+                        ("LEFT", "reads_remaining"),
+                        ("EXPIRES", "expires_at"),
+                    ],
+                )
             });
             return Ok(());
         }
@@ -565,22 +560,17 @@ pub async fn own_account(conn: &ClientConn, billing: bool) -> Result<(), CliErro
         .json(Method::GET, "/api/billing?limit=200", &[], Body::Empty, true)
         .await?;
     print(&conn, &v, |v| {
-        let rows: Vec<Vec<String>> = v["items"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
-            .iter()
-            .map(|i| {
-                vec![
-                    output::cell_str(&i["created_at"]),
-                    output::cell_str(&i["lease_id"]),
-                    output::cell_str(&i["amount_micros"]),
-                    output::cell_str(&i["balance_after_micros"]),
-                    output::cell_str(&i["payment_method"]),
-                ]
-            })
-            .collect();
-        output::table(&["AT", "LEASE", "MICROS", "BALANCE AFTER", "PAID BY"], &rows)
+        output::list(
+            v,
+            "items",
+            &[
+                ("AT", "created_at"),
+                ("LEASE", "lease_id"),
+                ("MICROS", "amount_micros"),
+                ("BALANCE AFTER", "balance_after_micros"),
+                ("PAID BY", "payment_method"),
+            ],
+        )
     });
     Ok(())
 }

@@ -99,6 +99,19 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out.join("\n")
 }
 
+/// The objects in `v[key]` as a table: one column per `(header, field)`.
+pub fn list(v: &Value, key: &str, columns: &[(&str, &str)]) -> String {
+    let rows: Vec<Vec<String>> = v[key]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+        .iter()
+        .map(|item| columns.iter().map(|(_, field)| cell(&item[*field])).collect())
+        .collect();
+    let headers: Vec<&str> = columns.iter().map(|(h, _)| *h).collect();
+    table(&headers, &rows)
+}
+
 /// The caller's leases as a table.
 pub fn leases(leases: &[Value]) -> String {
     let rows: Vec<Vec<String>> = leases
