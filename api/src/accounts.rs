@@ -77,7 +77,7 @@ struct NewAccount {
     security(("cluster_secret" = []), ("admin_key" = [])),
     request_body(content = Object, content_type = "application/json", description = "`{account_id, balance_micros}`, both optional"),
     responses(
-        (status = 201, description = "`{status, account_id, balance_micros, balance_usdc, created_at}`", content_type = "application/json", body = Object),
+        (status = 201, description = "`{status, account_id, balance_micros, balance_usdc, created_at}`", content_type = "application/json", body = crate::openapi::schemas::Account),
         crate::openapi::Common,
         crate::openapi::Authed,
         crate::openapi::E409,
@@ -128,7 +128,7 @@ pub async fn create(
         ("id" = String, Path, description = "An account id"),
     ),
     responses(
-        (status = 200, description = "`{status, account_id, balance_micros, balance_usdc, created_at}`", content_type = "application/json", body = Object),
+        (status = 200, description = "`{status, account_id, balance_micros, balance_usdc, created_at}`", content_type = "application/json", body = crate::openapi::schemas::Account),
         crate::openapi::Common,
         crate::openapi::Authed,
         crate::openapi::E404,
@@ -166,7 +166,7 @@ struct TopUpBody {
     ),
     request_body(content = Object, content_type = "application/json", description = "`{amount_micros}`"),
     responses(
-        (status = 200, description = "The account, with its balance after", content_type = "application/json", body = Object),
+        (status = 200, description = "The account, with its balance after", content_type = "application/json", body = crate::openapi::schemas::Account),
         crate::openapi::Common,
         crate::openapi::Authed,
         crate::openapi::E404,
@@ -326,7 +326,7 @@ pub async fn revoke_key(
     tag = "accounts",
     security(("api_key" = []), ("session" = [])),
     responses(
-        (status = 200, description = "`{status, account_id, balance_micros, balance_usdc, created_at}`", content_type = "application/json", body = Object),
+        (status = 200, description = "`{status, account_id, balance_micros, balance_usdc, created_at}`", content_type = "application/json", body = crate::openapi::schemas::Account),
         crate::openapi::Common,
         crate::openapi::Authed,
         crate::openapi::E404,

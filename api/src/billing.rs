@@ -21,7 +21,7 @@ use crate::{leases, render};
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
     ),
     responses(
-        (status = 200, description = "`{status, count, items: [{ledger_id, lease_id, amount_micros, amount_usdc, balance_after_micros, payment_method, created_at}], next_cursor}`", content_type = "application/json", body = Object),
+        (status = 200, description = "`{status, count, items: [{ledger_id, lease_id, amount_micros, amount_usdc, balance_after_micros, payment_method, created_at}], next_cursor}`", content_type = "application/json", body = crate::openapi::schemas::BillingPage),
         crate::openapi::Common,
         crate::openapi::Authed,
         crate::openapi::E422,

@@ -244,7 +244,7 @@ async fn read_and_delete(state: &AppState, owner: String, workflow_id: String) -
     ),
     request_body(content = Object, content_type = "application/json", description = "The new state: one JSON value"),
     responses(
-        (status = 200, description = "`{status, lease_id, workflow_id, version, size_bytes, updated_at, expires_at}`", content_type = "application/json", body = Object, headers(("ETag" = String, description = "The new version, quoted"))),
+        (status = 200, description = "`{status, lease_id, workflow_id, version, size_bytes, updated_at, expires_at}`", content_type = "application/json", body = crate::openapi::schemas::CheckpointWritten, headers(("ETag" = String, description = "The new version, quoted"))),
         crate::openapi::Common,
         crate::openapi::Authed,
         crate::openapi::E404,

@@ -50,7 +50,7 @@ struct CreateBody {
     ),
     request_body(content = Object, content_type = "application/json", description = "Optional: `{max_claims, delete_on_claim, ttl_seconds, require_post}`"),
     responses(
-        (status = 201, description = "`{status, handoff_id, handoff_token, claim_url, lease_id, max_claims, delete_on_claim, require_post, expires_at, lease_expires_at}`; the token is shown once", content_type = "application/json", body = Object),
+        (status = 201, description = "`{status, handoff_id, handoff_token, claim_url, lease_id, max_claims, delete_on_claim, require_post, expires_at, lease_expires_at}`; the token is shown once", content_type = "application/json", body = crate::openapi::schemas::HandoffCreated),
         crate::openapi::Common,
         crate::openapi::Authed,
         crate::openapi::E404,
@@ -153,7 +153,7 @@ pub async fn create(
         ("id" = String, Path, description = "The lease id (`lse_…`) whose live handoffs to list"),
     ),
     responses(
-        (status = 200, description = "`{status, lease_id, count, handoffs: [{handoff_id, token_prefix, claims_remaining, max_claims, delete_on_claim, require_post, created_at, expires_at}]}`", content_type = "application/json", body = Object),
+        (status = 200, description = "`{status, lease_id, count, handoffs: [{handoff_id, token_prefix, claims_remaining, max_claims, delete_on_claim, require_post, created_at, expires_at}]}`", content_type = "application/json", body = crate::openapi::schemas::HandoffList),
         crate::openapi::Common,
         crate::openapi::Authed,
         crate::openapi::E404,

@@ -307,7 +307,7 @@ pub async fn drop_message(
         ("lease_id" = String, Path, description = "A lease id (`lse_…`)"),
     ),
     responses(
-        (status = 200, description = "The queue's metadata: `{status, lease_id, count, used_bytes, capacity_bytes, expires_at, items: [{id, size_bytes, content_type, received_at}]}`", content_type = "application/json", body = Object),
+        (status = 200, description = "The queue's metadata: `{status, lease_id, count, used_bytes, capacity_bytes, expires_at, items: [{id, size_bytes, content_type, received_at}]}`", content_type = "application/json", body = crate::openapi::schemas::MailboxQueue),
         crate::openapi::Common,
         crate::openapi::Authed,
         crate::openapi::E404,
@@ -455,7 +455,7 @@ pub async fn delete_message(
         ("lease_id" = String, Path, description = "A lease id (`lse_…`)"),
     ),
     responses(
-        (status = 200, description = "Deleted with its messages: `{status, lease_id, deleted, refund_micros}`", content_type = "application/json", body = Object),
+        (status = 200, description = "Deleted with its messages: `{status, lease_id, deleted, refund_micros}`", content_type = "application/json", body = crate::openapi::schemas::LeaseDeleted),
         crate::openapi::Common,
         crate::openapi::Authed,
         crate::openapi::E404,

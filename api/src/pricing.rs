@@ -60,7 +60,7 @@ pub async fn pricing(State(state): State<AppState>) -> ApiResult<Json<Value>> {
         ("duration_seconds" = u64, Query, description = "The lease's duration, within the node's bounds"),
     ),
     responses(
-        (status = 200, description = "The price (`cost_micros`, `priceUsdc`) and when such a lease would expire", body = Object),
+        (status = 200, description = "The price (`cost_micros`, `priceUsdc`) and when such a lease would expire", body = crate::openapi::schemas::Quote),
         crate::openapi::Common,
         crate::openapi::E413,
         crate::openapi::E422,

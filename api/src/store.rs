@@ -392,7 +392,7 @@ pub async fn serve_object(state: &AppState, lease: &Lease, headers: &HeaderMap) 
         ("lease_id" = String, Path, description = "A lease id (`lse_…`)"),
     ),
     responses(
-        (status = 200, description = "Deleted now: `{status, lease_id, deleted, refund_micros}`", content_type = "application/json", body = Object),
+        (status = 200, description = "Deleted now: `{status, lease_id, deleted, refund_micros}`", content_type = "application/json", body = crate::openapi::schemas::LeaseDeleted),
         crate::openapi::Common,
         crate::openapi::Authed,
         crate::openapi::E404,

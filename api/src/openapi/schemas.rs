@@ -141,3 +141,133 @@ pub struct LeasePage {
     /// Pass as `cursor` for the next page; `null` on the last.
     next_cursor: Option<String>,
 }
+
+/// An account and its balance.
+#[derive(ToSchema)]
+pub struct Account {
+    #[schema(example = "ok")]
+    status: String,
+    account_id: String,
+    /// Micro-USDC, as a string.
+    balance_micros: String,
+    balance_usdc: f64,
+    created_at: String,
+}
+
+/// One charge.
+#[derive(ToSchema)]
+pub struct Charge {
+    ledger_id: String,
+    lease_id: String,
+    amount_micros: String,
+    amount_usdc: f64,
+    /// `null` for a wallet, which has no balance.
+    balance_after_micros: Option<String>,
+    /// `balance` or `x402`.
+    payment_method: String,
+    created_at: String,
+}
+
+/// One page of the caller's charges, newest first.
+#[derive(ToSchema)]
+pub struct BillingPage {
+    status: String,
+    count: u64,
+    items: Vec<Charge>,
+    next_cursor: Option<String>,
+}
+
+/// A new claim link; the token and URL are shown once (`null` on an idempotent replay).
+#[derive(ToSchema)]
+pub struct HandoffCreated {
+    status: String,
+    handoff_id: String,
+    handoff_token: Option<String>,
+    claim_url: Option<String>,
+    lease_id: String,
+    max_claims: u64,
+    delete_on_claim: bool,
+    require_post: bool,
+    expires_at: String,
+    lease_expires_at: String,
+}
+
+/// A live claim link, without its secret.
+#[derive(ToSchema)]
+pub struct HandoffEntry {
+    handoff_id: String,
+    token_prefix: String,
+    claims_remaining: u64,
+    max_claims: u64,
+    delete_on_claim: bool,
+    require_post: bool,
+    created_at: String,
+    expires_at: String,
+}
+
+/// A lease's live claim links.
+#[derive(ToSchema)]
+pub struct HandoffList {
+    status: String,
+    lease_id: String,
+    count: u64,
+    handoffs: Vec<HandoffEntry>,
+}
+
+/// A queued message's metadata.
+#[derive(ToSchema)]
+pub struct MessageEntry {
+    id: String,
+    size_bytes: u64,
+    content_type: String,
+    received_at: String,
+}
+
+/// A mailbox's queue, in arrival order.
+#[derive(ToSchema)]
+pub struct MailboxQueue {
+    status: String,
+    lease_id: String,
+    count: u64,
+    used_bytes: u64,
+    capacity_bytes: u64,
+    expires_at: String,
+    items: Vec<MessageEntry>,
+}
+
+/// A checkpoint's state after a write.
+#[derive(ToSchema)]
+pub struct CheckpointWritten {
+    status: String,
+    lease_id: String,
+    workflow_id: String,
+    version: u64,
+    size_bytes: u64,
+    updated_at: String,
+    expires_at: String,
+}
+
+/// A lease deleted now.
+#[derive(ToSchema)]
+pub struct LeaseDeleted {
+    status: String,
+    lease_id: String,
+    deleted: bool,
+    refund_micros: String,
+}
+
+/// What a storage lease would cost now.
+#[derive(ToSchema)]
+pub struct Quote {
+    status: String,
+    #[schema(rename = "priceUsdc")]
+    price_usdc: f64,
+    #[schema(rename = "priceMicros")]
+    price_micros: String,
+    cost_micros: String,
+    #[schema(rename = "expiresAt")]
+    expires_at: String,
+    size_bytes: u64,
+    duration_seconds: u64,
+    duration_human: String,
+}
