@@ -204,6 +204,30 @@ async fn every_subcommand_against_a_live_node() {
     assert_eq!(run(&["baton", "get", &blob_id]).stdout, b"v2");
     ok_json(run(&["rm", &blob_id, "--hard", "--json"]), "rm baton");
     assert_eq!(code(&run(&["baton", "get", &blob_id])), 4);
+    let shared = ok_json(
+        run(&[
+            "baton",
+            "share",
+            &baton_id,
+            "--scope",
+            "read",
+            "--read-cap",
+            "2",
+            "--json",
+        ]),
+        "baton share",
+    );
+    let token_id = shared["tokens"][0]["token_id"].as_str().unwrap().to_string();
+    assert_eq!(shared["tokens"][0]["read_cap"], 2);
+    ok_json(
+        run(&["baton", "revoke", &baton_id, &token_id, "--json"]),
+        "baton revoke",
+    );
+    let extended = ok_json(
+        run(&["baton", "extend", &baton_id, "--ttl", "1h", "--json"]),
+        "baton extend",
+    );
+    assert!(extended["price_micros"].as_u64().unwrap() > 0, "{extended}");
     ok_json(run(&["baton", "rm", &baton_id, "--json"]), "baton rm");
 
     // quote, pricing, account balance and billing.
@@ -417,4 +441,26 @@ async fn a_lost_answer_is_retried_with_the_same_key_and_applied_once() {
         .collect();
     assert_eq!(same.len(), 1, "the retried create was applied twice: {listing}");
     assert_eq!(same[0]["lease_id"], receipt["lease_id"]);
+
+    // A delete whose answer is lost finds the lease gone on its retry: done, not an error.
+    let lease = receipt["lease_id"].as_str().unwrap().to_string();
+    let proxied = answer_losing_proxy(node.http_addr().to_string()).await;
+    let out = tokio::task::spawn_blocking({
+        let dir = dir.to_path_buf();
+        move || relay(&dir, &proxied, KEY, &["rm", &lease])
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.contains("the first answer was lost"),
+        "{stderr}"
+    );
+    let gone = relay(
+        dir,
+        node.base(),
+        KEY,
+        &["store", "get", receipt["lease_id"].as_str().unwrap()],
+    );
+    assert_eq!(code(&gone), 4);
 }

@@ -55,6 +55,10 @@ async fn the_dashboard_in_headless_chromium() {
         "{csp}"
     );
     assert!(!csp.contains("unsafe-inline"), "{csp}");
+    // More than one page (200) of leases, the oldest first, so the ones below lead the list.
+    for i in 0..201 {
+        node.store(&http, &format!("filler-{i}.bin"), vec![1u8; 10], 3600).await;
+    }
     let long = node.store(&http, "report.pdf", vec![7u8; 5000], 3600).await;
     let long_id = long["lease_id"].as_str().unwrap().to_string();
     // Long enough to sign in and look around first, short enough to watch it expire.

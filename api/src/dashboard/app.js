@@ -99,9 +99,15 @@ async function signOut() {
   $("key").focus();
 }
 
-async function loadLeases() {
-  const page = await api("GET", "/api/leases?limit=200");
-  leases = page.leases;
+let leasesCursor = null;
+
+// The first page (the list may have changed since), or with `more` the next one appended.
+async function loadLeases(more) {
+  const query = more && leasesCursor ? "&cursor=" + encodeURIComponent(leasesCursor) : "";
+  const page = await api("GET", "/api/leases?limit=200" + query);
+  leases = more ? leases.concat(page.leases) : page.leases;
+  leasesCursor = page.next_cursor;
+  $("more-leases").hidden = !leasesCursor;
   renderLeases();
 }
 
@@ -204,12 +210,17 @@ async function showMessages(l) {
   } catch (e) { say(e.message); }
 }
 
-async function loadBilling() {
+let billingCursor = null;
+
+async function loadBilling(more) {
   const me = await api("GET", "/api/account");
   $("balance").textContent = "Balance: " + me.balance_usdc + " USDC";
-  const page = await api("GET", "/api/billing?limit=200");
+  const query = more && billingCursor ? "&cursor=" + encodeURIComponent(billingCursor) : "";
+  const page = await api("GET", "/api/billing?limit=200" + query);
+  billingCursor = page.next_cursor;
+  $("more-billing").hidden = !billingCursor;
   const body = $("billing-table").querySelector("tbody");
-  body.textContent = "";
+  if (!more) body.textContent = "";
   for (const i of page.items) {
     body.append(el("tr", {}, el("td", {}, i.created_at), el("td", { class: "id" }, i.lease_id),
       el("td", {}, i.amount_usdc), el("td", {}, i.balance_after_micros === null ? "-" : Number(i.balance_after_micros) / 1e6),
@@ -239,6 +250,8 @@ function main() {
   $("sign-in-form").addEventListener("submit", signIn);
   $("sign-out").addEventListener("click", signOut);
   $("refresh").addEventListener("click", () => loadLeases().catch((e) => say(e.message)));
+  $("more-leases").addEventListener("click", () => loadLeases(true).catch((e) => say(e.message)));
+  $("more-billing").addEventListener("click", () => loadBilling(true).catch((e) => say(e.message)));
   for (const b of $("tabs").querySelectorAll("button")) {
     b.addEventListener("click", async () => {
       show(b.dataset.view);

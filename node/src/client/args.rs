@@ -49,7 +49,7 @@ pub enum ClientCommand {
     Checkpoint(CheckpointArgs),
     /// Mailboxes: `relay mailbox create|drop|poll|pickup`.
     Mailbox(MailboxArgs),
-    /// Batons: `relay baton create|get|put|append|entries|meta|tokens|rm`.
+    /// Batons: `relay baton create|get|put|append|entries|meta|tokens|share|revoke|extend|rm`.
     Baton(BatonArgs),
     /// What a storage lease of this size and duration costs: `relay quote --size 1GiB --ttl 1d`.
     Quote(QuoteArgs),
@@ -260,6 +260,28 @@ pub enum BatonAction {
     Meta { id: String },
     /// List its sharing tokens.
     Tokens { id: String },
+    /// Issue one sharing token: `relay baton share btn_… --scope read --read-cap 3 --ttl 1h`.
+    Share {
+        id: String,
+        /// read, write or read_write.
+        #[arg(long, default_value = "read")]
+        scope: String,
+        /// How many reads the token may make.
+        #[arg(long)]
+        read_cap: Option<u32>,
+        #[arg(long)]
+        ttl: Option<String>,
+    },
+    /// Revoke a sharing token by its id.
+    Revoke { id: String, token_id: String },
+    /// Buy more time (--ttl) or room (--size), charged the difference.
+    Extend {
+        id: String,
+        #[arg(long)]
+        ttl: Option<String>,
+        #[arg(long)]
+        size: Option<String>,
+    },
     /// Delete it (soft by its disposal, or --hard).
     Rm {
         id: String,

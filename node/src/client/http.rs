@@ -88,6 +88,8 @@ pub struct Conn {
     pub base: String,
     key: Option<String>,
     insecure_http: bool,
+    /// Whether a request was sent again after an unknown outcome.
+    retried: std::sync::atomic::AtomicBool,
     pub json: bool,
     pub quiet: bool,
 }
@@ -133,9 +135,15 @@ impl Conn {
             base,
             key,
             insecure_http: conn.insecure_http,
+            retried: Default::default(),
             json: conn.json,
             quiet: conn.quiet,
         })
+    }
+
+    /// Whether any request so far was sent more than once.
+    pub fn retried(&self) -> bool {
+        self.retried.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -172,6 +180,9 @@ impl Conn {
         };
         let mut last = None;
         for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                self.retried.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
             let mut req = self.http.request(method.clone(), &url);
             if authed {
                 let key = self.key.as_deref().ok_or_else(|| {

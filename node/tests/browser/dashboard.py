@@ -76,6 +76,14 @@ try:
     assert before != after, f"the countdown did not move: {before!r}"
     shot(d, "leases")
 
+    # One page is 200 leases; the rest come on asking.
+    assert len(d.find_elements(By.CSS_SELECTOR, "tr[data-lease]")) == 200
+    more = d.find_element(By.ID, "more-leases")
+    assert more.is_displayed()
+    more.click()
+    patient(d).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "tr[data-lease]")) == 204)
+    patient(d).until(lambda d: not d.find_element(By.ID, "more-leases").is_displayed())
+
     # Access history.
     click_in_row(d, long_lease, "History")
     wait.until(EC.text_to_be_present_in_element((By.ID, "detail-title"), "Access history"))
