@@ -64,7 +64,7 @@ struct SignIn {
     tag = "accounts",
     request_body(content = Object, content_type = "application/json", description = "`{message, signature}`: an EIP-4361 message and its signature"),
     responses(
-        (status = 200, description = "`{status, token, token_type, subject, session_id, expires_at}`", content_type = "application/json", body = Object),
+        (status = 200, description = "`{status, token, token_type, subject, session_id, expires_at}`", content_type = "application/json", body = crate::openapi::schemas::Session),
         crate::openapi::Common,
         crate::openapi::Authed,
         crate::openapi::E413,
@@ -130,7 +130,7 @@ pub async fn sign_in(State(state): State<AppState>, body: Result<Bytes, BytesRej
     tag = "accounts",
     security(("api_key" = [])),
     responses(
-        (status = 200, description = "A session token for the key's account: `{status, token, token_type, subject, session_id, expires_at}`", content_type = "application/json", body = Object),
+        (status = 200, description = "A session token for the key's account: `{status, token, token_type, subject, session_id, expires_at}`", content_type = "application/json", body = crate::openapi::schemas::Session),
         crate::openapi::Common,
         crate::openapi::Authed,
     )

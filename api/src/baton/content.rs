@@ -248,7 +248,7 @@ fn gone(why: &str) -> std::io::Error {
     ),
     request_body(content = crate::openapi::schemas::Binary, content_type = "*/*", description = "The new content"),
     responses(
-        (status = 200, description = "`{status, baton_id, version, size_bytes, content_sha256, updated_at, expires_at}`", content_type = "application/json", body = Object, headers(("ETag" = String, description = "The new version, quoted"))),
+        (status = 200, description = "`{status, baton_id, version, size_bytes, content_sha256, updated_at, expires_at}`", content_type = "application/json", body = crate::openapi::schemas::BatonWritten, headers(("ETag" = String, description = "The new version, quoted"))),
         crate::openapi::Common,
         crate::openapi::Authed,
         crate::openapi::E404,
@@ -365,7 +365,7 @@ fn wrong_kind(b: &Baton, hint: &str) -> ApiError {
     ),
     request_body(content = String, content_type = "text/plain", description = "One entry, UTF-8"),
     responses(
-        (status = 201, description = "`{status, baton_id, seq, size_bytes, hash, prev_hash, at, version, used_bytes}`", content_type = "application/json", body = Object),
+        (status = 201, description = "`{status, baton_id, seq, size_bytes, hash, prev_hash, at, version, used_bytes}`", content_type = "application/json", body = crate::openapi::schemas::EntryAppended),
         crate::openapi::Common,
         crate::openapi::Authed,
         crate::openapi::E404,
@@ -439,7 +439,7 @@ pub fn entry_json(e: &Entry) -> Value {
         ("limit" = Option<u64>, Query, description = "Up to this many, 1–1000 (default 100)"),
     ),
     responses(
-        (status = 200, description = "`{status, baton_id, entries: [{seq, size_bytes, hash, prev_hash, at, content}], next_after, has_more, entry_count, head_hash, egress_remaining_bytes}`", content_type = "application/json", body = Object),
+        (status = 200, description = "`{status, baton_id, entries: [{seq, size_bytes, hash, prev_hash, at, content}], next_after, has_more, entry_count, head_hash, egress_remaining_bytes}`", content_type = "application/json", body = crate::openapi::schemas::EntryPage),
         crate::openapi::Common,
         crate::openapi::Authed,
         crate::openapi::E404,

@@ -236,7 +236,7 @@ pub async fn issue_tokens(
         ("id" = String, Path, description = "A baton id (`btn_…`)"),
     ),
     responses(
-        (status = 200, description = "`{status, baton_id, tokens: [{token_id, prefix, scope, read_cap, reads, reads_remaining, expires_at, created_at}]}`", content_type = "application/json", body = Object),
+        (status = 200, description = "`{status, baton_id, tokens: [{token_id, prefix, scope, read_cap, reads, reads_remaining, expires_at, created_at}]}`", content_type = "application/json", body = crate::openapi::schemas::TokenList),
         crate::openapi::Common,
         crate::openapi::Authed,
         crate::openapi::E404,
@@ -586,7 +586,7 @@ pub async fn lifecycle(
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
     ),
     responses(
-        (status = 200, description = "`{status, batons: [{baton_id, write, state, size_bytes, used_bytes, egress_remaining_bytes, version, price_micros, created_at, expires_at}], next_cursor}`", content_type = "application/json", body = Object),
+        (status = 200, description = "`{status, batons: [{baton_id, write, state, size_bytes, used_bytes, egress_remaining_bytes, version, price_micros, created_at, expires_at}], next_cursor}`", content_type = "application/json", body = crate::openapi::schemas::BatonPage),
         crate::openapi::Common,
         crate::openapi::Authed,
         crate::openapi::E422,

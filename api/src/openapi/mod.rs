@@ -32,7 +32,7 @@ pub const BATON_TOKEN: &str = "baton_token";
         description = "Paid, bounded-time storage, mailboxes, checkpoints and batons for software agents, with one-shot claim links. Every error answers `{\"status\": \"error\", \"error\": {\"code\", \"message\", \"request_id\"}}`.",
         license(name = "Apache-2.0"),
     ),
-    components(schemas(schemas::Error, schemas::ErrorDetail, schemas::PaymentRequired, schemas::Payment402, schemas::Lease, schemas::Receipt, schemas::AccessEvent, schemas::Binary, schemas::LeasePage, schemas::Account, schemas::Charge, schemas::BillingPage, schemas::HandoffCreated, schemas::HandoffEntry, schemas::HandoffList, schemas::MessageEntry, schemas::MailboxQueue, schemas::CheckpointWritten, schemas::LeaseDeleted, schemas::Quote)),
+    components(schemas(schemas::Error, schemas::ErrorDetail, schemas::PaymentRequired, schemas::Payment402, schemas::Lease, schemas::Receipt, schemas::AccessEvent, schemas::Binary, schemas::LeasePage, schemas::Account, schemas::Charge, schemas::BillingPage, schemas::HandoffCreated, schemas::HandoffEntry, schemas::HandoffList, schemas::MessageEntry, schemas::MailboxQueue, schemas::CheckpointWritten, schemas::LeaseDeleted, schemas::Quote, schemas::UploadView, schemas::Session, schemas::BatonSummary, schemas::BatonPage, schemas::Entry, schemas::EntryPage, schemas::TokenEntry, schemas::TokenList, schemas::BatonWritten, schemas::EntryAppended)),
     modifiers(&Security),
     tags(
         (name = "storage", description = "Storage leases: upload once, download until expiry"),

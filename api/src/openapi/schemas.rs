@@ -271,3 +271,130 @@ pub struct Quote {
     duration_seconds: u64,
     duration_human: String,
 }
+
+/// An upload's state.
+#[derive(ToSchema)]
+pub struct UploadView {
+    upload_id: String,
+    /// `pending`, `complete`, `abandoned`, …
+    status: String,
+    size_bytes: u64,
+    expires_at: String,
+    created_at: String,
+    lease_id: Option<String>,
+    blake3: Option<String>,
+    sha256: Option<String>,
+    /// A scratch upload's key.
+    input_key: Option<String>,
+    /// A tus upload's bytes received.
+    offset: Option<u64>,
+}
+
+/// A session token.
+#[derive(ToSchema)]
+pub struct Session {
+    status: String,
+    token: String,
+    #[schema(example = "Bearer")]
+    token_type: String,
+    /// The account id, or a wallet's checksummed address.
+    subject: String,
+    session_id: String,
+    expires_at: String,
+}
+
+/// A baton in the owner's list.
+#[derive(ToSchema)]
+pub struct BatonSummary {
+    baton_id: String,
+    write: String,
+    state: String,
+    size_bytes: u64,
+    used_bytes: u64,
+    egress_remaining_bytes: u64,
+    version: u64,
+    price_micros: u64,
+    created_at: String,
+    expires_at: String,
+}
+
+/// One page of the owner's batons, newest first.
+#[derive(ToSchema)]
+pub struct BatonPage {
+    status: String,
+    batons: Vec<BatonSummary>,
+    next_cursor: Option<String>,
+}
+
+/// One entry of an append baton.
+#[derive(ToSchema)]
+pub struct Entry {
+    seq: u64,
+    size_bytes: u64,
+    hash: String,
+    prev_hash: Option<String>,
+    at: String,
+    content: String,
+}
+
+/// A page of entries.
+#[derive(ToSchema)]
+pub struct EntryPage {
+    status: String,
+    baton_id: String,
+    entries: Vec<Entry>,
+    next_after: Option<u64>,
+    has_more: bool,
+    entry_count: u64,
+    head_hash: Option<String>,
+    egress_remaining_bytes: u64,
+}
+
+/// A sharing token as its owner lists it (never the secret).
+#[derive(ToSchema)]
+pub struct TokenEntry {
+    token_id: String,
+    /// Always `null` in a listing.
+    token: Option<String>,
+    prefix: String,
+    scope: String,
+    read_cap: Option<u32>,
+    reads: u32,
+    reads_remaining: Option<u32>,
+    expires_at: Option<String>,
+    created_at: String,
+}
+
+/// A baton's sharing tokens.
+#[derive(ToSchema)]
+pub struct TokenList {
+    status: String,
+    baton_id: String,
+    tokens: Vec<TokenEntry>,
+}
+
+/// A baton's content after a write.
+#[derive(ToSchema)]
+pub struct BatonWritten {
+    status: String,
+    baton_id: String,
+    version: u64,
+    size_bytes: u64,
+    content_sha256: Option<String>,
+    updated_at: String,
+    expires_at: String,
+}
+
+/// An entry appended.
+#[derive(ToSchema)]
+pub struct EntryAppended {
+    status: String,
+    baton_id: String,
+    seq: u64,
+    size_bytes: u64,
+    hash: String,
+    prev_hash: Option<String>,
+    at: String,
+    version: u64,
+    used_bytes: u64,
+}

@@ -57,7 +57,7 @@ async fn owned(state: &AppState, caller: &Caller, upload_id: &str) -> ApiResult<
         ("upload_id" = String, Path, description = "An upload id (`upl_…`)"),
     ),
     responses(
-        (status = 200, description = "The upload: `{upload_id, status, size_bytes, expires_at, created_at, lease_id, blake3, sha256}`", content_type = "application/json", body = Object),
+        (status = 200, description = "The upload: `{upload_id, status, size_bytes, expires_at, created_at, lease_id, blake3, sha256}`", content_type = "application/json", body = crate::openapi::schemas::UploadView),
         crate::openapi::Common,
         crate::openapi::Authed,
         crate::openapi::E404,
@@ -84,7 +84,7 @@ pub async fn status(
     ),
     request_body(content = Object, content_type = "application/json", description = "For S3 multipart: `{parts: [{part_number, etag}]}`; otherwise empty"),
     responses(
-        (status = 200, description = "The completed upload", content_type = "application/json", body = Object),
+        (status = 200, description = "The completed upload", content_type = "application/json", body = crate::openapi::schemas::UploadView),
         crate::openapi::Common,
         crate::openapi::Authed,
         crate::openapi::E404,

@@ -31,7 +31,7 @@ use crate::{blobs, ids, ops};
     ),
     request_body(content = crate::openapi::schemas::Binary, content_type = "*/*", description = "Exactly the upload's declared size"),
     responses(
-        (status = 200, description = "The upload: `{upload_id, status, size_bytes, expires_at, created_at, lease_id, blake3, sha256}`", content_type = "application/json", body = Object),
+        (status = 200, description = "The upload: `{upload_id, status, size_bytes, expires_at, created_at, lease_id, blake3, sha256}`", content_type = "application/json", body = crate::openapi::schemas::UploadView),
         crate::openapi::Common,
         crate::openapi::Authed,
         crate::openapi::E404,
