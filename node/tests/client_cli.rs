@@ -59,6 +59,23 @@ async fn every_subcommand_against_a_live_node() {
     assert_eq!(receipt["size_bytes"], 18);
     let out = run(&["store", "get", &lease]);
     assert_eq!(out.stdout, b"hello from the cli");
+    // Stdin as the file.
+    let mut child = Command::new(RELAY_BIN)
+        .args(["store", "put", "-", "--name", "piped.txt", "--json"])
+        .env("HOME", dir)
+        .env("RELAY_URL", &url)
+        .env("RELAY_API_KEY", KEY)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"from a pipe").unwrap();
+    let piped = ok_json(child.wait_with_output().unwrap(), "store put -");
+    assert_eq!(
+        run(&["store", "get", piped["lease_id"].as_str().unwrap()]).stdout,
+        b"from a pipe"
+    );
     // A directory is not a file to write; nothing is left behind.
     assert_eq!(code(&run(&["store", "get", &lease, "-o", dir.to_str().unwrap()])), 2);
     assert!(!std::fs::read_dir(dir).unwrap().any(|e| e

@@ -92,7 +92,8 @@ async fn the_dashboard_in_headless_chromium() {
         let (base, out_dir) = (node.base().to_string(), out_dir.clone());
         let args = [long_id.clone(), short_id.clone(), mailbox_id, handoff_id.clone()];
         move || {
-            Command::new("python3")
+            Command::new("timeout")
+                .args(["300", "python3"])
                 .arg(script)
                 .args([base.as_str(), KEY, admin.as_str()])
                 .args(&args)

@@ -301,7 +301,9 @@ fn schemathesis(dir: &Path, base: &str, auth: (&str, &str), operations: &str, fi
         ),
     )
     .unwrap();
-    let out = Command::new("python3")
+    // Bounded however the generation goes: a hung run fails instead of holding CI.
+    let out = Command::new("timeout")
+        .args(["600", "python3"])
         .current_dir(dir)
         .env("PYTHONPATH", dir)
         .env("SCHEMATHESIS_HOOKS", "relay_hooks")

@@ -27,12 +27,21 @@ fn print(conn: &Conn, v: &Value, human: impl FnOnce(&Value) -> String) {
     }
 }
 
+/// Stdin is read whole (its length goes in the request's headers); past this, stream a file.
+const STDIN_MAX_BYTES: u64 = 1 << 30;
+
 fn read_input(path: &Path) -> Result<Vec<u8>, CliError> {
     let io = |e: std::io::Error| CliError::Io(format!("{}: {e}", path.display()));
     match path == Path::new("-") {
         true => {
             let mut all = Vec::new();
-            std::io::Read::read_to_end(&mut std::io::stdin(), &mut all).map_err(io)?;
+            let stdin = std::io::Read::take(std::io::stdin(), STDIN_MAX_BYTES + 1);
+            std::io::Read::read_to_end(&mut { stdin }, &mut all).map_err(io)?;
+            if all.len() as u64 > STDIN_MAX_BYTES {
+                return Err(CliError::Usage(
+                    "stdin: over 1 GiB; give a file, which is streamed".into(),
+                ));
+            }
             Ok(all)
         }
         false => std::fs::read(path).map_err(io),

@@ -12,25 +12,16 @@ use super::progress;
 
 const CHUNK_BYTES: usize = 256 << 10;
 
-/// `path`'s length and its bytes as a stream that advances a progress bar; `-` is stdin, read
-/// whole first (its length must be known before sending).
+/// `path`'s length and its bytes as a stream that advances a progress bar (stdin is sent as
+/// bytes read first: its length must be known before sending).
 pub async fn upload_stream(
     path: &Path,
     quiet: bool,
 ) -> Result<(u64, impl Stream<Item = std::io::Result<Bytes>> + Send + 'static), CliError> {
     let io = |e: std::io::Error| CliError::Io(format!("{}: {e}", path.display()));
-    let (len, source): (u64, Box<dyn tokio::io::AsyncRead + Send + Unpin>) = match path == Path::new("-") {
-        true => {
-            let mut all = Vec::new();
-            tokio::io::stdin().read_to_end(&mut all).await.map_err(io)?;
-            (all.len() as u64, Box::new(std::io::Cursor::new(all)))
-        }
-        false => {
-            let file = tokio::fs::File::open(path).await.map_err(io)?;
-            let len = file.metadata().await.map_err(io)?.len();
-            (len, Box::new(file))
-        }
-    };
+    let file = tokio::fs::File::open(path).await.map_err(io)?;
+    let len = file.metadata().await.map_err(io)?.len();
+    let source = file;
     let bar = progress::bar("upload", Some(len), quiet);
     let stream = futures::stream::unfold((source, bar), |(mut source, bar)| async move {
         let mut buf = vec![0u8; CHUNK_BYTES];
