@@ -114,6 +114,8 @@ impl EtcdClient {
                 client.lease = grant.into_inner().id;
             }
             Scenario::Download
+            | Scenario::CheckpointGet
+            | Scenario::MailboxPoll
             | Scenario::CheckpointPut
             | Scenario::CheckpointCas
             | Scenario::MailboxDrop
@@ -164,7 +166,8 @@ impl EtcdClient {
                     .map_err(failed)?;
                 Ok(())
             }
-            Scenario::Download | Scenario::BatonRead => {
+            // A linearizable get of the key, as every Relay read is linearizable.
+            Scenario::Download | Scenario::CheckpointGet | Scenario::MailboxPoll | Scenario::BatonRead => {
                 let resp = self
                     .kv
                     .range(RangeRequest {

@@ -127,6 +127,10 @@ pub struct BenchArgs {
     /// Measured seconds per cell (default 10, or 2 with --quick).
     #[arg(long)]
     pub duration_seconds: Option<u64>,
+    /// A B rounds per cell, each on freshly started clusters (default 2, or 1 with --quick); the
+    /// table reports the worst.
+    #[arg(long)]
+    pub rounds: Option<u64>,
     /// The `etcd` binary; default: from PATH, installed with apt-get when missing.
     #[arg(long)]
     pub etcd_bin: Option<PathBuf>,

@@ -19,12 +19,16 @@ pub enum Scenario {
     StoreX402,
     /// Download a Storage lease created at setup.
     Download,
+    /// Read the client's own checkpoint (a linearizable read).
+    CheckpointGet,
     /// Overwrite the client's own checkpoint.
     CheckpointPut,
     /// Compare-and-set write of the client's own checkpoint (If-Match: the version it last saw).
     CheckpointCas,
     /// Drop a message (no auth) into the client's own mailbox.
     MailboxDrop,
+    /// List the client's own mailbox (a linearizable read; one message waits in it).
+    MailboxPoll,
     /// Claim a small Storage lease through the client's own handoff token (no auth).
     Claim,
     /// Append an entry to the client's own append baton.
@@ -41,9 +45,11 @@ impl Scenario {
             Scenario::StoreSmall => "store-small",
             Scenario::StoreX402 => "store-x402",
             Scenario::Download => "download",
+            Scenario::CheckpointGet => "checkpoint-get",
             Scenario::CheckpointPut => "checkpoint-put",
             Scenario::CheckpointCas => "checkpoint-cas",
             Scenario::MailboxDrop => "mailbox-drop",
+            Scenario::MailboxPoll => "mailbox-poll",
             Scenario::Claim => "claim",
             Scenario::BatonAppend => "baton-append",
             Scenario::BatonAppendWitnessed => "baton-append-witnessed",
@@ -56,6 +62,8 @@ impl Scenario {
             Scenario::StoreSmall,
             Scenario::StoreX402,
             Scenario::Download,
+            Scenario::CheckpointGet,
+            Scenario::MailboxPoll,
             Scenario::CheckpointPut,
             Scenario::CheckpointCas,
             Scenario::MailboxDrop,
@@ -71,9 +79,11 @@ impl Scenario {
             Scenario::StoreSmall | Scenario::StoreX402 | Scenario::Download | Scenario::Claim | Scenario::BatonRead => {
                 1024
             }
-            Scenario::CheckpointPut
+            Scenario::CheckpointGet
+            | Scenario::CheckpointPut
             | Scenario::CheckpointCas
             | Scenario::MailboxDrop
+            | Scenario::MailboxPoll
             | Scenario::BatonAppend
             | Scenario::BatonAppendWitnessed => 256,
         }
@@ -184,7 +194,7 @@ impl Client {
                 client.lease_id = receipt["lease_id"].as_str().unwrap_or_default().to_string();
                 client.subject = client.new_handoff().await.map_err(setup_err.clone())?;
             }
-            Scenario::MailboxDrop => {
+            Scenario::MailboxDrop | Scenario::MailboxPoll => {
                 let mut call = client
                     .api
                     .mailbox_create(1 << 30, 3600)
@@ -197,11 +207,22 @@ impl Client {
                 // The drop URL names the node that made it; drop through this client's node.
                 let path = api_path(receipt["drop_url"].as_str().unwrap_or_default()).unwrap_or_default();
                 client.subject = client.api.url(path).into_owned();
+                if client.ctx.scenario == Scenario::MailboxPoll {
+                    let reply = client
+                        .api
+                        .drop_message(&client.subject, client.body.clone())
+                        .content_type("application/json")
+                        .send()
+                        .await
+                        .map_err(|e| setup_err(e.to_string()))?;
+                    created(reply, "drop").map_err(setup_err.clone())?;
+                    client.subject = receipt["lease_id"].as_str().unwrap_or_default().to_string();
+                }
             }
             Scenario::BatonAppend | Scenario::BatonAppendWitnessed | Scenario::BatonRead => {
                 client.subject = client.new_baton().await.map_err(setup_err)?;
             }
-            Scenario::CheckpointPut | Scenario::CheckpointCas => {
+            Scenario::CheckpointGet | Scenario::CheckpointPut | Scenario::CheckpointCas => {
                 let max_body_bytes = (client.body.len() * 2).max(1024) as u64;
                 let reply = client
                     .api
@@ -260,6 +281,17 @@ impl Client {
                     return whole(&reply, &self.body);
                 }
                 Err(OpError(410))
+            }
+            Scenario::CheckpointGet => {
+                let reply = answer(self.api.checkpoint_get(&self.subject).send().await, 200)?;
+                whole(&reply, &self.body)
+            }
+            Scenario::MailboxPoll => {
+                let reply = answer(self.api.mailbox_poll(&self.subject).send().await, 200)?;
+                match serde_json::from_slice::<Value>(&reply.body) {
+                    Ok(v) if v["count"] == 1 => Ok(()),
+                    _ => Err(OpError(0)),
+                }
             }
             Scenario::MailboxDrop => {
                 let call = self
@@ -393,7 +425,11 @@ fn body(scenario: Scenario, size: u64, seed: usize) -> Vec<u8> {
         Scenario::BatonAppend | Scenario::BatonAppendWitnessed => {
             (0..size).map(|i| b'a' + ((i + seed) % 26) as u8).collect()
         }
-        Scenario::CheckpointPut | Scenario::CheckpointCas | Scenario::MailboxDrop => {
+        Scenario::CheckpointGet
+        | Scenario::CheckpointPut
+        | Scenario::CheckpointCas
+        | Scenario::MailboxDrop
+        | Scenario::MailboxPoll => {
             let pad = "x".repeat(size.saturating_sub(10));
             serde_json::json!({ "p": pad }).to_string().into_bytes()
         }

@@ -42,6 +42,8 @@ fn quick_bench_fills_the_table() {
             "store-small",
             "store-x402",
             "download",
+            "checkpoint-get",
+            "mailbox-poll",
             "checkpoint-put",
             "checkpoint-cas",
             "mailbox-drop",
@@ -53,17 +55,64 @@ fn quick_bench_fills_the_table() {
         "{stdout}"
     );
     for row in &rows {
-        assert_eq!(row.len(), 11, "{row:?}");
-        let relay: f64 = row[2].parse().expect("Relay ops/s");
-        let etcd: f64 = row[3].parse().expect("etcd ops/s");
-        let ratio: f64 = row[4].parse().expect("ratio");
-        assert!(relay > 0.0 && etcd > 0.0, "{row:?}");
-        assert!((ratio - relay / etcd).abs() < 0.02, "{row:?}");
-        for p in [5, 6, 7, 8] {
-            let v: f64 = row[p].parse().expect("latency");
-            assert!(v > 0.0, "{row:?}");
-        }
+        check_row(row);
     }
+}
+
+/// Two rounds, each on fresh clusters: the row names both rounds' ratios and reports the worse.
+#[test]
+fn rounds_report_the_worst() {
+    let out = loadtest()
+        .args([
+            "bench",
+            "--rounds",
+            "2",
+            "--scenarios",
+            "checkpoint-get",
+            "--concurrency",
+            "4",
+        ])
+        .args(["--duration-seconds", "1", "--relay-bin"])
+        .arg(relay_bin())
+        .output()
+        .expect("run bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "bench failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let row: Vec<&str> = stdout
+        .lines()
+        .find(|l| l.starts_with("| checkpoint-get"))
+        .expect("a row")
+        .trim_matches('|')
+        .split('|')
+        .map(str::trim)
+        .collect();
+    check_row(&row);
+    let all: Vec<f64> = row[5]
+        .split(", ")
+        .map(|r| r.parse().expect("a round's ratio"))
+        .collect();
+    assert_eq!(all.len(), 2, "{row:?}");
+    let worst: f64 = row[4].parse().expect("ratio");
+    assert!((worst - all[0].min(all[1])).abs() < 0.006, "{row:?}");
+}
+
+fn check_row(row: &[&str]) {
+    assert_eq!(row.len(), 13, "{row:?}");
+    let relay: f64 = row[2].parse().expect("Relay ops/s");
+    let etcd: f64 = row[3].parse().expect("etcd ops/s");
+    let ratio: f64 = row[4].parse().expect("ratio");
+    assert!(relay > 0.0 && etcd > 0.0, "{row:?}");
+    assert!((ratio - relay / etcd).abs() < 0.02, "{row:?}");
+    for p in [6, 7, 8, 9] {
+        let v: f64 = row[p].parse().expect("latency");
+        assert!(v > 0.0, "{row:?}");
+    }
+    let rss: f64 = row[11].parse().expect("peak RSS");
+    assert!(rss > 1.0, "{row:?}");
 }
 
 #[test]
