@@ -176,11 +176,11 @@ pub async fn read(
         return read_and_delete(&state, caller.account_id, workflow_id).await;
     }
     for _ in 0..READ_ATTEMPTS {
-        let reader = state.ledger.linearizable().await?;
+        let (reader, now_ms) = state.ledger.linearizable_now().await?;
         let (lease, inline_body) = reader
             .checkpoint(&caller.account_id, &workflow_id)?
             .ok_or(ApiError::NotFound("checkpoint"))?;
-        if !lease.is_live_at(state.ledger.now_ms()) {
+        if !lease.is_live_at(now_ms) {
             return Err(ApiError::Gone("checkpoint has expired or was deleted"));
         }
         let cell = cell(&lease)?;

@@ -165,12 +165,11 @@ pub async fn list(
     path: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Response> {
     let lease_id = store::lease_id_param(path)?;
-    let reader = state.ledger.linearizable().await?;
+    let (reader, now_ms) = state.ledger.linearizable_now().await?;
     match reader.lease(&lease_id)? {
         Some(l) if l.owner == caller.account_id => {}
         _ => return Err(ApiError::NotFound("lease")),
     }
-    let now_ms = state.ledger.now_ms();
     let rows: Vec<Value> = reader
         .handoffs_for_lease(&lease_id)?
         .into_iter()

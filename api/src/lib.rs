@@ -12,6 +12,8 @@
 //!   a certificate reloaded on SIGHUP); [`limits`]: caps on requests in flight (global, per
 //!   address, per account), uploads and buffered bodies.
 //! - [`idempotency`]: `Idempotency-Key`, scoped by route and bound to the request's fingerprint.
+//! - [`accesses`]: the access history of reads served after a read index, written to the
+//!   ledger in batches off the read's path.
 //! - [`ops`]: the one ledger call handlers make (an operation's own typed output, or the error its
 //!   rejection means); [`purchase`]: the path every paid create walks, and its receipt.
 //! - [`metrics`]: Prometheus counters for every request path; [`cluster_metrics`]: the Raft and
@@ -23,7 +25,7 @@
 //!   [`request_id`]: the id every answer and log line carries.
 //! - [`blobs`]: an uploaded object's whole life (staged; then kept, deleted, or left to the
 //!   orphan sweeper by the ledger's answer; collected once closed); [`objects`]: streaming,
-//!   hashing object store I/O;
+//!   hashing object store I/O; [`object_cache`]: small verified objects kept in memory (bounded);
 //!   [`bodies`]: small bodies read within the body buffer.
 //! - [`uploads`]: bytes that do not come in the create request: presigned (S3) and node-signed
 //!   PUTs, completion, resumable tus uploads, and the free scratch tier.
@@ -33,6 +35,7 @@
 //! Handlers parse, run one ledger command ([`ops::run`]), render; business rules live in the
 //! ledger.
 
+pub mod accesses;
 pub mod accounts;
 pub mod auth;
 pub mod backup;
@@ -57,6 +60,7 @@ pub mod limits;
 pub mod listener;
 pub mod mailbox;
 pub mod metrics;
+pub mod object_cache;
 pub mod objects;
 pub mod openapi;
 pub mod ops;

@@ -320,8 +320,8 @@ pub async fn poll(
     path: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Response> {
     let lease_id = crate::store::lease_id_param(path)?;
-    let reader = state.ledger.linearizable().await?;
-    let lease = owned_live_mailbox(&state, reader.lease(&lease_id)?, &caller)?;
+    let (reader, now_ms) = state.ledger.linearizable_now().await?;
+    let lease = owned_live_mailbox(reader.lease(&lease_id)?, &caller, now_ms)?;
     let LeaseKind::Mailbox(mb) = &lease.kind else {
         return Err(ApiError::NotFound("mailbox"));
     };
@@ -377,8 +377,8 @@ pub async fn pickup(
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> ApiResult<Response> {
     let (lease_id, seq) = message_params(path)?;
-    let reader = state.ledger.linearizable().await?;
-    owned_live_mailbox(&state, reader.lease(&lease_id)?, &caller)?;
+    let (reader, now_ms) = state.ledger.linearizable_now().await?;
+    owned_live_mailbox(reader.lease(&lease_id)?, &caller, now_ms)?;
     let message = reader.message(&lease_id, seq)?.ok_or(ApiError::NotFound("message"))?;
     if method == Method::HEAD {
         return respond(&message, None);
@@ -477,10 +477,11 @@ pub async fn delete(
     crate::store::delete_lease(&state, caller.account_id, lease_id, "mailbox").await
 }
 
-fn owned_live_mailbox(state: &AppState, lease: Option<Lease>, caller: &Caller) -> ApiResult<Lease> {
+/// The caller's mailbox if it is live at `now_ms` (the read's cluster time).
+fn owned_live_mailbox(lease: Option<Lease>, caller: &Caller, now_ms: u64) -> ApiResult<Lease> {
     match lease {
         Some(l) if l.owner == caller.account_id && matches!(l.kind, LeaseKind::Mailbox(_)) => {
-            if l.is_live_at(state.ledger.now_ms()) {
+            if l.is_live_at(now_ms) {
                 Ok(l)
             } else {
                 Err(ApiError::Gone("mailbox has expired or was deleted"))

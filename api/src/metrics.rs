@@ -65,6 +65,10 @@ pub struct Metrics {
     pub expiry_lag_seconds: Gauge,
     /// Webhook deliveries queued in the cluster.
     pub webhooks_pending: Gauge,
+    /// Accesses served and recorded in the ledger (in batches, after the read).
+    pub accesses_recorded: Counter,
+    /// Accesses served and waiting on this node to be recorded.
+    pub accesses_pending: Gauge,
 }
 
 impl Metrics {
@@ -102,6 +106,8 @@ impl Metrics {
             ledger_commit: Histogram::new(exponential_buckets(0.0001, 2.0, 20)),
             expiry_lag_seconds: Gauge::default(),
             webhooks_pending: Gauge::default(),
+            accesses_recorded: Counter::default(),
+            accesses_pending: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register("http_requests", "HTTP requests by route and status", m.requests.clone());
@@ -166,6 +172,16 @@ impl Metrics {
             "object_delete_failures",
             "Failed object deletions (retried)",
             m.object_delete_failures.clone(),
+        );
+        registry.register(
+            "accesses_recorded",
+            "Accesses served and then recorded in the ledger in batches",
+            m.accesses_recorded.clone(),
+        );
+        registry.register(
+            "accesses_pending",
+            "Accesses served by this node and not yet recorded",
+            m.accesses_pending.clone(),
         );
         registry.register(
             "integrity_failures",

@@ -24,6 +24,10 @@ pub struct AppState {
     pub facilitator: Option<Facilitator>,
     /// The S3 client behind `objects` when the store is S3: it presigns uploads.
     pub s3: Option<crate::uploads::S3Direct>,
+    /// Accesses served, waiting to be written to the ledger in batches.
+    pub accesses: Arc<crate::accesses::AccessLog>,
+    /// Small objects already read and verified (bounded; see `object_cache`).
+    pub object_cache: Arc<crate::object_cache::ObjectCache>,
 }
 
 impl AppState {
@@ -46,6 +50,8 @@ impl AppState {
             idempotency: Arc::default(),
             facilitator,
             s3: None,
+            accesses: Arc::default(),
+            object_cache: Arc::default(),
         })
     }
 

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use relay_raft::command::NewLease;
-use relay_raft::ops::{CreateWithUpload, DeleteLease, RecordAccess};
+use relay_raft::ops::{CreateWithUpload, DeleteLease};
 use relay_raft::upload::Target;
 use relay_raft::{AccessActor, Lease, LeaseKind};
 use serde_json::json;
@@ -304,14 +304,18 @@ pub async fn download(
             range::parse(optional_str(&headers, "range").ok().flatten(), size_bytes)?;
         }
     }
-    // The access record is a linearizable write that also checks ownership and expiry with the
-    // leader's clock, so a lease is never served after `expires_at` or after a delete.
-    let access = RecordAccess {
-        lease_id,
-        actor: AccessActor::Owner,
-        owner: Some(caller.account_id),
-    };
-    let lease = ops::run(&state, None, access, "lease").await?;
+    // A read index and the leader's clock judge ownership and expiry, so a lease is never served
+    // after `expires_at` or after an acknowledged delete; the access is recorded afterwards, in a
+    // batch (`accesses`).
+    let (reader, now_ms) = state.ledger.linearizable_now().await?;
+    let lease = ops::answer(
+        Ok(reader.accessible(&lease_id, Some(&caller.account_id), now_ms)?),
+        "lease",
+    )?;
+    state
+        .accesses
+        .record(&state.metrics, &lease_id, AccessActor::Owner, now_ms)
+        .await?;
     serve_object(&state, &lease, &headers).await
 }
 
@@ -334,8 +338,18 @@ pub async fn serve_object(state: &AppState, lease: &Lease, headers: &HeaderMap) 
         // Small enough to check before the status line: a bad object is a 502, not a cut body.
         // Held whole until sent, so it takes its room in the body buffer.
         room = Some(state.limits.buffer(*size_bytes).await?);
-        match objects::read_small(&state.objects, object_key, blake3_hex, &state.metrics).await? {
-            Some(bytes) => Body::from(bytes),
+        let cached = state.object_cache.get(object_key, blake3_hex, state.ledger.now_ms());
+        let read = match cached {
+            Some(bytes) => Some(bytes),
+            None => objects::read_small(&state.objects, object_key, blake3_hex, &state.metrics).await?,
+        };
+        match read {
+            Some(bytes) => {
+                state
+                    .object_cache
+                    .put(object_key, blake3_hex, lease.expires_at_ms, bytes.clone());
+                Body::from(bytes)
+            }
             None => {
                 state.metrics.integrity_failures.inc();
                 tracing::error!(object_key, "object of a live lease is missing");

@@ -341,6 +341,12 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
             Err(e) => tracing::warn!(error = %e, "witness log not ready yet; the signer retries"),
         }
     }
+    let access_log = tokio::spawn(relay_api::accesses::run(
+        ledger.clone(),
+        state.accesses.clone(),
+        metrics.clone(),
+        stop_tx.subscribe(),
+    ));
     let witness_signer = tokio::spawn(relay_api::witness::signer::run(state, stop_tx.subscribe()));
     let leader_watch = tokio::spawn(relay_api::cluster_metrics::watch_leader(
         ledger.clone(),
@@ -377,6 +383,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), NodeError> {
     let _ = stop_tx.send(true);
     let _ = sweeper.await;
     let _ = witness_signer.await;
+    let _ = access_log.await;
     let _ = leader_watch.await;
     let _ = webhooks.await;
     let _ = orphans.await;

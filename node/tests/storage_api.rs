@@ -63,7 +63,8 @@ async fn store_download_list_delete() {
     assert_eq!(unsatisfiable.status(), 416);
     assert_eq!(unsatisfiable.headers()["content-range"], "bytes */1024");
 
-    let list = relay.leases(&http).await;
+    // Accesses are written in batches after the read: wait for both.
+    let list = accesses_recorded(&relay, &http, 2).await;
     assert_eq!(list["count"], 1);
     let row = &list["leases"][0];
     assert_eq!(row["lease_id"], lease_id.as_str());
@@ -97,6 +98,36 @@ async fn store_download_list_delete() {
 }
 
 /// Listing pages through many leases newest first, each exactly once.
+/// The owner's listing once its first lease shows `n` accesses (batched writes land within a
+/// few tens of ms; 5 s is the bound that fails the test).
+async fn accesses_recorded(relay: &Relay, http: &reqwest::Client, n: u64) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let list = relay.leases(http).await;
+        if list["leases"][0]["access_count"] == n || std::time::Instant::now() > deadline {
+            return list;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Every access a node served is in the ledger after a clean stop, even one served a moment
+/// before the SIGTERM (the batch writer drains its queue before the node exits).
+#[tokio::test]
+async fn accesses_served_before_a_clean_stop_are_kept() {
+    let mut relay = Relay::start(&[]);
+    let http = client();
+    let receipt = relay.store(&http, "a.bin", bytes(64, 3), 3600).await;
+    let lease_id = receipt["lease_id"].as_str().unwrap().to_string();
+    for _ in 0..25 {
+        assert_eq!(relay.download(&http, &lease_id).await.status(), 200);
+    }
+    assert!(relay.terminate().expect("SIGTERM").success());
+    relay.restart().expect("restart");
+    let list = relay.leases(&http).await;
+    assert_eq!(list["leases"][0]["access_count"], 25, "{list}");
+}
+
 #[tokio::test]
 async fn listing_paginates() {
     let relay = Relay::start(&[]);

@@ -112,6 +112,7 @@ pub enum Command {
     FillFromTus(ops::FillFromTus),
     AddWitnessKey(ops::AddWitnessKey),
     SignCheckpoint(ops::SignCheckpoint),
+    RecordAccesses(ops::RecordAccesses),
 }
 
 /// One delivery attempt: the delivery due at `due_ms` is done (delivered or given up), or
@@ -236,6 +237,10 @@ pub enum Outcome {
     },
     CheckpointSigned {
         checkpoint: crate::witness::SignedCheckpoint,
+    },
+    AccessesRecorded {
+        /// How many of the batch's accesses found their lease still in the ledger.
+        recorded: u32,
     },
 }
 

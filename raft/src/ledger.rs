@@ -13,8 +13,10 @@ use crate::batcher::Batcher;
 use crate::command::{Command, IdempotencyKey, Rejection, Request, Response};
 use crate::error::LedgerError;
 use crate::grpc::client::{Method, Network, Peers};
+use crate::grpc::ForwardError;
 use crate::ops::{typed, Op};
 use crate::reader::StateReader;
+use crate::reads::{Coalescer, ReadPoint};
 use crate::store::{open_db, LogStore, StateMachineStore};
 use crate::{NodeId, Raft, RelayNode};
 
@@ -53,6 +55,10 @@ pub struct Ledger {
     request_timeout: Duration,
     secret: String,
     raft_tls: Option<crate::grpc::tls::RaftTls>,
+    /// Read-index rounds on this node as leader, shared by its own readers and forwarded ones.
+    leader_reads: Coalescer,
+    /// Read-index rounds asked of the leader, shared by this node's readers as a follower.
+    forwarded_reads: Coalescer,
 }
 
 /// What an operator wants to know about this node's view of the cluster.
@@ -161,13 +167,18 @@ impl Ledger {
         .await
         .map_err(|e| LedgerError::Fatal(e.to_string()))?;
         info!(node_id = cfg.node_id, "ledger: raft started");
+        let reader = StateReader::new(db);
+        let leader_reads = leader_rounds(raft.clone(), reader.clone(), cfg.request_timeout);
+        let forwarded_reads = forwarded_rounds(raft.clone(), peers.clone(), leader_reads.clone(), cfg.request_timeout);
         Ok(Ledger {
+            leader_reads,
+            forwarded_reads,
             batcher: Batcher::start(raft.clone(), cfg.request_timeout),
             raft,
             node: cfg.node,
             peers,
             max_voters: cfg.max_voters.max(1),
-            reader: StateReader::new(db),
+            reader,
             node_id: cfg.node_id,
             request_timeout: cfg.request_timeout,
             secret: cfg.cluster_secret,
@@ -283,20 +294,11 @@ impl Ledger {
         }
     }
 
-    /// On the leader: confirms leadership with a quorum and returns the index a reader must have
-    /// applied for its read to be linearizable.
-    pub async fn leader_read_index(&self) -> Result<u64, LedgerError> {
-        let result = tokio::time::timeout(self.request_timeout, self.raft.get_read_log_id())
-            .await
-            .map_err(|_| LedgerError::Unavailable("read barrier timed out".into()))?;
-        match result {
-            Ok((read_log_id, _)) => Ok(read_log_id.map(|l| l.index).unwrap_or(0)),
-            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
-                Err(LedgerError::NotLeader { leader: f.leader_id })
-            }
-            Err(RaftError::APIError(e)) => Err(LedgerError::Unavailable(e.to_string())),
-            Err(RaftError::Fatal(e)) => Err(LedgerError::Fatal(e.to_string())),
-        }
+    /// On the leader: confirms leadership with a quorum (in a round shared with concurrent
+    /// readers) and returns the index a reader must have applied for its read to be linearizable,
+    /// with the leader's clock as of the round.
+    pub async fn leader_read_point(&self) -> Result<ReadPoint, LedgerError> {
+        Ok(self.leader_reads.get().await?)
     }
 
     /// A consistent copy of the whole state, at least as new as every write acknowledged before
@@ -312,31 +314,33 @@ impl Ledger {
     /// Makes reads from [`Ledger::reader`] linearizable: gets a read index from the leader (this
     /// node or, forwarded, another) and waits until this node has applied up to it.
     pub async fn linearizable(&self) -> Result<&StateReader, LedgerError> {
+        Ok(self.linearizable_now().await?.0)
+    }
+
+    /// [`Ledger::linearizable`], and the time the read is judged by: the leader's clock as of the
+    /// read-index round (never behind the applied cluster clock), so a follower whose own clock
+    /// lags never serves a lease the leader would call expired.
+    pub async fn linearizable_now(&self) -> Result<(&StateReader, u64), LedgerError> {
         let deadline = tokio::time::Instant::now() + self.request_timeout;
         let mut backoff = Duration::from_millis(20);
         loop {
-            let index = match self.leader_read_index().await {
-                Err(LedgerError::NotLeader { leader: Some(leader) }) => match self.leader_addr(leader) {
-                    Some(addr) => self
-                        .peers
-                        .forward::<(), u64>(&addr, Method::ReadIndex, &(), self.remaining(deadline))
-                        .await
-                        .map_err(LedgerError::from),
-                    None => Err(LedgerError::Unavailable(format!(
-                        "leader {leader} has no known address"
-                    ))),
-                },
-                other => other,
+            let rounds = match self.is_leader() {
+                true => &self.leader_reads,
+                false => &self.forwarded_reads,
             };
-            let err = match index {
-                Ok(index) => {
+            let point = match tokio::time::timeout(self.remaining(deadline), rounds.get()).await {
+                Ok(point) => point.map_err(LedgerError::from),
+                Err(_) => Err(LedgerError::Unavailable("read index timed out".into())),
+            };
+            let err = match point {
+                Ok(point) => {
                     let waited = self
                         .raft
                         .wait(Some(self.remaining(deadline)))
-                        .applied_index_at_least(Some(index), "linearizable read")
+                        .applied_index_at_least(Some(point.index), "linearizable read")
                         .await;
                     return match waited {
-                        Ok(_) => Ok(&self.reader),
+                        Ok(_) => Ok((&self.reader, point.clock_ms.max(self.reader.clock_ms()?))),
                         Err(e) => Err(LedgerError::Unavailable(format!("{CATCHING_UP}: {e}"))),
                     };
                 }
@@ -588,4 +592,60 @@ impl Ledger {
             tracing::warn!(error = %e, "ledger: raft shutdown");
         }
     }
+}
+
+/// Read-index rounds run on this node: one quorum heartbeat round each (openraft), then the
+/// leader's clock.
+fn leader_rounds(raft: Raft, reader: StateReader, timeout: Duration) -> Coalescer {
+    Coalescer::new(move || {
+        let (raft, reader) = (raft.clone(), reader.clone());
+        async move {
+            let result = tokio::time::timeout(timeout, raft.get_read_log_id())
+                .await
+                .map_err(|_| ForwardError::Unavailable("read barrier timed out".into()))?;
+            match result {
+                Ok((read_log_id, _)) => Ok(ReadPoint {
+                    index: read_log_id.map(|l| l.index).unwrap_or(0),
+                    // Taken after leadership was confirmed, so inside every waiting reader's request.
+                    clock_ms: wall_clock_ms().max(reader.clock_ms().unwrap_or(0)),
+                }),
+                Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
+                    Err(ForwardError::NotLeader(f.leader_id))
+                }
+                Err(RaftError::APIError(e)) => Err(ForwardError::Unavailable(e.to_string())),
+                Err(RaftError::Fatal(e)) => Err(ForwardError::Failed(e.to_string())),
+            }
+        }
+    })
+}
+
+/// Read-index rounds asked of whichever node this one believes leads (or run here, should it
+/// have become the leader since).
+fn forwarded_rounds(raft: Raft, peers: Peers, local: Coalescer, timeout: Duration) -> Coalescer {
+    Coalescer::new(move || {
+        let (raft, peers, local) = (raft.clone(), peers.clone(), local.clone());
+        async move {
+            let (me, leader, addr) = {
+                let m = raft.metrics();
+                let m = m.borrow();
+                let addr = m.current_leader.and_then(|l| {
+                    m.membership_config
+                        .membership()
+                        .get_node(&l)
+                        .map(|n| n.raft_addr.clone())
+                });
+                (m.id, m.current_leader, addr)
+            };
+            match (leader, addr) {
+                (Some(l), _) if l == me => local.get().await,
+                (Some(_), Some(addr)) => {
+                    peers
+                        .forward::<(), ReadPoint>(&addr, Method::ReadIndex, &(), timeout)
+                        .await
+                }
+                (Some(l), None) => Err(ForwardError::Unavailable(format!("leader {l} has no known address"))),
+                (None, _) => Err(ForwardError::NotLeader(None)),
+            }
+        }
+    })
 }

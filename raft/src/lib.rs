@@ -31,6 +31,7 @@ pub mod model;
 pub mod ops;
 pub mod pricing;
 pub mod reader;
+pub mod reads;
 pub mod sm;
 pub mod store;
 pub mod tlog;

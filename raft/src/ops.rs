@@ -107,6 +107,23 @@ pub struct RecordAccess {
 }
 op!(RecordAccess(RecordAccess) -> Lease, Outcome::AccessRecorded { lease } => lease);
 
+/// Accesses already served (after a linearizable check of ownership and expiry), recorded
+/// afterwards in one batch: each one counts and joins its lease's history at the time it was
+/// judged by. A lease forgotten since is skipped; nothing else is checked again.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordAccesses {
+    pub accesses: Vec<ServedAccess>,
+}
+op!(RecordAccesses(RecordAccesses) -> u32, Outcome::AccessesRecorded { recorded } => recorded);
+
+/// One access served: which lease, by whom, and the cluster time it was judged at.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServedAccess {
+    pub lease_id: String,
+    pub actor: AccessActor,
+    pub at_ms: u64,
+}
+
 /// Early delete by the owner; no refund. Answers the lease as it was.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeleteLease {

@@ -74,6 +74,31 @@ impl StateReader {
         self.get("leases", lease_id.as_bytes())
     }
 
+    /// The rule an access is judged by, on applied state at cluster time `now_ms` (the same
+    /// checks, in the same order, as [`crate::ops::RecordAccess`] applies): the lease exists and,
+    /// with `owner`, is that owner's; it is live; its content is not waiting for an upload.
+    pub fn accessible(
+        &self,
+        lease_id: &str,
+        owner: Option<&str>,
+        now_ms: u64,
+    ) -> Result<Result<Lease, crate::Rejection>, StoreError> {
+        use crate::Rejection;
+        let Some(lease) = self.lease(lease_id)? else {
+            return Ok(Err(Rejection::LeaseNotFound));
+        };
+        if owner.is_some_and(|o| o != lease.owner) {
+            return Ok(Err(Rejection::LeaseNotFound));
+        }
+        if !lease.is_live_at(now_ms) {
+            return Ok(Err(Rejection::LeaseGone));
+        }
+        if self.pending_upload(lease_id)?.is_some() {
+            return Ok(Err(Rejection::UploadPending));
+        }
+        Ok(Ok(lease))
+    }
+
     pub fn account(&self, account_id: &str) -> Result<Option<Account>, StoreError> {
         self.get("accounts", account_id.as_bytes())
     }

@@ -43,7 +43,7 @@ impl RaftService for Service {
     }
 
     async fn read_index(&self, _req: Request<Blob>) -> Result<Response<Blob>, Status> {
-        let result = self.ledger.leader_read_index().await.map_err(ForwardError::from);
+        let result = self.ledger.leader_read_point().await.map_err(ForwardError::from);
         Ok(Response::new(blob(&result)?))
     }
 

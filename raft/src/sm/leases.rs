@@ -3,7 +3,7 @@
 use crate::command::{NewLease, Outcome, Rejection, Response};
 use crate::error::StoreError;
 use crate::model::{Access, AccessActor, Charge, Lease, LeaseKind, LeaseState};
-use crate::ops::{LeaseCreated, X402Payment};
+use crate::ops::{LeaseCreated, ServedAccess, X402Payment};
 use crate::sm::{
     accounts, batons, charges, handoffs, mailbox, objects, pricing, uploads, x402, ACCESS_HISTORY_MAX, BYTES_HOLD_MS,
     TOMBSTONE_RETENTION_MS,
@@ -112,6 +112,39 @@ pub fn record_access(
     lease.recent_access.push(Access { at_ms: now_ms, actor });
     txn.put("leases", lease_id.as_bytes(), &lease)?;
     Ok(Ok(Outcome::AccessRecorded { lease }))
+}
+
+/// Records accesses that were served after a linearizable read (see [`crate::ops::RecordAccesses`]).
+pub fn record_accesses(txn: &mut Txn<'_>, accesses: &[ServedAccess]) -> Result<Response, StoreError> {
+    // A transaction reads the store, not its own batch: a lease read twice is changed in memory
+    // and written once.
+    let mut leases: std::collections::BTreeMap<&str, Option<Lease>> = std::collections::BTreeMap::new();
+    let mut recorded = 0u32;
+    for access in accesses {
+        let id = access.lease_id.as_str();
+        let lease = match leases.entry(id) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => e.insert(txn.get::<Lease>("leases", id.as_bytes())?),
+        };
+        let Some(lease) = lease else {
+            continue;
+        };
+        lease.access_count += 1;
+        if lease.recent_access.len() >= ACCESS_HISTORY_MAX {
+            lease.recent_access.remove(0);
+        }
+        lease.recent_access.push(Access {
+            at_ms: access.at_ms,
+            actor: access.actor,
+        });
+        recorded += 1;
+    }
+    for (id, lease) in leases {
+        if let Some(lease) = lease {
+            txn.put("leases", id.as_bytes(), &lease)?;
+        }
+    }
+    Ok(Ok(Outcome::AccessesRecorded { recorded }))
 }
 
 pub fn delete(txn: &mut Txn<'_>, now_ms: u64, owner: &str, lease_id: &str) -> Result<Response, StoreError> {

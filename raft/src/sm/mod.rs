@@ -179,6 +179,7 @@ fn apply_command(txn: &mut Txn<'_>, now_ms: u64, command: &Command) -> Result<Re
         Command::FillFromTus(op) => uploads::fill_from_tus(txn, now_ms, op),
         Command::AddWitnessKey(op) => witness::add_key(txn, now_ms, op),
         Command::SignCheckpoint(op) => witness::sign(txn, now_ms, op),
+        Command::RecordAccesses(op) => leases::record_accesses(txn, &op.accesses),
     }
 }
 

@@ -54,6 +54,18 @@ fn arb_command() -> impl Strategy<Value = Command> {
                 owner
             }
         )),
+        proptest::collection::vec((lease.clone(), 0u64..40_000), 0..6).prop_map(|accesses| Command::RecordAccesses(
+            ops::RecordAccesses {
+                accesses: accesses
+                    .into_iter()
+                    .map(|(lease_id, at_ms)| ops::ServedAccess {
+                        lease_id,
+                        actor: AccessActor::Owner,
+                        at_ms
+                    })
+                    .collect()
+            }
+        )),
         (account.clone(), lease.clone())
             .prop_map(|(owner, lease_id)| Command::DeleteLease(ops::DeleteLease { owner, lease_id })),
         (1u32..5).prop_map(|max| Command::ExpireDue(ops::ExpireDue { max })),
@@ -1117,4 +1129,83 @@ fn charges_follow_the_ledgers_prices() {
     assert_eq!(cost(&r[5]), 5_000, "a refused change leaves the prices as they were");
     let account: crate::model::Account = all(&db, "accounts").remove(0).1;
     assert_eq!(account.balance_micros, 1_000_000 - 1_000 - 5_000 - 5_000);
+}
+
+/// Batched accesses: each counts once, in order, even two of one lease in one batch; a lease
+/// the ledger no longer holds is skipped; an expired one still records what was served.
+#[test]
+fn batched_accesses_count_each_once() {
+    let (_dir, db) = fresh_db();
+    let t0 = 7_000_000;
+    let at = |now_ms, command| Request {
+        now_ms,
+        idempotency: None,
+        command,
+    };
+    let storage = |n: u8| {
+        Command::CreateLease(NewLease {
+            lease_id: lease_id(n),
+            ledger_id: format!("led_{n}"),
+            owner: "acct_a".into(),
+            kind: LeaseKind::Storage {
+                object_key: format!("blobs/{n}"),
+                file_name: "f".into(),
+                content_type: "text/plain".into(),
+                size_bytes: 1,
+                blake3_hex: "00".into(),
+            },
+            duration_seconds: 2,
+        })
+    };
+    let setup = apply_all(
+        &db,
+        &[
+            at(
+                t0,
+                Command::CreateAccount(ops::CreateAccount {
+                    account_id: "acct_a".into(),
+                    balance_micros: 1_000_000,
+                }),
+            ),
+            at(t0, storage(1)),
+            at(t0, storage(2)),
+        ],
+    );
+    assert!(setup.iter().all(|r| r.is_ok()), "{setup:?}");
+    let served = |lease: u8, at_ms| ops::ServedAccess {
+        lease_id: lease_id(lease),
+        actor: AccessActor::Owner,
+        at_ms,
+    };
+    let answer = apply_all(
+        &db,
+        &[at(
+            t0 + 5_000,
+            Command::RecordAccesses(ops::RecordAccesses {
+                accesses: vec![
+                    served(1, t0 + 10),
+                    served(2, t0 + 11),
+                    served(1, t0 + 12),
+                    served(9, t0 + 13),
+                ],
+            }),
+        )],
+    );
+    assert_eq!(answer, vec![Ok(Outcome::AccessesRecorded { recorded: 3 })]);
+    let lease = |n: u8| -> crate::model::Lease {
+        all::<crate::model::Lease>(&db, "leases")
+            .into_iter()
+            .find(|(k, _)| k == lease_id(n).as_bytes())
+            .expect("lease")
+            .1
+    };
+    assert_eq!(lease(1).access_count, 2);
+    assert_eq!(
+        lease(1).recent_access.iter().map(|a| a.at_ms).collect::<Vec<_>>(),
+        vec![t0 + 10, t0 + 12]
+    );
+    assert_eq!(lease(2).access_count, 1);
+    assert!(all::<crate::model::Lease>(&db, "leases")
+        .iter()
+        .all(|(k, _)| k != lease_id(9).as_bytes()));
 }
