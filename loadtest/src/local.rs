@@ -9,7 +9,8 @@ use crate::LoadError;
 
 pub use relay_testkit::default_relay_bin;
 
-const SECRET: &str = "loadtest-cluster-secret-0123456789";
+/// The cluster secret of every cluster `bench`, `scale` and `expiry` start.
+pub const SECRET: &str = "loadtest-cluster-secret-0123456789";
 
 /// Starts `nodes` members sharing one object directory, each with `extra` flags; node 1 founds
 /// the cluster.

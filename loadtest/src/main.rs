@@ -3,11 +3,15 @@
 
 mod bench;
 mod etcd;
+mod expiry;
+mod fill;
 mod local;
 mod local_etcd;
+mod plot;
 mod receiver;
 mod report;
 mod runner;
+mod scale;
 mod scenario;
 mod uploads;
 
@@ -37,6 +41,58 @@ enum Commands {
     Bench(BenchArgs),
     /// One large object four ways against a node on S3: direct, through the node, presigned, tus.
     Uploads(UploadsArgs),
+    /// Start a local cluster and grow it through lease counts, measuring its footprint at each.
+    Scale(ScaleArgs),
+    /// Start a local cluster, make many leases end in one second, and watch them go.
+    Expiry(ExpiryArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ScaleArgs {
+    /// The `relay` binary; default: next to this one.
+    #[arg(long)]
+    pub relay_bin: Option<PathBuf>,
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=5))]
+    pub nodes: u64,
+    /// Live lease counts to measure at, comma-separated, ascending.
+    #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000")]
+    pub sizes: Vec<u64>,
+    /// Clients creating leases at once.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub concurrency: u64,
+    /// Percent of leases that are Storage leases (the rest are small checkpoints).
+    #[arg(long, default_value_t = 10)]
+    pub storage_percent: u64,
+    /// Where the SVG goes (default scale.svg).
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ExpiryArgs {
+    /// The `relay` binary; default: next to this one.
+    #[arg(long)]
+    pub relay_bin: Option<PathBuf>,
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=5))]
+    pub nodes: u64,
+    /// Storage leases that end in the same second.
+    #[arg(long, default_value_t = 100_000)]
+    pub leases: u64,
+    /// Clients creating leases at once.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub concurrency: u64,
+    /// Seconds from the start of the fill to the second every lease ends in.
+    #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u64).range(5..=3600))]
+    pub fill_seconds: u64,
+    /// Clients reading random expiring leases throughout, spread over every node.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub probes: u64,
+    /// Seconds to watch after the last expiry for the bytes to go.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub watch_seconds: u64,
+    /// Where the SVG goes (default expiry.svg).
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -153,6 +209,8 @@ fn main() -> ExitCode {
             Commands::Run(args) => runner::run_command(args).await,
             Commands::Bench(args) => bench::run(args).await,
             Commands::Uploads(args) => uploads::run(args).await,
+            Commands::Scale(args) => scale::run(args).await,
+            Commands::Expiry(args) => expiry::run(args).await,
         }
     });
     match result {

@@ -147,3 +147,93 @@ fn bad_arguments_and_dead_targets_fail_clearly() {
     let (code, _) = run(&["run", "--targets", "http://x", "--api-key", "k", "--scenario", "nope"]);
     assert_eq!(code, Some(2));
 }
+
+/// A scale curve at two small sizes: one table row each with every measure filled, and the plot.
+#[test]
+fn scale_measures_every_size_and_draws_the_curve() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let svg = dir.path().join("scale.svg");
+    let out = loadtest()
+        .args(["scale", "--sizes", "300,600", "--concurrency", "8", "--plot"])
+        .arg(&svg)
+        .arg("--relay-bin")
+        .arg(relay_bin())
+        .output()
+        .expect("run scale");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "scale failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<Vec<&str>> = stdout
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| leases"))
+        .map(|l| l.trim_matches('|').split('|').map(str::trim).collect())
+        .collect();
+    assert_eq!(
+        rows.iter().map(|r| r[0]).collect::<Vec<_>>(),
+        ["300", "600"],
+        "{stdout}"
+    );
+    for row in &rows {
+        assert_eq!(row.len(), 12, "{row:?}");
+        let num = |i: usize| -> f64 { row[i].parse().unwrap_or_else(|_| panic!("column {i} of {row:?}")) };
+        assert!(num(1) > 0.0, "creates/s {row:?}");
+        assert_eq!(row[2].split(" / ").count(), 3, "an RSS per node {row:?}");
+        assert!(num(3) > 0.0 && num(6) > 0.0, "data and snapshot sizes {row:?}");
+        // 10% of the leases are Storage leases, each one object file.
+        assert!(num(4) >= row[0].parse::<f64>().unwrap() / 10.0, "objects {row:?}");
+        assert!(num(8) > 0.0 && num(9) > 0.0, "restart and catch-up {row:?}");
+    }
+    let plot = std::fs::read_to_string(&svg).expect("the plot");
+    assert!(
+        plot.starts_with("<svg") && plot.matches("<circle").count() == 14,
+        "{plot}"
+    );
+}
+
+/// Leases ending in one second: none served after its end on any node, the bytes all gone.
+#[test]
+fn mass_expiry_serves_nothing_late_and_frees_the_bytes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let svg = dir.path().join("expiry.svg");
+    let out = loadtest()
+        .args([
+            "expiry",
+            "--leases",
+            "1000",
+            "--fill-seconds",
+            "10",
+            "--concurrency",
+            "16",
+        ])
+        .args(["--watch-seconds", "20", "--plot"])
+        .arg(&svg)
+        .arg("--relay-bin")
+        .arg(relay_bin())
+        .output()
+        .expect("run expiry");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "expiry failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let value = |name: &str| -> String {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("| {name}")))
+            .unwrap_or_else(|| panic!("no {name:?} in\n{stdout}"));
+        line.trim_matches('|').split('|').nth(1).unwrap().trim().to_string()
+    };
+    assert_eq!(value("object files before"), "1000", "{stdout}");
+    assert_eq!(value("… served (a violation)"), "0", "{stdout}");
+    let after: u64 = value("probe reads begun after").parse().unwrap();
+    assert!(after > 0, "the probes must have read past the expiry:\n{stdout}");
+    let gone: f64 = value("all object bytes gone")
+        .parse()
+        .expect("bytes gone within the watch");
+    assert!(gone < 20.0, "{stdout}");
+    assert!(std::fs::read_to_string(&svg).expect("the plot").contains("<polyline"));
+}
