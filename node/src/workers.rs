@@ -7,7 +7,6 @@ use std::time::Duration;
 use object_store::ObjectStore;
 use relay_api::Metrics;
 use relay_raft::ops::{ExpireDue, Swept};
-use relay_raft::sm::SWEEP_BATCH_MAX;
 use relay_raft::Ledger;
 use tokio::sync::watch;
 use tracing::{debug, warn};
@@ -39,14 +38,21 @@ pub async fn run_sweeper(
     }
 }
 
+/// Timers one sweep entry processes. Smaller than the ledger's cap (`SWEEP_BATCH_MAX`): every
+/// node applies the entry in one go, and reads waiting on the apply queue wait for it, so a mass
+/// expiry goes as many short entries rather than a few long ones (measured with
+/// `relay-loadtest expiry`: BENCHMARKS.md).
+const EXPIRE_PER_ENTRY: u32 = 512;
+/// Sweep entries per tick at most, so a backlog drains over several ticks.
+const ENTRIES_PER_TICK: usize = 64;
+
 async fn expire_due(ledger: &Ledger, metrics: &Metrics) -> Result<(), relay_raft::LedgerError> {
-    // Bounded: a backlog drains over several ticks rather than in one unbounded loop.
-    for _ in 0..8 {
+    for _ in 0..ENTRIES_PER_TICK {
         let due = ledger.reader().next_timer_due_ms()?;
         if due.is_none_or(|d| d > ledger.now_ms()) {
             return Ok(());
         }
-        match ledger.run(None, ExpireDue { max: SWEEP_BATCH_MAX }).await? {
+        match ledger.run(None, ExpireDue { max: EXPIRE_PER_ENTRY }).await? {
             Ok(Swept {
                 expired,
                 purged,
@@ -54,7 +60,7 @@ async fn expire_due(ledger: &Ledger, metrics: &Metrics) -> Result<(), relay_raft
             }) => {
                 metrics.leases_expired.inc_by(expired as u64);
                 debug!(expired, purged, dedup_pruned, "sweeper: swept");
-                if expired < SWEEP_BATCH_MAX && purged < SWEEP_BATCH_MAX && dedup_pruned < SWEEP_BATCH_MAX {
+                if expired < EXPIRE_PER_ENTRY && purged < EXPIRE_PER_ENTRY && dedup_pruned < EXPIRE_PER_ENTRY {
                     return Ok(());
                 }
             }

@@ -14,7 +14,9 @@ use tracing::warn;
 use crate::{objects, Metrics};
 
 /// Object deletions in flight at once.
-const DELETE_CONCURRENCY: usize = 8;
+const DELETE_CONCURRENCY: usize = 32;
+/// Batches one call deletes at most while a backlog lasts (a mass expiry queues many at once).
+const BATCHES_PER_CALL: usize = 16;
 
 /// Aborts the multipart upload `<hex id>/<object key>` names; one already gone counts as aborted.
 async fn abort_multipart(s3: Option<&Arc<object_store::aws::AmazonS3>>, rest: &str) -> Result<(), object_store::Error> {
@@ -38,18 +40,35 @@ async fn abort_multipart(s3: Option<&Arc<object_store::aws::AmazonS3>>, rest: &s
     }
 }
 
-/// Deletes up to one batch of queued objects (and aborts queued S3 multipart uploads an upload
-/// abandoned, through `s3`) and records the deletions.
+/// Deletes queued objects (and aborts queued S3 multipart uploads an upload abandoned, through
+/// `s3`) and records the deletions, batch after batch while full ones are queued, up to
+/// [`BATCHES_PER_CALL`].
 pub async fn collect_garbage(
     ledger: &Ledger,
     store: &Arc<dyn ObjectStore>,
     s3: Option<&Arc<object_store::aws::AmazonS3>>,
     metrics: &Metrics,
 ) -> Result<(), relay_raft::LedgerError> {
+    for _ in 0..BATCHES_PER_CALL {
+        if collect_batch(ledger, store, s3, metrics).await? < GC_BATCH_MAX {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// One batch: how many objects were queued when it began.
+async fn collect_batch(
+    ledger: &Ledger,
+    store: &Arc<dyn ObjectStore>,
+    s3: Option<&Arc<object_store::aws::AmazonS3>>,
+    metrics: &Metrics,
+) -> Result<usize, relay_raft::LedgerError> {
     let pending = ledger.reader().gc_pending(GC_BATCH_MAX)?;
-    metrics.gc_pending.set(pending.len() as i64);
+    let queued = pending.len();
+    metrics.gc_pending.set(queued as i64);
     if pending.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let results: Vec<(String, Result<(), object_store::Error>)> = futures::stream::iter(pending)
         .map(|key| async move {
@@ -73,7 +92,8 @@ pub async fn collect_garbage(
         }
     }
     if deleted.is_empty() {
-        return Ok(());
+        // Every delete failed: no point in trying the same batch again at once.
+        return Ok(0);
     }
     let count = deleted.len() as u64;
     ledger
@@ -81,5 +101,5 @@ pub async fn collect_garbage(
         .await?
         .ok();
     metrics.objects_deleted.inc_by(count);
-    Ok(())
+    Ok(queued)
 }

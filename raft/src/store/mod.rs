@@ -13,7 +13,7 @@ pub mod txn;
 use std::path::Path;
 use std::sync::Arc;
 
-use rocksdb::{ColumnFamilyDescriptor, Options, DB};
+use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, Options, DB};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -64,6 +64,10 @@ pub const STATE_CFS: &[&str] = &[
 /// The most files RocksDB keeps open (it closes and reopens the rest as needed), so the node's
 /// file descriptors are bounded and client connections can be capped around them.
 pub const ROCKSDB_MAX_OPEN_FILES: i32 = 256;
+/// Memtables of every column family together, at most (flushed to SST files beyond it).
+pub const MEMTABLE_BUDGET_BYTES: usize = 64 << 20;
+/// The one block cache (data, index and filter blocks) every column family shares.
+pub const BLOCK_CACHE_BYTES: usize = 32 << 20;
 
 /// Column families private to this node's Raft log.
 pub const LOG_CFS: &[&str] = &["log", "raft"];
@@ -84,10 +88,21 @@ pub fn open_db(path: &Path) -> Result<Arc<DB>, StoreError> {
     opts.increase_parallelism(2);
     opts.set_max_total_wal_size(256 << 20);
     opts.set_max_open_files(ROCKSDB_MAX_OPEN_FILES);
-    let cfs = STATE_CFS
-        .iter()
-        .chain(LOG_CFS)
-        .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
+    // Memory that does not grow with the data: every column family's memtables share one budget,
+    // and its blocks, indexes and filters one cache (by default each family has its own 64 MiB
+    // memtables and 32 MiB cache, and SST indexes live outside any cache).
+    opts.set_db_write_buffer_size(MEMTABLE_BUDGET_BYTES);
+    let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
+    let mut table = BlockBasedOptions::default();
+    table.set_block_cache(&cache);
+    table.set_cache_index_and_filter_blocks(true);
+    table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+    let cfs = STATE_CFS.iter().chain(LOG_CFS).map(|name| {
+        let mut cf_opts = Options::default();
+        cf_opts.set_block_based_table_factory(&table);
+        cf_opts.set_write_buffer_size(MEMTABLE_BUDGET_BYTES / 4);
+        ColumnFamilyDescriptor::new(*name, cf_opts)
+    });
     let db = DB::open_cf_descriptors(&opts, path, cfs)?;
     for name in STATE_CFS.iter().chain(LOG_CFS) {
         db.cf_handle(name).ok_or(StoreError::MissingCf(name))?;
