@@ -9,7 +9,8 @@
 //! - the queue holds [`QUEUE_MAX`] accesses; a full queue makes reads wait (up to
 //!   [`ENQUEUE_WAIT`], then 503) rather than drop history;
 //! - a batch is retried with the same idempotency key until the ledger takes it, so it counts once;
-//! - on shutdown the queue is drained and written;
+//! - on shutdown the queue is drained and written, for up to [`DRAIN_WITHIN`] (a node that has
+//!   lost its quorum still stops; what it could not write is logged as lost);
 //! - a crash (kill -9, power) loses at most the accesses of the last [`FLUSH_EVERY`] plus the batch
 //!   in flight: a lease's `access_count` and `recent_access` may then miss them. Nothing that
 //!   must count exactly goes through here (claims and baton reads stay ledger writes).
@@ -72,7 +73,8 @@ impl AccessLog {
     }
 }
 
-/// Writes queued accesses in batches until `stop`, then drains the queue and writes the rest.
+/// Writes queued accesses in batches until `stop`, then drains the queue and writes the rest,
+/// for at most [`DRAIN_WITHIN`] (a node without a quorum must still be able to stop).
 pub async fn run(ledger: Arc<Ledger>, log: Arc<AccessLog>, metrics: Arc<Metrics>, mut stop: watch::Receiver<bool>) {
     let Some(mut rx) = log.rx.lock().await.take() else {
         tracing::error!("access log: a writer is already running");
@@ -80,55 +82,73 @@ pub async fn run(ledger: Arc<Ledger>, log: Arc<AccessLog>, metrics: Arc<Metrics>
     };
     let mut batch = Vec::with_capacity(BATCH_MAX);
     loop {
-        let stopping = tokio::select! {
-            n = rx.recv_many(&mut batch, BATCH_MAX) => n == 0,
-            _ = stop.changed() => true,
-        };
-        if !stopping {
+        tokio::select! {
+            _ = rx.recv_many(&mut batch, BATCH_MAX) => {}
+            _ = stop.changed() => {}
+        }
+        if !*stop.borrow() {
             // Let a burst gather into one entry.
             tokio::select! {
                 _ = tokio::time::sleep(FLUSH_EVERY) => {}
                 _ = stop.changed() => {}
             }
         }
-        while batch.len() < BATCH_MAX {
-            match rx.try_recv() {
-                Ok(a) => batch.push(a),
-                Err(_) => break,
-            }
-        }
+        fill(&mut rx, &mut batch);
         if !batch.is_empty() {
-            write(&ledger, &metrics, std::mem::take(&mut batch), stopping).await;
+            write(&ledger, &metrics, std::mem::take(&mut batch), &stop, None).await;
         }
-        if stopping || *stop.borrow() {
-            // Drain whatever is still queued before the node goes.
-            loop {
-                while batch.len() < BATCH_MAX {
-                    match rx.try_recv() {
-                        Ok(a) => batch.push(a),
-                        Err(_) => break,
-                    }
-                }
-                if batch.is_empty() {
-                    return;
-                }
-                write(&ledger, &metrics, std::mem::take(&mut batch), true).await;
-            }
+        if *stop.borrow() {
+            break;
+        }
+    }
+    let deadline = tokio::time::Instant::now() + DRAIN_WITHIN;
+    loop {
+        fill(&mut rx, &mut batch);
+        if batch.is_empty() {
+            return;
+        }
+        write(&ledger, &metrics, std::mem::take(&mut batch), &stop, Some(deadline)).await;
+    }
+}
+
+/// How long a stopping node keeps trying to write the accesses it still holds.
+pub const DRAIN_WITHIN: Duration = Duration::from_secs(5);
+
+/// Tops `batch` up from the queue without waiting.
+fn fill(rx: &mut mpsc::Receiver<ServedAccess>, batch: &mut Vec<ServedAccess>) {
+    while batch.len() < BATCH_MAX {
+        match rx.try_recv() {
+            Ok(a) => batch.push(a),
+            Err(_) => break,
         }
     }
 }
 
-/// Writes one batch under one idempotency key, retrying while the ledger is unavailable (a few
-/// times only when the node is stopping).
-async fn write(ledger: &Ledger, metrics: &Metrics, accesses: Vec<ServedAccess>, stopping: bool) {
+/// Writes one batch under one idempotency key, retrying while the ledger is unavailable; once the
+/// node is stopping, only until `deadline` (the accesses are then reported lost).
+async fn write(
+    ledger: &Ledger,
+    metrics: &Metrics,
+    accesses: Vec<ServedAccess>,
+    stop: &watch::Receiver<bool>,
+    deadline: Option<tokio::time::Instant>,
+) {
     let count = accesses.len() as i64;
     let key = IdempotencyKey::internal(NODE_SCOPE, format!("accesses-{}", ulid::Ulid::new()));
     let op = RecordAccesses { accesses };
     let mut backoff = Duration::from_millis(50);
-    let mut attempts = 0u32;
+    let stopping_deadline = || deadline.unwrap_or_else(|| tokio::time::Instant::now() + DRAIN_WITHIN);
+    let mut until = deadline;
     loop {
-        attempts += 1;
-        match ledger.run(Some(key.clone()), op.clone()).await {
+        let attempt = ledger.run(Some(key.clone()), op.clone());
+        let answer = match until {
+            Some(d) => match tokio::time::timeout_at(d, attempt).await {
+                Ok(answer) => answer,
+                Err(_) => Err(LedgerError::Unavailable("stopping".into())),
+            },
+            None => attempt.await,
+        };
+        match answer {
             Ok(Ok(recorded)) => {
                 metrics.accesses_recorded.inc_by(u64::from(recorded));
                 break;
@@ -137,8 +157,15 @@ async fn write(ledger: &Ledger, metrics: &Metrics, accesses: Vec<ServedAccess>, 
                 tracing::error!(%rejection, count, "access log: batch refused; its accesses are not recorded");
                 break;
             }
-            Err(e @ (LedgerError::NotLeader { .. } | LedgerError::Unavailable(_))) if !stopping || attempts < 5 => {
-                tracing::warn!(error = %e, count, attempts, "access log: batch not written yet; retrying");
+            Err(e @ (LedgerError::NotLeader { .. } | LedgerError::Unavailable(_))) => {
+                if *stop.borrow() && until.is_none() {
+                    until = Some(stopping_deadline());
+                }
+                if until.is_some_and(|d| tokio::time::Instant::now() + backoff >= d) {
+                    tracing::error!(error = %e, count, "access log: stopping without a ledger to write to; these accesses are not recorded");
+                    break;
+                }
+                tracing::warn!(error = %e, count, "access log: batch not written yet; retrying");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(2));
             }

@@ -21,14 +21,18 @@ struct Entry {
     bytes: Bytes,
     blake3_hex: String,
     expires_at_ms: u64,
+    /// Which insertion of this key it is (an older one in `order` no longer names it).
+    generation: u64,
 }
 
 #[derive(Default)]
 struct Inner {
     entries: HashMap<String, Entry>,
-    /// Keys in insertion order (oldest first); may name keys already gone.
-    order: VecDeque<String>,
+    /// Keys in insertion order (oldest first), with the generation inserted; a key whose entry
+    /// went early, or was inserted again since, is skipped when it comes up.
+    order: VecDeque<(String, u64)>,
     held_bytes: u64,
+    next_generation: u64,
 }
 
 #[derive(Default)]
@@ -63,27 +67,32 @@ impl ObjectCache {
             return;
         }
         while inner.held_bytes + size > CACHE_BYTES {
-            let Some(oldest) = inner.order.pop_front() else {
+            let Some((oldest, generation)) = inner.order.pop_front() else {
                 break;
             };
-            if let Some(gone) = inner.entries.remove(&oldest) {
-                inner.held_bytes -= gone.bytes.len() as u64;
+            if inner.entries.get(&oldest).is_some_and(|e| e.generation == generation) {
+                if let Some(gone) = inner.entries.remove(&oldest) {
+                    inner.held_bytes -= gone.bytes.len() as u64;
+                }
             }
         }
         // Keys whose entries went early (expired, replaced) still sit in `order`; keep it from
         // growing without bound by dropping them when it is much longer than the map.
-        if inner.order.len() > 4 * inner.entries.len() + 1024 {
+        if inner.order.len() > 2 * inner.entries.len() + 1024 {
             let Inner { entries, order, .. } = &mut *inner;
-            order.retain(|k| entries.contains_key(k));
+            order.retain(|(k, g)| entries.get(k).is_some_and(|e| e.generation == *g));
         }
+        let generation = inner.next_generation;
+        inner.next_generation += 1;
         inner.held_bytes += size;
-        inner.order.push_back(object_key.to_string());
+        inner.order.push_back((object_key.to_string(), generation));
         inner.entries.insert(
             object_key.to_string(),
             Entry {
                 bytes,
                 blake3_hex: blake3_hex.to_string(),
                 expires_at_ms,
+                generation,
             },
         );
     }
@@ -133,14 +142,35 @@ mod tests {
     fn churn_does_not_grow_the_order_without_bound() {
         let cache = ObjectCache::default();
         for i in 0..50_000u64 {
-            cache.put(&format!("k{i}"), "h", 10, Bytes::from_static(b"x"));
-            let _ = cache.get(&format!("k{i}"), "h", 20);
+            // New keys and one key over and over, each expiring before it is read again.
+            for key in [format!("k{i}"), "same".to_string()] {
+                cache.put(&key, "h", 10, Bytes::from_static(b"x"));
+                let _ = cache.get(&key, "h", 20);
+            }
         }
         let inner = cache.inner.lock().unwrap();
         assert!(
-            inner.order.len() <= 4 * inner.entries.len() + 1025,
+            inner.order.len() <= 2 * inner.entries.len() + 1025,
             "{}",
             inner.order.len()
         );
+    }
+
+    #[test]
+    fn an_old_place_in_line_never_evicts_a_newer_entry() {
+        let cache = ObjectCache::default();
+        cache.put("k", "h", 10, Bytes::from_static(b"old"));
+        assert_eq!(cache.get("k", "h", 20), None);
+        let chunk = Bytes::from(vec![0u8; ENTRY_MAX_BYTES as usize]);
+        cache.put("a", "h", u64::MAX, chunk.clone());
+        cache.put("k", "h", u64::MAX, Bytes::from_static(b"new"));
+        // One past the bound: "k"'s first place comes up first and must not take the new entry;
+        // "a" is the oldest entry and goes.
+
+        for i in 0..(CACHE_BYTES / ENTRY_MAX_BYTES) - 1 {
+            cache.put(&format!("f{i}"), "h", u64::MAX, chunk.clone());
+        }
+        assert_eq!(cache.get("k", "h", 0).as_deref(), Some(&b"new"[..]));
+        assert_eq!(cache.get("a", "h", 0), None);
     }
 }

@@ -217,7 +217,7 @@ async fn three_nodes_over_https_and_mutual_tls_and_no_stranger_gets_in() {
 
     let status = cluster.status(0).await;
     assert_eq!(status["voters"].as_array().unwrap().len(), 3, "{status}");
-    assert_eq!(status["version"]["formats"]["rpc"], 1, "{status}");
+    assert_eq!(status["version"]["formats"]["rpc"], 2, "{status}");
     assert_eq!(status["version"]["binary"], env!("CARGO_PKG_VERSION"), "{status}");
     for member in status["members"].as_array().unwrap() {
         assert!(
@@ -348,8 +348,8 @@ fn cert_tool_and_plaintext_refusals() {
     let out = Command::new(RELAY_BIN).arg("version").output().unwrap();
     let version: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(version["binary"], env!("CARGO_PKG_VERSION"));
-    for format in ["data", "rpc", "state"] {
-        assert_eq!(version["formats"][format], 1, "{version}");
+    for (format, n) in [("data", 2), ("rpc", 2), ("state", 1)] {
+        assert_eq!(version["formats"][format], n, "{version}");
     }
 
     let certs = Certs::new(&["node1"]);

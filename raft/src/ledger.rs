@@ -597,18 +597,26 @@ impl Ledger {
 /// Read-index rounds run on this node: one quorum heartbeat round each (openraft), then the
 /// leader's clock.
 fn leader_rounds(raft: Raft, reader: StateReader, timeout: Duration) -> Coalescer {
+    // The highest clock a round on this node answered: a clock stepped back never makes a lease
+    // live again that a round already judged over. (Across a leader change the new leader's clock
+    // is floored by the applied cluster clock only: the skew bound of CHAOS.md.)
+    let answered = Arc::new(std::sync::atomic::AtomicU64::new(0));
     Coalescer::new(move || {
-        let (raft, reader) = (raft.clone(), reader.clone());
+        let (raft, reader, answered) = (raft.clone(), reader.clone(), answered.clone());
         async move {
             let result = tokio::time::timeout(timeout, raft.get_read_log_id())
                 .await
                 .map_err(|_| ForwardError::Unavailable("read barrier timed out".into()))?;
             match result {
-                Ok((read_log_id, _)) => Ok(ReadPoint {
-                    index: read_log_id.map(|l| l.index).unwrap_or(0),
+                Ok((read_log_id, _)) => {
                     // Taken after leadership was confirmed, so inside every waiting reader's request.
-                    clock_ms: wall_clock_ms().max(reader.clock_ms().unwrap_or(0)),
-                }),
+                    let now = wall_clock_ms().max(reader.clock_ms().unwrap_or(0));
+                    let before = answered.fetch_max(now, std::sync::atomic::Ordering::SeqCst);
+                    Ok(ReadPoint {
+                        index: read_log_id.map(|l| l.index).unwrap_or(0),
+                        clock_ms: now.max(before),
+                    })
+                }
                 Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
                     Err(ForwardError::NotLeader(f.leader_id))
                 }

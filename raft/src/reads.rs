@@ -86,12 +86,15 @@ impl Coalescer {
 /// it started.
 async fn drive(waiting: Arc<Mutex<Waiting>>, round: Round) {
     // Should a round panic, the next reader starts a fresh driver instead of waiting forever.
+    // Only then: on a normal return a new driver may already be running for new readers.
     struct Reset(Arc<Mutex<Waiting>>);
     impl Drop for Reset {
         fn drop(&mut self) {
-            let mut w = self.0.lock().unwrap_or_else(|p| p.into_inner());
-            w.running = false;
-            w.readers.clear();
+            if std::thread::panicking() {
+                let mut w = self.0.lock().unwrap_or_else(|p| p.into_inner());
+                w.running = false;
+                w.readers.clear();
+            }
         }
     }
     let _reset = Reset(waiting.clone());

@@ -19,7 +19,10 @@ use subtle::ConstantTimeEq;
 pub const SECRET_HEADER: &str = "x-cluster-secret";
 /// The format of what nodes send each other (these RPCs and their bincode payloads); every call
 /// carries it in [`FORMAT_HEADER`] and a node refuses calls in another.
-pub const RPC_FORMAT: u32 = 1;
+/// 2: a read index answers the leader's clock with the index (`reads::ReadPoint`), and the log
+/// carries `RecordAccesses`. Nodes of format 1 and 2 do not talk: upgrade a cluster from 1 by
+/// stopping every node, replacing the binary, and starting them again.
+pub const RPC_FORMAT: u32 = 2;
 pub const FORMAT_HEADER: &str = "x-relay-format";
 
 /// Refuses a call that does not say it is in [`RPC_FORMAT`], naming both formats.
@@ -156,13 +159,18 @@ mod tests {
         let e = check_format(request.metadata()).unwrap_err();
         assert_eq!(e.code(), tonic::Code::FailedPrecondition);
         assert!(
-            e.message().contains("format 1") && e.message().contains("named none"),
+            e.message().contains(&format!("format {RPC_FORMAT}")) && e.message().contains("named none"),
             "{}",
             e.message()
         );
-        request.metadata_mut().insert(FORMAT_HEADER, "2".parse().unwrap());
+        request.metadata_mut().insert(FORMAT_HEADER, "1".parse().unwrap());
         let e = check_format(request.metadata()).unwrap_err();
-        assert!(e.message().contains("speaks inter-node format 1") && e.message().contains("sent format 2"));
+        assert!(
+            e.message().contains(&format!("speaks inter-node format {RPC_FORMAT}"))
+                && e.message().contains("sent format 1"),
+            "{}",
+            e.message()
+        );
         let mut ok = tonic::Request::new(());
         mark_format(&mut ok);
         assert!(check_format(ok.metadata()).is_ok());

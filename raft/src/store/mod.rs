@@ -74,7 +74,11 @@ pub const LOG_CFS: &[&str] = &["log", "raft"];
 
 /// The on-disk format of the ledger database (its column families and record encodings). A
 /// database carries it in the `raft` column family; a node refuses one in any other format.
-pub const DATA_FORMAT: u32 = 1;
+pub const DATA_FORMAT: u32 = 2;
+/// Older formats this binary opens and re-marks as [`DATA_FORMAT`]: format 2 only added a log
+/// command (`RecordAccesses`), which an older binary could not read, so the mark keeps one from
+/// opening the database again.
+const READABLE_DATA_FORMATS: &[u32] = &[1];
 /// Where the database keeps [`DATA_FORMAT`] (in `raft`, outside snapshots: each node's own).
 const DATA_FORMAT_KEY: &[u8] = b"data_format";
 
@@ -113,7 +117,10 @@ pub fn open_db(path: &Path) -> Result<Arc<DB>, StoreError> {
             let found = <[u8; 4]>::try_from(bytes.as_slice())
                 .map(u32::from_le_bytes)
                 .map_err(|_| StoreError::Missing("a readable data format marker".into()))?;
-            if found != DATA_FORMAT {
+            if READABLE_DATA_FORMATS.contains(&found) {
+                mark_format(&db)?;
+                tracing::info!(from = found, to = DATA_FORMAT, "ledger: data directory format upgraded");
+            } else if found != DATA_FORMAT {
                 return Err(StoreError::format("the data directory", found, DATA_FORMAT));
             }
         }
@@ -126,15 +133,19 @@ pub fn open_db(path: &Path) -> Result<Arc<DB>, StoreError> {
             return Err(StoreError::format("the data directory", 0, DATA_FORMAT));
         }
         // A new database: mark it.
-        None => {
-            let mut opts = rocksdb::WriteOptions::default();
-            opts.set_sync(true);
-            let mut batch = rocksdb::WriteBatch::default();
-            batch.put_cf(raft, DATA_FORMAT_KEY, DATA_FORMAT.to_le_bytes());
-            db.write_opt(batch, &opts)?;
-        }
+        None => mark_format(&db)?,
     }
     Ok(Arc::new(db))
+}
+
+/// Marks the database as [`DATA_FORMAT`], durably.
+fn mark_format(db: &DB) -> Result<(), StoreError> {
+    let mut opts = rocksdb::WriteOptions::default();
+    opts.set_sync(true);
+    let mut batch = rocksdb::WriteBatch::default();
+    batch.put_cf(cf(db, "raft")?, DATA_FORMAT_KEY, DATA_FORMAT.to_le_bytes());
+    db.write_opt(batch, &opts)?;
+    Ok(())
 }
 
 pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
@@ -147,4 +158,35 @@ pub(crate) fn decode<T: DeserializeOwned>(cf: &'static str, bytes: &[u8]) -> Res
 
 pub(crate) fn cf<'a>(db: &'a DB, name: &'static str) -> Result<&'a rocksdb::ColumnFamily, StoreError> {
     db.cf_handle(name).ok_or(StoreError::MissingCf(name))
+}
+
+#[cfg(test)]
+mod format_tests {
+    use super::*;
+
+    fn set_marker(path: &Path, format: u32) {
+        let db = open_db(path).expect("open");
+        db.put_cf(cf(&db, "raft").unwrap(), DATA_FORMAT_KEY, format.to_le_bytes())
+            .expect("mark");
+    }
+
+    fn marker(path: &Path) -> u32 {
+        let db = open_db(path).expect("open");
+        let bytes = db.get_cf(cf(&db, "raft").unwrap(), DATA_FORMAT_KEY).unwrap().unwrap();
+        u32::from_le_bytes(bytes.as_slice().try_into().unwrap())
+    }
+
+    #[test]
+    fn an_older_readable_format_is_upgraded_and_an_unknown_one_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(marker(dir.path()), DATA_FORMAT, "a new database is marked");
+        set_marker(dir.path(), 1);
+        assert_eq!(marker(dir.path()), DATA_FORMAT, "format 1 opens and is re-marked");
+        set_marker(dir.path(), 7);
+        let refused = open_db(dir.path()).err().expect("format 7 refused").to_string();
+        assert!(
+            refused.contains('7') && refused.contains(&DATA_FORMAT.to_string()),
+            "{refused}"
+        );
+    }
 }
