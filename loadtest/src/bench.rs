@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::local::{self, default_relay_bin};
+use crate::local;
 use crate::local_etcd::{self, LocalEtcd};
 use crate::receiver::Receiver;
 use crate::report::{ms, Report};
@@ -18,11 +18,7 @@ use crate::scenario::Scenario;
 use crate::{BenchArgs, LoadError};
 
 pub async fn run(args: BenchArgs) -> Result<(), LoadError> {
-    let relay_bin = match args.relay_bin.clone().or_else(default_relay_bin) {
-        Some(p) if p.is_file() => p,
-        Some(p) => return Err(LoadError::Args(format!("{} is not a file", p.display()))),
-        None => return Err(LoadError::Args("no relay binary found; pass --relay-bin".into())),
-    };
+    let relay_bin = local::relay_bin(args.relay_bin.as_deref())?;
     let concurrency = match (&args.concurrency[..], args.quick) {
         ([], true) => vec![16],
         ([], false) => vec![1, 16, 64],

@@ -10,10 +10,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hdrhistogram::Histogram;
-use relay_testkit::Client;
 
 use crate::fill::{self, dir_size, now_ms, Made, Shape};
-use crate::local::{self, default_relay_bin};
+use crate::local;
 use crate::plot::{self, Panel};
 use crate::{ExpiryArgs, LoadError};
 
@@ -28,27 +27,19 @@ struct Probes {
 }
 
 pub async fn run(args: ExpiryArgs) -> Result<(), LoadError> {
-    let relay_bin = match args.relay_bin.clone().or_else(default_relay_bin) {
-        Some(p) if p.is_file() => p,
-        _ => return Err(LoadError::Args("no relay binary found; pass --relay-bin".into())),
-    };
+    let relay_bin = local::relay_bin(args.relay_bin.as_deref())?;
     if !(1_000..=10_000_000).contains(&args.leases) {
         return Err(LoadError::Args("--leases must be 1000 to 10000000".into()));
     }
     // Leases as short as the fill allows (the default minimum is a minute).
     let extra = ["--min-duration-seconds".to_string(), "1".to_string()];
     let cluster = local::start(&relay_bin, args.nodes, &extra).await?;
-    let key = cluster.nodes[0].key();
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
         .pool_max_idle_per_host(128)
         .build()
         .map_err(|e| LoadError::Local(e.to_string()))?;
-    let clients: Vec<Client> = cluster
-        .urls()
-        .iter()
-        .map(|u| Client::new(http.clone(), u).bearer(&key))
-        .collect();
+    let clients = local::clients(&cluster, &http);
     let objects_dir = cluster.objects_dir().unwrap_or_default().join("blobs");
     let run_id = format!("{:x}", now_ms());
 

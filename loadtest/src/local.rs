@@ -9,6 +9,25 @@ use crate::LoadError;
 
 pub use relay_testkit::default_relay_bin;
 
+/// The `relay` binary to start: the one given, else the one next to this executable.
+pub fn relay_bin(given: Option<&Path>) -> Result<std::path::PathBuf, LoadError> {
+    match given.map(Path::to_path_buf).or_else(default_relay_bin) {
+        Some(p) if p.is_file() => Ok(p),
+        Some(p) => Err(LoadError::Args(format!("{} is not a file", p.display()))),
+        None => Err(LoadError::Args("no relay binary found; pass --relay-bin".into())),
+    }
+}
+
+/// One client per node of `cluster`, sharing `http` and the founder's API key.
+pub fn clients(cluster: &Cluster, http: &reqwest::Client) -> Vec<relay_testkit::Client> {
+    let key = cluster.nodes[0].key();
+    cluster
+        .urls()
+        .iter()
+        .map(|u| relay_testkit::Client::new(http.clone(), u).bearer(&key))
+        .collect()
+}
+
 /// The cluster secret of every cluster `bench`, `scale` and `expiry` start.
 pub const SECRET: &str = "loadtest-cluster-secret-0123456789";
 

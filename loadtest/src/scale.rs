@@ -10,7 +10,7 @@ use hdrhistogram::Histogram;
 use relay_testkit::{Client, Node};
 
 use crate::fill::{self, dir_size, mib, Shape};
-use crate::local::{self, default_relay_bin};
+use crate::local;
 use crate::plot::{self, Panel};
 use crate::{LoadError, ScaleArgs};
 
@@ -29,10 +29,7 @@ struct Row {
 }
 
 pub async fn run(args: ScaleArgs) -> Result<(), LoadError> {
-    let relay_bin = match args.relay_bin.clone().or_else(default_relay_bin) {
-        Some(p) if p.is_file() => p,
-        _ => return Err(LoadError::Args("no relay binary found; pass --relay-bin".into())),
-    };
+    let relay_bin = local::relay_bin(args.relay_bin.as_deref())?;
     let mut sizes = args.sizes.clone();
     sizes.sort_unstable();
     if sizes.is_empty() || sizes.iter().any(|&s| s == 0 || s > 10_000_000) {
@@ -43,17 +40,12 @@ pub async fn run(args: ScaleArgs) -> Result<(), LoadError> {
     }
     eprintln!("starting a {}-node Relay cluster", args.nodes);
     let mut cluster = local::start(&relay_bin, args.nodes, &[]).await?;
-    let key = cluster.nodes[0].key();
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(120))
         .pool_max_idle_per_host(args.concurrency as usize)
         .build()
         .map_err(|e| LoadError::Local(e.to_string()))?;
-    let clients: Vec<Client> = cluster
-        .urls()
-        .iter()
-        .map(|u| Client::new(http.clone(), u).bearer(&key))
-        .collect();
+    let clients = local::clients(&cluster, &http);
     let objects_dir = cluster.objects_dir().unwrap_or_default();
     let run_id = format!("{:x}", fill::now_ms());
     let mut rows = Vec::new();
