@@ -272,8 +272,13 @@ async fn catch_up(
         .args(["--objects", &objects, "--join", cluster.nodes[0].base()]);
     let target = last_log_index(cluster, http).await?;
     let started = Instant::now();
-    let mut node =
-        tokio::task::block_in_place(|| builder.start()).map_err(|e| LoadError::Local(format!("join: {e}")))?;
+    // A large state takes longer to arrive than the kit's usual readiness wait.
+    let mut node = tokio::task::block_in_place(|| {
+        let mut node = builder.launch()?;
+        node.wait_ready(Duration::from_secs(1800))?;
+        Ok::<_, relay_testkit::KitError>(node)
+    })
+    .map_err(|e| LoadError::Local(format!("join: {e}")))?;
     applied_up_to(http, node.base(), target).await?;
     let took = started.elapsed().as_secs_f64();
     tokio::task::block_in_place(|| node.terminate()).map_err(|e| LoadError::Local(format!("stop joiner: {e}")))?;
