@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 
-use crate::fill::{self, dir_size, now_ms, Made, Shape};
+use crate::fill::{self, count_files, now_ms, Made, Shape};
 use crate::local;
 use crate::plot::{self, Panel};
 use crate::{ExpiryArgs, LoadError};
@@ -73,7 +73,7 @@ pub async fn run(args: ExpiryArgs) -> Result<(), LoadError> {
         first,
         first.saturating_sub(now_ms()) / 1000
     );
-    let (_, files_before) = dir_size(&objects_dir);
+    let files_before = count_files(&objects_dir);
 
     let stop = Arc::new(AtomicBool::new(false));
     // Foreground readers: latency per 250 ms window, by completion time relative to `first`.
@@ -124,7 +124,7 @@ pub async fn run(args: ExpiryArgs) -> Result<(), LoadError> {
     let deadline = last + args.watch_seconds * 1000;
     let mut gone_at = None;
     while now_ms() < deadline {
-        let (_, files) = dir_size(&objects_dir);
+        let files = count_files(&objects_dir);
         let t = now_ms() as f64 - first as f64;
         curve.push((t / 1000.0, files as f64));
         if files == 0 && now_ms() > last && gone_at.is_none() {

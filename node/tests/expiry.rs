@@ -60,3 +60,87 @@ async fn lease_is_gone_at_expiry_and_bytes_within_a_second() {
     assert_eq!(list["leases"][0]["status"], "expired");
     assert_eq!(list["leases"][0]["expired_at"], receipt["expires_at"]);
 }
+
+/// More than two GC batches' worth of leases expiring together: every object file goes (the
+/// collector walks the queue batch after batch with a cursor and records each batch while it
+/// deletes the next), and the threads doing the deletes run at a lower CPU priority than the
+/// node's others.
+#[tokio::test]
+async fn a_mass_expiry_deletes_every_batch_on_low_priority_threads() {
+    const LEASES: usize = 2 * 1024 + 100;
+    let relay = Relay::start(&["--max-uploads-per-client", "16"]);
+    let http = client();
+    let objects = relay.objects_dir();
+    let tasks: Vec<_> = (0..16)
+        .map(|t| {
+            let api = relay.client(http.clone());
+            tokio::spawn(async move {
+                for i in (t..LEASES).step_by(16) {
+                    let reply = api
+                        .store(&format!("m{i}"), 3, vec![i as u8; 8])
+                        .send()
+                        .await
+                        .expect("store");
+                    assert_eq!(reply.status, 201, "store {i}");
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let files = common::files_under(&objects).len();
+    assert!(files >= LEASES, "{files} object files for {LEASES} leases");
+
+    let pid = relay.pid().expect("relay pid");
+    let gc_nice: Vec<i64> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+        .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == "relay-gc"))
+        .map(|t| nice_of(&t.path()))
+        .collect();
+    assert!(!gc_nice.is_empty(), "no relay-gc thread");
+    assert!(gc_nice.iter().all(|&n| n == 10), "relay-gc threads at nice {gc_nice:?}");
+    assert_eq!(
+        nice_of(&std::path::PathBuf::from(format!("/proc/{pid}"))),
+        0,
+        "the node's main thread"
+    );
+
+    let deadline = now_ms() + 20_000;
+    while !common::files_under(&objects).is_empty() && now_ms() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let left = common::files_under(&objects).len();
+    assert_eq!(left, 0, "{left} object files left 20 s after the leases ended");
+    // The last batch is recorded just after its files go.
+    let mut deleted = 0.0;
+    while deleted < LEASES as f64 && now_ms() < deadline + 5_000 {
+        let metrics = http
+            .get(relay.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        deleted = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("relay_objects_deleted_total "))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("relay_objects_deleted_total in /metrics");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        deleted >= LEASES as f64,
+        "{deleted} deletions recorded for {LEASES} leases"
+    );
+}
+
+/// The nice value of a process or thread (`stat` field 19).
+fn nice_of(dir: &std::path::Path) -> i64 {
+    let stat = std::fs::read_to_string(dir.join("stat")).unwrap();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    rest.split_whitespace().nth(16).unwrap().parse().unwrap()
+}

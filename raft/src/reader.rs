@@ -547,9 +547,15 @@ impl StateReader {
             || self.db.get_cf(cf(&self.db, "gc")?, object_key.as_bytes())?.is_some())
     }
 
-    /// Object keys whose bytes must be deleted, oldest key order first.
+    /// Object keys whose bytes must be deleted, in key order.
     pub fn gc_pending(&self, limit: usize) -> Result<Vec<String>, StoreError> {
-        let rows = scan_range(&self.db, "gc", &[], &[0xff; 16], limit)?;
+        self.gc_pending_from("", limit)
+    }
+
+    /// Object keys whose bytes must be deleted, in key order from `start` on (a collector that
+    /// resumes after its last batch does not step over the deleted rows before it again).
+    pub fn gc_pending_from(&self, start: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+        let rows = scan_range(&self.db, "gc", start.as_bytes(), &[0xff; 16], limit)?;
         Ok(rows
             .into_iter()
             .map(|(k, _)| String::from_utf8_lossy(&k).into_owned())

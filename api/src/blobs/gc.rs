@@ -40,37 +40,100 @@ async fn abort_multipart(s3: Option<&Arc<object_store::aws::AmazonS3>>, rest: &s
     }
 }
 
-/// Deletes queued objects (and aborts queued S3 multipart uploads an upload abandoned, through
-/// `s3`) and records the deletions, batch after batch while full ones are queued, up to
-/// [`BATCHES_PER_CALL`].
-pub async fn collect_garbage(
-    ledger: &Ledger,
-    store: &Arc<dyn ObjectStore>,
-    s3: Option<&Arc<object_store::aws::AmazonS3>>,
-    metrics: &Metrics,
-) -> Result<(), relay_raft::LedgerError> {
-    for _ in 0..BATCHES_PER_CALL {
-        if collect_batch(ledger, store, s3, metrics).await? < GC_BATCH_MAX {
-            break;
-        }
-    }
-    Ok(())
+/// The leader's garbage collector. It walks the queue with a cursor, so each batch starts where
+/// the last one ended instead of stepping over the rows already recorded deleted (RocksDB keeps
+/// them as tombstones until compaction; rescanning them made a mass expiry quadratic), and wraps
+/// to the start when it reaches the end, which is where failed deletes are retried.
+#[derive(Default)]
+pub struct Collector {
+    /// The first key of the next batch ("" is the start of the queue).
+    cursor: String,
+    /// Where deletes run, when not on the caller's runtime: a local disk's deletes are blocking
+    /// system calls, and a runtime whose threads run at a lower CPU priority leaves the cores to
+    /// the foreground while both want them.
+    background: Option<tokio::runtime::Handle>,
 }
 
-/// One batch: how many objects were queued when it began.
-async fn collect_batch(
-    ledger: &Ledger,
+impl Collector {
+    /// A collector whose deletes run on `background` (a runtime of low-priority threads), or on
+    /// the caller's runtime with `None`.
+    pub fn new(background: Option<tokio::runtime::Handle>) -> Self {
+        Collector {
+            cursor: String::new(),
+            background,
+        }
+    }
+
+    /// Deletes queued objects (and aborts queued S3 multipart uploads an upload abandoned, through
+    /// `s3`) and records the deletions, batch after batch while full ones are queued, up to
+    /// [`BATCHES_PER_CALL`]. A batch's deletions are recorded while the next batch is deleted.
+    pub async fn collect(
+        &mut self,
+        ledger: &Ledger,
+        store: &Arc<dyn ObjectStore>,
+        s3: Option<&Arc<object_store::aws::AmazonS3>>,
+        metrics: &Metrics,
+    ) -> Result<(), relay_raft::LedgerError> {
+        let mut unrecorded: Vec<String> = Vec::new();
+        for _ in 0..BATCHES_PER_CALL {
+            let pending = ledger.reader().gc_pending_from(&self.cursor, GC_BATCH_MAX)?;
+            let full = pending.len() >= GC_BATCH_MAX;
+            self.cursor = match (full, pending.last()) {
+                // Just after the last key: `key ‖ 0` is the smallest key greater than it.
+                (true, Some(last)) => format!("{last}\0"),
+                _ => String::new(),
+            };
+            metrics.gc_pending.set(pending.len() as i64);
+            if pending.is_empty() && unrecorded.is_empty() {
+                break;
+            }
+            let (recorded, results) = futures::join!(
+                record(ledger, metrics, std::mem::take(&mut unrecorded)),
+                self.delete_batch(store, s3, pending)
+            );
+            recorded?;
+            let deleted = tally(metrics, results);
+            // Every delete failing (the store is down) ends the call: the next tick tries again.
+            let stop = !full || deleted.is_empty();
+            unrecorded = deleted;
+            if stop {
+                break;
+            }
+        }
+        record(ledger, metrics, unrecorded).await
+    }
+
+    /// Deletes one batch, on the background runtime if there is one.
+    async fn delete_batch(
+        &self,
+        store: &Arc<dyn ObjectStore>,
+        s3: Option<&Arc<object_store::aws::AmazonS3>>,
+        pending: Vec<String>,
+    ) -> Vec<(String, Result<(), object_store::Error>)> {
+        let Some(background) = &self.background else {
+            return delete_all(store, s3, pending).await;
+        };
+        let (store, s3) = (store.clone(), s3.cloned());
+        match background
+            .spawn(async move { delete_all(&store, s3.as_ref(), pending).await })
+            .await
+        {
+            Ok(results) => results,
+            Err(e) => {
+                // The task panicked or its runtime stopped: the whole batch stays queued.
+                warn!(error = %e, "gc: the delete task failed; will retry");
+                Vec::new()
+            }
+        }
+    }
+}
+
+async fn delete_all(
     store: &Arc<dyn ObjectStore>,
     s3: Option<&Arc<object_store::aws::AmazonS3>>,
-    metrics: &Metrics,
-) -> Result<usize, relay_raft::LedgerError> {
-    let pending = ledger.reader().gc_pending(GC_BATCH_MAX)?;
-    let queued = pending.len();
-    metrics.gc_pending.set(queued as i64);
-    if pending.is_empty() {
-        return Ok(0);
-    }
-    let results: Vec<(String, Result<(), object_store::Error>)> = futures::stream::iter(pending)
+    pending: Vec<String>,
+) -> Vec<(String, Result<(), object_store::Error>)> {
+    futures::stream::iter(pending)
         .map(|key| async move {
             let r = match key.strip_prefix(relay_raft::sm::uploads::MULTIPART_GC_PREFIX) {
                 Some(rest) => abort_multipart(s3, rest).await,
@@ -80,7 +143,11 @@ async fn collect_batch(
         })
         .buffer_unordered(DELETE_CONCURRENCY)
         .collect()
-        .await;
+        .await
+}
+
+/// Counts and logs the failures; returns the keys whose bytes are gone.
+fn tally(metrics: &Metrics, results: Vec<(String, Result<(), object_store::Error>)>) -> Vec<String> {
     let mut deleted = Vec::new();
     for (key, result) in results {
         match result {
@@ -91,9 +158,13 @@ async fn collect_batch(
             }
         }
     }
+    deleted
+}
+
+/// Records in the ledger that these objects' bytes are gone.
+async fn record(ledger: &Ledger, metrics: &Metrics, deleted: Vec<String>) -> Result<(), relay_raft::LedgerError> {
     if deleted.is_empty() {
-        // Every delete failed: no point in trying the same batch again at once.
-        return Ok(0);
+        return Ok(());
     }
     let count = deleted.len() as u64;
     ledger
@@ -101,5 +172,5 @@ async fn collect_batch(
         .await?
         .ok();
     metrics.objects_deleted.inc_by(count);
-    Ok(queued)
+    Ok(())
 }

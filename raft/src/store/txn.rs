@@ -4,7 +4,7 @@
 //! Commands read before they write and never read back their own writes, which keeps this a thin
 //! layer instead of an overlay.
 
-use rocksdb::{Direction, IteratorMode, WriteBatch, DB};
+use rocksdb::{Direction, IteratorMode, ReadOptions, WriteBatch, DB};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -75,7 +75,11 @@ pub fn scan_range(
     limit: usize,
 ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
     let mut out = Vec::new();
-    let iter = db.iterator_cf(cf(db, name)?, IteratorMode::From(start, Direction::Forward));
+    // The bound lets RocksDB stop at `end` instead of stepping over deleted keys beyond it (a
+    // drained queue or timer range is a run of tombstones until compaction drops them).
+    let mut opts = ReadOptions::default();
+    opts.set_iterate_upper_bound(end.to_vec());
+    let iter = db.iterator_cf_opt(cf(db, name)?, opts, IteratorMode::From(start, Direction::Forward));
     for item in iter {
         if out.len() >= limit {
             break;
