@@ -48,6 +48,11 @@ pub fn decode_state(what: &'static str, bytes: &[u8]) -> Result<SnapshotData, St
 
 /// Reads all state column families from one consistent RocksDB snapshot. Returns the applied log
 /// id and membership as of that snapshot too, so data and metadata always agree.
+///
+/// The rows are written straight into the encoded state (the layout `bincode` gives
+/// [`SnapshotData`]), never collected as one small allocation per key and value first: at 10^6
+/// leases that was millions of them, more than the state's own size again, and a heap that did
+/// not shrink after the snapshot was sent (`relay-loadtest scale`, BENCHMARKS.md).
 pub fn capture(
     db: &DB,
 ) -> Result<
@@ -68,19 +73,113 @@ pub fn capture(
         Some(b) => decode("meta", &b)?,
         None => StoredMembership::default(),
     };
-    let mut data = SnapshotData::default();
+    let mut out = Vec::new();
+    out.extend_from_slice(&STATE_FORMAT.to_le_bytes());
+    // The row count, filled in once known.
+    out.extend_from_slice(&0u64.to_le_bytes());
+    let mut count = 0u64;
     for (i, name) in STATE_CFS.iter().enumerate() {
         for item in snap.iterator_cf(cf(db, name)?, IteratorMode::Start) {
             let (k, v) = item?;
-            data.rows.push((i as u8, k.to_vec(), v.to_vec()));
+            out.push(i as u8);
+            for field in [&k, &v] {
+                out.extend_from_slice(&(field.len() as u64).to_le_bytes());
+                out.extend_from_slice(field);
+            }
+            count += 1;
         }
     }
-    Ok((last_applied, membership, encode(&data)?))
+    out[4..12].copy_from_slice(&count.to_le_bytes());
+    Ok((last_applied, membership, out))
 }
 
-/// Replaces the whole state with `bytes`, in one synced write batch.
+/// The rows of an encoded state, read in place (see [`capture`] for the layout). The format is
+/// checked before any row is read; a truncated row is an error.
+pub struct Rows<'a> {
+    what: &'static str,
+    rest: &'a [u8],
+    left: u64,
+}
+
+/// A row: its column family's index in [`STATE_CFS`], its key and its value.
+pub type Row<'a> = (u8, &'a [u8], &'a [u8]);
+
+pub fn rows<'a>(what: &'static str, bytes: &'a [u8]) -> Result<Rows<'a>, StoreError> {
+    let format: u32 = decode(what, bytes.get(..4).unwrap_or(bytes))?;
+    if format != STATE_FORMAT {
+        return Err(StoreError::format(what, format, STATE_FORMAT));
+    }
+    let mut rows = Rows {
+        what,
+        rest: &bytes[4..],
+        left: 0,
+    };
+    rows.left = rows.u64()?;
+    Ok(rows)
+}
+
+impl<'a> Rows<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], StoreError> {
+        if self.rest.len() < n {
+            return Err(StoreError::Decode {
+                cf: self.what,
+                source: Box::new(bincode::ErrorKind::Io(std::io::ErrorKind::UnexpectedEof.into())),
+            });
+        }
+        let (head, rest) = self.rest.split_at(n);
+        self.rest = rest;
+        Ok(head)
+    }
+
+    fn u64(&mut self) -> Result<u64, StoreError> {
+        let bytes = self.take(8)?;
+        Ok(u64::from_le_bytes(bytes.try_into().unwrap_or_default()))
+    }
+
+    fn field(&mut self) -> Result<&'a [u8], StoreError> {
+        let len = self.u64()?;
+        // A length beyond what is left is a truncated (or damaged) state, not an allocation.
+        self.take(usize::try_from(len).unwrap_or(usize::MAX))
+    }
+
+    fn row(&mut self) -> Result<Row<'a>, StoreError> {
+        let cf = self.take(1)?[0];
+        let key = self.field()?;
+        Ok((cf, key, self.field()?))
+    }
+}
+
+impl<'a> Iterator for Rows<'a> {
+    type Item = Result<Row<'a>, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let row = self.row();
+        if row.is_err() {
+            self.left = 0;
+        }
+        Some(row)
+    }
+}
+
+/// Checks that `bytes` is a whole state in this format, reading every row in place.
+pub fn validate(what: &'static str, bytes: &[u8]) -> Result<(), StoreError> {
+    for row in rows(what, bytes)? {
+        let (i, _, _) = row?;
+        if usize::from(i) >= STATE_CFS.len() {
+            return Err(StoreError::MissingCf("snapshot row"));
+        }
+    }
+    Ok(())
+}
+
+/// Replaces the whole state with `bytes`, in one synced write batch (nothing is written if any
+/// row is unreadable).
 pub fn restore(db: &DB, bytes: &[u8]) -> Result<(), StoreError> {
-    let data = decode_state("the snapshot", bytes)?;
+    let rows = rows("the snapshot", bytes)?;
     let mut batch = WriteBatch::default();
     for name in STATE_CFS {
         let handle = cf(db, name)?;
@@ -89,7 +188,8 @@ pub fn restore(db: &DB, bytes: &[u8]) -> Result<(), StoreError> {
             batch.delete_cf(handle, k);
         }
     }
-    for (i, k, v) in data.rows {
+    for row in rows {
+        let (i, k, v) = row?;
         let name = STATE_CFS.get(i as usize).ok_or(StoreError::MissingCf("snapshot row"))?;
         batch.put_cf(cf(db, name)?, k, v);
     }
@@ -129,7 +229,10 @@ impl SnapshotFile {
     pub fn save(&self, meta: &Meta, data: &[u8]) -> Result<(), StoreError> {
         let tmp = self.path.with_extension("tmp");
         let mut f = fs::File::create(&tmp)?;
-        f.write_all(&encode(&(meta, data))?)?;
+        // `(meta, data)` as bincode lays it out, without a second copy of the state.
+        f.write_all(&encode(meta)?)?;
+        f.write_all(&(data.len() as u64).to_le_bytes())?;
+        f.write_all(data)?;
         f.sync_all()?;
         fs::rename(&tmp, &self.path)?;
         if let Some(dir) = self.path.parent() {
@@ -141,14 +244,92 @@ impl SnapshotFile {
 
     pub fn load(&self) -> Result<Option<(Meta, Vec<u8>)>, StoreError> {
         match fs::read(&self.path) {
-            Ok(bytes) => Ok(Some(decode("snapshot file", &bytes)?)),
+            Ok(bytes) => Ok(Some(split_file(bytes)?)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e.into()),
         }
     }
 }
 
+/// A snapshot file's `(meta, data)`, with the data moved to the front of the file's own buffer
+/// rather than copied out of it.
+fn split_file(mut bytes: Vec<u8>) -> Result<(Meta, Vec<u8>), StoreError> {
+    let what = "snapshot file";
+    // From the slice (which checks every length against what is left), never from a reader
+    // (which allocates a damaged length before finding the bytes missing).
+    let meta: Meta = decode(what, &bytes)?;
+    let start = bincode::serialized_size(&meta).map_err(|source| StoreError::Decode { cf: what, source })? as usize;
+    let len: u64 = decode(what, bytes.get(start..).unwrap_or_default())?;
+    let data_start = start + 8;
+    if (bytes.len() - data_start.min(bytes.len())) as u64 != len {
+        return Err(StoreError::Decode {
+            cf: what,
+            source: Box::new(bincode::ErrorKind::Io(std::io::ErrorKind::UnexpectedEof.into())),
+        });
+    }
+    bytes.drain(..data_start);
+    Ok((meta, bytes))
+}
+
 /// One past the last log index `meta` covers.
 fn covered(meta: &Meta) -> u64 {
     meta.last_log_id.map(|id| id.index + 1).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> SnapshotData {
+        SnapshotData {
+            format: STATE_FORMAT,
+            rows: vec![
+                (0, b"a".to_vec(), b"1".to_vec()),
+                (3, Vec::new(), vec![7; 300]),
+                (5, b"key".to_vec(), Vec::new()),
+            ],
+        }
+    }
+
+    #[test]
+    fn rows_read_in_place_what_bincode_wrote_and_refuse_every_truncation() {
+        let bytes = encode(&sample()).unwrap();
+        let read: Vec<(u8, Vec<u8>, Vec<u8>)> = rows("t", &bytes)
+            .unwrap()
+            .map(|r| r.map(|(i, k, v)| (i, k.to_vec(), v.to_vec())))
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(read, sample().rows);
+        validate("t", &bytes).unwrap();
+        for cut in 0..bytes.len() {
+            assert!(
+                validate("t", &bytes[..cut]).is_err(),
+                "a state cut at {cut} bytes was accepted"
+            );
+        }
+        let mut other = bytes.clone();
+        other[..4].copy_from_slice(&(STATE_FORMAT + 1).to_le_bytes());
+        assert!(validate("t", &other).is_err());
+    }
+
+    #[test]
+    fn a_snapshot_file_reads_back_and_so_does_one_a_previous_binary_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = SnapshotFile::new(dir.path()).unwrap();
+        let meta = Meta {
+            last_log_id: Some(openraft::LogId::new(openraft::CommittedLeaderId::new(2, 1), 41)),
+            last_membership: StoredMembership::default(),
+            snapshot_id: "2-1-41-0".into(),
+        };
+        let data = encode(&sample()).unwrap();
+        file.save(&meta, &data).unwrap();
+        assert_eq!(file.load().unwrap(), Some((meta.clone(), data.clone())));
+        // Written whole by bincode, as binaries before the in-place layout did.
+        fs::write(dir.path().join("current.snap"), encode(&(&meta, &data)).unwrap()).unwrap();
+        assert_eq!(file.load().unwrap(), Some((meta, data)));
+        // A file cut short is an error, not a shorter state.
+        let whole = fs::read(dir.path().join("current.snap")).unwrap();
+        fs::write(dir.path().join("current.snap"), &whole[..whole.len() - 1]).unwrap();
+        assert!(file.load().is_err());
+    }
 }

@@ -136,7 +136,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     async fn install_snapshot(&mut self, meta: &Meta, snapshot: Box<Cursor<Vec<u8>>>) -> SResult<()> {
         let data = snapshot.into_inner();
         // Refuse a state in another format before it replaces anything.
-        snapshot::decode_state("the snapshot", &data)?;
+        snapshot::validate("the snapshot", &data)?;
         // The file first: a state restored to index N always has a snapshot on disk covering N,
         // whatever moment a crash picks (the log store waits for both before purging to N).
         self.snapshots.save(meta, &data)?;
