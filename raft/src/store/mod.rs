@@ -190,7 +190,10 @@ mod format_tests {
         set_marker(dir.path(), 1);
         assert_eq!(marker(dir.path()), DATA_FORMAT, "format 1 opens and is re-marked");
         set_marker(dir.path(), 7);
-        let refused = open_db(dir.path()).err().expect("format 7 refused").to_string();
+        let Err(refused) = open_db(dir.path()) else {
+            panic!("format 7 opened")
+        };
+        let refused = refused.to_string();
         assert!(
             refused.contains('7') && refused.contains(&DATA_FORMAT.to_string()),
             "{refused}"
