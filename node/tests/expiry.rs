@@ -116,14 +116,7 @@ async fn a_mass_expiry_deletes_every_batch_on_low_priority_threads() {
     // The last batch is recorded just after its files go.
     let mut deleted = 0.0;
     while deleted < LEASES as f64 && now_ms() < deadline + 5_000 {
-        let metrics = http
-            .get(relay.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = relay.metrics(&http).await;
         deleted = metrics
             .lines()
             .find_map(|l| l.strip_prefix("relay_objects_deleted_total "))

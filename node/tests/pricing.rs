@@ -120,14 +120,7 @@ async fn concurrent_changes_of_different_figures_both_land() {
 
 /// `relay_bytes_uploaded_total` as the node's metrics say now.
 async fn bytes_uploaded(relay: &Relay, http: &reqwest::Client) -> u64 {
-    let text = http
-        .get(relay.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = relay.metrics(http).await;
     text.lines()
         .find(|l| l.starts_with("relay_bytes_uploaded_total"))
         .and_then(|l| l.split_whitespace().last()?.parse::<u64>().ok())

@@ -498,14 +498,7 @@ async fn metrics_labels_stay_bounded() {
         let resp = http.request(method, relay.url("/api/store")).send().await.unwrap();
         assert!(resp.status().is_client_error());
     }
-    let text = http
-        .get(relay.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = relay.metrics(&http).await;
     assert!(!text.contains("INVENT"), "an invented method became a label");
     let series = text
         .lines()

@@ -258,14 +258,7 @@ async fn health_ready_and_metrics() {
     let ready: Value = relay.get_json(&http, "/readyz").await;
     assert_eq!(ready["status"], "ready");
     relay.store(&http, "m.txt", bytes(3, 0), 60).await;
-    let text = http
-        .get(relay.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = relay.metrics(&http).await;
     assert!(
         text.contains("relay_http_requests_total{method=\"POST\",route=\"/api/store\",status=\"201\"} 1"),
         "{text}"

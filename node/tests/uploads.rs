@@ -85,14 +85,7 @@ async fn read(node: &Relay, lease_id: &str) -> (u16, Vec<u8>) {
 
 /// The node's count of object bytes it received itself.
 async fn bytes_received(node: &Relay) -> u64 {
-    let text = client()
-        .get(node.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = node.metrics(&client()).await;
     text.lines()
         .find(|l| l.starts_with("bytes_uploaded_total "))
         .and_then(|l| l.split_whitespace().nth(1))

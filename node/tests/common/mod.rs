@@ -47,6 +47,8 @@ pub trait RelayExt: Sized {
     /// POST /api/mailbox reserving `capacity_bytes` for 600 s, with `extra` headers; the 201 body.
     async fn mailbox(&self, http: &reqwest::Client, capacity_bytes: u64, extra: &[(&str, &str)]) -> Value;
     async fn download(&self, http: &reqwest::Client, lease_id: &str) -> reqwest::Response;
+    /// GET /metrics: the OpenMetrics text.
+    async fn metrics(&self, http: &reqwest::Client) -> String;
 }
 
 fn start(extra: &[&str], env: &[(String, String)]) -> Relay {
@@ -142,6 +144,12 @@ impl RelayExt for Relay {
             .send()
             .await
             .expect("download request")
+    }
+
+    async fn metrics(&self, http: &reqwest::Client) -> String {
+        let reply = http.get(self.url("/metrics")).send().await.expect("GET /metrics");
+        assert_eq!(reply.status(), 200, "GET /metrics");
+        reply.text().await.expect("metrics text")
     }
 }
 
