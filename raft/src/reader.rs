@@ -547,11 +547,6 @@ impl StateReader {
             || self.db.get_cf(cf(&self.db, "gc")?, object_key.as_bytes())?.is_some())
     }
 
-    /// Object keys whose bytes must be deleted, in key order.
-    pub fn gc_pending(&self, limit: usize) -> Result<Vec<String>, StoreError> {
-        self.gc_pending_from("", limit)
-    }
-
     /// Object keys whose bytes must be deleted, in key order from `start` on (a collector that
     /// resumes after its last batch does not step over the deleted rows before it again).
     pub fn gc_pending_from(&self, start: &str, limit: usize) -> Result<Vec<String>, StoreError> {

@@ -42,9 +42,9 @@ async fn abort_multipart(s3: Option<&Arc<object_store::aws::AmazonS3>>, rest: &s
 
 /// The leader's garbage collector. It walks the queue with a cursor, so each batch starts where
 /// the last one ended instead of stepping over the rows already recorded deleted (RocksDB keeps
-/// them as tombstones until compaction; rescanning them made a mass expiry quadratic), and wraps
-/// to the start when it reaches the end, which is where failed deletes are retried.
-#[derive(Default)]
+/// them as tombstones until compaction, so rescanning them costs a mass expiry time quadratic in
+/// its size), and wraps to the start when it reaches the end, which is where failed deletes are
+/// retried.
 pub struct Collector {
     /// The first key of the next batch ("" is the start of the queue).
     cursor: String,
